@@ -1,0 +1,77 @@
+/// A tar archive that cannot be read, with the byte offset where reading failed.
+///
+/// The message names the problem and the offset; callers that know the shard's path prefix it (see
+/// `ShardIngest`). `description` is one sentence without the path.
+public struct TarError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Compression formats recognised by their magic bytes.
+    public enum Compression: String, Sendable, Equatable {
+        case gzip, bzip2, xz, zstd
+    }
+
+    /// What went wrong.
+    public enum Kind: Sendable, Equatable {
+        /// The file has no bytes at all.
+        case empty
+        /// The first block is not a tar header (bad checksum and no tar magic).
+        case notATar
+        /// The file starts with a compression format's magic bytes.
+        case compressed(Compression)
+        /// A header block's checksum does not match its contents.
+        case badChecksum(stored: Int64, computed: Int64)
+        /// The file ends inside a header block (or inside a pax / GNU long-name block).
+        case truncatedHeader(fileSize: Int64)
+        /// The file ends inside a member's data: `needed` is the offset the data would end at.
+        case truncatedMember(needed: Int64, fileSize: Int64)
+        /// A numeric field (size, checksum) holds something that is not octal or base-256.
+        case badNumericField(field: String)
+        /// A pax extended header record is malformed.
+        case badPaxRecord(String)
+        /// The underlying read failed.
+        case io(String)
+    }
+
+    /// What went wrong.
+    public var kind: Kind
+    /// The byte offset in the archive of the block or member where reading failed.
+    public var offset: Int64
+
+    public init(_ kind: Kind, at offset: Int64) {
+        self.kind = kind
+        self.offset = offset
+    }
+
+    public var description: String {
+        switch kind {
+        case .empty:
+            return "empty file (0 bytes), not a tar archive"
+        case .notATar:
+            return "not a tar archive: no valid tar header at offset \(offset)"
+        case .compressed(let c):
+            return "\(c.rawValue)-compressed shard: compressed shards are not supported yet; decompress it first (for example `\(c.decompressCommand) FILE`)"
+        case .badChecksum(let stored, let computed):
+            return "tar header checksum mismatch at offset \(offset) (stored \(stored), computed \(computed))"
+        case .truncatedHeader(let fileSize):
+            return "truncated tar header at offset \(offset) (file ends at \(fileSize))"
+        case .truncatedMember(let needed, let fileSize):
+            return "truncated member at offset \(offset): its data ends at \(needed) but the file ends at \(fileSize)"
+        case .badNumericField(let field):
+            return "invalid numeric \(field) field in the tar header at offset \(offset)"
+        case .badPaxRecord(let detail):
+            return "malformed pax extended header at offset \(offset): \(detail)"
+        case .io(let detail):
+            return "read failed at offset \(offset): \(detail)"
+        }
+    }
+}
+
+extension TarError.Compression {
+    /// A command that decompresses this format, for error messages.
+    public var decompressCommand: String {
+        switch self {
+        case .gzip: return "gunzip"
+        case .bzip2: return "bunzip2"
+        case .xz: return "unxz"
+        case .zstd: return "unzstd"
+        }
+    }
+}

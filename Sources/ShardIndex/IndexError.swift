@@ -1,0 +1,47 @@
+import ShardCore
+
+/// A query the index cannot answer, or an index that cannot be used. Each message says what
+/// failed and what to do.
+public enum IndexError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// No index file at the path.
+    case indexNotFound(path: String)
+    /// A global index or split position outside `0..<count`.
+    case indexOutOfRange(index: Int, count: Int, split: String?)
+    /// No sample has this key.
+    case unknownKey(SampleKey)
+    /// Several samples share this key (ingested with `--on-duplicate keep`).
+    case ambiguousKey(SampleKey, indexes: [Int])
+    /// No split with this name.
+    case unknownSplit(String, available: [String])
+    /// The sample has no member with this extension.
+    case unknownExtension(String, key: SampleKey, available: [String])
+    /// A metadata key that is not set.
+    case unknownMetadataKey(String)
+    /// An argument the index rejects (bad ratio, reserved metadata key...).
+    case invalidArgument(String)
+
+    public var description: String {
+        switch self {
+        case .indexNotFound(let path):
+            return "index '\(path)' does not exist; create it with `shardstore ingest \(path) SHARD...`"
+        case .indexOutOfRange(let index, let count, let split):
+            let scope = split.map { "split '\($0)'" } ?? "the dataset"
+            if count == 0 { return "index \(index) is out of range: \(scope) has no samples" }
+            return "index \(index) is out of range: \(scope) has \(count) samples (valid: 0 to \(count - 1))"
+        case .unknownKey(let key):
+            return "no sample has key '\(key)'; `shardstore ls INDEX` lists the keys"
+        case .ambiguousKey(let key, let indexes):
+            let list = indexes.prefix(10).map(String.init).joined(separator: ", ")
+            return "key '\(key)' names \(indexes.count) samples (duplicates kept at ingest) at indexes \(list)\(indexes.count > 10 ? ", ..." : ""); select one by index with --index"
+        case .unknownSplit(let name, let available):
+            let list = available.isEmpty ? "the index has no splits" : "splits: " + available.joined(separator: ", ")
+            return "no split named '\(name)' (\(list))"
+        case .unknownExtension(let ext, let key, let available):
+            return "sample '\(key)' has no member '.\(ext)' (members: \(available.map { "." + $0 }.joined(separator: ", ")))"
+        case .unknownMetadataKey(let key):
+            return "no metadata entry '\(key)'; `shardstore meta INDEX list` shows the entries"
+        case .invalidArgument(let message):
+            return message
+        }
+    }
+}

@@ -1,0 +1,104 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// File-level operations on an index: existence, schema checks, and building a new index under a
+/// temporary name that is published atomically, so an index either does not exist or is complete.
+public enum IndexFile {
+    /// The schema version this build writes and reads.
+    public static var currentSchemaVersion: Int { EmbeddedMigrations.all.last?.version ?? 0 }
+
+    /// The migrator over the migrations embedded in this binary.
+    public static var migrator: Migrator { Migrator(EmbeddedMigrations.all) }
+
+    /// Whether a file exists at `path`.
+    public static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0
+    }
+
+    /// Refuses an index written by a newer ShardStore or one that is not a ShardStore index.
+    ///
+    /// - Throws: `SchemaError`.
+    public static func checkSchema(_ db: Database) throws {
+        try migrator.check(db)
+    }
+
+    /// The temporary name a new index at `path` is built under: `.NAME.partial-PID` beside it.
+    public static func partialPath(for path: String, pid: Int32 = getpid()) -> String {
+        let (dir, name) = split(path)
+        return dir + ".\(name).partial-\(pid)"
+    }
+
+    /// Removes `.NAME.partial-PID` files beside `path` whose process no longer runs (left by a
+    /// killed ingest). Returns the removed paths.
+    @discardableResult
+    public static func removeStalePartials(for path: String) -> [String] {
+        let (dir, name) = split(path)
+        let prefix = ".\(name).partial-"
+        guard let d = opendir(dir.isEmpty ? "." : dir) else { return [] }
+        defer { closedir(d) }
+        var removed: [String] = []
+        while let entry = readdir(d) {
+            let entryName = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            guard entryName.hasPrefix(prefix), let pid = Int32(entryName.dropFirst(prefix.count)) else { continue }
+            if pid == getpid() { continue }
+            if kill(pid, 0) == 0 || Glibc.errno == EPERM { continue }
+            let full = dir + entryName
+            for suffix in ["", "-journal", "-wal", "-shm"] { unlink(full + suffix) }
+            removed.append(full)
+        }
+        return removed
+    }
+
+    /// Publishes a finished index built at `partial` under `path`: flushes it to disk, then links it
+    /// into place (failing if `path` appeared meanwhile) and removes the temporary name.
+    ///
+    /// - Throws: ``IndexFileError`` naming the path.
+    public static func publish(partial: String, as path: String) throws {
+        let fd = open(partial, O_RDONLY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+        if link(partial, path) != 0 {
+            let e = Glibc.errno
+            if e == EEXIST {
+                throw IndexFileError(path: path, message: "another process created the index while this ingest ran; run the ingest again to add to it")
+            }
+            // File systems without hard links: fall back to rename, which replaces atomically.
+            guard rename(partial, path) == 0 else {
+                throw IndexFileError(path: path, message: "cannot move the new index into place: \(String(cString: strerror(Glibc.errno)))")
+            }
+        } else {
+            unlink(partial)
+        }
+        let (dir, _) = split(path)
+        let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 {
+            fsync(dfd)
+            close(dfd)
+        }
+    }
+
+    /// Deletes an unfinished index and its journal.
+    public static func discard(partial: String) {
+        for suffix in ["", "-journal", "-wal", "-shm"] { unlink(partial + suffix) }
+    }
+
+    private static func split(_ path: String) -> (dir: String, name: String) {
+        guard let slash = path.lastIndex(of: "/") else { return ("", path) }
+        return (String(path[...slash]), String(path[path.index(after: slash)...]))
+    }
+}
+
+/// An index file that cannot be created or replaced.
+public struct IndexFileError: Error, Sendable, CustomStringConvertible {
+    public var path: String
+    public var message: String
+    public var description: String { "index '\(path)': \(message)" }
+}

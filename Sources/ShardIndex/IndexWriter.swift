@@ -1,0 +1,366 @@
+import ShardCore
+
+/// The write side of an index: shards, samples and members as ingest finds them, dense
+/// renumbering, split assignment and metadata. Every method runs inside the caller's transaction
+/// (see `Database.inTransaction`); none commits on its own.
+///
+/// Hot paths (``insertSample(id:index:key:shardID:firstOffset:)``,
+/// ``insertMember(sampleID:ext:location:)``) reuse cached prepared statements.
+///
+/// ```swift
+/// let db = try Database(path: path, mode: .readWriteCreate)
+/// try IndexFile.migrator.migrate(db)
+/// let writer = IndexWriter(database: db)
+/// try db.inTransaction { try writer.setMetadata("license", json: "\"CC-BY\"") }
+/// ```
+public final class IndexWriter {
+    /// The connection written to.
+    public let database: Database
+    private let insertSampleStatement: Statement
+    private let insertMemberStatement: Statement
+
+    /// Prepares the writer's statements on `database`, which must already be migrated.
+    ///
+    /// - Throws: `SQLiteError` when the schema lacks the expected tables.
+    public init(database: Database) throws {
+        self.database = database
+        insertSampleStatement = try database.prepare(
+            "INSERT INTO samples(id, idx, key, shard_id, first_offset) VALUES (?, ?, ?, ?, ?)")
+        insertMemberStatement = try database.prepare(
+            "INSERT INTO members(sample_id, ext, shard_id, header_offset, data_offset, length) VALUES (?, ?, ?, ?, ?, ?)"
+        )
+    }
+
+    /// Settings for building a brand-new index file under a temporary name: no rollback journal
+    /// and no syncs (a failure discards the whole file), a large page cache.
+    public func configureForNewFile() throws {
+        try database.execute("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -262144; PRAGMA foreign_keys = OFF;")
+    }
+
+    /// Settings for updating an existing index in one transaction: rollback journal, full syncs,
+    /// a large page cache.
+    public func configureForUpdate() throws {
+        try database.execute("PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL; PRAGMA cache_size = -262144; PRAGMA foreign_keys = OFF;")
+    }
+
+    /// Settings for a finished new index before it is published: a rollback journal from now on.
+    public func finishNewFile() throws {
+        try database.execute("PRAGMA journal_mode = DELETE;")
+    }
+
+    // MARK: Shards
+
+    /// Every recorded shard, by stored path.
+    public func shardsByPath() throws -> [String: ShardRecord] {
+        var out: [String: ShardRecord] = [:]
+        for s in try IndexReader(database: database).shards() { out[s.path] = s }
+        return out
+    }
+
+    /// The id the next new shard gets.
+    public func nextShardID() throws -> Int64 {
+        try database.scalarInt("SELECT COALESCE(MAX(id) + 1, 0) FROM shards") ?? 0
+    }
+
+    /// Inserts or updates (by id) a shard row.
+    public func saveShard(_ s: ShardRecord) throws {
+        let st = try database.cachedStatement(
+            """
+            INSERT INTO shards(id, path, size, mtime_ns, member_count, skipped_count, compression, ingested_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+            ON CONFLICT(id) DO UPDATE SET path = excluded.path, size = excluded.size, mtime_ns = excluded.mtime_ns,
+                member_count = excluded.member_count, skipped_count = excluded.skipped_count,
+                compression = excluded.compression, ingested_at = excluded.ingested_at
+            """)
+        try st.execute([
+            .integer(s.id), .text(s.path), .integer(s.size), .integer(s.modificationTimeNanoseconds),
+            .integer(Int64(s.memberCount)), .integer(Int64(s.skippedCount)), .text(s.compression),
+        ])
+    }
+
+    /// Deletes every member stored in shard `id` (before the shard is scanned again). Samples left
+    /// without members are removed by ``removeEmptySamples()``.
+    ///
+    /// - Returns: the number of members deleted.
+    @discardableResult
+    public func deleteMembers(ofShard id: Int64) throws -> Int {
+        try database.cachedStatement("DELETE FROM members WHERE shard_id = ?").execute([.integer(id)])
+        return database.changes
+    }
+
+    // MARK: Samples and members
+
+    /// The id the next new sample gets (ids are never reused within an ingest).
+    public func nextSampleID() throws -> Int64 {
+        try database.scalarInt("SELECT COALESCE(MAX(id) + 1, 0) FROM samples") ?? 0
+    }
+
+    /// One past the largest dense index in use.
+    public func nextSampleIndex() throws -> Int64 {
+        try database.scalarInt("SELECT COALESCE(MAX(idx) + 1, 0) FROM samples") ?? 0
+    }
+
+    /// Whether the index has no samples yet.
+    public func isEmpty() throws -> Bool {
+        try database.scalarInt("SELECT EXISTS(SELECT 1 FROM samples)") == 0
+    }
+
+    /// Inserts a sample row.
+    ///
+    /// - Complexity: O(log n), one cached statement.
+    public func insertSample(id: Int64, index: Int64, key: SampleKey, shardID: Int64, firstOffset: Int64) throws {
+        let st = insertSampleStatement
+        try st.bind(id, at: 1)
+        try st.bind(index, at: 2)
+        try st.bind(textBytes: key.bytes, at: 3)
+        try st.bind(shardID, at: 4)
+        try st.bind(firstOffset, at: 5)
+        _ = try st.step()
+        st.reset()
+    }
+
+    /// Inserts a member row.
+    ///
+    /// - Complexity: O(log n), one cached statement.
+    public func insertMember(sampleID: Int64, ext: String, location: MemberLocation) throws {
+        let st = insertMemberStatement
+        try st.bind(sampleID, at: 1)
+        try st.bind(text: ext, at: 2)
+        try st.bind(location.shardID, at: 3)
+        try st.bind(location.headerOffset, at: 4)
+        try st.bind(location.dataOffset, at: 5)
+        try st.bind(location.length, at: 6)
+        _ = try st.step()
+        st.reset()
+    }
+
+    /// Points an existing member at a new location (the `last` duplicate policy).
+    public func replaceMember(sampleID: Int64, ext: String, location: MemberLocation) throws {
+        try database.cachedStatement(
+            "UPDATE members SET shard_id = ?, header_offset = ?, data_offset = ?, length = ? WHERE sample_id = ? AND ext = ?"
+        ).execute([
+            .integer(location.shardID), .integer(location.headerOffset), .integer(location.dataOffset),
+            .integer(location.length), .integer(sampleID), .text(ext),
+        ])
+    }
+
+    /// The most recently added sample with key `key` and its members, or nil.
+    public func latestSample(forKey key: SampleKey) throws -> (id: Int64, members: [MemberRecord])? {
+        let st = try database.cachedStatement("SELECT id FROM samples WHERE key = ? ORDER BY id DESC LIMIT 1")
+        try st.bind(textBytes: key.bytes, at: 1)
+        guard try st.step() else {
+            st.reset()
+            return nil
+        }
+        let id = st.int64(at: 0)
+        st.reset()
+        return (id, try IndexReader(database: database).members(ofSample: id))
+    }
+
+    /// Deletes samples that have no members left (and their split memberships).
+    ///
+    /// - Returns: the number of samples deleted.
+    @discardableResult
+    public func removeEmptySamples() throws -> Int {
+        try database.execute(
+            """
+            CREATE TEMP TABLE IF NOT EXISTS empty_samples(id INTEGER PRIMARY KEY);
+            DELETE FROM empty_samples;
+            INSERT INTO empty_samples SELECT id FROM samples s WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.sample_id = s.id);
+            DELETE FROM split_members WHERE sample_id IN (SELECT id FROM empty_samples);
+            DELETE FROM samples WHERE id IN (SELECT id FROM empty_samples);
+            """)
+        return database.changes
+    }
+
+    /// Makes the global index dense and ordered again after shards were re-indexed or members
+    /// replaced: each sample's home becomes its first member in (shard, offset) order, `idx` is
+    /// renumbered 0..<count in home order, and split positions follow.
+    ///
+    /// - Complexity: O(n log n) in samples.
+    public func renumber() throws {
+        try database.execute(
+            """
+            UPDATE samples SET (shard_id, first_offset) = (
+                SELECT m.shard_id, m.header_offset FROM members m WHERE m.sample_id = samples.id
+                ORDER BY m.shard_id, m.header_offset LIMIT 1);
+            UPDATE samples SET idx = -1 - idx;
+            UPDATE samples SET idx = r.n FROM (
+                SELECT id AS sid, row_number() OVER (ORDER BY shard_id, first_offset, id) - 1 AS n FROM samples
+            ) AS r WHERE samples.id = r.sid;
+            """)
+        try renumberSplitPositions()
+    }
+
+    /// Makes every split's positions dense 0..<count, in global index order.
+    public func renumberSplitPositions() throws {
+        try database.execute(
+            """
+            UPDATE split_members SET position = -1 - position WHERE position >= 0;
+            UPDATE split_members SET position = r.n FROM (
+                SELECT sm.sample_id AS sid, row_number() OVER (PARTITION BY sm.split_id ORDER BY s.idx) - 1 AS n
+                FROM split_members sm JOIN samples s ON s.id = sm.sample_id
+            ) AS r WHERE split_members.sample_id = r.sid;
+            """)
+    }
+
+    // MARK: Splits
+
+    /// What an assignment did.
+    public struct SplitAssignment: Sendable, Equatable {
+        /// The split assigned to.
+        public var split: String
+        /// Samples newly in the split (including moved ones).
+        public var added: Int
+        /// Samples that were in the split already.
+        public var unchanged: Int
+        /// Samples moved out of other splits, by split name.
+        public var movedFrom: [String: Int]
+        /// Samples in the split afterwards.
+        public var total: Int
+    }
+
+    /// Puts the samples with row ids `sampleIDs` into split `name` (created if missing), moving
+    /// them out of any other split, and records `step` (JSON) in the split's definition. Positions
+    /// stay dense and in global index order.
+    ///
+    /// - Throws: ``IndexError/invalidArgument(_:)`` for an empty split name.
+    /// - Complexity: O(k log n) for k samples, plus renumbering the split positions.
+    public func assign(split name: String, sampleIDs: [Int64], step: String) throws -> SplitAssignment {
+        guard !name.isEmpty else { throw IndexError.invalidArgument("a split name must not be empty") }
+        try database.cachedStatement(
+            """
+            INSERT INTO splits(name, definition, created_at) VALUES (?, '[]', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+            ON CONFLICT(name) DO NOTHING
+            """
+        ).execute([.text(name)])
+        let splitID = try database.scalarInt("SELECT id FROM splits WHERE name = ?", .text(name))!
+        try database.cachedStatement(
+            "UPDATE splits SET definition = json_insert(definition, '$[#]', json(?)) WHERE id = ?"
+        ).execute([.text(step), .integer(splitID)])
+
+        try database.execute("CREATE TEMP TABLE IF NOT EXISTS selection(sample_id INTEGER PRIMARY KEY); DELETE FROM selection;")
+        let insert = try database.cachedStatement("INSERT OR IGNORE INTO selection(sample_id) VALUES (?)")
+        for id in sampleIDs { try insert.execute([.integer(id)]) }
+
+        var movedFrom: [String: Int] = [:]
+        let moved = try database.prepare(
+            """
+            SELECT sp.name, COUNT(*) FROM selection sel JOIN split_members sm ON sm.sample_id = sel.sample_id
+            JOIN splits sp ON sp.id = sm.split_id WHERE sm.split_id != ? GROUP BY sp.name
+            """)
+        try moved.bind(splitID, at: 1)
+        while try moved.step() { movedFrom[moved.text(at: 0)] = moved.int(at: 1) }
+        let unchanged = Int(
+            try database.scalarInt(
+                "SELECT COUNT(*) FROM selection sel JOIN split_members sm ON sm.sample_id = sel.sample_id WHERE sm.split_id = ?",
+                .integer(splitID)) ?? 0)
+        try database.cachedStatement(
+            "DELETE FROM split_members WHERE split_id != ? AND sample_id IN (SELECT sample_id FROM selection)"
+        ).execute([.integer(splitID)])
+        try database.cachedStatement(
+            """
+            INSERT INTO split_members(split_id, position, sample_id)
+            SELECT ?, -1099511627776 - sample_id, sample_id FROM selection
+            WHERE sample_id NOT IN (SELECT sample_id FROM split_members)
+            """
+        ).execute([.integer(splitID)])
+        let added = database.changes
+        try renumberSplitPositions()
+        let total = Int(try database.scalarInt("SELECT COUNT(*) FROM split_members WHERE split_id = ?", .integer(splitID)) ?? 0)
+        return SplitAssignment(split: name, added: added, unchanged: unchanged, movedFrom: movedFrom, total: total)
+    }
+
+    /// Removes every sample from split `name` and deletes the split.
+    ///
+    /// - Returns: the number of samples that were in it.
+    /// - Throws: ``IndexError/unknownSplit(_:available:)``.
+    @discardableResult
+    public func deleteSplit(_ name: String) throws -> Int {
+        let id = try IndexReader(database: database).splitID(name)
+        try database.cachedStatement("DELETE FROM split_members WHERE split_id = ?").execute([.integer(id)])
+        let n = database.changes
+        try database.cachedStatement("DELETE FROM splits WHERE id = ?").execute([.integer(id)])
+        return n
+    }
+
+    /// Row ids, in global index order, of the samples whose first member lies in one of `shardIDs`.
+    public func sampleIDs(inShards shardIDs: [Int64]) throws -> [Int64] {
+        try database.execute("CREATE TEMP TABLE IF NOT EXISTS shard_selection(id INTEGER PRIMARY KEY); DELETE FROM shard_selection;")
+        let insert = try database.cachedStatement("INSERT OR IGNORE INTO shard_selection(id) VALUES (?)")
+        for id in shardIDs { try insert.execute([.integer(id)]) }
+        return try ids("SELECT id FROM samples WHERE shard_id IN (SELECT id FROM shard_selection) ORDER BY idx")
+    }
+
+    /// Row ids, in global index order, of the samples that are in no split or in one of `splits`.
+    public func sampleIDs(unassignedOrIn splits: [String]) throws -> [Int64] {
+        try database.execute("CREATE TEMP TABLE IF NOT EXISTS split_selection(name TEXT PRIMARY KEY); DELETE FROM split_selection;")
+        let insert = try database.cachedStatement("INSERT OR IGNORE INTO split_selection(name) VALUES (?)")
+        for s in splits { try insert.execute([.text(s)]) }
+        return try ids(
+            """
+            SELECT s.id FROM samples s LEFT JOIN split_members sm ON sm.sample_id = s.id
+            LEFT JOIN splits sp ON sp.id = sm.split_id
+            WHERE sm.sample_id IS NULL OR sp.name IN (SELECT name FROM split_selection) ORDER BY s.idx
+            """)
+    }
+
+    /// Row ids of every sample with one of `keys` (all of them when duplicates were kept), and the
+    /// keys no sample has.
+    public func sampleIDs(forKeys keys: [SampleKey]) throws -> (ids: [Int64], missing: [SampleKey]) {
+        let st = try database.cachedStatement("SELECT id FROM samples WHERE key = ?")
+        var found: [Int64] = []
+        var missing: [SampleKey] = []
+        for key in keys {
+            try st.bind(textBytes: key.bytes, at: 1)
+            var any = false
+            while try st.step() {
+                found.append(st.int64(at: 0))
+                any = true
+            }
+            st.reset()
+            if !any { missing.append(key) }
+        }
+        return (found, missing)
+    }
+
+    private func ids(_ sql: String) throws -> [Int64] {
+        let st = try database.prepare(sql)
+        var out: [Int64] = []
+        while try st.step() { out.append(st.int64(at: 0)) }
+        return out
+    }
+
+    // MARK: Metadata
+
+    /// Keys with this prefix are written by ShardStore itself and refused from users.
+    public static let reservedMetadataPrefix = "shardstore."
+
+    /// Sets metadata `key` to `json`, which must be valid JSON (stored minified).
+    ///
+    /// - Throws: ``IndexError/invalidArgument(_:)`` when `json` is not valid JSON.
+    public func setMetadata(_ key: String, json: String) throws {
+        guard try database.scalarInt("SELECT json_valid(?)", .text(json)) == 1 else {
+            throw IndexError.invalidArgument("metadata value for '\(key)' is not valid JSON: \(json)")
+        }
+        try database.cachedStatement(
+            "INSERT INTO metadata(key, value) VALUES (?, json(?)) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+        ).execute([.text(key), .text(json)])
+    }
+
+    /// `text` as JSON when it parses as JSON, otherwise as a JSON string.
+    public func jsonValue(fromUserText text: String, forceString: Bool) throws -> String {
+        if !forceString, try database.scalarInt("SELECT json_valid(?)", .text(text)) == 1 {
+            return try database.scalarText("SELECT json(?)", .text(text)) ?? text
+        }
+        return try database.scalarText("SELECT json_quote(?)", .text(text)) ?? JSON.quote(text)
+    }
+
+    /// Deletes metadata `key`.
+    ///
+    /// - Throws: ``IndexError/unknownMetadataKey(_:)`` when it is not set.
+    public func deleteMetadata(_ key: String) throws {
+        try database.cachedStatement("DELETE FROM metadata WHERE key = ?").execute([.text(key)])
+        if database.changes == 0 { throw IndexError.unknownMetadataKey(key) }
+    }
+}

@@ -1,0 +1,319 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import Dispatch
+import ShardCore
+import ShardIO
+import ShardIndex
+import Synchronization
+
+/// How an ingest runs.
+public struct IngestOptions: Sendable {
+    /// Assign every sample of the named shards to this split.
+    public var split: String?
+    /// What to do with a repeated (key, extension).
+    public var onDuplicate: DuplicatePolicy
+    /// Shards scanned at once (default: the number of cores).
+    public var jobs: Int
+    /// Called from the ingesting thread after each shard.
+    public var progress: (@Sendable (IngestProgress) -> Void)?
+    /// Polled between shards and every few thousand headers; when it returns true the ingest stops
+    /// with ``IngestError/cancelled`` and changes nothing.
+    public var isCancelled: @Sendable () -> Bool
+
+    public init(
+        split: String? = nil, onDuplicate: DuplicatePolicy = .error, jobs: Int = defaultJobs,
+        progress: (@Sendable (IngestProgress) -> Void)? = nil, isCancelled: @escaping @Sendable () -> Bool = { false }
+    ) {
+        self.split = split
+        self.onDuplicate = onDuplicate
+        self.jobs = max(1, jobs)
+        self.progress = progress
+        self.isCancelled = isCancelled
+    }
+
+    /// The number of online cores.
+    public static var defaultJobs: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+}
+
+/// Where an ingest is.
+public struct IngestProgress: Sendable {
+    /// Shards finished (scanned and written, or skipped as unchanged).
+    public var shardsDone: Int
+    /// Shards in the command.
+    public var shardsTotal: Int
+    /// Samples added or updated so far.
+    public var samples: Int
+    /// Bytes of the shards finished so far.
+    public var bytes: Int64
+    /// Seconds since the ingest started.
+    public var seconds: Double
+}
+
+/// What an ingest did.
+public struct IngestReport: Sendable {
+    /// Shards new to the index.
+    public var added: [String] = []
+    /// Shards whose size or mtime changed: scanned again, their members replaced.
+    public var changed: [String] = []
+    /// Shards already indexed with the same size and mtime: skipped.
+    public var unchanged: [String] = []
+    /// Members written.
+    public var members = 0
+    /// Sample rows created.
+    public var newSamples = 0
+    /// Samples removed because their members vanished from re-indexed shards.
+    public var removedSamples = 0
+    /// Samples in the index afterwards.
+    public var totalSamples = 0
+    /// Entries that are not members, by reason.
+    public var skipped = SkipCounts()
+    /// Repeated (key, extension) left out under `first`.
+    public var duplicatesDropped = 0
+    /// Repeated (key, extension) that replaced an earlier one under `last`.
+    public var duplicatesReplaced = 0
+    /// Extra samples created for repeated (key, extension) under `keep`.
+    public var duplicatesKept = 0
+    /// Members whose key had been seen before, but not just before them (the key came back after
+    /// other keys, in the same shard or another one); they were grouped into the earlier sample.
+    public var keysSeenAgain = 0
+    /// Up to five examples of keys seen again: the key, where it came back, where it was first.
+    public var keysSeenAgainExamples: [(key: SampleKey, path: String, offset: Int64, firstPath: String, firstOffset: Int64)] = []
+    /// The split assignment made with `--split`.
+    public var splitAssignment: IndexWriter.SplitAssignment?
+    /// Shard bytes scanned.
+    public var bytesScanned: Int64 = 0
+    /// Whether the index file was created by this ingest.
+    public var createdIndex = false
+    /// Wall time in seconds.
+    public var seconds = 0.0
+    /// Partial index files left by killed ingests and removed now.
+    public var removedPartials: [String] = []
+
+    public init() {}
+}
+
+/// Ingests tar shards into an index: stat, compare with the index, scan changed and new shards'
+/// headers (in parallel), and write everything in one transaction.
+///
+/// A new index is built under a temporary name and published with an atomic link, so it either
+/// does not exist or is complete; an existing index is updated in one SQLite transaction, so a
+/// failure, Ctrl-C or `kill -9` leaves it as it was.
+///
+/// ```swift
+/// let report = try Ingest.run(index: "ds/index.sqlite", shards: ["ds/train-{000..009}.tar"])
+/// print(report.totalSamples)
+/// ```
+public enum Ingest {
+    /// Runs an ingest.
+    ///
+    /// - Parameters:
+    ///   - indexPath: the index file (created when missing).
+    ///   - shards: shard paths, globs or brace patterns (see `ShardPatterns`).
+    /// - Throws: ``IngestError``, `IOError`, `SQLiteError`, `SchemaError`; the index is unchanged.
+    /// - Complexity: O(members) header reads and inserts; unchanged shards cost one `stat`.
+    public static func run(index indexPath: String, shards patterns: [String], options: IngestOptions = IngestOptions())
+        throws -> IngestReport
+    {
+        let clock = ContinuousClock()
+        let start = clock.now
+        func elapsed() -> Double {
+            let d = clock.now - start
+            return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+        }
+        let files = try ShardPatterns.expand(patterns)
+        guard !files.isEmpty else { throw IngestError.noShards }
+
+        let indexDirectory = try Paths.real(Paths.directory(of: Paths.absolute(indexPath)))
+        var report = IngestReport()
+        report.removedPartials = IndexFile.removeStalePartials(for: indexPath)
+
+        // Stat every shard first: a missing or non-regular one fails before anything is written.
+        struct Planned: Sendable {
+            var openPath: String
+            var storedPath: String
+            var status: FileStatus
+        }
+        var planned: [Planned] = []
+        var seenStored = Set<String>()
+        for file in files {
+            let canonical = try Paths.canonicalFile(file)
+            let status: FileStatus
+            do { status = try FileStatus.of(canonical) } catch { throw IngestError.unreadableShard(error) }
+            guard status.isRegularFile else {
+                throw IngestError.unreadableShard(IOError("ingest", path: file, errno: 0, detail: status.isDirectory ? "a directory, not a tar file" : "not a regular file"))
+            }
+            let stored = Paths.storedShardPath(canonical, indexDirectory: indexDirectory)
+            if seenStored.insert(stored).inserted { planned.append(Planned(openPath: canonical, storedPath: stored, status: status)) }
+        }
+
+        // Open the index: an existing one in place, a new one under a temporary name.
+        let creating = !IndexFile.exists(indexPath)
+        let dbPath = creating ? IndexFile.partialPath(for: indexPath) : indexPath
+        if creating { IndexFile.discard(partial: dbPath) }
+        var published = false
+        defer { if creating && !published { IndexFile.discard(partial: dbPath) } }
+
+        let db = try Database(path: dbPath, mode: creating ? .readWriteCreate : .readWrite)
+        try IndexFile.migrator.migrate(db)
+        let writer = try IndexWriter(database: db)
+        if creating { try writer.configureForNewFile() } else { try writer.configureForUpdate() }
+
+        try db.inTransaction(.immediate) {
+            let existing = try writer.shardsByPath()
+            var toScan: [(planned: Planned, record: ShardRecord)] = []
+            var nextShardID = try writer.nextShardID()
+            var commandShardIDs: [Int64] = []
+            var unchangedBytes: Int64 = 0
+            for p in planned {
+                if let old = existing[p.storedPath] {
+                    commandShardIDs.append(old.id)
+                    if old.size == p.status.size, old.modificationTimeNanoseconds == p.status.modificationTimeNanoseconds {
+                        report.unchanged.append(p.storedPath)
+                        unchangedBytes += p.status.size
+                        continue
+                    }
+                    report.changed.append(p.storedPath)
+                    toScan.append((p, old))
+                } else {
+                    report.added.append(p.storedPath)
+                    let record = ShardRecord(
+                        id: nextShardID, path: p.storedPath, size: p.status.size,
+                        modificationTimeNanoseconds: p.status.modificationTimeNanoseconds, memberCount: 0, skippedCount: 0)
+                    commandShardIDs.append(nextShardID)
+                    nextShardID += 1
+                    toScan.append((p, record))
+                }
+            }
+            // Members of changed shards go first, so their keys regroup as if scanned fresh.
+            for (_, record) in toScan where existing[record.path] != nil {
+                try writer.deleteMembers(ofShard: record.id)
+            }
+
+            var shardPaths: [Int64: String] = [:]
+            for s in existing.values { shardPaths[s.id] = s.path }
+            for (_, r) in toScan { shardPaths[r.id] = r.path }
+            var grouper = SampleGrouper(
+                writer: writer, policy: options.onDuplicate, indexWasEmpty: try writer.isEmpty(),
+                nextID: try writer.nextSampleID(), nextIndex: try writer.nextSampleIndex(), shardPaths: shardPaths)
+
+            var done = report.unchanged.count
+            var bytesDone = unchangedBytes
+            options.progress?(IngestProgress(shardsDone: done, shardsTotal: planned.count, samples: 0, bytes: bytesDone, seconds: elapsed()))
+
+            let scanList = toScan.map(\.planned)
+            let isCancelled = options.isCancelled
+            try ParallelScan.run(
+                count: toScan.count, jobs: options.jobs, isCancelled: isCancelled,
+                scan: { (i: Int) throws(IngestError) -> ShardScan in
+                    try ShardScanner.scan(path: scanList[i].openPath, displayPath: scanList[i].storedPath, isCancelled: isCancelled)
+                },
+                consume: { i, scan in
+                    var record = toScan[i].record
+                    record.size = toScan[i].planned.status.size
+                    record.modificationTimeNanoseconds = toScan[i].planned.status.modificationTimeNanoseconds
+                    record.memberCount = scan.members.count
+                    record.skippedCount = scan.skipped.total
+                    try writer.saveShard(record)
+                    try grouper.add(scan.members, shardID: record.id)
+                    report.skipped += scan.skipped
+                    report.members += scan.members.count
+                    report.bytesScanned += record.size
+                    done += 1
+                    bytesDone += record.size
+                    options.progress?(
+                        IngestProgress(shardsDone: done, shardsTotal: planned.count, samples: grouper.samplesTouched, bytes: bytesDone, seconds: elapsed()))
+                })
+            if options.isCancelled() { throw IngestError.cancelled }
+
+            if !report.changed.isEmpty { report.removedSamples = try writer.removeEmptySamples() }
+            if !report.changed.isEmpty || grouper.replaced > 0 { try writer.renumber() }
+            if let split = options.split {
+                let ids = try writer.sampleIDs(inShards: commandShardIDs)
+                report.splitAssignment = try writer.assign(
+                    split: split, sampleIDs: ids,
+                    step: "{\"by\":\"ingest\",\"shards\":\(planned.count)}")
+            }
+            try writer.setMetadata(IndexWriter.reservedMetadataPrefix + "version", json: JSON.quote(ShardStoreVersion.string))
+            report.newSamples = grouper.created
+            report.duplicatesDropped = grouper.dropped
+            report.duplicatesReplaced = grouper.replaced
+            report.duplicatesKept = grouper.keptExtra
+            report.keysSeenAgain = grouper.seenAgain
+            report.keysSeenAgainExamples = grouper.seenAgainExamples
+            report.totalSamples = Int(try writer.nextSampleIndex())
+        }
+        if creating {
+            try writer.finishNewFile()
+            db.close()
+            try IndexFile.publish(partial: dbPath, as: indexPath)
+            published = true
+            report.createdIndex = true
+        }
+        report.seconds = elapsed()
+        return report
+    }
+}
+
+/// Scans shards on `jobs` threads, at most `2 * jobs + 2` ahead of the consumer, and hands the
+/// results to `consume` in order on the calling thread.
+enum ParallelScan {
+    static func run(
+        count: Int, jobs: Int, isCancelled: @escaping @Sendable () -> Bool,
+        scan: @escaping @Sendable (Int) throws(IngestError) -> ShardScan,
+        consume: (Int, ShardScan) throws -> Void
+    ) throws {
+        guard count > 0 else { return }
+        let window = 2 * jobs + 2
+        let state = Mutex(State(count: count))
+        let ready = (0..<count).map { _ in DispatchSemaphore(value: 0) }
+        let permits = DispatchSemaphore(value: window)
+        let group = DispatchGroup()
+        let workers = min(jobs, count)
+        for _ in 0..<workers {
+            DispatchQueue.global().async(group: group) {
+                while true {
+                    permits.wait()
+                    let i: Int? = state.withLock { s in
+                        guard !s.stopped, s.next < count else { return nil }
+                        defer { s.next += 1 }
+                        return s.next
+                    }
+                    guard let i else {
+                        permits.signal()
+                        return
+                    }
+                    let result: Result<ShardScan, IngestError>
+                    if isCancelled() {
+                        result = .failure(.cancelled)
+                    } else {
+                        do throws(IngestError) { result = .success(try scan(i)) } catch { result = .failure(error) }
+                    }
+                    state.withLock { $0.results[i] = result }
+                    ready[i].signal()
+                }
+            }
+        }
+        defer {
+            state.withLock { $0.stopped = true }
+            for _ in 0..<workers { permits.signal() }
+            group.wait()
+        }
+        for i in 0..<count {
+            ready[i].wait()
+            let result = state.withLock { s in
+                defer { s.results[i] = nil }
+                return s.results[i]!
+            }
+            try consume(i, try result.get())
+            permits.signal()
+        }
+    }
+
+    struct State: ~Copyable {
+        var next = 0
+        var stopped = false
+        var results: [Result<ShardScan, IngestError>?]
+        init(count: Int) { results = Array(repeating: nil, count: count) }
+    }
+}

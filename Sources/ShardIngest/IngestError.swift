@@ -1,0 +1,41 @@
+import ShardCore
+import ShardIO
+
+/// Why an ingest stopped. Every case names the shard (and byte offset where there is one) and
+/// what to do. When an ingest throws, the index is exactly as it was before.
+public enum IngestError: Error, Sendable, CustomStringConvertible {
+    /// The shard is not a readable tar (corrupt, truncated, empty, not a tar).
+    case corruptShard(path: String, TarError)
+    /// The shard is compressed.
+    case compressedShard(path: String, TarError.Compression)
+    /// The shard cannot be opened or read.
+    case unreadableShard(IOError)
+    /// The same (key, extension) twice under the `error` policy.
+    case duplicateMember(key: SampleKey, ext: String, first: (path: String, offset: Int64), again: (path: String, offset: Int64))
+    /// A member's extension is not valid UTF-8 (keys may be any bytes; extensions name columns and
+    /// datasets, so they must be text).
+    case extensionNotUTF8(path: String, offset: Int64, name: [UInt8])
+    /// The shard arguments named no shard.
+    case noShards
+    /// Ctrl-C or another cancellation.
+    case cancelled
+
+    public var description: String {
+        switch self {
+        case .corruptShard(let path, let error):
+            return "shard '\(path)': \(error); re-fetch the shard or leave it out of the ingest"
+        case .compressedShard(let path, let c):
+            return "shard '\(path)' is \(c.rawValue)-compressed: compressed shards are not supported yet; decompress it first (`\(c.decompressCommand) \(path)`) and ingest the .tar"
+        case .unreadableShard(let error):
+            return "\(error)"
+        case .duplicateMember(let key, let ext, let first, let again):
+            return "duplicate member '\(key).\(ext)': first at '\(first.path)' offset \(first.offset), again at '\(again.path)' offset \(again.offset); choose what to do with --on-duplicate first|last|keep"
+        case .extensionNotUTF8(let path, let offset, let name):
+            return "shard '\(path)': the member at offset \(offset) ('\(SampleKey(bytes: name))') has an extension that is not valid UTF-8; rename it in the tar, or leave the shard out of the ingest"
+        case .noShards:
+            return "no shards to ingest: name .tar files, globs ('data/*.tar') or brace ranges ('train-{000000..000099}.tar')"
+        case .cancelled:
+            return "ingest cancelled"
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import ShardCore
+import ShardIndex
+
+/// Groups scanned members into samples by key across the whole dataset (adjacent or not), applies
+/// the duplicate policy, and writes samples and members through the ``IndexWriter``.
+///
+/// A member joins the most recent sample with its key. When that sample already has the member's
+/// extension, the policy decides: `error` stops, `first` drops the new one, `last` replaces the old
+/// one, `keep` starts a new sample with the same key.
+struct SampleGrouper {
+    private final class SampleState {
+        let id: Int64
+        var members: [(ext: String, location: MemberLocation)]
+        init(id: Int64, members: [(ext: String, location: MemberLocation)]) {
+            self.id = id
+            self.members = members
+        }
+        func index(of ext: String) -> Int? { members.firstIndex { $0.ext == ext } }
+    }
+
+    private let writer: IndexWriter
+    private let policy: DuplicatePolicy
+    private let indexWasEmpty: Bool
+    private var nextID: Int64
+    private var nextIndex: Int64
+    private let shardPaths: [Int64: String]
+    private var samples: [SampleKey: SampleState] = [:]
+
+    private(set) var created = 0
+    private(set) var dropped = 0
+    private(set) var replaced = 0
+    private(set) var keptExtra = 0
+    private(set) var seenAgain = 0
+    private(set) var seenAgainExamples: [(key: SampleKey, path: String, offset: Int64, firstPath: String, firstOffset: Int64)] = []
+    /// Distinct samples this ingest added members to.
+    var samplesTouched: Int { samples.count }
+
+    init(writer: IndexWriter, policy: DuplicatePolicy, indexWasEmpty: Bool, nextID: Int64, nextIndex: Int64, shardPaths: [Int64: String]) {
+        self.writer = writer
+        self.policy = policy
+        self.indexWasEmpty = indexWasEmpty
+        self.nextID = nextID
+        self.nextIndex = nextIndex
+        self.shardPaths = shardPaths
+    }
+
+    /// Adds one shard's members, in archive order.
+    mutating func add(_ members: [ScannedMember], shardID: Int64) throws {
+        var previousKey: SampleKey?
+        for m in members {
+            let location = MemberLocation(shardID: shardID, headerOffset: m.headerOffset, dataOffset: m.dataOffset, length: m.length)
+            var state = try existingSample(m.key)
+            if let s = state, previousKey != m.key, let first = s.members.first {
+                seenAgain += 1
+                if seenAgainExamples.count < 5 {
+                    seenAgainExamples.append(
+                        (m.key, path(shardID), m.headerOffset, path(first.location.shardID), first.location.headerOffset))
+                }
+            }
+            previousKey = m.key
+            if let s = state, let i = s.index(of: m.ext) {
+                let old = s.members[i].location
+                switch policy {
+                case .error:
+                    throw IngestError.duplicateMember(
+                        key: m.key, ext: m.ext, first: (path(old.shardID), old.headerOffset), again: (path(shardID), m.headerOffset))
+                case .first:
+                    dropped += 1
+                    continue
+                case .last:
+                    try writer.replaceMember(sampleID: s.id, ext: m.ext, location: location)
+                    s.members[i].location = location
+                    replaced += 1
+                    continue
+                case .keep:
+                    keptExtra += 1
+                    state = nil
+                }
+            }
+            let target: SampleState
+            if let s = state {
+                target = s
+            } else {
+                target = SampleState(id: nextID, members: [])
+                try writer.insertSample(id: nextID, index: nextIndex, key: m.key, shardID: shardID, firstOffset: m.headerOffset)
+                nextID += 1
+                nextIndex += 1
+                created += 1
+                samples[m.key] = target
+            }
+            try writer.insertMember(sampleID: target.id, ext: m.ext, location: location)
+            target.members.append((m.ext, location))
+        }
+    }
+
+    /// The most recent sample with `key`: from this ingest, else from the index.
+    private mutating func existingSample(_ key: SampleKey) throws -> SampleState? {
+        if let s = samples[key] { return s }
+        guard !indexWasEmpty, let found = try writer.latestSample(forKey: key) else { return nil }
+        let s = SampleState(id: found.id, members: found.members.map { ($0.ext, $0.location) })
+        samples[key] = s
+        return s
+    }
+
+    private func path(_ shardID: Int64) -> String { shardPaths[shardID] ?? "shard #\(shardID)" }
+}

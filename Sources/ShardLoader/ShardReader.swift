@@ -1,0 +1,88 @@
+import ShardCore
+import ShardIO
+import ShardIndex
+import Synchronization
+
+/// A shard that no longer matches the index: changed or vanished since ingest.
+public struct ShardChangedError: Error, Sendable, CustomStringConvertible {
+    /// The shard's path as stored in the index.
+    public var path: String
+    /// What differs.
+    public var detail: String
+    public var description: String {
+        "shard '\(path)' changed since ingest (\(detail)); run ingest again (`shardstore ingest INDEX \(path)`) before reading"
+    }
+}
+
+/// Reads member bytes with `pread`, opening each shard once and checking its size and mtime
+/// against the index before the first read, so a changed shard is refused instead of returning
+/// wrong bytes. Safe to use from several threads.
+///
+/// ```swift
+/// let reader = try ShardReader(index: IndexReader(path: "ds/index.sqlite"))
+/// let bytes = try reader.bytes(of: sample.members[0].location)
+/// ```
+public final class ShardReader: Sendable {
+    /// The folder relative shard paths are resolved against (the index file's real folder).
+    public let indexDirectory: String
+    private let shards: [Int64: ShardRecord]
+    private let files = Mutex<[Int64: ReadOnlyFile]>([:])
+
+    /// A reader for the shards recorded in `index`.
+    ///
+    /// - Throws: `IOError` when the index's folder cannot be resolved.
+    public init(index: IndexReader) throws {
+        indexDirectory = try Paths.real(Paths.directory(of: Paths.absolute(index.path)))
+        var byID: [Int64: ShardRecord] = [:]
+        for s in try index.shards() { byID[s.id] = s }
+        shards = byID
+    }
+
+    /// The shard record with row id `id`.
+    public func shard(_ id: Int64) -> ShardRecord? { shards[id] }
+
+    /// The path a stored shard is opened at.
+    public func openPath(of shard: ShardRecord) -> String {
+        Paths.resolveStoredShardPath(shard.path, indexDirectory: indexDirectory)
+    }
+
+    /// The open, checked file of shard `id`.
+    ///
+    /// - Throws: ``ShardChangedError`` when the shard's size or mtime differ from the index, or it
+    ///   is missing; `IOError` when it cannot be opened.
+    public func file(forShard id: Int64) throws -> ReadOnlyFile {
+        if let f = files.withLock({ $0[id] }) { return f }
+        guard let record = shards[id] else {
+            throw ShardChangedError(path: "shard #\(id)", detail: "the index names a shard it does not list")
+        }
+        let path = openPath(of: record)
+        let file: ReadOnlyFile
+        do { file = try ReadOnlyFile(path: path) } catch {
+            if error.errno == ENOENT { throw ShardChangedError(path: record.path, detail: "the file is missing") }
+            throw error
+        }
+        if file.status.size != record.size {
+            throw ShardChangedError(path: record.path, detail: "size \(record.size) bytes at ingest, \(file.status.size) now")
+        }
+        if file.status.modificationTimeNanoseconds != record.modificationTimeNanoseconds {
+            throw ShardChangedError(path: record.path, detail: "modification time differs from the one recorded at ingest")
+        }
+        return files.withLock { open in
+            if let f = open[id] { return f }
+            open[id] = file
+            return file
+        }
+    }
+
+    /// The exact bytes of the member at `location`.
+    ///
+    /// - Throws: ``ShardChangedError``, `IOError`.
+    /// - Complexity: one `pread` of `location.length` bytes.
+    public func bytes(of location: MemberLocation) throws -> [UInt8] {
+        try file(forShard: location.shardID).read(count: Int(location.length), at: location.dataOffset)
+    }
+}
+
+#if canImport(Glibc)
+    import Glibc
+#endif

@@ -1,0 +1,204 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import ArgumentParser
+import ShardStore
+import Synchronization
+
+extension DuplicatePolicy: ExpressibleByArgument {}
+
+/// Set by the first Ctrl-C (SIGINT) or SIGTERM; the ingest polls it and rolls back.
+let interruptRequested = Atomic<Bool>(false)
+
+struct IngestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest",
+        abstract: "Index tar shards: add new shards, re-index changed ones, skip unchanged ones.",
+        discussion: """
+            Scans only the tar headers (never member data) and writes the whole ingest as one
+            transaction: if anything fails, or you press Ctrl-C, the index stays as it was.
+            A new index is built under a temporary name and appears only when complete.
+
+            SHARD arguments are paths, shell globs ('data/*.tar') or brace patterns
+            ('train-{000000..000099}.tar', '{a,b}.tar'); quote them so the tool expands them.
+            Shards below the index file's folder are stored with relative paths, so the folder
+            can be moved.
+
+            Members are grouped into samples by key (webdataset's rule: the name up to the first
+            '.' of its basename), adjacent or not. A repeated key and extension is handled by
+            --on-duplicate:
+              error  stop, naming both locations (default)
+              first  keep the first copy, leave out later ones
+              last   keep the last copy
+              keep   keep every copy as its own sample (lookups by that key then list the candidates)
+
+            Examples:
+              shardstore ingest ds/index.sqlite 'ds/shard-*.tar'
+              shardstore ingest ds/index.sqlite 'ds/val-{0000..0009}.tar' --split val
+            """)
+
+    @Argument(help: "The index file (created when missing).")
+    var index: String
+
+    @Argument(help: "Shard paths, globs or brace patterns.")
+    var shards: [String]
+
+    @Option(help: "Assign the samples of these shards to split NAME.")
+    var split: String?
+
+    @Option(name: .customLong("on-duplicate"), help: "What to do with a repeated key and extension: error, first, last or keep.")
+    var onDuplicate: DuplicatePolicy = .error
+
+    @Option(help: "Shards scanned in parallel (default: the number of cores).")
+    var jobs: Int = IngestOptions.defaultJobs
+
+    @Flag(help: "Print nothing but errors.")
+    var quiet = false
+
+    @Flag(help: "Print the summary as one JSON object.")
+    var json = false
+
+    func validate() throws {
+        if shards.isEmpty { throw ValidationError("Please name at least one shard, glob or brace pattern.") }
+        if jobs < 1 { throw ValidationError("Please give --jobs a number of at least 1.") }
+        if let split, split.isEmpty { throw ValidationError("Please give --split a non-empty name.") }
+    }
+
+    func run() throws {
+        installInterruptHandlers()
+        let showProgress = !quiet && Terminal.stderrIsTerminal
+        let options = IngestOptions(
+            split: split, onDuplicate: onDuplicate, jobs: jobs,
+            progress: showProgress ? Self.progressRenderer() : nil,
+            isCancelled: { interruptRequested.load(ordering: .relaxed) })
+        let report: IngestReport
+        do {
+            report = try Ingest.run(index: index, shards: shards, options: options)
+        } catch IngestError.cancelled {
+            Terminal.error("ingest interrupted; the index was not changed")
+            throw ExitCode(130)
+        } catch {
+            Terminal.error(describe(error) + " (the index was not changed)")
+            throw ExitCode(1)
+        }
+        Terminal.clearProgress()
+        if json {
+            Terminal.line(Self.json(report, index: index))
+        } else if !quiet {
+            Terminal.line(Self.summary(report, index: index))
+        }
+        if !quiet { Self.notes(report) }
+        try Terminal.flush()
+    }
+
+    /// Draws progress at most ten times a second (and once at the end).
+    static func progressRenderer() -> @Sendable (IngestProgress) -> Void {
+        let last = Mutex<Double>(-1)
+        return { p in
+            let draw: Bool = last.withLock { t in
+                guard p.seconds - t >= 0.1 || p.shardsDone == p.shardsTotal else { return false }
+                t = p.seconds
+                return true
+            }
+            guard draw else { return }
+            let rate = p.seconds > 0 ? Double(p.bytes) / 1e6 / p.seconds : 0
+            Terminal.progress(
+                "ingest: \(p.shardsDone)/\(p.shardsTotal) shards, \(Format.count(p.samples)) samples, \(Format.fixed(rate, 0)) MB/s")
+        }
+    }
+
+    static func summary(_ r: IngestReport, index: String) -> String {
+        let shards = r.added.count + r.changed.count + r.unchanged.count
+        var s = "ingested \(shards) shard\(shards == 1 ? "" : "s") (\(r.added.count) new, \(r.changed.count) changed, \(r.unchanged.count) unchanged)"
+        s += ": \(Format.count(r.totalSamples)) samples in the index (\(Format.count(r.newSamples)) new"
+        if r.removedSamples > 0 { s += ", \(Format.count(r.removedSamples)) removed" }
+        s += "), \(Format.count(r.members)) members from \(Format.bytes(r.bytesScanned)) scanned"
+        s += " in \(Format.fixed(r.seconds, 2)) s"
+        if r.seconds > 0, r.bytesScanned > 0 { s += " (\(Format.fixed(Double(r.bytesScanned) / 1e6 / r.seconds, 0)) MB/s)" }
+        if let a = r.splitAssignment { s += "; split '\(a.split)' has \(Format.count(a.total)) samples" }
+        s += " -> \(index)"
+        return s
+    }
+
+    /// Notes on stderr for everything that was not simply indexed: skipped entries, duplicates,
+    /// keys seen again, moved split members.
+    static func notes(_ r: IngestReport) {
+        if r.skipped.total > 0 {
+            let parts = r.skipped.nonZero.map { "\(Format.count($0.1)) \($0.0)" }.joined(separator: ", ")
+            Terminal.stderrLine("note: skipped \(Format.count(r.skipped.total)) tar entries that are not sample members: \(parts)")
+        }
+        if r.duplicatesDropped > 0 {
+            Terminal.stderrLine("note: --on-duplicate first: left out \(Format.count(r.duplicatesDropped)) repeated members (the first copy of each was kept)")
+        }
+        if r.duplicatesReplaced > 0 {
+            Terminal.stderrLine("note: --on-duplicate last: \(Format.count(r.duplicatesReplaced)) repeated members replaced earlier copies")
+        }
+        if r.duplicatesKept > 0 {
+            Terminal.stderrLine("note: --on-duplicate keep: \(Format.count(r.duplicatesKept)) repeated members became extra samples with the same key; look those keys up by index")
+        }
+        if r.keysSeenAgain > 0 {
+            let examples = r.keysSeenAgainExamples.map {
+                "'\($0.key)' at \($0.path) offset \($0.offset) (first at \($0.firstPath) offset \($0.firstOffset))"
+            }.joined(separator: "; ")
+            Terminal.stderrLine(
+                "note: \(Format.count(r.keysSeenAgain)) members had a key seen earlier but not just before them; they were grouped with it: \(examples)")
+        }
+        if let a = r.splitAssignment, !a.movedFrom.isEmpty {
+            let moved = a.movedFrom.sorted { $0.key < $1.key }.map { "\(Format.count($0.value)) from '\($0.key)'" }.joined(separator: ", ")
+            Terminal.stderrLine("note: split '\(a.split)': moved \(moved)")
+        }
+        for p in r.removedPartials {
+            Terminal.stderrLine("note: removed '\(p)', an unfinished index left by an interrupted ingest")
+        }
+    }
+
+    static func json(_ r: IngestReport, index: String) -> String {
+        var o = JSONObject()
+        o.add("index", string: index)
+        o.add("created", bool: r.createdIndex)
+        o.add("shards_added", JSONObject.array(r.added.map(JSON.quote)))
+        o.add("shards_changed", JSONObject.array(r.changed.map(JSON.quote)))
+        o.add("shards_unchanged", JSONObject.array(r.unchanged.map(JSON.quote)))
+        o.add("samples", int: r.totalSamples)
+        o.add("samples_new", int: r.newSamples)
+        o.add("samples_removed", int: r.removedSamples)
+        o.add("members", int: r.members)
+        var skipped = JSONObject()
+        skipped.add("directories", int: r.skipped.directories)
+        skipped.add("symlinks", int: r.skipped.symlinks)
+        skipped.add("hard_links", int: r.skipped.hardLinks)
+        skipped.add("other_types", int: r.skipped.otherTypes)
+        skipped.add("sparse", int: r.skipped.sparse)
+        skipped.add("metadata_names", int: r.skipped.metadataNames)
+        skipped.add("no_extension", int: r.skipped.noExtension)
+        o.add("skipped", skipped.text)
+        var dup = JSONObject()
+        dup.add("dropped_first", int: r.duplicatesDropped)
+        dup.add("replaced_last", int: r.duplicatesReplaced)
+        dup.add("kept_as_samples", int: r.duplicatesKept)
+        o.add("duplicates", dup.text)
+        o.add("keys_seen_again", int: r.keysSeenAgain)
+        if let a = r.splitAssignment {
+            var s = JSONObject()
+            s.add("name", string: a.split)
+            s.add("added", int: a.added)
+            s.add("total", int: a.total)
+            o.add("split", s.text)
+        } else {
+            o.add("split", "null")
+        }
+        o.add("bytes_scanned", int: r.bytesScanned)
+        o.add("seconds", double: r.seconds)
+        return o.text
+    }
+}
+
+/// First SIGINT/SIGTERM: ask the ingest to stop and roll back. A second one: default action.
+func installInterruptHandlers() {
+    let handler: @convention(c) (Int32) -> Void = { sig in
+        interruptRequested.store(true, ordering: .relaxed)
+        signal(sig, SIG_DFL)
+    }
+    signal(SIGINT, handler)
+    signal(SIGTERM, handler)
+}

@@ -1,0 +1,256 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import ArgumentParser
+import ShardStore
+
+struct InfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info",
+        abstract: "Show what an index holds: samples, members, shards, bytes, extensions, splits, metadata.")
+
+    @Argument(help: "The index file.")
+    var index: String
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let reader = try IndexReader(path: index)
+            let s = try reader.summary()
+            if json {
+                var o = JSONObject()
+                o.add("index", string: index)
+                o.add("schema_version", int: s.schemaVersion)
+                o.add("samples", int: s.samples)
+                o.add("members", int: s.members)
+                o.add("shards", int: s.shards)
+                o.add("shard_bytes", int: s.shardBytes)
+                o.add("member_bytes", int: s.memberBytes)
+                var exts = JSONObject()
+                for e in s.extensions {
+                    var x = JSONObject()
+                    x.add("members", int: e.members)
+                    x.add("bytes", int: e.bytes)
+                    exts.add(e.ext, x.text)
+                }
+                o.add("extensions", exts.text)
+                var splits = JSONObject()
+                for sp in s.splits { splits.add(sp.name, int: sp.count) }
+                o.add("splits", splits.text)
+                o.add("unassigned", int: s.unassigned)
+                var meta = JSONObject()
+                for m in s.metadata { meta.add(m.key, m.value) }
+                o.add("metadata", meta.text)
+                Terminal.line(o.text)
+            } else {
+                Terminal.line("index       \(index) (schema \(s.schemaVersion))")
+                Terminal.line("samples     \(Format.count(s.samples))")
+                Terminal.line("members     \(Format.count(s.members)) (\(Format.bytes(s.memberBytes)))")
+                Terminal.line("shards      \(Format.count(s.shards)) (\(Format.bytes(s.shardBytes)))")
+                Terminal.line("extensions")
+                for e in s.extensions {
+                    Terminal.line("  \(pad(e.ext, 12)) \(pad(Format.count(e.members), 12, right: true)) members  \(Format.bytes(e.bytes))")
+                }
+                Terminal.line("splits")
+                for sp in s.splits { Terminal.line("  \(pad(sp.name, 12)) \(pad(Format.count(sp.count), 12, right: true)) samples") }
+                Terminal.line("  \(pad("(none)", 12)) \(pad(Format.count(s.unassigned), 12, right: true)) samples")
+                Terminal.line("metadata")
+                if s.metadata.isEmpty { Terminal.line("  (none)") }
+                for m in s.metadata { Terminal.line("  \(m.key) = \(m.value)") }
+            }
+            try Terminal.flush()
+        }
+    }
+}
+
+func pad(_ s: String, _ width: Int, right: Bool = false) -> String {
+    let n = max(0, width - s.count)
+    return right ? String(repeating: " ", count: n) + s : s + String(repeating: " ", count: n)
+}
+
+struct LsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ls",
+        abstract: "List samples in index order (or split order): index, key, split, members.",
+        discussion: """
+            Text output: one line per sample, tab-separated: INDEX KEY SPLIT EXTS (SPLIT is '-'
+            when unassigned; with --split, INDEX is the position in the split). Keys are printed
+            as their exact bytes.
+
+            JSON Lines output (--json), one sample per line:
+              {"index": 0, "key": "000123", "split": "train",
+               "members": {"jpg": {"shard": "shard-000000.tar", "offset": 1536, "length": 8192}}}
+            "offset" is the member's data offset in the shard, "shard" the path as stored in the
+            index (relative to the index file's folder when below it). A key that is not valid
+            UTF-8 is written with \\udcNN escapes for its other bytes; in Python,
+            os.fsencode(json.loads(line)["key"]) gives the exact bytes back.
+            """)
+
+    @Argument(help: "The index file.")
+    var index: String
+
+    @Option(help: "List only this split's samples, in split order.")
+    var split: String?
+
+    @Option(help: "Stop after N samples.")
+    var limit: Int?
+
+    @Flag(help: "Print JSON Lines.")
+    var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let reader = try IndexReader(path: index)
+            var shardPaths: [Int64: String] = [:]
+            for s in try reader.shards() { shardPaths[s.id] = s.path }
+            var position = 0
+            try reader.forEachSample(inSplit: split) { sample in
+                if let limit, position >= limit { return false }
+                let shown = split == nil ? sample.index : position
+                if json {
+                    var members = JSONObject()
+                    for m in sample.members {
+                        var o = JSONObject()
+                        o.add("shard", string: shardPaths[m.location.shardID] ?? "")
+                        o.add("offset", int: m.location.dataOffset)
+                        o.add("length", int: m.location.length)
+                        members.add(m.ext, o.text)
+                    }
+                    var o = JSONObject()
+                    o.add("index", int: shown)
+                    o.add("key", sample.key.jsonLiteral)
+                    o.add("split", string: sample.split)
+                    o.add("members", members.text)
+                    Terminal.line(o.text)
+                } else {
+                    Terminal.write(text: "\(shown)\t")
+                    sample.key.bytes.withUnsafeBytes { Terminal.write(bytes: $0) }
+                    Terminal.line("\t\(sample.split ?? "-")\t" + sample.members.map(\.ext).joined(separator: ","))
+                }
+                position += 1
+                return true
+            }
+            try Terminal.flush()
+        }
+    }
+
+    func validate() throws {
+        if let limit, limit < 0 { throw ValidationError("Please give --limit a number of at least 0.") }
+    }
+}
+
+struct GetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "get",
+        abstract: "Write one member's exact bytes, or list a sample's members.",
+        discussion: """
+            Select the sample by KEY, or by --index I (a global index, or a position in --split).
+            With --ext, writes that member's bytes to stdout (or to -o FILE); without it, lists the
+            sample's members: EXT LENGTH SHARD OFFSET, tab-separated.
+
+            Examples:
+              shardstore get ds/index.sqlite 000123 --ext jpg > 000123.jpg
+              shardstore get ds/index.sqlite --index 0 --split val --ext json
+              shardstore get ds/index.sqlite 000123
+            """)
+
+    @Argument(help: "The index file.")
+    var index: String
+
+    @Argument(help: "The sample's key.")
+    var key: String?
+
+    @Option(name: .customLong("index"), help: "The sample's global index (or position in --split).")
+    var position: Int?
+
+    @Option(help: "With --index: a position in this split.")
+    var split: String?
+
+    @Option(help: "The member's extension (jpg, json, seg.png...).")
+    var ext: String?
+
+    @Option(name: .shortAndLong, help: "Write the bytes to this file instead of stdout.")
+    var output: String?
+
+    func validate() throws {
+        if key == nil && position == nil { throw ValidationError("Please give a KEY or --index I.") }
+        if key != nil && position != nil { throw ValidationError("Please give either a KEY or --index I, not both.") }
+        if split != nil && position == nil { throw ValidationError("--split selects a position: please add --index I.") }
+        if output != nil && ext == nil { throw ValidationError("-o writes one member's bytes: please add --ext EXT.") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let dataset = try Dataset(index: index, split: split)
+            let record: SampleRecord
+            if let position {
+                record = try dataset.record(at: position)
+            } else {
+                record = try dataset.index.sample(forKey: SampleKey(bytes: RawArguments.bytes(of: key!)))
+            }
+            guard let ext else {
+                for m in record.members {
+                    let path = dataset.reader.shard(m.location.shardID)?.path ?? ""
+                    Terminal.line("\(m.ext)\t\(m.location.length)\t\(path)\t\(m.location.dataOffset)")
+                }
+                try Terminal.flush()
+                return
+            }
+            let wanted = ext.hasPrefix(".") ? String(ext.dropFirst()) : ext
+            guard let member = record.member(wanted.lowercased()) else {
+                throw IndexError.unknownExtension(wanted, key: record.key, available: record.members.map(\.ext))
+            }
+            let bytes = try dataset.bytes(of: member)
+            if let output {
+                try AtomicFile.write(bytes, to: output)
+            } else {
+                bytes.withUnsafeBytes { Terminal.write(bytes: $0) }
+                try Terminal.flush()
+            }
+        }
+    }
+}
+
+/// Command-line arguments as the exact bytes the shell passed: Swift decodes argv as UTF-8 and
+/// replaces invalid bytes with U+FFFD, which would lose keys that are not valid UTF-8.
+enum RawArguments {
+    /// The raw bytes of the argument that decodes to `argument` (its UTF-8 when none differs).
+    static func bytes(of argument: String) -> [UInt8] {
+        guard argument.unicodeScalars.contains("\u{FFFD}") else { return Array(argument.utf8) }
+        for i in 0..<Int(CommandLine.argc) {
+            guard let p = CommandLine.unsafeArgv[i] else { continue }
+            let raw = Array(UnsafeBufferPointer(start: UnsafeRawPointer(p).assumingMemoryBound(to: UInt8.self), count: strlen(p)))
+            if String(decoding: raw, as: UTF8.self) == argument { return raw }
+        }
+        return Array(argument.utf8)
+    }
+}
+
+/// Writes a file under a temporary name beside it and renames it into place, so a failed write
+/// never leaves a partial file.
+enum AtomicFile {
+    static func write(_ bytes: [UInt8], to path: String) throws {
+        let temp = Paths.directory(of: path) + "/." + Paths.basename(of: path) + ".partial-\(getpid())"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw IOError("create", path: temp, errno: Glibc.errno) }
+        var ok = false
+        defer {
+            close(fd)
+            if !ok { unlink(temp) }
+        }
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
+            if n < 0 {
+                if Glibc.errno == EINTR { continue }
+                throw IOError("write", path: path, errno: Glibc.errno)
+            }
+            done += n
+        }
+        guard fsync(fd) == 0 else { throw IOError("sync", path: path, errno: Glibc.errno) }
+        guard rename(temp, path) == 0 else { throw IOError("rename into place", path: path, errno: Glibc.errno) }
+        ok = true
+    }
+}

@@ -1,0 +1,44 @@
+import ArgumentParser
+import ShardStore
+
+@main
+struct ShardStoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shardstore",
+        abstract: "Index WebDataset tar shards in SQLite and read them like an array.",
+        discussion: """
+            Typical use:
+              shardstore ingest ds/index.sqlite 'ds/train-{000000..000099}.tar'
+              shardstore info ds/index.sqlite
+              shardstore split ds/index.sqlite assign --ratio train=0.8,val=0.1,test=0.1 --seed 0
+              shardstore get ds/index.sqlite 000123 --ext jpg -o 000123.jpg
+
+            Exit status: 0 on success, 1 when the command fails (the message on stderr says what
+            failed, where, and what to do), 64 for invalid arguments.
+            """,
+        version: ShardStoreVersion.string,
+        subcommands: [
+            IngestCommand.self, InfoCommand.self, LsCommand.self, GetCommand.self, SplitCommand.self,
+            MetaCommand.self,
+        ]
+    )
+}
+
+/// Runs `body`; on failure prints `shardstore: error: MESSAGE` to stderr and exits 1.
+func reportingErrors<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let exit as ExitCode {
+        throw exit
+    } catch let error as ValidationError {
+        throw error
+    } catch {
+        Terminal.error(describe(error))
+        throw ExitCode(1)
+    }
+}
+
+/// One line for an error: its description, without Swift type noise.
+func describe(_ error: Error) -> String {
+    String(describing: error)
+}
