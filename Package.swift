@@ -50,6 +50,6 @@ let package = Package(
             name: "ShardIngestTests",
             dependencies: ["ShardStore", "ShardTestSupport"]
         ),
-        .testTarget(name: "ShardCLITests", dependencies: ["ShardTestSupport"]),
+        .testTarget(name: "ShardCLITests", dependencies: ["shardstore", "ShardTestSupport"]),
     ]
 )

@@ -15,15 +15,14 @@ CREATE TABLE shards (
     ingested_at   TEXT    NOT NULL                -- UTC, ISO 8601
 );
 
--- One row per sample. `idx` is the dense global index 0..<count: dataset[idx].
+-- One row per sample. `id` is the dense global index 0..<count (dataset[id]), in the order of
+-- (shard_id, first_offset): shards in ingest order, samples in archive order.
 CREATE TABLE samples (
-    id           INTEGER PRIMARY KEY,             -- stable row id (members and splits refer to it)
-    idx          INTEGER NOT NULL,                -- dense global index, ordered by (shard_id, first_offset)
+    id           INTEGER PRIMARY KEY,             -- dense global index
     key          TEXT    NOT NULL,                -- exact bytes of the key
     shard_id     INTEGER NOT NULL REFERENCES shards(id),  -- shard of the sample's first member
     first_offset INTEGER NOT NULL                 -- header offset of that first member
 );
-CREATE UNIQUE INDEX samples_by_idx ON samples(idx);
 CREATE INDEX samples_by_key ON samples(key);
 
 -- One row per member (a regular file of a tar shard).

@@ -47,6 +47,20 @@ public struct SampleKey: Hashable, Sendable, Comparable, CustomStringConvertible
     /// The key as a JSON string literal, quotes included; invalid UTF-8 bytes become `\udcNN`.
     public var jsonLiteral: String { JSON.quote(bytes: bytes) }
 
+    public static func == (a: SampleKey, b: SampleKey) -> Bool {
+        a.bytes.count == b.bytes.count
+            && a.bytes.withUnsafeBufferPointer { pa in
+                b.bytes.withUnsafeBufferPointer { pb in
+                    pa.elementsEqual(pb)
+                }
+            }
+    }
+
+    /// Hashes the bytes in one call (the synthesized version feeds the hasher byte by byte).
+    public func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
     public static func < (a: SampleKey, b: SampleKey) -> Bool {
         a.bytes.lexicographicallyPrecedes(b.bytes)
     }

@@ -39,9 +39,9 @@ public final class IndexReader {
 
     /// The number of samples in the dataset.
     ///
-    /// - Complexity: O(1) (the largest dense index + 1).
+    /// - Complexity: O(log n) (the largest dense index + 1).
     public func sampleCount() throws -> Int {
-        Int(try database.scalarInt("SELECT COALESCE(MAX(idx) + 1, 0) FROM samples") ?? 0)
+        Int(try database.scalarInt("SELECT COALESCE(MAX(id) + 1, 0) FROM samples") ?? 0)
     }
 
     /// The number of samples in split `name`.
@@ -63,10 +63,10 @@ public final class IndexReader {
     public func sample(at index: Int) throws -> SampleRecord {
         let st = try database.cachedStatement(
             """
-            SELECT s.id, s.idx, s.key, sp.name FROM samples s
+            SELECT s.id, s.key, sp.name FROM samples s
             LEFT JOIN split_members sm ON sm.sample_id = s.id
             LEFT JOIN splits sp ON sp.id = sm.split_id
-            WHERE s.idx = ?
+            WHERE s.id = ?
             """)
         try st.bind(Int64(index), at: 1)
         guard try st.step() else {
@@ -84,7 +84,7 @@ public final class IndexReader {
         let id = try splitID(name)
         let st = try database.cachedStatement(
             """
-            SELECT s.id, s.idx, s.key, ? FROM split_members sm
+            SELECT s.id, s.key, ? FROM split_members sm
             JOIN samples s ON s.id = sm.sample_id
             WHERE sm.split_id = ? AND sm.position = ?
             """)
@@ -103,10 +103,10 @@ public final class IndexReader {
     public func samples(forKey key: SampleKey) throws -> [SampleRecord] {
         let st = try database.cachedStatement(
             """
-            SELECT s.id, s.idx, s.key, sp.name FROM samples s
+            SELECT s.id, s.key, sp.name FROM samples s
             LEFT JOIN split_members sm ON sm.sample_id = s.id
             LEFT JOIN splits sp ON sp.id = sm.split_id
-            WHERE s.key = ? ORDER BY s.idx
+            WHERE s.key = ? ORDER BY s.id
             """)
         try st.bind(textBytes: key.bytes, at: 1)
         var rows: [(Int64, Int, SampleKey, String?)] = []
@@ -150,7 +150,7 @@ public final class IndexReader {
     /// - Complexity: one pass over the samples and members tables.
     public func forEachSample(inSplit split: String? = nil, _ body: (SampleRecord) throws -> Bool) throws {
         var sql = """
-            SELECT s.id, s.idx, s.key, sp.name, m.ext, m.shard_id, m.header_offset, m.data_offset, m.length
+            SELECT s.id, s.key, sp.name, m.ext, m.shard_id, m.header_offset, m.data_offset, m.length
             FROM samples s
             JOIN members m ON m.sample_id = s.id
             LEFT JOIN split_members sm ON sm.sample_id = s.id
@@ -159,7 +159,7 @@ public final class IndexReader {
         if split != nil {
             sql += " WHERE sm.split_id = ? ORDER BY sm.position, m.ext"
         } else {
-            sql += " ORDER BY s.idx, m.ext"
+            sql += " ORDER BY s.id, m.ext"
         }
         let st = try database.prepare(sql)
         if let split { try st.bind(try splitID(split), at: 1) }
@@ -173,10 +173,10 @@ public final class IndexReader {
             }
             current!.members.append(
                 MemberRecord(
-                    ext: st.text(at: 4),
+                    ext: st.text(at: 3),
                     location: MemberLocation(
-                        shardID: st.int64(at: 5), headerOffset: st.int64(at: 6), dataOffset: st.int64(at: 7),
-                        length: st.int64(at: 8))))
+                        shardID: st.int64(at: 4), headerOffset: st.int64(at: 5), dataOffset: st.int64(at: 6),
+                        length: st.int64(at: 7))))
         }
         if let done = current { _ = try body(done) }
     }
@@ -278,7 +278,7 @@ public final class IndexReader {
     // MARK: Row decoding
 
     private static func header(_ st: Statement) -> (Int64, Int, SampleKey, String?) {
-        (st.int64(at: 0), st.int(at: 1), SampleKey(bytes: st.textBytes(at: 2)), st.isNull(at: 3) ? nil : st.text(at: 3))
+        (st.int64(at: 0), st.int(at: 0), SampleKey(bytes: st.textBytes(at: 1)), st.isNull(at: 2) ? nil : st.text(at: 2))
     }
 
     private func record(from st: Statement) throws -> SampleRecord {

@@ -65,7 +65,7 @@ public struct MemberRecord: Sendable, Equatable {
 
 /// A sample as recorded in the index.
 public struct SampleRecord: Sendable, Equatable {
-    /// Row id (stable; not the global index).
+    /// Row id: equal to ``index``, the dense global index.
     public var id: Int64
     /// The dense global index.
     public var index: Int

@@ -87,6 +87,10 @@ public struct IngestReport: Sendable {
     public var createdIndex = false
     /// Wall time in seconds.
     public var seconds = 0.0
+    /// Wall time of each phase, in order: (name, seconds).
+    public var phases: [(name: String, seconds: Double)] = []
+    /// Seconds the writer spent waiting for scans (when large, scanning is the bottleneck).
+    public var waitingForScans = 0.0
     /// Partial index files left by killed ingests and removed now.
     public var removedPartials: [String] = []
 
@@ -121,6 +125,13 @@ public enum Ingest {
             let d = clock.now - start
             return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
         }
+        var phaseStart = 0.0
+        var phases: [(name: String, seconds: Double)] = []
+        func phase(_ name: String) {
+            let now = elapsed()
+            phases.append((name, now - phaseStart))
+            phaseStart = now
+        }
         let files = try ShardPatterns.expand(patterns)
         guard !files.isEmpty else { throw IngestError.noShards }
 
@@ -147,6 +158,7 @@ public enum Ingest {
             if seenStored.insert(stored).inserted { planned.append(Planned(openPath: canonical, storedPath: stored, status: status)) }
         }
 
+        phase("stat")
         // Open the index: an existing one in place, a new one under a temporary name.
         let creating = !IndexFile.exists(indexPath)
         let dbPath = creating ? IndexFile.partialPath(for: indexPath) : indexPath
@@ -157,8 +169,14 @@ public enum Ingest {
         let db = try Database(path: dbPath, mode: creating ? .readWriteCreate : .readWrite)
         try IndexFile.migrator.migrate(db)
         let writer = try IndexWriter(database: db)
-        if creating { try writer.configureForNewFile() } else { try writer.configureForUpdate() }
+        if creating {
+            try writer.configureForNewFile()
+            try writer.dropKeyIndex()
+        } else {
+            try writer.configureForUpdate()
+        }
 
+        phase("open")
         try db.inTransaction(.immediate) {
             let existing = try writer.shardsByPath()
             var toScan: [(planned: Planned, record: ShardRecord)] = []
@@ -195,7 +213,7 @@ public enum Ingest {
             for (_, r) in toScan { shardPaths[r.id] = r.path }
             var grouper = SampleGrouper(
                 writer: writer, policy: options.onDuplicate, indexWasEmpty: try writer.isEmpty(),
-                nextID: try writer.nextSampleID(), nextIndex: try writer.nextSampleIndex(), shardPaths: shardPaths)
+                nextID: try writer.nextSampleID(), shardPaths: shardPaths)
 
             var done = report.unchanged.count
             var bytesDone = unchangedBytes
@@ -203,7 +221,7 @@ public enum Ingest {
 
             let scanList = toScan.map(\.planned)
             let isCancelled = options.isCancelled
-            try ParallelScan.run(
+            report.waitingForScans = try ParallelScan.run(
                 count: toScan.count, jobs: options.jobs, isCancelled: isCancelled,
                 scan: { (i: Int) throws(IngestError) -> ShardScan in
                     try ShardScanner.scan(path: scanList[i].openPath, displayPath: scanList[i].storedPath, isCancelled: isCancelled)
@@ -225,7 +243,9 @@ public enum Ingest {
                         IngestProgress(shardsDone: done, shardsTotal: planned.count, samples: grouper.samplesTouched, bytes: bytesDone, seconds: elapsed()))
                 })
             if options.isCancelled() { throw IngestError.cancelled }
+            phase("scan and write")
 
+            if creating { try writer.createKeyIndex() }
             if !report.changed.isEmpty { report.removedSamples = try writer.removeEmptySamples() }
             if !report.changed.isEmpty || grouper.replaced > 0 { try writer.renumber() }
             if let split = options.split {
@@ -241,15 +261,19 @@ public enum Ingest {
             report.duplicatesKept = grouper.keptExtra
             report.keysSeenAgain = grouper.seenAgain
             report.keysSeenAgainExamples = grouper.seenAgainExamples
-            report.totalSamples = Int(try writer.nextSampleIndex())
+            report.totalSamples = Int(try writer.nextSampleID())
+            phase("finish")
         }
+        phase("commit")
         if creating {
             try writer.finishNewFile()
             db.close()
             try IndexFile.publish(partial: dbPath, as: indexPath)
             published = true
             report.createdIndex = true
+            phase("publish")
         }
+        report.phases = phases
         report.seconds = elapsed()
         return report
     }
@@ -262,8 +286,10 @@ enum ParallelScan {
         count: Int, jobs: Int, isCancelled: @escaping @Sendable () -> Bool,
         scan: @escaping @Sendable (Int) throws(IngestError) -> ShardScan,
         consume: (Int, ShardScan) throws -> Void
-    ) throws {
-        guard count > 0 else { return }
+    ) throws -> Double {
+        var waited = 0.0
+        let clock = ContinuousClock()
+        guard count > 0 else { return 0 }
         let window = 2 * jobs + 2
         let state = Mutex(State(count: count))
         let ready = (0..<count).map { _ in DispatchSemaphore(value: 0) }
@@ -300,7 +326,10 @@ enum ParallelScan {
             group.wait()
         }
         for i in 0..<count {
+            let t0 = clock.now
             ready[i].wait()
+            let d = clock.now - t0
+            waited += Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
             let result = state.withLock { s in
                 defer { s.results[i] = nil }
                 return s.results[i]!
@@ -308,6 +337,7 @@ enum ParallelScan {
             try consume(i, try result.get())
             permits.signal()
         }
+        return waited
     }
 
     struct State: ~Copyable {

@@ -22,7 +22,6 @@ struct SampleGrouper {
     private let policy: DuplicatePolicy
     private let indexWasEmpty: Bool
     private var nextID: Int64
-    private var nextIndex: Int64
     private let shardPaths: [Int64: String]
     private var samples: [SampleKey: SampleState] = [:]
 
@@ -35,29 +34,34 @@ struct SampleGrouper {
     /// Distinct samples this ingest added members to.
     var samplesTouched: Int { samples.count }
 
-    init(writer: IndexWriter, policy: DuplicatePolicy, indexWasEmpty: Bool, nextID: Int64, nextIndex: Int64, shardPaths: [Int64: String]) {
+    init(writer: IndexWriter, policy: DuplicatePolicy, indexWasEmpty: Bool, nextID: Int64, shardPaths: [Int64: String]) {
         self.writer = writer
         self.policy = policy
         self.indexWasEmpty = indexWasEmpty
         self.nextID = nextID
-        self.nextIndex = nextIndex
         self.shardPaths = shardPaths
     }
 
     /// Adds one shard's members, in archive order.
     mutating func add(_ members: [ScannedMember], shardID: Int64) throws {
         var previousKey: SampleKey?
+        var previous: SampleState?
         for m in members {
             let location = MemberLocation(shardID: shardID, headerOffset: m.headerOffset, dataOffset: m.dataOffset, length: m.length)
-            var state = try existingSample(m.key)
-            if let s = state, previousKey != m.key, let first = s.members.first {
+            let adjacent = previous != nil && previousKey == m.key
+            // Members of one sample are usually adjacent: reuse the previous state without hashing.
+            var state = adjacent ? previous : try existingSample(m.key)
+            if !adjacent, let s = state, let first = s.members.first {
                 seenAgain += 1
                 if seenAgainExamples.count < 5 {
                     seenAgainExamples.append(
                         (m.key, path(shardID), m.headerOffset, path(first.location.shardID), first.location.headerOffset))
                 }
             }
-            previousKey = m.key
+            if !adjacent {
+                previousKey = m.key
+                previous = state
+            }
             if let s = state, let i = s.index(of: m.ext) {
                 let old = s.members[i].location
                 switch policy {
@@ -82,12 +86,12 @@ struct SampleGrouper {
                 target = s
             } else {
                 target = SampleState(id: nextID, members: [])
-                try writer.insertSample(id: nextID, index: nextIndex, key: m.key, shardID: shardID, firstOffset: m.headerOffset)
+                try writer.insertSample(id: nextID, key: m.key, shardID: shardID, firstOffset: m.headerOffset)
                 nextID += 1
-                nextIndex += 1
                 created += 1
                 samples[m.key] = target
             }
+            previous = target
             try writer.insertMember(sampleID: target.id, ext: m.ext, location: location)
             target.members.append((m.ext, location))
         }

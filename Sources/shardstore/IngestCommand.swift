@@ -58,6 +58,9 @@ struct IngestCommand: ParsableCommand {
     @Flag(help: "Print the summary as one JSON object.")
     var json = false
 
+    @Flag(help: "Also print the time each phase took.")
+    var verbose = false
+
     func validate() throws {
         if shards.isEmpty { throw ValidationError("Please name at least one shard, glob or brace pattern.") }
         if jobs < 1 { throw ValidationError("Please give --jobs a number of at least 1.") }
@@ -88,6 +91,10 @@ struct IngestCommand: ParsableCommand {
             Terminal.line(Self.summary(report, index: index))
         }
         if !quiet { Self.notes(report) }
+        if verbose {
+            let phases = report.phases.map { "\($0.name) \(Format.fixed($0.seconds, 3)) s" }.joined(separator: ", ")
+            Terminal.stderrLine("phases: \(phases); the writer waited \(Format.fixed(report.waitingForScans, 3)) s for scans")
+        }
         try Terminal.flush()
     }
 
