@@ -135,7 +135,11 @@ public enum Ingest {
         let files = try ShardPatterns.expand(patterns)
         guard !files.isEmpty else { throw IngestError.noShards }
 
-        let indexDirectory = try Paths.real(Paths.directory(of: Paths.absolute(indexPath)))
+        let indexFolder = Paths.directory(of: Paths.absolute(indexPath))
+        let indexDirectory: String
+        do { indexDirectory = try Paths.real(indexFolder) } catch {
+            throw IngestError.indexFolderMissing(indexFolder)
+        }
         var report = IngestReport()
         report.removedPartials = IndexFile.removeStalePartials(for: indexPath)
 

@@ -15,6 +15,8 @@ public enum IngestError: Error, Sendable, CustomStringConvertible {
     /// A member's extension is not valid UTF-8 (keys may be any bytes; extensions name columns and
     /// datasets, so they must be text).
     case extensionNotUTF8(path: String, offset: Int64, name: [UInt8])
+    /// The folder the index file should go in does not exist.
+    case indexFolderMissing(String)
     /// The shard arguments named no shard.
     case noShards
     /// Ctrl-C or another cancellation.
@@ -32,6 +34,8 @@ public enum IngestError: Error, Sendable, CustomStringConvertible {
             return "duplicate member '\(key).\(ext)': first at '\(first.path)' offset \(first.offset), again at '\(again.path)' offset \(again.offset); choose what to do with --on-duplicate first|last|keep"
         case .extensionNotUTF8(let path, let offset, let name):
             return "shard '\(path)': the member at offset \(offset) ('\(SampleKey(bytes: name))') has an extension that is not valid UTF-8; rename it in the tar, or leave the shard out of the ingest"
+        case .indexFolderMissing(let folder):
+            return "the index's folder '\(folder)' does not exist; create it first (mkdir -p '\(folder)')"
         case .noShards:
             return "no shards to ingest: name .tar files, globs ('data/*.tar') or brace ranges ('train-{000000..000099}.tar')"
         case .cancelled:

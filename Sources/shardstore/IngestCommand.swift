@@ -74,14 +74,16 @@ struct IngestCommand: ParsableCommand {
             split: split, onDuplicate: onDuplicate, jobs: jobs,
             progress: showProgress ? Self.progressRenderer() : nil,
             isCancelled: { interruptRequested.load(ordering: .relaxed) })
+        let existed = IndexFile.exists(index)
+        let unchanged = existed ? "the index was not changed" : "no index was created"
         let report: IngestReport
         do {
             report = try Ingest.run(index: index, shards: shards, options: options)
         } catch IngestError.cancelled {
-            Terminal.error("ingest interrupted; the index was not changed")
+            Terminal.error("ingest interrupted; \(unchanged)")
             throw ExitCode(130)
         } catch {
-            Terminal.error(describe(error) + " (the index was not changed)")
+            Terminal.error(describe(error) + " (\(unchanged))")
             throw ExitCode(1)
         }
         Terminal.clearProgress()
