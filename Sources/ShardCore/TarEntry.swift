@@ -31,11 +31,15 @@ public struct TarEntry: Sendable, Equatable {
     /// Offset of the entry's first header block: the first pax or GNU long-name block when the
     /// entry has them, otherwise its ustar header.
     public var headerOffset: Int64
-    /// Offset of the first data byte (just after the entry's own ustar header).
+    /// Offset of the first data byte: just after the entry's own ustar header (and after the
+    /// extension blocks of a GNU old sparse header).
     public var dataOffset: Int64
-    /// Number of data bytes (pax `size` when present).
+    /// Number of data bytes stored in the archive: pax `size` when present, else the header's
+    /// size field; 0 for kinds that carry no data (links, devices, directories, fifos), whatever
+    /// the size field says. For sparse entries, the stored bytes, not the file's real size.
     public var size: Int64
 
+    /// Makes an entry from its parts (the scanner makes them; tests write them down).
     public init(name: [UInt8], kind: Kind, headerOffset: Int64, dataOffset: Int64, size: Int64) {
         self.name = name
         self.kind = kind

@@ -18,11 +18,14 @@ public struct TarError: Error, Sendable, Equatable, CustomStringConvertible {
         case compressed(Compression)
         /// A header block's checksum does not match its contents.
         case badChecksum(stored: Int64, computed: Int64)
-        /// The file ends inside a header block (or inside a pax / GNU long-name block).
+        /// The file ends inside a header block, inside pax or GNU long-name data, or right after
+        /// pax or GNU long-name headers that announce an entry that is missing.
         case truncatedHeader(fileSize: Int64)
         /// The file ends inside a member's data: `needed` is the offset the data would end at.
+        /// The error's offset is the entry's first header block.
         case truncatedMember(needed: Int64, fileSize: Int64)
-        /// A numeric field (size, checksum) holds something that is not octal or base-256.
+        /// A numeric field (size, checksum) holds something that is not octal or base-256, a
+        /// negative size, or a size whose end does not fit in 64 bits.
         case badNumericField(field: String)
         /// A pax extended header record is malformed.
         case badPaxRecord(String)
@@ -47,13 +50,16 @@ public struct TarError: Error, Sendable, Equatable, CustomStringConvertible {
         case .notATar:
             return "not a tar archive: no valid tar header at offset \(offset)"
         case .compressed(let c):
-            return "\(c.rawValue)-compressed shard: compressed shards are not supported yet; decompress it first (for example `\(c.decompressCommand) FILE`)"
+            return
+                "\(c.rawValue)-compressed shard: compressed shards are not supported yet; decompress it first (for example `\(c.decompressCommand) FILE`)"
         case .badChecksum(let stored, let computed):
-            return "tar header checksum mismatch at offset \(offset) (stored \(stored), computed \(computed))"
+            return
+                "tar header checksum mismatch at offset \(offset) (stored \(stored), computed \(computed))"
         case .truncatedHeader(let fileSize):
             return "truncated tar header at offset \(offset) (file ends at \(fileSize))"
         case .truncatedMember(let needed, let fileSize):
-            return "truncated member at offset \(offset): its data ends at \(needed) but the file ends at \(fileSize)"
+            return
+                "truncated member at offset \(offset): its data ends at \(needed) but the file ends at \(fileSize)"
         case .badNumericField(let field):
             return "invalid numeric \(field) field in the tar header at offset \(offset)"
         case .badPaxRecord(let detail):

@@ -289,6 +289,14 @@ public final class IndexWriter {
         public var movedFrom: [String: Int]
         /// Samples in the split afterwards.
         public var total: Int
+
+        public init(split: String, added: Int, unchanged: Int, movedFrom: [String: Int], total: Int) {
+            self.split = split
+            self.added = added
+            self.unchanged = unchanged
+            self.movedFrom = movedFrom
+            self.total = total
+        }
     }
 
     /// Puts the samples with row ids `sampleIDs` into split `name` (created if missing), moving
