@@ -51,7 +51,7 @@ public struct TarError: Error, Sendable, Equatable, CustomStringConvertible {
             return "not a tar archive: no valid tar header at offset \(offset)"
         case .compressed(let c):
             return
-                "\(c.rawValue)-compressed shard: compressed shards are not supported yet; decompress it first (for example `\(c.decompressCommand) FILE`)"
+                "\(c.rawValue)-compressed shard: compressed shards are not supported yet; decompress it first (for example `\(c.decompressCommand) FILE > FILE-decompressed.tar`)"
         case .badChecksum(let stored, let computed):
             return
                 "tar header checksum mismatch at offset \(offset) (stored \(stored), computed \(computed))"
@@ -71,13 +71,13 @@ public struct TarError: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 extension TarError.Compression {
-    /// A command that decompresses this format, for error messages.
+    /// A command that writes the decompressed bytes of a file to stdout, for error messages.
     public var decompressCommand: String {
         switch self {
-        case .gzip: return "gunzip"
-        case .bzip2: return "bunzip2"
-        case .xz: return "unxz"
-        case .zstd: return "unzstd"
+        case .gzip: return "gzip -dc"
+        case .bzip2: return "bzip2 -dc"
+        case .xz: return "xz -dc"
+        case .zstd: return "zstd -dc"
         }
     }
 }

@@ -135,6 +135,20 @@ public final class IndexWriter {
         ])
     }
 
+    /// Sets every shard's `member_count` from the members table (after duplicates moved members
+    /// between shards).
+    ///
+    /// - Complexity: one pass over the members table.
+    public func recountShardMembers() throws {
+        try flush()
+        try database.execute(
+            """
+            UPDATE shards SET member_count = COALESCE(
+                (SELECT c.n FROM (SELECT shard_id, COUNT(*) AS n FROM members GROUP BY shard_id) AS c
+                 WHERE c.shard_id = shards.id), 0);
+            """)
+    }
+
     /// Deletes every member stored in shard `id` (before the shard is scanned again). Samples left
     /// without members are removed by ``removeEmptySamples()``.
     ///

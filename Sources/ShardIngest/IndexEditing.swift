@@ -40,7 +40,10 @@ public enum SplitEditor {
     public static func assign(index path: String, split: String?, selection: SplitSelection) throws
         -> [IndexWriter.SplitAssignment]
     {
-        try IndexEditing.withWriter(path) { writer in
+        if case .ratios = selection {} else if split?.isEmpty ?? true {
+            throw IndexError.invalidArgument("name the split to assign to (an empty or missing name is not a split)")
+        }
+        return try IndexEditing.withWriter(path) { writer in
             switch selection {
             case .shards(let pattern):
                 let shards = try IndexReader(database: writer.database).shards()
@@ -56,7 +59,7 @@ public enum SplitEditor {
                 }
                 let ids = try writer.sampleIDs(inShards: matched.map(\.id))
                 let step = "{\"by\":\"shards\",\"pattern\":\(JSON.quote(pattern)),\"shards\":\(matched.count)}"
-                return [try writer.assign(split: split!, sampleIDs: ids, step: step)]
+                return [try writer.assign(split: split ?? "", sampleIDs: ids, step: step)]
             case .keys(let keys, let source):
                 let (ids, missing) = try writer.sampleIDs(forKeys: keys)
                 if !missing.isEmpty {
@@ -65,7 +68,7 @@ public enum SplitEditor {
                         description: "\(missing.count) of the \(keys.count) keys in \(source) are not in the index (\(examples)\(missing.count > 5 ? ", ..." : "")); fix the list and run the command again")
                 }
                 let step = "{\"by\":\"keys\",\"file\":\(JSON.quote(source)),\"keys\":\(keys.count)}"
-                return [try writer.assign(split: split!, sampleIDs: ids, step: step)]
+                return [try writer.assign(split: split ?? "", sampleIDs: ids, step: step)]
             case .ratios(let ratios, let seed):
                 let names = ratios.parts.map(\.name)
                 var pool = try writer.sampleIDs(unassignedOrIn: names)

@@ -228,18 +228,19 @@ public enum Ingest {
             report.waitingForScans = try ParallelScan.run(
                 count: toScan.count, jobs: options.jobs, isCancelled: isCancelled,
                 scan: { (i: Int) throws(IngestError) -> ShardScan in
-                    try ShardScanner.scan(path: scanList[i].openPath, displayPath: scanList[i].storedPath, isCancelled: isCancelled)
+                    try ShardScanner.scan(
+                        path: scanList[i].openPath, displayPath: scanList[i].storedPath, isCancelled: isCancelled)
                 },
                 consume: { i, scan in
                     var record = toScan[i].record
                     record.size = toScan[i].planned.status.size
                     record.modificationTimeNanoseconds = toScan[i].planned.status.modificationTimeNanoseconds
-                    record.memberCount = scan.members.count
+                    let written = try grouper.add(scan.members, shardID: record.id)
+                    record.memberCount = written
                     record.skippedCount = scan.skipped.total
                     try writer.saveShard(record)
-                    try grouper.add(scan.members, shardID: record.id)
                     report.skipped += scan.skipped
-                    report.members += scan.members.count
+                    report.members += written
                     report.bytesScanned += record.size
                     done += 1
                     bytesDone += record.size
@@ -251,7 +252,9 @@ public enum Ingest {
 
             if creating { try writer.createKeyIndex() }
             if !report.changed.isEmpty { report.removedSamples = try writer.removeEmptySamples() }
-            if !report.changed.isEmpty || grouper.replaced > 0 { try writer.renumber() }
+            if !report.changed.isEmpty || grouper.relocated > 0 { try writer.renumber() }
+            // Replacements move members between shards: recount every shard's members.
+            if grouper.relocated > 0 { try writer.recountShardMembers() }
             if let split = options.split {
                 let ids = try writer.sampleIDs(inShards: commandShardIDs)
                 report.splitAssignment = try writer.assign(
@@ -297,7 +300,10 @@ enum ParallelScan {
         let window = 2 * jobs + 2
         let state = Mutex(State(count: count))
         let ready = (0..<count).map { _ in DispatchSemaphore(value: 0) }
-        let permits = DispatchSemaphore(value: window)
+        // Starts at 0 and is signalled up to the window: libdispatch traps when a semaphore is
+        // released holding less than its initial value, which an early error would cause.
+        let permits = DispatchSemaphore(value: 0)
+        for _ in 0..<window { permits.signal() }
         let group = DispatchGroup()
         let workers = min(jobs, count)
         for _ in 0..<workers {

@@ -7,7 +7,7 @@ public enum IngestError: Error, Sendable, CustomStringConvertible {
     /// The shard is not a readable tar (corrupt, truncated, empty, not a tar).
     case corruptShard(path: String, TarError)
     /// The shard is compressed.
-    case compressedShard(path: String, TarError.Compression)
+    case compressedShard(path: String, openPath: String, TarError.Compression)
     /// The shard cannot be opened or read.
     case unreadableShard(IOError)
     /// The same (key, extension) twice under the `error` policy.
@@ -22,12 +22,24 @@ public enum IngestError: Error, Sendable, CustomStringConvertible {
     /// Ctrl-C or another cancellation.
     case cancelled
 
+    /// Where the suggested decompress command writes: the compression suffix dropped
+    /// (`a.tar.gz` -> `a.tar`, `a.tgz` -> `a.tar`), else `-decompressed.tar` added to the stem.
+    static func decompressedName(_ path: String) -> String {
+        for (suffix, replacement) in [(".tar.gz", ".tar"), (".tgz", ".tar"), (".tar.bz2", ".tar"), (".tar.xz", ".tar"), (".tar.zst", ".tar"), (".tar.zstd", ".tar")]
+        where path.hasSuffix(suffix) {
+            return String(path.dropLast(suffix.count)) + replacement
+        }
+        let stem = path.hasSuffix(".tar") ? String(path.dropLast(4)) : path
+        return stem + "-decompressed.tar"
+    }
+
     public var description: String {
         switch self {
         case .corruptShard(let path, let error):
             return "shard '\(path)': \(error); re-fetch the shard or leave it out of the ingest"
-        case .compressedShard(let path, let c):
-            return "shard '\(path)' is \(c.rawValue)-compressed: compressed shards are not supported yet; decompress it first (`\(c.decompressCommand) \(path)`) and ingest the .tar"
+        case .compressedShard(let path, let openPath, let c):
+            let plain = Self.decompressedName(openPath)
+            return "shard '\(path)' is \(c.rawValue)-compressed: compressed shards are not supported yet; decompress it first (`\(c.decompressCommand) '\(openPath)' > '\(plain)'`) and ingest the decompressed file"
         case .unreadableShard(let error):
             return "\(error)"
         case .duplicateMember(let key, let ext, let first, let again):

@@ -28,6 +28,8 @@ struct SampleGrouper {
     private(set) var created = 0
     private(set) var dropped = 0
     private(set) var replaced = 0
+    /// Members moved to another location by a duplicate policy (a renumbering is needed).
+    private(set) var relocated = 0
     private(set) var keptExtra = 0
     private(set) var seenAgain = 0
     private(set) var seenAgainExamples: [(key: SampleKey, path: String, offset: Int64, firstPath: String, firstOffset: Int64)] = []
@@ -43,7 +45,10 @@ struct SampleGrouper {
     }
 
     /// Adds one shard's members, in archive order.
-    mutating func add(_ members: [ScannedMember], shardID: Int64) throws {
+    ///
+    /// - Returns: the number of members written (duplicates left out do not count).
+    mutating func add(_ members: [ScannedMember], shardID: Int64) throws -> Int {
+        var written = 0
         var previousKey: SampleKey?
         var previous: SampleState?
         for m in members {
@@ -68,13 +73,17 @@ struct SampleGrouper {
                 case .error:
                     throw IngestError.duplicateMember(
                         key: m.key, ext: m.ext, first: (path(old.shardID), old.headerOffset), again: (path(shardID), m.headerOffset))
-                case .first:
-                    dropped += 1
-                    continue
-                case .last:
-                    try writer.replaceMember(sampleID: s.id, ext: m.ext, location: location)
-                    s.members[i].location = location
-                    replaced += 1
+                case .first, .last:
+                    // "First" and "last" in dataset order (shard, offset), not scan order: a
+                    // re-indexed earlier shard must give what a fresh ingest gives.
+                    let isLater = (shardID, m.headerOffset) > (old.shardID, old.headerOffset)
+                    if policy == .first { dropped += 1 } else { replaced += 1 }
+                    if isLater == (policy == .last) {
+                        try writer.replaceMember(sampleID: s.id, ext: m.ext, location: location)
+                        s.members[i].location = location
+                        relocated += 1
+                        written += 1
+                    }
                     continue
                 case .keep:
                     keptExtra += 1
@@ -94,7 +103,9 @@ struct SampleGrouper {
             previous = target
             try writer.insertMember(sampleID: target.id, ext: m.ext, location: location)
             target.members.append((m.ext, location))
+            written += 1
         }
+        return written
     }
 
     /// The most recent sample with `key`: from this ingest, else from the index.

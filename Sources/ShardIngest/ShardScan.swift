@@ -69,7 +69,7 @@ enum ShardScanner {
         while true {
             let entry: TarEntry?
             do { entry = try scanner.next() } catch {
-                if case .compressed(let c) = error.kind { throw .compressedShard(path: displayPath, c) }
+                if case .compressed(let c) = error.kind { throw .compressedShard(path: displayPath, openPath: path, c) }
                 throw .corruptShard(path: displayPath, error)
             }
             guard let entry else { break }
