@@ -1,9 +1,10 @@
+import ShardCore
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import ShardCore
 
 /// Path arithmetic for shards and indexes: absolute and real paths, and the rule that stores a
 /// shard's path relative to the index file's folder when it lies below it.

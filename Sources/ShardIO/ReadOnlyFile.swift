@@ -1,9 +1,10 @@
+import ShardCore
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import ShardCore
 
 /// A file opened read-only for positioned reads (`pread`), safe to share between threads.
 ///

@@ -1,9 +1,10 @@
+import ShardCore
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import ShardCore
 
 /// Turns the shard arguments of `shardstore ingest` into a list of files: brace ranges and lists
 /// (`train-{000000..000099}.tar`, `{a,b}.tar`) expanded by ``BraceExpansion``, then shell-style
@@ -20,8 +21,10 @@ public enum ShardPatterns {
             if let missing, missing != pattern {
                 return "shard '\(missing)' (from '\(pattern)') does not exist; check the pattern's range"
             }
-            if isGlob(pattern) { return "no file matches '\(pattern)'" }
-            return "shard '\(pattern)' does not exist"
+            if isGlob(pattern) {
+                return "no file matches '\(pattern)'; check the folder and the pattern (`ls \(pattern)`)"
+            }
+            return "shard '\(pattern)' does not exist; check the path"
         }
     }
 

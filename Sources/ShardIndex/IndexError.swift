@@ -32,12 +32,14 @@ public enum IndexError: Error, Sendable, Equatable, CustomStringConvertible {
             return "no sample has key '\(key)'; `shardstore ls INDEX` lists the keys"
         case .ambiguousKey(let key, let indexes):
             let list = indexes.prefix(10).map(String.init).joined(separator: ", ")
-            return "key '\(key)' names \(indexes.count) samples (duplicates kept at ingest) at indexes \(list)\(indexes.count > 10 ? ", ..." : ""); select one by index with --index"
+            return
+                "key '\(key)' names \(indexes.count) samples (duplicates kept at ingest) at indexes \(list)\(indexes.count > 10 ? ", ..." : ""); select one by index with --index"
         case .unknownSplit(let name, let available):
             let list = available.isEmpty ? "the index has no splits" : "splits: " + available.joined(separator: ", ")
             return "no split named '\(name)' (\(list))"
         case .unknownExtension(let ext, let key, let available):
-            return "sample '\(key)' has no member '.\(ext)' (members: \(available.map { "." + $0 }.joined(separator: ", ")))"
+            return
+                "sample '\(key)' has no member '.\(ext)' (members: \(available.map { "." + $0 }.joined(separator: ", ")))"
         case .unknownMetadataKey(let key):
             return "no metadata entry '\(key)'; `shardstore meta INDEX list` shows the entries"
         case .invalidArgument(let message):

@@ -26,6 +26,29 @@ public enum IndexFile {
         try migrator.check(db)
     }
 
+    /// Rolls back a write that was killed mid-transaction (`kill -9`, power loss), which leaves a
+    /// hot rollback journal beside the index. A read-only connection cannot roll it back and would
+    /// fail, so when a journal exists a short read-write connection reads the schema, which makes
+    /// SQLite restore the index as it was before the interrupted write.
+    ///
+    /// - Throws: ``IndexFileError`` when a journal exists but the index cannot be opened for
+    ///   writing to roll it back (a read-only folder, for example).
+    public static func recoverInterruptedWrite(_ path: String) throws {
+        var st = stat()
+        guard stat(path + "-journal", &st) == 0, st.st_size > 0 else { return }
+        do {
+            let db = try Database(path: path, mode: .readWrite)
+            _ = try db.scalarInt("SELECT COUNT(*) FROM sqlite_master")
+            db.close()
+        } catch {
+            throw IndexFileError(
+                path: path,
+                message:
+                    "an interrupted ingest left '\(path)-journal', which must be rolled back before the index can be read, but the index cannot be opened for writing (\(error)); make it writable and run any shardstore command once"
+            )
+        }
+    }
+
     /// The temporary name a new index at `path` is built under: `.NAME.partial-PID` beside it.
     public static func partialPath(for path: String, pid: Int32 = getpid()) -> String {
         let (dir, name) = split(path)
@@ -68,11 +91,16 @@ public enum IndexFile {
         if link(partial, path) != 0 {
             let e = Glibc.errno
             if e == EEXIST {
-                throw IndexFileError(path: path, message: "another process created the index while this ingest ran; run the ingest again to add to it")
+                throw IndexFileError(
+                    path: path,
+                    message:
+                        "another process created the index while this ingest ran; run the ingest again to add to it")
             }
             // File systems without hard links: fall back to rename, which replaces atomically.
             guard rename(partial, path) == 0 else {
-                throw IndexFileError(path: path, message: "cannot move the new index into place: \(String(cString: strerror(Glibc.errno)))")
+                throw IndexFileError(
+                    path: path,
+                    message: "cannot move the new index into place: \(String(cString: strerror(Glibc.errno)))")
             }
         } else {
             unlink(partial)

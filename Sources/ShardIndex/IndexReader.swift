@@ -25,6 +25,7 @@ public final class IndexReader {
     public init(path: String) throws {
         guard IndexFile.exists(path) else { throw IndexError.indexNotFound(path: path) }
         self.path = path
+        try IndexFile.recoverInterruptedWrite(path)
         self.database = try Database(path: path, mode: .readOnly)
         try IndexFile.checkSchema(database)
     }
@@ -112,7 +113,9 @@ public final class IndexReader {
         var rows: [(Int64, Int, SampleKey, String?)] = []
         while try st.step() { rows.append(Self.header(st)) }
         st.reset()
-        return try rows.map { try SampleRecord(id: $0.0, index: $0.1, key: $0.2, split: $0.3, members: members(ofSample: $0.0)) }
+        return try rows.map {
+            try SampleRecord(id: $0.0, index: $0.1, key: $0.2, split: $0.3, members: members(ofSample: $0.0))
+        }
     }
 
     /// The one sample with key `key`.
@@ -208,7 +211,9 @@ public final class IndexReader {
             """)
         var out: [SplitSummary] = []
         while try st.step() {
-            out.append(SplitSummary(name: st.text(at: 0), count: st.int(at: 1), definition: st.text(at: 2), createdAt: st.text(at: 3)))
+            out.append(
+                SplitSummary(
+                    name: st.text(at: 0), count: st.int(at: 1), definition: st.text(at: 2), createdAt: st.text(at: 3)))
         }
         st.reset()
         return out

@@ -53,7 +53,8 @@ public final class IndexWriter {
     public func flush() throws {
         if !pendingSamples.isEmpty {
             let full = pendingSamples.count == Self.batchSize
-            let st = full ? insertSamples : try database.cachedStatement(Self.insertSQL(sampleRows: pendingSamples.count))
+            let st =
+                full ? insertSamples : try database.cachedStatement(Self.insertSQL(sampleRows: pendingSamples.count))
             var i: Int32 = 1
             for row in pendingSamples {
                 try st.bind(row.id, at: i)
@@ -68,7 +69,8 @@ public final class IndexWriter {
         }
         if !pendingMembers.isEmpty {
             let full = pendingMembers.count == Self.batchSize
-            let st = full ? insertMembers : try database.cachedStatement(Self.insertSQL(memberRows: pendingMembers.count))
+            let st =
+                full ? insertMembers : try database.cachedStatement(Self.insertSQL(memberRows: pendingMembers.count))
             var i: Int32 = 1
             for row in pendingMembers {
                 try st.bind(row.sampleID, at: i)
@@ -333,7 +335,8 @@ public final class IndexWriter {
             "UPDATE splits SET definition = json_insert(definition, '$[#]', json(?)) WHERE id = ?"
         ).execute([.text(step), .integer(splitID)])
 
-        try database.execute("CREATE TEMP TABLE IF NOT EXISTS selection(sample_id INTEGER PRIMARY KEY); DELETE FROM selection;")
+        try database.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS selection(sample_id INTEGER PRIMARY KEY); DELETE FROM selection;")
         let insert = try database.cachedStatement("INSERT OR IGNORE INTO selection(sample_id) VALUES (?)")
         for id in sampleIDs { try insert.execute([.integer(id)]) }
 
@@ -361,7 +364,8 @@ public final class IndexWriter {
         ).execute([.integer(splitID)])
         let added = database.changes
         try renumberSplitPositions()
-        let total = Int(try database.scalarInt("SELECT COUNT(*) FROM split_members WHERE split_id = ?", .integer(splitID)) ?? 0)
+        let total = Int(
+            try database.scalarInt("SELECT COUNT(*) FROM split_members WHERE split_id = ?", .integer(splitID)) ?? 0)
         return SplitAssignment(split: name, added: added, unchanged: unchanged, movedFrom: movedFrom, total: total)
     }
 
@@ -382,7 +386,8 @@ public final class IndexWriter {
     /// Row ids, in global index order, of the samples whose first member lies in one of `shardIDs`.
     public func sampleIDs(inShards shardIDs: [Int64]) throws -> [Int64] {
         try flush()
-        try database.execute("CREATE TEMP TABLE IF NOT EXISTS shard_selection(id INTEGER PRIMARY KEY); DELETE FROM shard_selection;")
+        try database.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS shard_selection(id INTEGER PRIMARY KEY); DELETE FROM shard_selection;")
         let insert = try database.cachedStatement("INSERT OR IGNORE INTO shard_selection(id) VALUES (?)")
         for id in shardIDs { try insert.execute([.integer(id)]) }
         return try ids("SELECT id FROM samples WHERE shard_id IN (SELECT id FROM shard_selection) ORDER BY id")
@@ -391,7 +396,8 @@ public final class IndexWriter {
     /// Row ids, in global index order, of the samples that are in no split or in one of `splits`.
     public func sampleIDs(unassignedOrIn splits: [String]) throws -> [Int64] {
         try flush()
-        try database.execute("CREATE TEMP TABLE IF NOT EXISTS split_selection(name TEXT PRIMARY KEY); DELETE FROM split_selection;")
+        try database.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS split_selection(name TEXT PRIMARY KEY); DELETE FROM split_selection;")
         let insert = try database.cachedStatement("INSERT OR IGNORE INTO split_selection(name) VALUES (?)")
         for s in splits { try insert.execute([.text(s)]) }
         return try ids(

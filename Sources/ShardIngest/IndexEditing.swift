@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 import ShardCore
 import ShardIO
 import ShardIndex
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Which samples a split assignment takes.
 public enum SplitSelection: Sendable {
@@ -40,7 +41,8 @@ public enum SplitEditor {
     public static func assign(index path: String, split: String?, selection: SplitSelection) throws
         -> [IndexWriter.SplitAssignment]
     {
-        if case .ratios = selection {} else if split?.isEmpty ?? true {
+        if case .ratios = selection {
+        } else if split?.isEmpty ?? true {
             throw IndexError.invalidArgument("name the split to assign to (an empty or missing name is not a split)")
         }
         return try IndexEditing.withWriter(path) { writer in
@@ -55,7 +57,11 @@ public enum SplitEditor {
                     return words.contains { w in candidates.contains(where: { c in fnmatch(w, c, 0) == 0 }) }
                 }
                 guard !matched.isEmpty else {
-                    throw SplitSelectionError(description: "no indexed shard matches '\(pattern)'; `shardstore info INDEX --json` and `shardstore ls` show the stored shard paths")
+                    let some = shards.prefix(3).map { "'\($0.path)'" }.joined(separator: ", ")
+                    throw SplitSelectionError(
+                        description:
+                            "no indexed shard matches '\(pattern)'; the pattern is matched against each shard's stored path, full path and file name (the index has \(shards.count) shard\(shards.count == 1 ? "" : "s")\(shards.isEmpty ? "" : ": " + some + (shards.count > 3 ? ", ..." : "")))"
+                    )
                 }
                 let ids = try writer.sampleIDs(inShards: matched.map(\.id))
                 let step = "{\"by\":\"shards\",\"pattern\":\(JSON.quote(pattern)),\"shards\":\(matched.count)}"
@@ -65,7 +71,9 @@ public enum SplitEditor {
                 if !missing.isEmpty {
                     let examples = missing.prefix(5).map { "'\($0)'" }.joined(separator: ", ")
                     throw SplitSelectionError(
-                        description: "\(missing.count) of the \(keys.count) keys in \(source) are not in the index (\(examples)\(missing.count > 5 ? ", ..." : "")); fix the list and run the command again")
+                        description:
+                            "\(missing.count) of the \(keys.count) keys in \(source) are not in the index (\(examples)\(missing.count > 5 ? ", ..." : "")); fix the list and run the command again"
+                    )
                 }
                 let step = "{\"by\":\"keys\",\"file\":\(JSON.quote(source)),\"keys\":\(keys.count)}"
                 return [try writer.assign(split: split ?? "", sampleIDs: ids, step: step)]
@@ -120,7 +128,9 @@ public enum MetadataEditor {
     @discardableResult
     public static func set(index path: String, key: String, value: String, asString: Bool = false) throws -> String {
         guard !key.hasPrefix(IndexWriter.reservedMetadataPrefix) else {
-            throw IndexError.invalidArgument("metadata keys starting with '\(IndexWriter.reservedMetadataPrefix)' are written by ShardStore itself; choose another key")
+            throw IndexError.invalidArgument(
+                "metadata keys starting with '\(IndexWriter.reservedMetadataPrefix)' are written by ShardStore itself; choose another key"
+            )
         }
         guard !key.isEmpty else { throw IndexError.invalidArgument("a metadata key must not be empty") }
         return try IndexEditing.withWriter(path) { writer in
@@ -134,6 +144,11 @@ public enum MetadataEditor {
     ///
     /// - Throws: ``IndexError/unknownMetadataKey(_:)``.
     public static func delete(index path: String, key: String) throws {
+        guard !key.hasPrefix(IndexWriter.reservedMetadataPrefix) else {
+            throw IndexError.invalidArgument(
+                "metadata keys starting with '\(IndexWriter.reservedMetadataPrefix)' are written by ShardStore itself and cannot be deleted"
+            )
+        }
         try IndexEditing.withWriter(path) { try $0.deleteMetadata(key) }
     }
 }

@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 import Dispatch
 import ShardCore
 import ShardIO
 import ShardIndex
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// How an ingest runs.
 public struct IngestOptions: Sendable {
@@ -78,7 +79,8 @@ public struct IngestReport: Sendable {
     /// other keys, in the same shard or another one); they were grouped into the earlier sample.
     public var keysSeenAgain = 0
     /// Up to five examples of keys seen again: the key, where it came back, where it was first.
-    public var keysSeenAgainExamples: [(key: SampleKey, path: String, offset: Int64, firstPath: String, firstOffset: Int64)] = []
+    public var keysSeenAgainExamples:
+        [(key: SampleKey, path: String, offset: Int64, firstPath: String, firstOffset: Int64)] = []
     /// The split assignment made with `--split`.
     public var splitAssignment: IndexWriter.SplitAssignment?
     /// Shard bytes scanned.
@@ -156,10 +158,15 @@ public enum Ingest {
             let status: FileStatus
             do { status = try FileStatus.of(canonical) } catch { throw IngestError.unreadableShard(error) }
             guard status.isRegularFile else {
-                throw IngestError.unreadableShard(IOError("ingest", path: file, errno: 0, detail: status.isDirectory ? "a directory, not a tar file" : "not a regular file"))
+                throw IngestError.unreadableShard(
+                    IOError(
+                        "ingest", path: file, errno: 0,
+                        detail: status.isDirectory ? "a directory, not a tar file" : "not a regular file"))
             }
             let stored = Paths.storedShardPath(canonical, indexDirectory: indexDirectory)
-            if seenStored.insert(stored).inserted { planned.append(Planned(openPath: canonical, storedPath: stored, status: status)) }
+            if seenStored.insert(stored).inserted {
+                planned.append(Planned(openPath: canonical, storedPath: stored, status: status))
+            }
         }
 
         phase("stat")
@@ -190,7 +197,9 @@ public enum Ingest {
             for p in planned {
                 if let old = existing[p.storedPath] {
                     commandShardIDs.append(old.id)
-                    if old.size == p.status.size, old.modificationTimeNanoseconds == p.status.modificationTimeNanoseconds {
+                    if old.size == p.status.size,
+                        old.modificationTimeNanoseconds == p.status.modificationTimeNanoseconds
+                    {
                         report.unchanged.append(p.storedPath)
                         unchangedBytes += p.status.size
                         continue
@@ -201,7 +210,8 @@ public enum Ingest {
                     report.added.append(p.storedPath)
                     let record = ShardRecord(
                         id: nextShardID, path: p.storedPath, size: p.status.size,
-                        modificationTimeNanoseconds: p.status.modificationTimeNanoseconds, memberCount: 0, skippedCount: 0)
+                        modificationTimeNanoseconds: p.status.modificationTimeNanoseconds, memberCount: 0,
+                        skippedCount: 0)
                     commandShardIDs.append(nextShardID)
                     nextShardID += 1
                     toScan.append((p, record))
@@ -221,7 +231,9 @@ public enum Ingest {
 
             var done = report.unchanged.count
             var bytesDone = unchangedBytes
-            options.progress?(IngestProgress(shardsDone: done, shardsTotal: planned.count, samples: 0, bytes: bytesDone, seconds: elapsed()))
+            options.progress?(
+                IngestProgress(
+                    shardsDone: done, shardsTotal: planned.count, samples: 0, bytes: bytesDone, seconds: elapsed()))
 
             let scanList = toScan.map(\.planned)
             let isCancelled = options.isCancelled
@@ -245,7 +257,9 @@ public enum Ingest {
                     done += 1
                     bytesDone += record.size
                     options.progress?(
-                        IngestProgress(shardsDone: done, shardsTotal: planned.count, samples: grouper.samplesTouched, bytes: bytesDone, seconds: elapsed()))
+                        IngestProgress(
+                            shardsDone: done, shardsTotal: planned.count, samples: grouper.samplesTouched,
+                            bytes: bytesDone, seconds: elapsed()))
                 })
             if options.isCancelled() { throw IngestError.cancelled }
             phase("scan and write")
@@ -261,7 +275,8 @@ public enum Ingest {
                     split: split, sampleIDs: ids,
                     step: "{\"by\":\"ingest\",\"shards\":\(planned.count)}")
             }
-            try writer.setMetadata(IndexWriter.reservedMetadataPrefix + "version", json: JSON.quote(ShardStoreVersion.string))
+            try writer.setMetadata(
+                IndexWriter.reservedMetadataPrefix + "version", json: JSON.quote(ShardStoreVersion.string))
             report.newSamples = grouper.created
             report.duplicatesDropped = grouper.dropped
             report.duplicatesReplaced = grouper.replaced

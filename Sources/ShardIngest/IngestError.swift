@@ -11,7 +11,8 @@ public enum IngestError: Error, Sendable, CustomStringConvertible {
     /// The shard cannot be opened or read.
     case unreadableShard(IOError)
     /// The same (key, extension) twice under the `error` policy.
-    case duplicateMember(key: SampleKey, ext: String, first: (path: String, offset: Int64), again: (path: String, offset: Int64))
+    case duplicateMember(
+        key: SampleKey, ext: String, first: (path: String, offset: Int64), again: (path: String, offset: Int64))
     /// A member's extension is not valid UTF-8 (keys may be any bytes; extensions name columns and
     /// datasets, so they must be text).
     case extensionNotUTF8(path: String, offset: Int64, name: [UInt8])
@@ -25,7 +26,10 @@ public enum IngestError: Error, Sendable, CustomStringConvertible {
     /// Where the suggested decompress command writes: the compression suffix dropped
     /// (`a.tar.gz` -> `a.tar`, `a.tgz` -> `a.tar`), else `-decompressed.tar` added to the stem.
     static func decompressedName(_ path: String) -> String {
-        for (suffix, replacement) in [(".tar.gz", ".tar"), (".tgz", ".tar"), (".tar.bz2", ".tar"), (".tar.xz", ".tar"), (".tar.zst", ".tar"), (".tar.zstd", ".tar")]
+        for (suffix, replacement) in [
+            (".tar.gz", ".tar"), (".tgz", ".tar"), (".tar.bz2", ".tar"), (".tar.xz", ".tar"), (".tar.zst", ".tar"),
+            (".tar.zstd", ".tar"),
+        ]
         where path.hasSuffix(suffix) {
             return String(path.dropLast(suffix.count)) + replacement
         }
@@ -39,17 +43,21 @@ public enum IngestError: Error, Sendable, CustomStringConvertible {
             return "shard '\(path)': \(error); re-fetch the shard or leave it out of the ingest"
         case .compressedShard(let path, let openPath, let c):
             let plain = Self.decompressedName(openPath)
-            return "shard '\(path)' is \(c.rawValue)-compressed: compressed shards are not supported yet; decompress it first (`\(c.decompressCommand) '\(openPath)' > '\(plain)'`) and ingest the decompressed file"
+            return
+                "shard '\(path)' is \(c.rawValue)-compressed: compressed shards are not supported yet; decompress it first (`\(c.decompressCommand) '\(openPath)' > '\(plain)'`) and ingest the decompressed file"
         case .unreadableShard(let error):
             return "\(error)"
         case .duplicateMember(let key, let ext, let first, let again):
-            return "duplicate member '\(key).\(ext)': first at '\(first.path)' offset \(first.offset), again at '\(again.path)' offset \(again.offset); choose what to do with --on-duplicate first|last|keep"
+            return
+                "duplicate member '\(key).\(ext)': first at '\(first.path)' offset \(first.offset), again at '\(again.path)' offset \(again.offset); choose what to do with --on-duplicate first|last|keep"
         case .extensionNotUTF8(let path, let offset, let name):
-            return "shard '\(path)': the member at offset \(offset) ('\(SampleKey(bytes: name))') has an extension that is not valid UTF-8; rename it in the tar, or leave the shard out of the ingest"
+            return
+                "shard '\(path)': the member at offset \(offset) ('\(SampleKey(bytes: name))') has an extension that is not valid UTF-8; rename it in the tar, or leave the shard out of the ingest"
         case .indexFolderMissing(let folder):
             return "the index's folder '\(folder)' does not exist; create it first (mkdir -p '\(folder)')"
         case .noShards:
-            return "no shards to ingest: name .tar files, globs ('data/*.tar') or brace ranges ('train-{000000..000099}.tar')"
+            return
+                "no shards to ingest: name .tar files, globs ('data/*.tar') or brace ranges ('train-{000000..000099}.tar')"
         case .cancelled:
             return "ingest cancelled"
         }

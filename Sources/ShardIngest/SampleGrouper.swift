@@ -32,11 +32,13 @@ struct SampleGrouper {
     private(set) var relocated = 0
     private(set) var keptExtra = 0
     private(set) var seenAgain = 0
-    private(set) var seenAgainExamples: [(key: SampleKey, path: String, offset: Int64, firstPath: String, firstOffset: Int64)] = []
+    private(set) var seenAgainExamples:
+        [(key: SampleKey, path: String, offset: Int64, firstPath: String, firstOffset: Int64)] = []
     /// Distinct samples this ingest added members to.
     var samplesTouched: Int { samples.count }
 
-    init(writer: IndexWriter, policy: DuplicatePolicy, indexWasEmpty: Bool, nextID: Int64, shardPaths: [Int64: String]) {
+    init(writer: IndexWriter, policy: DuplicatePolicy, indexWasEmpty: Bool, nextID: Int64, shardPaths: [Int64: String])
+    {
         self.writer = writer
         self.policy = policy
         self.indexWasEmpty = indexWasEmpty
@@ -46,13 +48,15 @@ struct SampleGrouper {
 
     /// Adds one shard's members, in archive order.
     ///
-    /// - Returns: the number of members written (duplicates left out do not count).
+    /// - Returns: the number of member rows added (copies left out, and copies that replaced an
+    ///   earlier one, do not add a row).
     mutating func add(_ members: [ScannedMember], shardID: Int64) throws -> Int {
         var written = 0
         var previousKey: SampleKey?
         var previous: SampleState?
         for m in members {
-            let location = MemberLocation(shardID: shardID, headerOffset: m.headerOffset, dataOffset: m.dataOffset, length: m.length)
+            let location = MemberLocation(
+                shardID: shardID, headerOffset: m.headerOffset, dataOffset: m.dataOffset, length: m.length)
             let adjacent = previous != nil && previousKey == m.key
             // Members of one sample are usually adjacent: reuse the previous state without hashing.
             var state = adjacent ? previous : try existingSample(m.key)
@@ -60,7 +64,10 @@ struct SampleGrouper {
                 seenAgain += 1
                 if seenAgainExamples.count < 5 {
                     seenAgainExamples.append(
-                        (m.key, path(shardID), m.headerOffset, path(first.location.shardID), first.location.headerOffset))
+                        (
+                            m.key, path(shardID), m.headerOffset, path(first.location.shardID),
+                            first.location.headerOffset
+                        ))
                 }
             }
             if !adjacent {
@@ -72,7 +79,8 @@ struct SampleGrouper {
                 switch policy {
                 case .error:
                     throw IngestError.duplicateMember(
-                        key: m.key, ext: m.ext, first: (path(old.shardID), old.headerOffset), again: (path(shardID), m.headerOffset))
+                        key: m.key, ext: m.ext, first: (path(old.shardID), old.headerOffset),
+                        again: (path(shardID), m.headerOffset))
                 case .first, .last:
                     // "First" and "last" in dataset order (shard, offset), not scan order: a
                     // re-indexed earlier shard must give what a fresh ingest gives.
@@ -82,7 +90,6 @@ struct SampleGrouper {
                         try writer.replaceMember(sampleID: s.id, ext: m.ext, location: location)
                         s.members[i].location = location
                         relocated += 1
-                        written += 1
                     }
                     continue
                 case .keep:

@@ -30,13 +30,15 @@ public struct SkipCounts: Sendable, Equatable {
         a.noExtension += b.noExtension
     }
 
-    /// Non-zero counts as (label, count), for summaries.
-    public var nonZero: [(String, Int)] {
+    /// Non-zero counts with their labels, for summaries: `1 directory`, `2 symlinks`.
+    public var nonZero: [String] {
         [
-            ("directories", directories), ("symlinks", symlinks), ("hard links", hardLinks),
-            ("other entry types", otherTypes), ("sparse files", sparse), ("webdataset metadata names", metadataNames),
-            ("names without extension", noExtension),
-        ].filter { $0.1 > 0 }
+            (directories, "directory", "directories"), (symlinks, "symlink", "symlinks"),
+            (hardLinks, "hard link", "hard links"), (otherTypes, "other entry type", "other entry types"),
+            (sparse, "sparse file", "sparse files"),
+            (metadataNames, "webdataset metadata name", "webdataset metadata names"),
+            (noExtension, "name without extension", "names without extension"),
+        ].filter { $0.0 > 0 }.map { "\($0.0) \($0.0 == 1 ? $0.1 : $0.2)" }
     }
 }
 

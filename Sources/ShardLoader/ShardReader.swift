@@ -9,8 +9,25 @@ public struct ShardChangedError: Error, Sendable, CustomStringConvertible {
     public var path: String
     /// What differs.
     public var detail: String
+    /// The index that recorded the shard.
+    public var indexPath: String
+    /// Whether the shard file is gone.
+    public var isMissing: Bool
+
+    public init(path: String, detail: String, indexPath: String, isMissing: Bool = false) {
+        self.path = path
+        self.detail = detail
+        self.indexPath = indexPath
+        self.isMissing = isMissing
+    }
+
     public var description: String {
-        "shard '\(path)' changed since ingest (\(detail)); run ingest again (`shardstore ingest INDEX \(path)`) before reading"
+        if isMissing {
+            return
+                "shard '\(path)' is missing (it was indexed in '\(indexPath)'); restore the file, or ingest the remaining shards into a new index"
+        }
+        return
+            "shard '\(path)' changed since ingest (\(detail)); run ingest again (`shardstore ingest \(indexPath) \(path)`) before reading"
     }
 }
 
@@ -25,6 +42,8 @@ public struct ShardChangedError: Error, Sendable, CustomStringConvertible {
 public final class ShardReader: Sendable {
     /// The folder relative shard paths are resolved against (the index file's real folder).
     public let indexDirectory: String
+    /// The index file's path as given.
+    public let indexPath: String
     private let shards: [Int64: ShardRecord]
     private let files = Mutex<[Int64: ReadOnlyFile]>([:])
 
@@ -32,6 +51,7 @@ public final class ShardReader: Sendable {
     ///
     /// - Throws: `IOError` when the index's folder cannot be resolved.
     public init(index: IndexReader) throws {
+        indexPath = index.path
         indexDirectory = try Paths.real(Paths.directory(of: Paths.absolute(index.path)))
         var byID: [Int64: ShardRecord] = [:]
         for s in try index.shards() { byID[s.id] = s }
@@ -53,19 +73,27 @@ public final class ShardReader: Sendable {
     public func file(forShard id: Int64) throws -> ReadOnlyFile {
         if let f = files.withLock({ $0[id] }) { return f }
         guard let record = shards[id] else {
-            throw ShardChangedError(path: "shard #\(id)", detail: "the index names a shard it does not list")
+            throw ShardChangedError(
+                path: "shard #\(id)", detail: "the index names a shard it does not list", indexPath: indexPath)
         }
         let path = openPath(of: record)
         let file: ReadOnlyFile
         do { file = try ReadOnlyFile(path: path) } catch {
-            if error.errno == ENOENT { throw ShardChangedError(path: record.path, detail: "the file is missing") }
+            if error.errno == ENOENT {
+                throw ShardChangedError(
+                    path: record.path, detail: "the file is missing", indexPath: indexPath, isMissing: true)
+            }
             throw error
         }
         if file.status.size != record.size {
-            throw ShardChangedError(path: record.path, detail: "size \(record.size) bytes at ingest, \(file.status.size) now")
+            throw ShardChangedError(
+                path: record.path, detail: "size \(record.size) bytes at ingest, \(file.status.size) now",
+                indexPath: indexPath)
         }
         if file.status.modificationTimeNanoseconds != record.modificationTimeNanoseconds {
-            throw ShardChangedError(path: record.path, detail: "modification time differs from the one recorded at ingest")
+            throw ShardChangedError(
+                path: record.path, detail: "modification time differs from the one recorded at ingest",
+                indexPath: indexPath)
         }
         return files.withLock { open in
             if let f = open[id] { return f }

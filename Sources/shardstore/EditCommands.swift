@@ -8,20 +8,21 @@ enum SplitAction: String, ExpressibleByArgument, CaseIterable {
 struct SplitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "split",
-        abstract: "Define and inspect named splits (train, val, test...).",
+        abstract: "Define and inspect named splits (train, val, test).",
         discussion: """
-            A sample belongs to at most one split; assigning it to another moves it. Positions in a
-            split are dense (0..<count) and follow the global index order.
+            A sample belongs to at most one split; assigning it to another moves it. Positions in a split are dense (0..<count) and follow the global index order.
 
-              split INDEX assign NAME --shards PATTERN   samples of shards matching a glob or brace pattern
-              split INDEX assign NAME --keys FILE        samples whose keys are listed, one per line
+              split INDEX assign NAME --shards PATTERN
+                  the samples of the shards matching a glob or brace pattern
+              split INDEX assign NAME --keys FILE
+                  the samples whose keys are listed in FILE, one per line
               split INDEX assign --ratio train=0.8,val=0.1,test=0.1 --seed N
-                    shuffles the unassigned samples and those already in the named splits with
-                    SplitMix64(seed) and cuts them by the ratios: the same assignment on every run
-                    and machine for the same index
-              split INDEX list                           every split with its size
-              split INDEX show NAME                      one split: size, how it was defined, first keys
-              split INDEX delete NAME                    remove the split (its samples become unassigned)
+                  shuffles the unassigned samples and those already in the
+                  named splits with SplitMix64(N), then cuts them by the
+                  ratios: the same assignment on every run and machine
+              split INDEX list          every split with its size
+              split INDEX show NAME     size, how it was defined, first keys
+              split INDEX delete NAME   remove it (its samples become unassigned)
             """)
 
     @Argument(help: "The index file.")
@@ -53,21 +54,28 @@ struct SplitCommand: ParsableCommand {
         switch action {
         case .assign:
             guard selections == 1 else {
-                throw ValidationError("Please give exactly one of --shards PATTERN, --keys FILE or --ratio NAME=FRACTION,...")
+                throw ValidationError(
+                    "Please give exactly one of --shards PATTERN, --keys FILE or --ratio NAME=FRACTION,...")
             }
             if ratio != nil {
                 if name != nil { throw ValidationError("--ratio names its splits itself: please drop NAME.") }
-                if seed == nil { throw ValidationError("Please give --ratio a --seed N, so the assignment can be repeated.") }
+                if seed == nil {
+                    throw ValidationError("Please give --ratio a --seed N, so the assignment can be repeated.")
+                }
             } else {
                 if name == nil { throw ValidationError("Please name the split to assign to.") }
                 if seed != nil { throw ValidationError("--seed goes with --ratio only.") }
             }
         case .show, .delete:
             if name == nil { throw ValidationError("Please name the split to \(action.rawValue).") }
-            if selections > 0 || seed != nil { throw ValidationError("--shards, --keys, --ratio and --seed go with assign only.") }
+            if selections > 0 || seed != nil {
+                throw ValidationError("--shards, --keys, --ratio and --seed go with assign only.")
+            }
         case .list:
             if name != nil { throw ValidationError("list takes no split name.") }
-            if selections > 0 || seed != nil { throw ValidationError("--shards, --keys, --ratio and --seed go with assign only.") }
+            if selections > 0 || seed != nil {
+                throw ValidationError("--shards, --keys, --ratio and --seed go with assign only.")
+            }
         }
     }
 
@@ -84,8 +92,10 @@ struct SplitCommand: ParsableCommand {
                     selection = .ratios(try SplitRatios(parsing: ratio!), seed: seed!)
                 }
                 for a in try SplitEditor.assign(index: index, split: name, selection: selection) {
-                    var line = "split '\(a.split)': \(Format.count(a.total)) samples (\(Format.count(a.added)) added"
-                    let moved = a.movedFrom.sorted { $0.key < $1.key }.map { "\(Format.count($0.value)) from '\($0.key)'" }
+                    var line = "split '\(a.split)': \(Format.count(a.total, "sample")) (\(Format.count(a.added)) added"
+                    let moved = a.movedFrom.sorted { $0.key < $1.key }.map {
+                        "\(Format.count($0.value)) from '\($0.key)'"
+                    }
                     if !moved.isEmpty { line += ", moved " + moved.joined(separator: ", ") }
                     if a.unchanged > 0 { line += ", \(Format.count(a.unchanged)) already in it" }
                     Terminal.line(line + ")")
@@ -126,7 +136,7 @@ struct SplitCommand: ParsableCommand {
                 }
             case .delete:
                 let n = try SplitEditor.delete(index: index, split: name!)
-                Terminal.line("deleted split '\(name!)' (\(Format.count(n)) samples are now unassigned)")
+                Terminal.line("deleted split '\(name!)' (\(Format.count(n, "sample")) now unassigned)")
             }
             try Terminal.flush()
         }
@@ -142,12 +152,13 @@ struct MetaCommand: ParsableCommand {
         commandName: "meta",
         abstract: "Set and read dataset metadata (JSON values).",
         discussion: """
-              meta INDEX set KEY VALUE    VALUE is stored as JSON when it parses as JSON
-                                          (42, true, {"a": 1}, "quoted"), otherwise as a string;
-                                          --string always stores a string
-              meta INDEX get KEY          prints the JSON value
-              meta INDEX list             KEY<TAB>VALUE lines (or one object with --json)
+              meta INDEX set KEY VALUE   VALUE is stored as JSON when it parses as
+                                         JSON (42, true, {"a": 1}, "quoted"), else
+                                         as a string; --string always stores a string
+              meta INDEX get KEY         prints the JSON value
+              meta INDEX list            KEY<TAB>VALUE lines (one object with --json)
               meta INDEX delete KEY
+
             Keys starting with 'shardstore.' are written by ShardStore itself.
             """)
 
@@ -170,7 +181,10 @@ struct MetaCommand: ParsableCommand {
         let needed = [MetaAction.set: 2, .get: 1, .delete: 1, .list: 0][action]!
         guard arguments.count == needed else {
             throw ValidationError(
-                needed == 0 ? "list takes no KEY." : needed == 1 ? "Please give one KEY to \(action.rawValue)." : "Please give a KEY and a VALUE to set.")
+                needed == 0
+                    ? "list takes no KEY."
+                    : needed == 1
+                        ? "Please give one KEY to \(action.rawValue)." : "Please give a KEY and a VALUE to set.")
         }
     }
 
@@ -178,7 +192,8 @@ struct MetaCommand: ParsableCommand {
         try reportingErrors {
             switch action {
             case .set:
-                let stored = try MetadataEditor.set(index: index, key: arguments[0], value: arguments[1], asString: string)
+                let stored = try MetadataEditor.set(
+                    index: index, key: arguments[0], value: arguments[1], asString: string)
                 Terminal.line("\(arguments[0]) = \(stored)")
             case .get:
                 Terminal.line(try IndexReader(path: index).metadata(arguments[0]))

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 import ArgumentParser
 import ShardStore
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 extension DuplicatePolicy: ExpressibleByArgument {}
 
@@ -15,22 +16,16 @@ struct IngestCommand: ParsableCommand {
         commandName: "ingest",
         abstract: "Index tar shards: add new shards, re-index changed ones, skip unchanged ones.",
         discussion: """
-            Scans only the tar headers (never member data) and writes the whole ingest as one
-            transaction: if anything fails, or you press Ctrl-C, the index stays as it was.
-            A new index is built under a temporary name and appears only when complete.
+            Scans only the tar headers (never member data) and writes the whole ingest as one transaction: if anything fails, or you press Ctrl-C, the index stays as it was. A new index is built under a temporary name and appears only when complete.
 
-            SHARD arguments are paths, shell globs ('data/*.tar') or brace patterns
-            ('train-{000000..000099}.tar', '{a,b}.tar'); quote them so the tool expands them.
-            Shards below the index file's folder are stored with relative paths, so the folder
-            can be moved.
+            SHARD arguments are paths, shell globs ('data/*.tar') or brace patterns ('train-{000000..000099}.tar', '{a,b}.tar'); quote them so the tool expands them. Shards below the index file's folder are stored with relative paths, so the folder can be moved.
 
-            Members are grouped into samples by key (webdataset's rule: the name up to the first
-            '.' of its basename), adjacent or not. A repeated key and extension is handled by
-            --on-duplicate:
+            Members are grouped into samples by key (webdataset's rule: the name up to the first '.' of its basename), adjacent or not. A repeated key and extension is handled by --on-duplicate:
               error  stop, naming both locations (default)
               first  keep the first copy, leave out later ones
               last   keep the last copy
-              keep   keep every copy as its own sample (lookups by that key then list the candidates)
+              keep   keep every copy as its own sample (lookups by that key
+                     then list the candidates)
 
             Examples:
               shardstore ingest ds/index.sqlite 'ds/shard-*.tar'
@@ -46,11 +41,13 @@ struct IngestCommand: ParsableCommand {
     @Option(help: "Assign the samples of these shards to split NAME.")
     var split: String?
 
-    @Option(name: .customLong("on-duplicate"), help: "What to do with a repeated key and extension: error, first, last or keep.")
+    @Option(
+        name: .customLong("on-duplicate"),
+        help: "What to do with a repeated key and extension: error, first, last or keep.")
     var onDuplicate: DuplicatePolicy = .error
 
     @Option(help: "Shards scanned in parallel (default: the number of cores).")
-    var jobs: Int = IngestOptions.defaultJobs
+    var jobs: Int?
 
     @Flag(help: "Print nothing but errors.")
     var quiet = false
@@ -63,7 +60,7 @@ struct IngestCommand: ParsableCommand {
 
     func validate() throws {
         if shards.isEmpty { throw ValidationError("Please name at least one shard, glob or brace pattern.") }
-        if jobs < 1 { throw ValidationError("Please give --jobs a number of at least 1.") }
+        if let jobs, jobs < 1 { throw ValidationError("Please give --jobs a number of at least 1.") }
         if let split, split.isEmpty { throw ValidationError("Please give --split a non-empty name.") }
     }
 
@@ -71,7 +68,7 @@ struct IngestCommand: ParsableCommand {
         installInterruptHandlers()
         let showProgress = !quiet && Terminal.stderrIsTerminal
         let options = IngestOptions(
-            split: split, onDuplicate: onDuplicate, jobs: jobs,
+            split: split, onDuplicate: onDuplicate, jobs: jobs ?? IngestOptions.defaultJobs,
             progress: showProgress ? Self.progressRenderer() : nil,
             isCancelled: { interruptRequested.load(ordering: .relaxed) })
         let existed = IndexFile.exists(index)
@@ -95,7 +92,8 @@ struct IngestCommand: ParsableCommand {
         if !quiet { Self.notes(report) }
         if verbose {
             let phases = report.phases.map { "\($0.name) \(Format.fixed($0.seconds, 3)) s" }.joined(separator: ", ")
-            Terminal.stderrLine("phases: \(phases); the writer waited \(Format.fixed(report.waitingForScans, 3)) s for scans")
+            Terminal.stderrLine(
+                "phases: \(phases); the writer waited \(Format.fixed(report.waitingForScans, 3)) s for scans")
         }
         try Terminal.flush()
     }
@@ -112,19 +110,23 @@ struct IngestCommand: ParsableCommand {
             guard draw else { return }
             let rate = p.seconds > 0 ? Double(p.bytes) / 1e6 / p.seconds : 0
             Terminal.progress(
-                "ingest: \(p.shardsDone)/\(p.shardsTotal) shards, \(Format.count(p.samples)) samples, \(Format.fixed(rate, 0)) MB/s")
+                "ingest: \(p.shardsDone)/\(p.shardsTotal) shards, \(Format.count(p.samples)) samples, \(Format.fixed(rate, 0)) MB/s"
+            )
         }
     }
 
     static func summary(_ r: IngestReport, index: String) -> String {
         let shards = r.added.count + r.changed.count + r.unchanged.count
-        var s = "ingested \(shards) shard\(shards == 1 ? "" : "s") (\(r.added.count) new, \(r.changed.count) changed, \(r.unchanged.count) unchanged)"
-        s += ": \(Format.count(r.totalSamples)) samples in the index (\(Format.count(r.newSamples)) new"
+        var s =
+            "ingested \(shards) shard\(shards == 1 ? "" : "s") (\(r.added.count) new, \(r.changed.count) changed, \(r.unchanged.count) unchanged)"
+        s += ": \(Format.count(r.totalSamples, "sample")) in the index (\(Format.count(r.newSamples)) new"
         if r.removedSamples > 0 { s += ", \(Format.count(r.removedSamples)) removed" }
-        s += "), \(Format.count(r.members)) members from \(Format.bytes(r.bytesScanned)) scanned"
+        s += "), \(Format.count(r.members, "member")) from \(Format.bytes(r.bytesScanned)) scanned"
         s += " in \(Format.fixed(r.seconds, 2)) s"
-        if r.seconds > 0, r.bytesScanned > 0 { s += " (\(Format.fixed(Double(r.bytesScanned) / 1e6 / r.seconds, 0)) MB/s)" }
-        if let a = r.splitAssignment { s += "; split '\(a.split)' has \(Format.count(a.total)) samples" }
+        if r.seconds > 0, r.bytesScanned > 0 {
+            s += " (\(Format.fixed(Double(r.bytesScanned) / 1e6 / r.seconds, 0)) MB/s)"
+        }
+        if let a = r.splitAssignment { s += "; split '\(a.split)' has \(Format.count(a.total, "sample"))" }
         s += " -> \(index)"
         return s
     }
@@ -133,27 +135,37 @@ struct IngestCommand: ParsableCommand {
     /// keys seen again, moved split members.
     static func notes(_ r: IngestReport) {
         if r.skipped.total > 0 {
-            let parts = r.skipped.nonZero.map { "\(Format.count($0.1)) \($0.0)" }.joined(separator: ", ")
-            Terminal.stderrLine("note: skipped \(Format.count(r.skipped.total)) tar entries that are not sample members: \(parts)")
+            let parts = r.skipped.nonZero.joined(separator: ", ")
+            Terminal.stderrLine(
+                "note: skipped \(Format.count(r.skipped.total)) tar \(r.skipped.total == 1 ? "entry that is not a sample member" : "entries that are not sample members"): \(parts)"
+            )
         }
         if r.duplicatesDropped > 0 {
-            Terminal.stderrLine("note: --on-duplicate first: left out \(Format.count(r.duplicatesDropped)) repeated members (the first copy of each was kept)")
+            Terminal.stderrLine(
+                "note: --on-duplicate first: left out \(Format.count(r.duplicatesDropped, "repeated member")) (the first copy of each was kept)"
+            )
         }
         if r.duplicatesReplaced > 0 {
-            Terminal.stderrLine("note: --on-duplicate last: \(Format.count(r.duplicatesReplaced)) repeated members replaced earlier copies")
+            Terminal.stderrLine(
+                "note: --on-duplicate last: \(Format.count(r.duplicatesReplaced, "repeated member")) replaced earlier copies"
+            )
         }
         if r.duplicatesKept > 0 {
-            Terminal.stderrLine("note: --on-duplicate keep: \(Format.count(r.duplicatesKept)) repeated members became extra samples with the same key; look those keys up by index")
+            Terminal.stderrLine(
+                "note: --on-duplicate keep: \(Format.count(r.duplicatesKept, "repeated member")) became extra samples with the same key; look those keys up by index"
+            )
         }
         if r.keysSeenAgain > 0 {
             let examples = r.keysSeenAgainExamples.map {
                 "'\($0.key)' at \($0.path) offset \($0.offset) (first at \($0.firstPath) offset \($0.firstOffset))"
             }.joined(separator: "; ")
             Terminal.stderrLine(
-                "note: \(Format.count(r.keysSeenAgain)) members had a key seen earlier but not just before them; they were grouped with it: \(examples)")
+                "note: \(Format.count(r.keysSeenAgain, "member")) had a key seen earlier but not just before them; they were grouped with it: \(examples)"
+            )
         }
         if let a = r.splitAssignment, !a.movedFrom.isEmpty {
-            let moved = a.movedFrom.sorted { $0.key < $1.key }.map { "\(Format.count($0.value)) from '\($0.key)'" }.joined(separator: ", ")
+            let moved = a.movedFrom.sorted { $0.key < $1.key }.map { "\(Format.count($0.value)) from '\($0.key)'" }
+                .joined(separator: ", ")
             Terminal.stderrLine("note: split '\(a.split)': moved \(moved)")
         }
         for p in r.removedPartials {

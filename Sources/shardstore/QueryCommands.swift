@@ -1,8 +1,9 @@
+import ArgumentParser
+import ShardStore
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import ArgumentParser
-import ShardStore
 
 struct InfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -51,10 +52,14 @@ struct InfoCommand: ParsableCommand {
                 Terminal.line("shards      \(Format.count(s.shards)) (\(Format.bytes(s.shardBytes)))")
                 Terminal.line("extensions")
                 for e in s.extensions {
-                    Terminal.line("  \(pad(e.ext, 12)) \(pad(Format.count(e.members), 12, right: true)) members  \(Format.bytes(e.bytes))")
+                    Terminal.line(
+                        "  \(pad(e.ext, 12)) \(pad(Format.count(e.members), 12, right: true)) members  \(Format.bytes(e.bytes))"
+                    )
                 }
                 Terminal.line("splits")
-                for sp in s.splits { Terminal.line("  \(pad(sp.name, 12)) \(pad(Format.count(sp.count), 12, right: true)) samples") }
+                for sp in s.splits {
+                    Terminal.line("  \(pad(sp.name, 12)) \(pad(Format.count(sp.count), 12, right: true)) samples")
+                }
                 Terminal.line("  \(pad("(none)", 12)) \(pad(Format.count(s.unassigned), 12, right: true)) samples")
                 Terminal.line("metadata")
                 if s.metadata.isEmpty { Terminal.line("  (none)") }
@@ -75,17 +80,13 @@ struct LsCommand: ParsableCommand {
         commandName: "ls",
         abstract: "List samples in index order (or split order): index, key, split, members.",
         discussion: """
-            Text output: one line per sample, tab-separated: INDEX KEY SPLIT EXTS (SPLIT is '-'
-            when unassigned; with --split, INDEX is the position in the split). Keys are printed
-            as their exact bytes.
+            Text output: one line per sample, tab-separated: INDEX KEY SPLIT EXTS (SPLIT is '-' when unassigned; with --split, INDEX is the position in the split). Keys are printed as their exact bytes.
 
             JSON Lines output (--json), one sample per line:
               {"index": 0, "key": "000123", "split": "train",
-               "members": {"jpg": {"shard": "shard-000000.tar", "offset": 1536, "length": 8192}}}
-            "offset" is the member's data offset in the shard, "shard" the path as stored in the
-            index (relative to the index file's folder when below it). A key that is not valid
-            UTF-8 is written with \\udcNN escapes for its other bytes; in Python,
-            os.fsencode(json.loads(line)["key"]) gives the exact bytes back.
+               "members": {"jpg": {"shard": "shard-000000.tar", "offset": 1536,
+                                   "length": 8192}}}
+            "offset" is the member's data offset in the shard, "shard" the path as stored in the index (relative to the index file's folder when below it). A key that is not valid UTF-8 is written with \\udcNN escapes for its other bytes; in Python, os.fsencode(json.loads(line)["key"]) gives the exact bytes back.
             """)
 
     @Argument(help: "The index file.")
@@ -146,9 +147,7 @@ struct GetCommand: ParsableCommand {
         commandName: "get",
         abstract: "Write one member's exact bytes, or list a sample's members.",
         discussion: """
-            Select the sample by KEY, or by --index I (a global index, or a position in --split).
-            With --ext, writes that member's bytes to stdout (or to -o FILE); without it, lists the
-            sample's members: EXT LENGTH SHARD OFFSET, tab-separated.
+            Select the sample by KEY, or by --index I (a global index, or a position in --split). With --ext, writes that member's bytes to stdout (or to -o FILE); without it, lists the sample's members: EXT LENGTH SHARD OFFSET, tab-separated.
 
             Examples:
               shardstore get ds/index.sqlite 000123 --ext jpg > 000123.jpg
@@ -177,7 +176,9 @@ struct GetCommand: ParsableCommand {
     func validate() throws {
         if key == nil && position == nil { throw ValidationError("Please give a KEY or --index I.") }
         if key != nil && position != nil { throw ValidationError("Please give either a KEY or --index I, not both.") }
-        if split != nil && position == nil { throw ValidationError("--split selects a position: please add --index I.") }
+        if split != nil && position == nil {
+            throw ValidationError("--split selects a position: please add --index I.")
+        }
         if output != nil && ext == nil { throw ValidationError("-o writes one member's bytes: please add --ext EXT.") }
     }
 
@@ -221,7 +222,8 @@ enum RawArguments {
         guard argument.unicodeScalars.contains("\u{FFFD}") else { return Array(argument.utf8) }
         for i in 0..<Int(CommandLine.argc) {
             guard let p = CommandLine.unsafeArgv[i] else { continue }
-            let raw = Array(UnsafeBufferPointer(start: UnsafeRawPointer(p).assumingMemoryBound(to: UInt8.self), count: strlen(p)))
+            let raw = Array(
+                UnsafeBufferPointer(start: UnsafeRawPointer(p).assumingMemoryBound(to: UInt8.self), count: strlen(p)))
             if String(decoding: raw, as: UTF8.self) == argument { return raw }
         }
         return Array(argument.utf8)

@@ -10,11 +10,10 @@ struct ShardStoreCommand: ParsableCommand {
             Typical use:
               shardstore ingest ds/index.sqlite 'ds/train-{000000..000099}.tar'
               shardstore info ds/index.sqlite
-              shardstore split ds/index.sqlite assign --ratio train=0.8,val=0.1,test=0.1 --seed 0
+              shardstore split ds/index.sqlite assign --ratio train=0.9,val=0.1 --seed 0
               shardstore get ds/index.sqlite 000123 --ext jpg -o 000123.jpg
 
-            Exit status: 0 on success, 1 when the command fails (the message on stderr says what
-            failed, where, and what to do), 64 for invalid arguments.
+            Exit status: 0 on success, 1 when the command fails (the message on stderr says what failed, where, and what to do), 64 for invalid arguments.
             """,
         version: ShardStoreVersion.string,
         subcommands: [

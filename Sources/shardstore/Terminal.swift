@@ -1,7 +1,8 @@
+import ShardStore
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import ShardStore
 
 /// Output helpers: buffered stdout (text and bytes), stderr messages, and human-readable numbers.
 enum Terminal {
@@ -107,6 +108,11 @@ enum Format {
             out.append(c)
         }
         return (n < 0 ? "-" : "") + out
+    }
+
+    /// `1 sample`, `2 samples`: a count with its noun, pluralised with `s`.
+    static func count<I: BinaryInteger>(_ n: I, _ noun: String) -> String {
+        count(n) + " " + noun + (n == 1 ? "" : "s")
     }
 
     /// Bytes in decimal units: `2.41 GB`.

@@ -68,7 +68,7 @@ struct CorruptCase: Sendable, CustomTestStringConvertible {
             message: "shard 'bad.tar': empty file (0 bytes), not a tar archive" + tail))
 
         cases.append(CorruptCase(
-            name: "missing shard", bytes: nil, message: "shard 'DIR/bad.tar' does not exist"))
+            name: "missing shard", bytes: nil, message: "shard 'DIR/bad.tar' does not exist; check the path"))
 
         for (magic, name, command) in [
             ([0x1f, 0x8b, 0x08, 0x00] as [UInt8], "gzip", "gzip -dc"),

@@ -46,7 +46,7 @@ struct ReadTests {
         #expect(error is ShardChangedError)
         #expect(
             String(describing: error)
-                == "shard 's.tar' changed since ingest (modification time differs from the one recorded at ingest); run ingest again (`shardstore ingest INDEX s.tar`) before reading"
+                == "shard 's.tar' changed since ingest (modification time differs from the one recorded at ingest); run ingest again (`shardstore ingest \(index) s.tar`) before reading"
         )
     }
 
@@ -60,7 +60,7 @@ struct ReadTests {
         let error = try #require(caught { _ = try Dataset(index: index)[1] })
         #expect(
             String(describing: error)
-                == "shard 's.tar' changed since ingest (size \(size) bytes at ingest, \(try readBytes(shard).count) now); run ingest again (`shardstore ingest INDEX s.tar`) before reading"
+                == "shard 's.tar' changed since ingest (size \(size) bytes at ingest, \(try readBytes(shard).count) now); run ingest again (`shardstore ingest \(index) s.tar`) before reading"
         )
     }
 
@@ -72,7 +72,7 @@ struct ReadTests {
         let error = try #require(caught { _ = try Dataset(index: index)[0] })
         #expect(
             String(describing: error)
-                == "shard 's.tar' changed since ingest (the file is missing); run ingest again (`shardstore ingest INDEX s.tar`) before reading")
+                == "shard 's.tar' is missing (it was indexed in '\(index)'); restore the file, or ingest the remaining shards into a new index")
     }
 
     @Test("a dataset folder moved with its shards still reads: shard paths are stored relative")

@@ -140,7 +140,7 @@ struct SplitTests {
         let error = try #require(caught { _ = try SplitEditor.assign(index: index, split: "val", selection: .shards("b*.tar")) })
         #expect(
             String(describing: error)
-                == "no indexed shard matches 'b*.tar'; `shardstore info INDEX --json` and `shardstore ls` show the stored shard paths")
+                == "no indexed shard matches 'b*.tar'; the pattern is matched against each shard's stored path, full path and file name (the index has 1 shard: 'a.tar')")
         #expect(try readBytes(index) == before)
     }
 
