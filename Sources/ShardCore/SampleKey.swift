@@ -48,12 +48,27 @@ public struct SampleKey: Hashable, Sendable, Comparable, CustomStringConvertible
     public var jsonLiteral: String { JSON.quote(bytes: bytes) }
 
     public static func == (a: SampleKey, b: SampleKey) -> Bool {
-        a.bytes.count == b.bytes.count
-            && a.bytes.withUnsafeBufferPointer { pa in
-                b.bytes.withUnsafeBufferPointer { pb in
-                    pa.elementsEqual(pb)
+        guard a.bytes.count == b.bytes.count else { return false }
+        return a.bytes.withUnsafeBytes { pa in
+            b.bytes.withUnsafeBytes { pb in
+                // Word-at-a-time comparison; keys are short and compared once per member.
+                var i = 0
+                let n = pa.count
+                while i + 8 <= n {
+                    if pa.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                        != pb.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                    {
+                        return false
+                    }
+                    i += 8
                 }
+                while i < n {
+                    if pa[i] != pb[i] { return false }
+                    i += 1
+                }
+                return true
             }
+        }
     }
 
     /// Hashes the bytes in one call (the synthesized version feeds the hasher byte by byte).

@@ -247,7 +247,7 @@ public enum Ingest {
                     var record = toScan[i].record
                     record.size = toScan[i].planned.status.size
                     record.modificationTimeNanoseconds = toScan[i].planned.status.modificationTimeNanoseconds
-                    let written = try grouper.add(scan.members, shardID: record.id)
+                    let written = try grouper.add(scan, shardID: record.id)
                     record.memberCount = written
                     record.skippedCount = scan.skipped.total
                     try writer.saveShard(record)

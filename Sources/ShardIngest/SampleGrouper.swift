@@ -10,12 +10,15 @@ import ShardIndex
 struct SampleGrouper {
     private final class SampleState {
         let id: Int64
-        var members: [(ext: String, location: MemberLocation)]
-        init(id: Int64, members: [(ext: String, location: MemberLocation)]) {
+        /// (extension id, location): small integers instead of strings keep this hot loop free of
+        /// reference counting.
+        var members: [(ext: Int32, location: MemberLocation)]
+        init(id: Int64, members: [(ext: Int32, location: MemberLocation)]) {
             self.id = id
             self.members = members
+            self.members.reserveCapacity(4)
         }
-        func index(of ext: String) -> Int? { members.firstIndex { $0.ext == ext } }
+        func index(of ext: Int32) -> Int? { members.firstIndex { $0.ext == ext } }
     }
 
     private let writer: IndexWriter
@@ -24,6 +27,17 @@ struct SampleGrouper {
     private var nextID: Int64
     private let shardPaths: [Int64: String]
     private var samples: [SampleKey: SampleState] = [:]
+    /// Every extension seen, by id; ids are global to the ingest.
+    private var extensionNames: [String] = []
+    private var extensionIDs: [String: Int32] = [:]
+
+    private mutating func extensionID(_ ext: String) -> Int32 {
+        if let id = extensionIDs[ext] { return id }
+        let id = Int32(extensionNames.count)
+        extensionNames.append(ext)
+        extensionIDs[ext] = id
+        return id
+    }
 
     private(set) var created = 0
     private(set) var dropped = 0
@@ -50,13 +64,18 @@ struct SampleGrouper {
     ///
     /// - Returns: the number of member rows added (copies left out, and copies that replaced an
     ///   earlier one, do not add a row).
-    mutating func add(_ members: [ScannedMember], shardID: Int64) throws -> Int {
+    mutating func add(_ scan: ShardScan, shardID: Int64) throws -> Int {
+        let members = scan.members
+        var local: [Int32] = []
+        for name in scan.extensions { local.append(extensionID(name)) }
         var written = 0
         var previousKey: SampleKey?
         var previous: SampleState?
         for m in members {
             let location = MemberLocation(
                 shardID: shardID, headerOffset: m.headerOffset, dataOffset: m.dataOffset, length: m.length)
+            let extID = local[Int(m.ext)]
+            let ext = extensionNames[Int(extID)]
             let adjacent = previous != nil && previousKey == m.key
             // Members of one sample are usually adjacent: reuse the previous state without hashing.
             var state = adjacent ? previous : try existingSample(m.key)
@@ -74,12 +93,12 @@ struct SampleGrouper {
                 previousKey = m.key
                 previous = state
             }
-            if let s = state, let i = s.index(of: m.ext) {
+            if let s = state, let i = s.index(of: extID) {
                 let old = s.members[i].location
                 switch policy {
                 case .error:
                     throw IngestError.duplicateMember(
-                        key: m.key, ext: m.ext, first: (path(old.shardID), old.headerOffset),
+                        key: m.key, ext: ext, first: (path(old.shardID), old.headerOffset),
                         again: (path(shardID), m.headerOffset))
                 case .first, .last:
                     // "First" and "last" in dataset order (shard, offset), not scan order: a
@@ -87,7 +106,7 @@ struct SampleGrouper {
                     let isLater = (shardID, m.headerOffset) > (old.shardID, old.headerOffset)
                     if policy == .first { dropped += 1 } else { replaced += 1 }
                     if isLater == (policy == .last) {
-                        try writer.replaceMember(sampleID: s.id, ext: m.ext, location: location)
+                        try writer.replaceMember(sampleID: s.id, ext: ext, location: location)
                         s.members[i].location = location
                         relocated += 1
                     }
@@ -108,8 +127,8 @@ struct SampleGrouper {
                 samples[m.key] = target
             }
             previous = target
-            try writer.insertMember(sampleID: target.id, ext: m.ext, location: location)
-            target.members.append((m.ext, location))
+            try writer.insertMember(sampleID: target.id, ext: ext, location: location)
+            target.members.append((extID, location))
             written += 1
         }
         return written
@@ -119,7 +138,9 @@ struct SampleGrouper {
     private mutating func existingSample(_ key: SampleKey) throws -> SampleState? {
         if let s = samples[key] { return s }
         guard !indexWasEmpty, let found = try writer.latestSample(forKey: key) else { return nil }
-        let s = SampleState(id: found.id, members: found.members.map { ($0.ext, $0.location) })
+        var members: [(ext: Int32, location: MemberLocation)] = []
+        for m in found.members { members.append((extensionID(m.ext), m.location)) }
+        let s = SampleState(id: found.id, members: members)
         samples[key] = s
         return s
     }

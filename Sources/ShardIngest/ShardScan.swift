@@ -45,7 +45,8 @@ public struct SkipCounts: Sendable, Equatable {
 /// One member found by a scan.
 struct ScannedMember: Sendable {
     var key: SampleKey
-    var ext: String
+    /// Index into ``ShardScan/extensions``.
+    var ext: Int32
     var headerOffset: Int64
     var dataOffset: Int64
     var length: Int64
@@ -54,6 +55,8 @@ struct ScannedMember: Sendable {
 /// The result of scanning one shard's headers.
 struct ShardScan: Sendable {
     var members: [ScannedMember] = []
+    /// The shard's distinct extensions, in order of first appearance.
+    var extensions: [String] = []
     var skipped = SkipCounts()
 }
 
@@ -66,7 +69,7 @@ enum ShardScanner {
         do { file = try ReadOnlyFile(path: path) } catch { throw .unreadableShard(error) }
         var scanner = TarScanner(file)
         var result = ShardScan()
-        var extensions: [[UInt8]: String] = [:]
+        var extensions: [[UInt8]: Int32] = [:]
         var n = 0
         while true {
             let entry: TarEntry?
@@ -81,14 +84,15 @@ enum ShardScanner {
             case .regular:
                 switch WebDatasetName.classify(entry.name) {
                 case .member(let key, let extBytes):
-                    let ext: String
+                    let ext: Int32
                     if let known = extensions[extBytes] {
                         ext = known
                     } else {
                         guard let decoded = validUTF8String(extBytes) else {
                             throw .extensionNotUTF8(path: displayPath, offset: entry.headerOffset, name: entry.name)
                         }
-                        ext = decoded
+                        ext = Int32(result.extensions.count)
+                        result.extensions.append(decoded)
                         extensions[extBytes] = ext
                     }
                     result.members.append(
