@@ -73,10 +73,12 @@ public struct SplitRatios: Sendable, Equatable {
         for item in text.split(separator: ",", omittingEmptySubsequences: false) {
             let pair = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard pair.count == 2, !pair[0].isEmpty else {
-                throw ParseError(description: "bad ratio '\(item)': write NAME=FRACTION, for example train=0.8,val=0.1,test=0.1")
+                throw ParseError(
+                    description: "bad ratio '\(item)': write NAME=FRACTION, for example train=0.8,val=0.1,test=0.1")
             }
             guard let r = Double(pair[1]), r > 0, r <= 1 else {
-                throw ParseError(description: "bad ratio '\(item)': the fraction must be a number greater than 0 and at most 1")
+                throw ParseError(
+                    description: "bad ratio '\(item)': the fraction must be a number greater than 0 and at most 1")
             }
             let name = String(pair[0])
             guard !parts.contains(where: { $0.0 == name }) else {

@@ -338,8 +338,7 @@ public struct TarScanner<Source: RandomAccessBytes> {
 
     /// Checks the block's stored checksum against both computed sums. At offset 0 a block that
     /// fails without ustar magic is `.notATar` (or `.compressed`).
-    private func verifyChecksum(_ checksum: TarHeader.Checksum, at position: Int64) throws(TarError)
-    {
+    private func verifyChecksum(_ checksum: TarHeader.Checksum, at position: Int64) throws(TarError) {
         let stored = block.withUnsafeBytes { TarHeader.number(in: $0, TarHeader.Field.checksum) }
         if case .value(let value) = stored, value == checksum.unsigned || value == checksum.signed {
             return

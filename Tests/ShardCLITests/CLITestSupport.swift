@@ -62,10 +62,14 @@ func expectRun(
         "exit status of `shardstore \(arguments.joined(separator: " "))`; stderr: \(result.stderrText)",
         sourceLocation: sourceLocation)
     if let stdout {
-        #expect(result.stdoutText == stdout, "stdout of `shardstore \(arguments.joined(separator: " "))`", sourceLocation: sourceLocation)
+        #expect(
+            result.stdoutText == stdout, "stdout of `shardstore \(arguments.joined(separator: " "))`",
+            sourceLocation: sourceLocation)
     }
     if let stderr {
-        #expect(result.stderrText == stderr, "stderr of `shardstore \(arguments.joined(separator: " "))`", sourceLocation: sourceLocation)
+        #expect(
+            result.stderrText == stderr, "stderr of `shardstore \(arguments.joined(separator: " "))`",
+            sourceLocation: sourceLocation)
     }
     return result
 }
@@ -223,7 +227,8 @@ func decimalBytes(_ n: Int) -> String {
 
 /// Whether `text` matches `pattern` as a whole.
 func wholeMatch(_ text: String, _ pattern: String) -> Bool {
-    guard let regex = try? NSRegularExpression(pattern: "^(?:" + pattern + ")$", options: [.dotMatchesLineSeparators]) else {
+    guard let regex = try? NSRegularExpression(pattern: "^(?:" + pattern + ")$", options: [.dotMatchesLineSeparators])
+    else {
         return false
     }
     return regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
@@ -240,7 +245,8 @@ func summaryPattern(
     shards: Int, new: Int, changed: Int, unchanged: Int, samples: Int, newSamples: Int, removed: Int = 0,
     members: Int, bytes: Int, split: String? = nil, index: String = "index.sqlite"
 ) -> String {
-    var head = "ingested \(shards) shard\(shards == 1 ? "" : "s") (\(new) new, \(changed) changed, \(unchanged) unchanged)"
+    var head =
+        "ingested \(shards) shard\(shards == 1 ? "" : "s") (\(new) new, \(changed) changed, \(unchanged) unchanged)"
     head += ": \(samples) sample\(samples == 1 ? "" : "s") in the index (\(newSamples) new"
     if removed > 0 { head += ", \(removed) removed" }
     head += "), \(members) member\(members == 1 ? "" : "s") from \(decimalBytes(bytes)) scanned"

@@ -92,7 +92,9 @@ struct IngestCLITests {
         try tar.write(to: w2.file("odd.tar"))
         let text = try expectRun(
             ["ingest", "index.sqlite", "odd.tar", "--split", "train"], in: w2.path,
-            stderr: "note: skipped 3 tar entries that are not sample members: 1 directory, 1 symlink, 1 name without extension\n")
+            stderr:
+                "note: skipped 3 tar entries that are not sample members: 1 directory, 1 symlink, 1 name without extension\n"
+        )
         let pattern = summaryPattern(
             shards: 1, new: 1, changed: 0, unchanged: 0, samples: 1, newSamples: 1, members: 1, bytes: tar.bytes.count,
             split: "; split 'train' has 1 sample")
@@ -108,17 +110,22 @@ struct IngestCLITests {
         #expect(
             wholeMatch(
                 first.stdoutText,
-                summaryPattern(shards: 3, new: 3, changed: 0, unchanged: 0, samples: 12, newSamples: 12, members: members, bytes: bytes)),
+                summaryPattern(
+                    shards: 3, new: 3, changed: 0, unchanged: 0, samples: 12, newSamples: 12, members: members,
+                    bytes: bytes)),
             "\(first.stdoutText)")
 
         let again = try expectRun(["ingest", "index.sqlite", "shard-*.tar"], in: w.path, stderr: "")
         #expect(
             wholeMatch(
                 again.stdoutText,
-                summaryPattern(shards: 3, new: 0, changed: 0, unchanged: 3, samples: 12, newSamples: 0, members: 0, bytes: 0)),
+                summaryPattern(
+                    shards: 3, new: 0, changed: 0, unchanged: 3, samples: 12, newSamples: 0, members: 0, bytes: 0)),
             "\(again.stdoutText)")
-        let againJSON = try jsonObject(try CLI.run(["ingest", "index.sqlite", "shard-*.tar", "--json"], in: w.path).stdoutText)
-        #expect(againJSON["shards_unchanged"] as? [String] == ["shard-000000.tar", "shard-000001.tar", "shard-000002.tar"])
+        let againJSON = try jsonObject(
+            try CLI.run(["ingest", "index.sqlite", "shard-*.tar", "--json"], in: w.path).stdoutText)
+        #expect(
+            againJSON["shards_unchanged"] as? [String] == ["shard-000000.tar", "shard-000001.tar", "shard-000002.tar"])
         #expect(int(againJSON["samples_new"]) == 0)
         #expect(againJSON["created"] as? Bool == false)
 
@@ -192,18 +199,23 @@ struct DuplicateCLITests {
         #expect(tar.entries[2].headerOffset == 2048)
         try expectFailure(
             ["ingest", "index.sqlite", "dup.tar"], in: w.path,
-            message: "duplicate member 'a.jpg': first at 'dup.tar' offset 0, again at 'dup.tar' offset 2048; choose what to do with --on-duplicate first|last|keep (no index was created)")
+            message:
+                "duplicate member 'a.jpg': first at 'dup.tar' offset 0, again at 'dup.tar' offset 2048; choose what to do with --on-duplicate first|last|keep (no index was created)"
+        )
         #expect(try w.listing() == ["dup.tar"])
         try expectFailure(
             ["ingest", "index.sqlite", "dup.tar", "--on-duplicate", "error"], in: w.path,
-            message: "duplicate member 'a.jpg': first at 'dup.tar' offset 0, again at 'dup.tar' offset 2048; choose what to do with --on-duplicate first|last|keep (no index was created)")
+            message:
+                "duplicate member 'a.jpg': first at 'dup.tar' offset 0, again at 'dup.tar' offset 2048; choose what to do with --on-duplicate first|last|keep (no index was created)"
+        )
     }
 
     @Test("an unknown policy is an argument error")
     func unknownPolicy() throws {
         let w = try Workspace(shards: 0)
         try Self.duplicateShard().write(to: w.file("dup.tar"))
-        let result = try expectRun(["ingest", "index.sqlite", "dup.tar", "--on-duplicate", "bogus"], in: w.path, status: 64, stdout: "")
+        let result = try expectRun(
+            ["ingest", "index.sqlite", "dup.tar", "--on-duplicate", "bogus"], in: w.path, status: 64, stdout: "")
         #expect(
             result.stderrText.hasPrefix(
                 "Error: The value 'bogus' is invalid for '--on-duplicate <on-duplicate>'. Please provide one of 'error', 'first', 'last' or 'keep'.\n"
@@ -213,7 +225,10 @@ struct DuplicateCLITests {
     @Test(
         "first, last and keep succeed with a note",
         arguments: [
-            ("first", "note: --on-duplicate first: left out 1 repeated member (the first copy of each was kept)\n", 2, [UInt8]("1".utf8)),
+            (
+                "first", "note: --on-duplicate first: left out 1 repeated member (the first copy of each was kept)\n",
+                2, [UInt8]("1".utf8)
+            ),
             ("last", "note: --on-duplicate last: 1 repeated member replaced earlier copies\n", 2, [UInt8]("22".utf8)),
             (
                 "keep",
@@ -225,14 +240,16 @@ struct DuplicateCLITests {
         let w = try Workspace(shards: 0)
         let tar = Self.duplicateShard()
         try tar.write(to: w.file("dup.tar"))
-        let result = try expectRun(["ingest", "index.sqlite", "dup.tar", "--on-duplicate", policy], in: w.path, stderr: note)
+        let result = try expectRun(
+            ["ingest", "index.sqlite", "dup.tar", "--on-duplicate", policy], in: w.path, stderr: note)
         // The members written: one fewer than the tar holds under first and last.
         let members = policy == "keep" ? 4 : 3
         #expect(
             wholeMatch(
                 result.stdoutText,
                 summaryPattern(
-                    shards: 1, new: 1, changed: 0, unchanged: 0, samples: samples, newSamples: samples, members: members,
+                    shards: 1, new: 1, changed: 0, unchanged: 0, samples: samples, newSamples: samples,
+                    members: members,
                     bytes: tar.bytes.count)),
             "\(result.stdoutText)")
         let o = try jsonObject(try CLI.run(["info", "index.sqlite", "--json"], in: w.path).stdoutText)
@@ -241,10 +258,14 @@ struct DuplicateCLITests {
         let got = try CLI.run(["get", "index.sqlite", "--index", "0", "--ext", "jpg"], in: w.path)
         #expect(got.stdout == firstJPG)
         if policy == "keep" {
-            try expectRun(["ls", "index.sqlite"], in: w.path, stdout: "0\ta\t-\tjpg,txt\n1\ta\t-\tjpg\n2\tb\t-\tjpg\n", stderr: "")
+            try expectRun(
+                ["ls", "index.sqlite"], in: w.path, stdout: "0\ta\t-\tjpg,txt\n1\ta\t-\tjpg\n2\tb\t-\tjpg\n", stderr: ""
+            )
             try expectFailure(
                 ["get", "index.sqlite", "a", "--ext", "jpg"], in: w.path,
-                message: "key 'a' names 2 samples (duplicates kept at ingest) at indexes 0, 1; select one by index with --index")
+                message:
+                    "key 'a' names 2 samples (duplicates kept at ingest) at indexes 0, 1; select one by index with --index"
+            )
             let second = try CLI.run(["get", "index.sqlite", "--index", "1", "--ext", "jpg"], in: w.path)
             #expect(second.stdout == Array("22".utf8))
         } else {

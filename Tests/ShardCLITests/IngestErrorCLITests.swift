@@ -28,7 +28,8 @@ struct IngestErrorCLITests {
     /// Writes the case's files into `w` and returns the shard arguments and the expected message
     /// (without `shardstore: error: ` and the final `(the index was not changed)`), or a pattern
     /// for the start of stderr when the message is checked loosely.
-    static func prepare(_ c: Case, in w: Workspace) throws -> (arguments: [String], message: String?, pattern: String?) {
+    static func prepare(_ c: Case, in w: Workspace) throws -> (arguments: [String], message: String?, pattern: String?)
+    {
         let remedy = "; re-fetch the shard or leave it out of the ingest"
         var bad = goodBadShard().tar
         switch c {
@@ -46,7 +47,11 @@ struct IngestErrorCLITests {
             let cut = Int(third.headerOffset) + 100
             bad.truncate(to: cut)
             try bad.write(to: w.file("bad.tar"))
-            return (["bad.tar"], "shard 'bad.tar': truncated tar header at offset \(third.headerOffset) (file ends at \(cut))" + remedy, nil)
+            return (
+                ["bad.tar"],
+                "shard 'bad.tar': truncated tar header at offset \(third.headerOffset) (file ends at \(cut))" + remedy,
+                nil
+            )
         case .badChecksum:
             let third = Int(bad.entries[2].headerOffset)
             bad.corruptChecksum(ofBlockAt: third)
@@ -55,7 +60,8 @@ struct IngestErrorCLITests {
             #expect(stored != computed)
             return (
                 ["bad.tar"],
-                "shard 'bad.tar': tar header checksum mismatch at offset \(third) (stored \(stored), computed \(computed))" + remedy, nil
+                "shard 'bad.tar': tar header checksum mismatch at offset \(third) (stored \(stored), computed \(computed))"
+                    + remedy, nil
             )
         case .notATar:
             try w.write("bad.tar", Array(String(repeating: "this is a text file, not a tar archive\n", count: 40).utf8))
@@ -68,10 +74,11 @@ struct IngestErrorCLITests {
             return (
                 ["missing.tar"], nil,
                 literal("shardstore: error: shard 'missing.tar' does not exist") + "; [^\n]+"
-    
+
             )
         case .gzipMagic:
-            try w.write("bad.tar.gz", [0x1F, 0x8B, 0x08, 0x00, 0, 0, 0, 0, 0, 0x03] + fixtureBytes(seed: 1, count: 600))
+            try w.write(
+                "bad.tar.gz", [0x1F, 0x8B, 0x08, 0x00, 0, 0, 0, 0, 0, 0x03] + fixtureBytes(seed: 1, count: 600))
             // The command names the file by its full (real) path, so it works from any folder.
             let real = URL(fileURLWithPath: w.path).resolvingSymlinksInPath().path
             return (
@@ -94,7 +101,9 @@ struct IngestErrorCLITests {
         }
     }
 
-    @Test("into an existing index: exit 1, one line naming the shard, the index's bytes unchanged", arguments: Case.allCases)
+    @Test(
+        "into an existing index: exit 1, one line naming the shard, the index's bytes unchanged",
+        arguments: Case.allCases)
     func existingIndex(_ c: Case) throws {
         let w = try Workspace()
         try expectRun(["ingest", "index.sqlite", "shard-000000.tar", "--quiet"], in: w.path, stdout: "", stderr: "")
@@ -102,19 +111,25 @@ struct IngestErrorCLITests {
         let (arguments, message, pattern) = try Self.prepare(c, in: w)
         let listing = try w.listing()
         // A good new shard first, so the failure comes after rows were written.
-        let result = try expectRun(["ingest", "index.sqlite", "shard-000001.tar"] + arguments, in: w.path, status: 1, stdout: "")
+        let result = try expectRun(
+            ["ingest", "index.sqlite", "shard-000001.tar"] + arguments, in: w.path, status: 1, stdout: "")
         check(result.stderrText, message: message, pattern: pattern, suffix: " (the index was not changed)")
         #expect(try w.bytes("index.sqlite") == before, "the index file changed")
         #expect(try w.listing() == listing, "files were left behind")
-        try expectRun(["ls", "index.sqlite"], in: w.path, stdout: "0\t000000\t-\tjpg,json\n1\t000001\t-\tjpg,json\n2\t000002\t-\tjpg,json\n3\t000003\t-\tjpg,json\n")
+        try expectRun(
+            ["ls", "index.sqlite"], in: w.path,
+            stdout: "0\t000000\t-\tjpg,json\n1\t000001\t-\tjpg,json\n2\t000002\t-\tjpg,json\n3\t000003\t-\tjpg,json\n")
     }
 
-    @Test("into a new index: exit 1, the same line ending '(no index was created)', and no index file", arguments: Case.allCases)
+    @Test(
+        "into a new index: exit 1, the same line ending '(no index was created)', and no index file",
+        arguments: Case.allCases)
     func newIndex(_ c: Case) throws {
         let w = try Workspace()
         let (arguments, message, pattern) = try Self.prepare(c, in: w)
         let listing = try w.listing()
-        let result = try expectRun(["ingest", "index.sqlite", "shard-000001.tar"] + arguments, in: w.path, status: 1, stdout: "")
+        let result = try expectRun(
+            ["ingest", "index.sqlite", "shard-000001.tar"] + arguments, in: w.path, status: 1, stdout: "")
         check(result.stderrText, message: message, pattern: pattern, suffix: " (no index was created)")
         #expect(try w.listing() == listing, "an index or partial file was left behind")
         try expectFailure(
@@ -122,13 +137,18 @@ struct IngestErrorCLITests {
             message: "index 'index.sqlite' does not exist; create it with `shardstore ingest index.sqlite SHARD...`")
     }
 
-    func check(_ stderr: String, message: String?, pattern: String?, suffix: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    func check(
+        _ stderr: String, message: String?, pattern: String?, suffix: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         if let message {
             #expect(stderr == "shardstore: error: \(message)\(suffix)\n", sourceLocation: sourceLocation)
         }
         if let pattern {
             let pattern = pattern + literal(suffix + "\n")
-            #expect(wholeMatch(stderr, pattern), "stderr \(stderr.debugDescription) does not match \(pattern)", sourceLocation: sourceLocation)
+            #expect(
+                wholeMatch(stderr, pattern), "stderr \(stderr.debugDescription) does not match \(pattern)",
+                sourceLocation: sourceLocation)
         }
         #expect(lines(stderr).count == 1, "one line on stderr", sourceLocation: sourceLocation)
         #expect(stderr.hasPrefix("shardstore: error: "), sourceLocation: sourceLocation)
@@ -136,18 +156,23 @@ struct IngestErrorCLITests {
 
     @Test(
         "a corrupt shard early in a long list: the same error, not a crash",
-        arguments: [(existing: false, jobs: nil), (existing: true, jobs: nil), (existing: false, jobs: 4), (existing: true, jobs: 1)] as [(existing: Bool, jobs: Int?)])
+        arguments: [
+            (existing: false, jobs: nil), (existing: true, jobs: nil), (existing: false, jobs: 4),
+            (existing: true, jobs: 1),
+        ] as [(existing: Bool, jobs: Int?)])
     func corruptAmongMany(existing: Bool, jobs: Int?) throws {
         let w = try Workspace(shards: 20, samples: 3)
         if existing {
-            try expectRun(["ingest", "index.sqlite", "shard-000000.tar", "--quiet"], in: w.path, stdout: "", stderr: "")
+            try expectRun(
+                ["ingest", "index.sqlite", "shard-000000.tar", "--quiet"], in: w.path, stdout: "", stderr: "")
         }
         let before = try w.bytes("index.sqlite")
         try w.write("shard-000004.tar", Array(String(repeating: "not a tar archive\n", count: 100).utf8))
         let listing = try w.listing()
         let suffix = existing ? " (the index was not changed)" : " (no index was created)"
         try expectRun(
-            ["ingest", "index.sqlite", "shard-*.tar"] + (jobs.map { ["--jobs", String($0)] } ?? []), in: w.path, status: 1, stdout: "",
+            ["ingest", "index.sqlite", "shard-*.tar"] + (jobs.map { ["--jobs", String($0)] } ?? []), in: w.path,
+            status: 1, stdout: "",
             stderr:
                 "shardstore: error: shard 'shard-000004.tar': not a tar archive: no valid tar header at offset 0; re-fetch the shard or leave it out of the ingest\(suffix)\n"
         )
@@ -163,7 +188,11 @@ struct IngestErrorCLITests {
         let w = try Workspace()
         let usage =
             "Usage: shardstore ingest <index> <shards> ... [--split <split>] [--on-duplicate <on-duplicate>] [--jobs <jobs>] [--quiet] [--json] [--verbose]\n  See 'shardstore ingest --help' for more information.\n"
-        try expectRun(["ingest", "index.sqlite"], in: w.path, status: 64, stdout: "", stderr: "Error: Missing expected argument '<shards> ...'\nHelp:  <shards>  Shard paths, globs or brace patterns.\n" + usage)
+        try expectRun(
+            ["ingest", "index.sqlite"], in: w.path, status: 64, stdout: "",
+            stderr:
+                "Error: Missing expected argument '<shards> ...'\nHelp:  <shards>  Shard paths, globs or brace patterns.\n"
+                + usage)
         try expectRun(
             ["ingest", "index.sqlite", "shard-*.tar", "--jobs", "0"], in: w.path, status: 64, stdout: "",
             stderr: "Error: Please give --jobs a number of at least 1.\n" + usage)

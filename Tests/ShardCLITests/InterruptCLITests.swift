@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 import Foundation
 import ShardTestSupport
 import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Ctrl-C and `kill -9` during an ingest: the index holds either everything it held before or
 /// everything it should hold after, never a mix.
@@ -56,11 +57,14 @@ struct InterruptCLITests {
     /// a shell starts a foreground command: a child of Foundation's `Process` inherits a mask that
     /// blocks SIGINT, so Ctrl-C would never reach it. Paths in `arguments` are made absolute
     /// (`posix_spawn` has no portable working-directory action).
-    static func runAndSignal(_ arguments: [String], in w: Workspace, after delay: Double, signal: Int32) throws -> Outcome {
+    static func runAndSignal(_ arguments: [String], in w: Workspace, after delay: Double, signal: Int32) throws
+        -> Outcome
+    {
         let executable = try CLI.executable.get()
         let out = w.file(".stdout")
         let err = w.file(".stderr")
-        let argv = [executable] + arguments.map { $0.hasSuffix(".tar") || $0.hasSuffix(".sqlite") ? w.path + "/" + $0 : $0 }
+        let argv =
+            [executable] + arguments.map { $0.hasSuffix(".tar") || $0.hasSuffix(".sqlite") ? w.path + "/" + $0 : $0 }
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -116,9 +120,12 @@ struct InterruptCLITests {
         let again = try CLI.run(["ingest", "index.sqlite", "base.tar", "big-*.tar", "--json"], in: w.path)
         #expect(again.status == 0, "ingest after the signal: \(again.stderrText)", sourceLocation: sourceLocation)
         #expect(
-            wholeMatch(again.stderrText, #"(note: removed '[^'\n]+', an unfinished index left by an interrupted ingest\n)?"#),
+            wholeMatch(
+                again.stderrText, #"(note: removed '[^'\n]+', an unfinished index left by an interrupted ingest\n)?"#),
             "stderr: \(again.stderrText)", sourceLocation: sourceLocation)
-        #expect(int(try jsonObject(again.stdoutText)["samples"]) == baseSamples + newSamples, sourceLocation: sourceLocation)
+        #expect(
+            int(try jsonObject(again.stdoutText)["samples"]) == baseSamples + newSamples, sourceLocation: sourceLocation
+        )
         let last = try CLI.run(["get", "index.sqlite", "s29-2999", "--ext", "txt"], in: w.path)
         #expect(last.stdoutText == "payload of a sample", "\(last.stderrText)", sourceLocation: sourceLocation)
     }
@@ -143,8 +150,11 @@ struct InterruptCLITests {
     func interrupt(atFraction fraction: Double) throws {
         let w = try Self.prepare(existing: true)
         let before = try #require(try w.bytes("index.sqlite"))
-        let outcome = try Self.runAndSignal(["ingest", "index.sqlite", "big-*.tar"], in: w, after: Self.delay(fraction), signal: SIGINT)
-        #expect(outcome.exitedNormally, "killed by signal \(outcome.status) instead of exiting; stderr: \(outcome.stderr.prefix(300))")
+        let outcome = try Self.runAndSignal(
+            ["ingest", "index.sqlite", "big-*.tar"], in: w, after: Self.delay(fraction), signal: SIGINT)
+        #expect(
+            outcome.exitedNormally,
+            "killed by signal \(outcome.status) instead of exiting; stderr: \(outcome.stderr.prefix(300))")
         #expect(outcome.status == 130 || outcome.status == 0, "status \(outcome.status); stderr \(outcome.stderr)")
         let count = try Self.sampleCount(w)
         if outcome.status == 130 {
@@ -152,23 +162,30 @@ struct InterruptCLITests {
             #expect(outcome.stderr == "shardstore: error: ingest interrupted; the index was not changed\n")
             #expect(count == Self.baseSamples)
             #expect(try w.bytes("index.sqlite") == before, "the index file changed")
-            #expect(try w.listing().filter { $0.hasPrefix("index") } == ["index.sqlite"], "journal or partial files left behind")
+            #expect(
+                try w.listing().filter { $0.hasPrefix("index") } == ["index.sqlite"],
+                "journal or partial files left behind")
         } else if outcome.status == 0 {
             #expect(count == Self.baseSamples + Self.newSamples)
-            #expect(outcome.stdout.hasPrefix("ingested 30 shards (30 new, 0 changed, 0 unchanged)"), "\(outcome.stdout)")
+            #expect(
+                outcome.stdout.hasPrefix("ingested 30 shards (30 new, 0 changed, 0 unchanged)"), "\(outcome.stdout)")
             #expect(outcome.stderr == "")
         } else {
             // Whatever happened, the index must hold the old or the new samples.
-            #expect(count == Self.baseSamples || count == Self.baseSamples + Self.newSamples, "count \(String(describing: count))")
+            #expect(
+                count == Self.baseSamples || count == Self.baseSamples + Self.newSamples,
+                "count \(String(describing: count))")
             try Self.expectRecovers(w)
         }
     }
 
-    @Test("Ctrl-C while creating a new index: exit 130 and no index, or exit 0 and a complete one", arguments: [0.0, 0.5])
+    @Test(
+        "Ctrl-C while creating a new index: exit 130 and no index, or exit 0 and a complete one", arguments: [0.0, 0.5])
     func interruptNew(atFraction fraction: Double) throws {
         let w = try Self.prepare(existing: false)
         let listing = try w.listing()
-        let outcome = try Self.runAndSignal(["ingest", "index.sqlite", "base.tar", "big-*.tar"], in: w, after: Self.delay(fraction), signal: SIGINT)
+        let outcome = try Self.runAndSignal(
+            ["ingest", "index.sqlite", "base.tar", "big-*.tar"], in: w, after: Self.delay(fraction), signal: SIGINT)
         #expect(
             outcome.exitedNormally && (outcome.status == 130 || outcome.status == 0),
             "exited \(outcome.exitedNormally) status \(outcome.status); stderr: \(outcome.stderr.prefix(300))")
@@ -186,7 +203,8 @@ struct InterruptCLITests {
         arguments: [0.0, 0.5, 0.97, 0.99, 1.0])
     func killExisting(atFraction fraction: Double) throws {
         let w = try Self.prepare(existing: true)
-        let outcome = try Self.runAndSignal(["ingest", "index.sqlite", "big-*.tar"], in: w, after: Self.delay(fraction), signal: SIGKILL)
+        let outcome = try Self.runAndSignal(
+            ["ingest", "index.sqlite", "big-*.tar"], in: w, after: Self.delay(fraction), signal: SIGKILL)
         #expect(
             (!outcome.exitedNormally && outcome.status == SIGKILL) || (outcome.exitedNormally && outcome.status == 0),
             "exited \(outcome.exitedNormally) status \(outcome.status)")
@@ -194,7 +212,9 @@ struct InterruptCLITests {
         if outcome.exitedNormally {
             #expect(count == Self.baseSamples + Self.newSamples)
         } else {
-            #expect(count == Self.baseSamples || count == Self.baseSamples + Self.newSamples, "count \(String(describing: count))")
+            #expect(
+                count == Self.baseSamples || count == Self.baseSamples + Self.newSamples,
+                "count \(String(describing: count))")
         }
         // Every other reader sees the same state.
         let listed = try CLI.run(["ls", "index.sqlite", "--limit", "1"], in: w.path)
@@ -206,14 +226,16 @@ struct InterruptCLITests {
     @Test("kill -9 while creating a new index: no index, or a complete one", arguments: [0.0, 0.5, 0.99])
     func killNew(atFraction fraction: Double) throws {
         let w = try Self.prepare(existing: false)
-        let outcome = try Self.runAndSignal(["ingest", "index.sqlite", "base.tar", "big-*.tar"], in: w, after: Self.delay(fraction), signal: SIGKILL)
+        let outcome = try Self.runAndSignal(
+            ["ingest", "index.sqlite", "base.tar", "big-*.tar"], in: w, after: Self.delay(fraction), signal: SIGKILL)
         if FileManager.default.fileExists(atPath: w.file("index.sqlite")) {
             #expect(try Self.sampleCount(w) == Self.baseSamples + Self.newSamples, "outcome \(outcome)")
         } else {
             #expect(!outcome.exitedNormally)
             try expectFailure(
                 ["info", "index.sqlite"], in: w.path,
-                message: "index 'index.sqlite' does not exist; create it with `shardstore ingest index.sqlite SHARD...`")
+                message: "index 'index.sqlite' does not exist; create it with `shardstore ingest index.sqlite SHARD...`"
+            )
         }
         try Self.expectRecovers(w)
         let listing = try w.listing()

@@ -66,7 +66,9 @@ struct QueryCLITests {
         try w.ingestAll()
         let expected = w.allSamples.enumerated().map { "\($0.offset)\t\($0.element.key)\t-\tjpg,json\n" }.joined()
         try expectRun(["ls", "index.sqlite"], in: w.path, stdout: expected, stderr: "")
-        try expectRun(["ls", "index.sqlite", "--limit", "2"], in: w.path, stdout: "0\t000000\t-\tjpg,json\n1\t000001\t-\tjpg,json\n", stderr: "")
+        try expectRun(
+            ["ls", "index.sqlite", "--limit", "2"], in: w.path,
+            stdout: "0\t000000\t-\tjpg,json\n1\t000001\t-\tjpg,json\n", stderr: "")
         try expectRun(["ls", "index.sqlite", "--limit", "0"], in: w.path, stdout: "", stderr: "")
         try expectRun(
             ["ls", "index.sqlite", "--limit=-1"], in: w.path, status: 64, stdout: "",
@@ -88,11 +90,13 @@ struct QueryCLITests {
             stdout: val.enumerated().map { "\($0.offset)\t\($0.element.key)\tval\tjpg,json\n" }.joined(), stderr: "")
         try expectRun(
             ["ls", "index.sqlite", "--split", "val", "--limit", "3"], in: w.path,
-            stdout: val.prefix(3).enumerated().map { "\($0.offset)\t\($0.element.key)\tval\tjpg,json\n" }.joined(), stderr: "")
+            stdout: val.prefix(3).enumerated().map { "\($0.offset)\t\($0.element.key)\tval\tjpg,json\n" }.joined(),
+            stderr: "")
         let all = lines(try expectRun(["ls", "index.sqlite"], in: w.path).stdoutText)
         #expect(all.first == "0\t000000\t-\tjpg,json")
         #expect(all[4] == "4\t000100\tval\tjpg,json")
-        try expectFailure(["ls", "index.sqlite", "--split", "nope"], in: w.path, message: "no split named 'nope' (splits: val)")
+        try expectFailure(
+            ["ls", "index.sqlite", "--split", "nope"], in: w.path, message: "no split named 'nope' (splits: val)")
     }
 
     @Test("ls --json: JSON Lines whose offsets point at the members' exact bytes")
@@ -144,9 +148,12 @@ struct QueryCLITests {
         try expectRun(["get", "index.sqlite", sample.key, "--ext", ".jpg"], in: w.path, stderr: "")
         let dotted = try CLI.run(["get", "index.sqlite", sample.key, "--ext", ".jpg"], in: w.path)
         #expect(dotted.stdout == sample.members[0].data)
-        try expectRun(["get", "index.sqlite", sample.key, "--ext", "jpg", "-o", "out.jpg"], in: w.path, stdout: "", stderr: "")
+        try expectRun(
+            ["get", "index.sqlite", sample.key, "--ext", "jpg", "-o", "out.jpg"], in: w.path, stdout: "", stderr: "")
         #expect(try w.bytes("out.jpg") == sample.members[0].data)
-        try expectRun(["get", "index.sqlite", sample.key, "--ext", "json", "--output", "out.jpg"], in: w.path, stdout: "", stderr: "")
+        try expectRun(
+            ["get", "index.sqlite", sample.key, "--ext", "json", "--output", "out.jpg"], in: w.path, stdout: "",
+            stderr: "")
         #expect(try w.bytes("out.jpg") == sample.members[1].data)
         #expect(!(try w.listing()).contains { $0.contains("partial") })
     }
@@ -159,7 +166,8 @@ struct QueryCLITests {
         let global = try expectRun(["get", "index.sqlite", "--index", "5", "--ext", "jpg"], in: w.path, stderr: "")
         #expect(global.stdout == all[5].members[0].data)
         try expectRun(["split", "index.sqlite", "assign", "val", "--shards", "shard-000002.tar"], in: w.path)
-        let inSplit = try expectRun(["get", "index.sqlite", "--index", "1", "--split", "val", "--ext", "json"], in: w.path, stderr: "")
+        let inSplit = try expectRun(
+            ["get", "index.sqlite", "--index", "1", "--split", "val", "--ext", "json"], in: w.path, stderr: "")
         #expect(inSplit.stdout == w.shards[2].samples[1].members[1].data)
         try expectFailure(
             ["get", "index.sqlite", "--index", "4", "--split", "val", "--ext", "json"], in: w.path,
@@ -183,7 +191,9 @@ struct QueryCLITests {
     func getErrors() throws {
         let w = try Workspace()
         try w.ingestAll()
-        try expectFailure(["get", "index.sqlite", "nope", "--ext", "jpg"], in: w.path, message: "no sample has key 'nope'; `shardstore ls INDEX` lists the keys")
+        try expectFailure(
+            ["get", "index.sqlite", "nope", "--ext", "jpg"], in: w.path,
+            message: "no sample has key 'nope'; `shardstore ls INDEX` lists the keys")
         try expectFailure(
             ["get", "index.sqlite", "--index", "12", "--ext", "jpg"], in: w.path,
             message: "index 12 is out of range: the dataset has 12 samples (valid: 0 to 11)")
@@ -191,16 +201,24 @@ struct QueryCLITests {
             ["get", "index.sqlite", "--index=-1", "--ext", "jpg"], in: w.path,
             message: "index -1 is out of range: the dataset has 12 samples (valid: 0 to 11)")
         try expectFailure(
-            ["get", "index.sqlite", "000001", "--ext", "png"], in: w.path, message: "sample '000001' has no member '.png' (members: .jpg, .json)")
+            ["get", "index.sqlite", "000001", "--ext", "png"], in: w.path,
+            message: "sample '000001' has no member '.png' (members: .jpg, .json)")
         try expectFailure(
             ["get", "index.sqlite", "--index", "0", "--split", "val", "--ext", "jpg"], in: w.path,
             message: "no split named 'val' (the index has no splits)")
         try expectFailure(
             ["get", "missing.sqlite", "000001", "--ext", "jpg"], in: w.path,
-            message: "index 'missing.sqlite' does not exist; create it with `shardstore ingest missing.sqlite SHARD...`")
+            message: "index 'missing.sqlite' does not exist; create it with `shardstore ingest missing.sqlite SHARD...`"
+        )
         #expect(try w.bytes("missing.sqlite") == nil, "a failed get created the index")
-        try expectFailure(["ls", "missing.sqlite"], in: w.path, message: "index 'missing.sqlite' does not exist; create it with `shardstore ingest missing.sqlite SHARD...`")
-        try expectFailure(["info", "missing.sqlite"], in: w.path, message: "index 'missing.sqlite' does not exist; create it with `shardstore ingest missing.sqlite SHARD...`")
+        try expectFailure(
+            ["ls", "missing.sqlite"], in: w.path,
+            message: "index 'missing.sqlite' does not exist; create it with `shardstore ingest missing.sqlite SHARD...`"
+        )
+        try expectFailure(
+            ["info", "missing.sqlite"], in: w.path,
+            message: "index 'missing.sqlite' does not exist; create it with `shardstore ingest missing.sqlite SHARD...`"
+        )
         #expect(try w.bytes("missing.sqlite") == nil)
         // -o is not written on failure.
         try expectFailure(
@@ -215,7 +233,9 @@ struct QueryCLITests {
         try w.ingestAll()
         let usage =
             "Usage: shardstore get <index> [<key>] [--index <index>] [--split <split>] [--ext <ext>] [--output <output>]\n  See 'shardstore get --help' for more information.\n"
-        try expectRun(["get", "index.sqlite"], in: w.path, status: 64, stdout: "", stderr: "Error: Please give a KEY or --index I.\n" + usage)
+        try expectRun(
+            ["get", "index.sqlite"], in: w.path, status: 64, stdout: "",
+            stderr: "Error: Please give a KEY or --index I.\n" + usage)
         try expectRun(
             ["get", "index.sqlite", "000001", "--index", "1"], in: w.path, status: 64, stdout: "",
             stderr: "Error: Please give either a KEY or --index I, not both.\n" + usage)
@@ -249,7 +269,8 @@ struct QueryCLITests {
         let offset = Int(w.shards[1].dataOffset(of: "000101", "jpg")!)
         rewritten[offset] ^= 0xFF
         try w.write("shard-000001.tar", rewritten)
-        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: 1_600_000_000)], ofItemAtPath: path)
+        try FileManager.default.setAttributes(
+            [.modificationDate: Date(timeIntervalSince1970: 1_600_000_000)], ofItemAtPath: path)
         try expectFailure(
             ["get", "index.sqlite", "000101", "--ext", "jpg"], in: w.path,
             message:
@@ -266,7 +287,8 @@ struct QueryCLITests {
         let w = try Workspace()
         try w.ingestAll()
         try FileManager.default.removeItem(atPath: w.file("shard-000002.tar"))
-        let result = try expectRun(["get", "index.sqlite", "000201", "--ext", "jpg"], in: w.path, status: 1, stdout: "")
+        let result = try expectRun(
+            ["get", "index.sqlite", "000201", "--ext", "jpg"], in: w.path, status: 1, stdout: "")
         #expect(
             result.stderrText
                 == "shardstore: error: shard 'shard-000002.tar' is missing (it was indexed in 'index.sqlite'); restore the file, or ingest the remaining shards into a new index\n",

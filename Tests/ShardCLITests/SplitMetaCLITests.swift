@@ -21,7 +21,8 @@ struct SplitCLITests {
             try expectRun(["ingest", index, "shard-*.tar", "--quiet"], in: w.path, stdout: "", stderr: "")
             try expectRun(
                 ["split", index, "assign", "--ratio", "train=0.8,val=0.1,test=0.1", "--seed", "7"], in: w.path,
-                stdout: "split 'train': 80 samples (80 added)\nsplit 'val': 10 samples (10 added)\nsplit 'test': 10 samples (10 added)\n",
+                stdout:
+                    "split 'train': 80 samples (80 added)\nsplit 'val': 10 samples (10 added)\nsplit 'test': 10 samples (10 added)\n",
                 stderr: "")
         }
         let a = try Self.splitFields(w, index: "a.sqlite")
@@ -34,11 +35,13 @@ struct SplitCLITests {
         // Running it again on the same index rebuilds the same splits.
         try expectRun(
             ["split", "a.sqlite", "assign", "--ratio", "train=0.8,val=0.1,test=0.1", "--seed", "7"], in: w.path,
-            stdout: "split 'train': 80 samples (80 added)\nsplit 'val': 10 samples (10 added)\nsplit 'test': 10 samples (10 added)\n",
+            stdout:
+                "split 'train': 80 samples (80 added)\nsplit 'val': 10 samples (10 added)\nsplit 'test': 10 samples (10 added)\n",
             stderr: "")
         #expect(try Self.splitFields(w, index: "a.sqlite") == a)
         // Another seed gives another assignment.
-        try expectRun(["split", "b.sqlite", "assign", "--ratio", "train=0.8,val=0.1,test=0.1", "--seed", "8"], in: w.path)
+        try expectRun(
+            ["split", "b.sqlite", "assign", "--ratio", "train=0.8,val=0.1,test=0.1", "--seed", "8"], in: w.path)
         #expect(try Self.splitFields(w, index: "b.sqlite") != a)
     }
 
@@ -47,12 +50,14 @@ struct SplitCLITests {
         let w = try Workspace()
         try w.ingestAll()
         try expectRun(["split", "index.sqlite", "list"], in: w.path, stdout: "", stderr: "")
-        try expectRun(["split", "index.sqlite", "list", "--json"], in: w.path, stdout: "{\"(none)\": 12}\n", stderr: "")
+        try expectRun(
+            ["split", "index.sqlite", "list", "--json"], in: w.path, stdout: "{\"(none)\": 12}\n", stderr: "")
         try expectRun(
             ["split", "index.sqlite", "assign", "--ratio", "train=0.5,val=0.25", "--seed", "0"], in: w.path,
             stdout: "split 'train': 6 samples (6 added)\nsplit 'val': 3 samples (3 added)\n", stderr: "")
         try expectRun(["split", "index.sqlite", "list"], in: w.path, stdout: "train\t6\nval\t3\n", stderr: "")
-        let listJSON = try jsonObject(try expectRun(["split", "index.sqlite", "list", "--json"], in: w.path, stderr: "").stdoutText)
+        let listJSON = try jsonObject(
+            try expectRun(["split", "index.sqlite", "list", "--json"], in: w.path, stderr: "").stdoutText)
         #expect(listJSON as? [String: Int] == ["train": 6, "val": 3, "(none)": 3])
 
         let valKeys = lines(try CLI.run(["ls", "index.sqlite", "--split", "val"], in: w.path).stdoutText).map {
@@ -62,9 +67,12 @@ struct SplitCLITests {
         let show = try expectRun(["split", "index.sqlite", "show", "val"], in: w.path, stderr: "")
         let pattern =
             literal("split       val\nsamples     3\ncreated     ") + #"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"#
-            + literal("\ndefinition  [{\"by\":\"ratio\",\"ratio\":0.25,\"of\":12,\"seed\":0}]\nfirst keys  \(valKeys.joined(separator: ", "))\n")
+            + literal(
+                "\ndefinition  [{\"by\":\"ratio\",\"ratio\":0.25,\"of\":12,\"seed\":0}]\nfirst keys  \(valKeys.joined(separator: ", "))\n"
+            )
         #expect(wholeMatch(show.stdoutText, pattern), "\(show.stdoutText)")
-        let showJSON = try jsonObject(try expectRun(["split", "index.sqlite", "show", "val", "--json"], in: w.path, stderr: "").stdoutText)
+        let showJSON = try jsonObject(
+            try expectRun(["split", "index.sqlite", "show", "val", "--json"], in: w.path, stderr: "").stdoutText)
         #expect(showJSON["name"] as? String == "val")
         #expect(int(showJSON["samples"]) == 3)
         #expect(showJSON["first_keys"] as? [String] == valKeys)
@@ -72,13 +80,17 @@ struct SplitCLITests {
         #expect(showJSON["created_at"] is String)
 
         try expectRun(
-            ["split", "index.sqlite", "delete", "val"], in: w.path, stdout: "deleted split 'val' (3 samples now unassigned)\n", stderr: "")
+            ["split", "index.sqlite", "delete", "val"], in: w.path,
+            stdout: "deleted split 'val' (3 samples now unassigned)\n", stderr: "")
         try expectRun(["split", "index.sqlite", "list"], in: w.path, stdout: "train\t6\n", stderr: "")
-        try expectFailure(["split", "index.sqlite", "show", "val"], in: w.path, message: "no split named 'val' (splits: train)")
-        try expectFailure(["split", "index.sqlite", "delete", "val"], in: w.path, message: "no split named 'val' (splits: train)")
+        try expectFailure(
+            ["split", "index.sqlite", "show", "val"], in: w.path, message: "no split named 'val' (splits: train)")
+        try expectFailure(
+            ["split", "index.sqlite", "delete", "val"], in: w.path, message: "no split named 'val' (splits: train)")
         try expectFailure(
             ["split", "missing.sqlite", "list"], in: w.path,
-            message: "index 'missing.sqlite' does not exist; create it with `shardstore ingest missing.sqlite SHARD...`")
+            message: "index 'missing.sqlite' does not exist; create it with `shardstore ingest missing.sqlite SHARD...`"
+        )
     }
 
     @Test("assign NAME --shards PATTERN")
@@ -100,8 +112,11 @@ struct SplitCLITests {
         try expectRun(["ls", "index.sqlite"], in: w.path, stdout: expected, stderr: "")
         // A pattern that matches no stored shard: exit 1, the index unchanged.
         let before = try w.bytes("index.sqlite")
-        let result = try expectRun(["split", "index.sqlite", "assign", "test", "--shards", "zzz-*.tar"], in: w.path, status: 1, stdout: "")
-        #expect(result.stderrText.hasPrefix("shardstore: error: no indexed shard matches 'zzz-*.tar'; "), "\(result.stderrText)")
+        let result = try expectRun(
+            ["split", "index.sqlite", "assign", "test", "--shards", "zzz-*.tar"], in: w.path, status: 1, stdout: "")
+        #expect(
+            result.stderrText.hasPrefix("shardstore: error: no indexed shard matches 'zzz-*.tar'; "),
+            "\(result.stderrText)")
         #expect(lines(result.stderrText).count == 1)
         #expect(try w.bytes("index.sqlite") == before)
     }
@@ -110,13 +125,15 @@ struct SplitCLITests {
     func noMatchRemedy() throws {
         let w = try Workspace()
         try w.ingestAll()
-        let result = try expectRun(["split", "index.sqlite", "assign", "test", "--shards", "zzz-*.tar"], in: w.path, status: 1, stdout: "")
+        let result = try expectRun(
+            ["split", "index.sqlite", "assign", "test", "--shards", "zzz-*.tar"], in: w.path, status: 1, stdout: "")
         // The message recommends `shardstore info INDEX --json`; it must list the stored shard paths.
         if result.stderrText.contains("`shardstore info INDEX --json`") {
             let info = try CLI.run(["info", "index.sqlite", "--json"], in: w.path)
             #expect(
                 info.stdoutText.contains("shard-000000.tar"),
-                "the error advises `shardstore info INDEX --json` to see stored shard paths, but it does not show them: \(info.stdoutText)")
+                "the error advises `shardstore info INDEX --json` to see stored shard paths, but it does not show them: \(info.stdoutText)"
+            )
         }
     }
 
@@ -125,16 +142,20 @@ struct SplitCLITests {
         let w = try Workspace()
         try w.ingestAll()
         try w.write("keys.txt", Array("000001\r\n000102\n\n000203\n".utf8))
-        try expectRun(["split", "index.sqlite", "assign", "test", "--keys", "keys.txt"], in: w.path, stdout: "split 'test': 3 samples (3 added)\n", stderr: "")
         try expectRun(
-            ["ls", "index.sqlite", "--split", "test"], in: w.path, stdout: "0\t000001\ttest\tjpg,json\n1\t000102\ttest\tjpg,json\n2\t000203\ttest\tjpg,json\n",
+            ["split", "index.sqlite", "assign", "test", "--keys", "keys.txt"], in: w.path,
+            stdout: "split 'test': 3 samples (3 added)\n", stderr: "")
+        try expectRun(
+            ["ls", "index.sqlite", "--split", "test"], in: w.path,
+            stdout: "0\t000001\ttest\tjpg,json\n1\t000102\ttest\tjpg,json\n2\t000203\ttest\tjpg,json\n",
             stderr: "")
         // A key that is not in the index: exit 1, nothing assigned.
         try w.write("more.txt", Array("000002\nnope\n000003\n".utf8))
         let before = try w.bytes("index.sqlite")
         try expectFailure(
             ["split", "index.sqlite", "assign", "test", "--keys", "more.txt"], in: w.path,
-            message: "1 of the 3 keys in more.txt are not in the index ('nope'); fix the list and run the command again")
+            message: "1 of the 3 keys in more.txt are not in the index ('nope'); fix the list and run the command again"
+        )
         #expect(try w.bytes("index.sqlite") == before)
         try expectRun(["split", "index.sqlite", "list"], in: w.path, stdout: "test\t3\n", stderr: "")
         try expectFailure(
@@ -148,10 +169,22 @@ struct SplitCLITests {
         try w.ingestAll()
         let before = try w.bytes("index.sqlite")
         let cases: [([String], String)] = [
-            (["assign", "--ratio", "train=0.8,val=0.2"], "Please give --ratio a --seed N, so the assignment can be repeated."),
-            (["assign", "train"], "Please give exactly one of --shards PATTERN, --keys FILE or --ratio NAME=FRACTION,..."),
-            (["assign", "train", "--shards", "*.tar", "--keys", "k.txt"], "Please give exactly one of --shards PATTERN, --keys FILE or --ratio NAME=FRACTION,..."),
-            (["assign", "train", "--ratio", "train=1", "--seed", "1"], "--ratio names its splits itself: please drop NAME."),
+            (
+                ["assign", "--ratio", "train=0.8,val=0.2"],
+                "Please give --ratio a --seed N, so the assignment can be repeated."
+            ),
+            (
+                ["assign", "train"],
+                "Please give exactly one of --shards PATTERN, --keys FILE or --ratio NAME=FRACTION,..."
+            ),
+            (
+                ["assign", "train", "--shards", "*.tar", "--keys", "k.txt"],
+                "Please give exactly one of --shards PATTERN, --keys FILE or --ratio NAME=FRACTION,..."
+            ),
+            (
+                ["assign", "train", "--ratio", "train=1", "--seed", "1"],
+                "--ratio names its splits itself: please drop NAME."
+            ),
             (["assign", "--shards", "*.tar"], "Please name the split to assign to."),
             (["assign", "train", "--shards", "*.tar", "--seed", "3"], "--seed goes with --ratio only."),
             (["show"], "Please name the split to show."),
@@ -160,7 +193,9 @@ struct SplitCLITests {
             (["list", "--seed", "1"], "--shards, --keys, --ratio and --seed go with assign only."),
         ]
         for (arguments, message) in cases {
-            try expectRun(["split", "index.sqlite"] + arguments, in: w.path, status: 64, stdout: "", stderr: "Error: \(message)\n" + Self.splitUsage)
+            try expectRun(
+                ["split", "index.sqlite"] + arguments, in: w.path, status: 64, stdout: "",
+                stderr: "Error: \(message)\n" + Self.splitUsage)
         }
         #expect(try w.bytes("index.sqlite") == before)
     }
@@ -175,7 +210,9 @@ struct SplitCLITests {
             #expect(result.status == 1 || result.status == 64, "--ratio \(ratio): \(result.status)")
             #expect(result.stdout.isEmpty)
             #expect(lines(result.stderrText).count >= 1)
-            #expect(result.stderrText.contains("ratio") || result.stderrText.contains(ratio), "--ratio \(ratio): \(result.stderrText)")
+            #expect(
+                result.stderrText.contains("ratio") || result.stderrText.contains(ratio),
+                "--ratio \(ratio): \(result.stderrText)")
         }
         #expect(try w.bytes("index.sqlite") == before)
     }
@@ -188,20 +225,28 @@ struct MetaCLITests {
         let w = try Workspace(shards: 1)
         try w.ingestAll()
         let version = try shardstoreVersion()
-        try expectRun(["meta", "index.sqlite", "set", "license", "CC-BY-4.0"], in: w.path, stdout: "license = \"CC-BY-4.0\"\n", stderr: "")
+        try expectRun(
+            ["meta", "index.sqlite", "set", "license", "CC-BY-4.0"], in: w.path, stdout: "license = \"CC-BY-4.0\"\n",
+            stderr: "")
         try expectRun(["meta", "index.sqlite", "set", "count", "42"], in: w.path, stdout: "count = 42\n", stderr: "")
-        try expectRun(["meta", "index.sqlite", "set", "text", "42", "--string"], in: w.path, stdout: "text = \"42\"\n", stderr: "")
+        try expectRun(
+            ["meta", "index.sqlite", "set", "text", "42", "--string"], in: w.path, stdout: "text = \"42\"\n", stderr: ""
+        )
         try expectRun(["meta", "index.sqlite", "set", "flag", "true"], in: w.path, stdout: "flag = true\n", stderr: "")
         try expectRun(
             ["meta", "index.sqlite", "set", "classes", "{\"cat\": 0,  \"dog\": [1, 2]}"], in: w.path,
             stdout: "classes = {\"cat\":0,\"dog\":[1,2]}\n", stderr: "")
-        try expectRun(["meta", "index.sqlite", "set", "quoted", "\"hi\""], in: w.path, stdout: "quoted = \"hi\"\n", stderr: "")
-        try expectRun(["meta", "index.sqlite", "set", "name", "with \"quotes\" and \\"], in: w.path, stdout: "name = \"with \\\"quotes\\\" and \\\\\"\n", stderr: "")
+        try expectRun(
+            ["meta", "index.sqlite", "set", "quoted", "\"hi\""], in: w.path, stdout: "quoted = \"hi\"\n", stderr: "")
+        try expectRun(
+            ["meta", "index.sqlite", "set", "name", "with \"quotes\" and \\"], in: w.path,
+            stdout: "name = \"with \\\"quotes\\\" and \\\\\"\n", stderr: "")
 
         try expectRun(["meta", "index.sqlite", "get", "license"], in: w.path, stdout: "\"CC-BY-4.0\"\n", stderr: "")
         try expectRun(["meta", "index.sqlite", "get", "count"], in: w.path, stdout: "42\n", stderr: "")
         try expectRun(["meta", "index.sqlite", "get", "text"], in: w.path, stdout: "\"42\"\n", stderr: "")
-        try expectRun(["meta", "index.sqlite", "get", "shardstore.version"], in: w.path, stdout: "\"\(version)\"\n", stderr: "")
+        try expectRun(
+            ["meta", "index.sqlite", "get", "shardstore.version"], in: w.path, stdout: "\"\(version)\"\n", stderr: "")
         try expectRun(
             ["meta", "index.sqlite", "list"], in: w.path,
             stdout: """
@@ -225,8 +270,12 @@ struct MetaCLITests {
         #expect((o["classes"] as? [String: Any])?["dog"] as? [Int] == [1, 2])
 
         try expectRun(["meta", "index.sqlite", "delete", "count"], in: w.path, stdout: "", stderr: "")
-        try expectFailure(["meta", "index.sqlite", "get", "count"], in: w.path, message: "no metadata entry 'count'; `shardstore meta INDEX list` shows the entries")
-        try expectFailure(["meta", "index.sqlite", "delete", "count"], in: w.path, message: "no metadata entry 'count'; `shardstore meta INDEX list` shows the entries")
+        try expectFailure(
+            ["meta", "index.sqlite", "get", "count"], in: w.path,
+            message: "no metadata entry 'count'; `shardstore meta INDEX list` shows the entries")
+        try expectFailure(
+            ["meta", "index.sqlite", "delete", "count"], in: w.path,
+            message: "no metadata entry 'count'; `shardstore meta INDEX list` shows the entries")
         // Metadata survives a later ingest.
         try expectRun(["ingest", "index.sqlite", "shard-*.tar", "--quiet"], in: w.path, stdout: "", stderr: "")
         try expectRun(["meta", "index.sqlite", "get", "license"], in: w.path, stdout: "\"CC-BY-4.0\"\n", stderr: "")
@@ -245,28 +294,42 @@ struct MetaCLITests {
             ["meta", "index.sqlite", "set", "shardstore.mine", "1"], in: w.path,
             message: "metadata keys starting with 'shardstore.' are written by ShardStore itself; choose another key")
         #expect(try w.bytes("index.sqlite") == before)
-        let deleted = try expectRun(["meta", "index.sqlite", "delete", "shardstore.version"], in: w.path, status: 1, stdout: "")
+        let deleted = try expectRun(
+            ["meta", "index.sqlite", "delete", "shardstore.version"], in: w.path, status: 1, stdout: "")
         #expect(deleted.stderrText.hasPrefix("shardstore: error: "), "\(deleted.stderrText)")
         #expect(deleted.stderrText.contains("'shardstore.'"), "\(deleted.stderrText)")
-        try expectRun(["meta", "index.sqlite", "get", "shardstore.version"], in: w.path, stdout: "\"\(version)\"\n", stderr: "")
+        try expectRun(
+            ["meta", "index.sqlite", "get", "shardstore.version"], in: w.path, stdout: "\"\(version)\"\n", stderr: "")
     }
 
     @Test("argument errors exit 64; a missing index exits 1")
     func errors() throws {
         let w = try Workspace(shards: 1)
         try w.ingestAll()
-        let usage = "Usage: shardstore meta <index> <action> [<arguments> ...] [--string] [--json]\n  See 'shardstore meta --help' for more information.\n"
-        try expectRun(["meta", "index.sqlite", "get"], in: w.path, status: 64, stdout: "", stderr: "Error: Please give one KEY to get.\n" + usage)
-        try expectRun(["meta", "index.sqlite", "set", "k"], in: w.path, status: 64, stdout: "", stderr: "Error: Please give a KEY and a VALUE to set.\n" + usage)
-        try expectRun(["meta", "index.sqlite", "list", "k"], in: w.path, status: 64, stdout: "", stderr: "Error: list takes no KEY.\n" + usage)
-        try expectRun(["meta", "index.sqlite", "delete"], in: w.path, status: 64, stdout: "", stderr: "Error: Please give one KEY to delete.\n" + usage)
-        try expectFailure(["meta", "index.sqlite", "set", "", "x"], in: w.path, message: "a metadata key must not be empty")
+        let usage =
+            "Usage: shardstore meta <index> <action> [<arguments> ...] [--string] [--json]\n  See 'shardstore meta --help' for more information.\n"
+        try expectRun(
+            ["meta", "index.sqlite", "get"], in: w.path, status: 64, stdout: "",
+            stderr: "Error: Please give one KEY to get.\n" + usage)
+        try expectRun(
+            ["meta", "index.sqlite", "set", "k"], in: w.path, status: 64, stdout: "",
+            stderr: "Error: Please give a KEY and a VALUE to set.\n" + usage)
+        try expectRun(
+            ["meta", "index.sqlite", "list", "k"], in: w.path, status: 64, stdout: "",
+            stderr: "Error: list takes no KEY.\n" + usage)
+        try expectRun(
+            ["meta", "index.sqlite", "delete"], in: w.path, status: 64, stdout: "",
+            stderr: "Error: Please give one KEY to delete.\n" + usage)
+        try expectFailure(
+            ["meta", "index.sqlite", "set", "", "x"], in: w.path, message: "a metadata key must not be empty")
         try expectFailure(
             ["meta", "missing.sqlite", "set", "k", "v"], in: w.path,
-            message: "index 'missing.sqlite' does not exist; create it with `shardstore ingest missing.sqlite SHARD...`")
+            message: "index 'missing.sqlite' does not exist; create it with `shardstore ingest missing.sqlite SHARD...`"
+        )
         try expectFailure(
             ["meta", "missing.sqlite", "list"], in: w.path,
-            message: "index 'missing.sqlite' does not exist; create it with `shardstore ingest missing.sqlite SHARD...`")
+            message: "index 'missing.sqlite' does not exist; create it with `shardstore ingest missing.sqlite SHARD...`"
+        )
         #expect(try w.bytes("missing.sqlite") == nil)
     }
 }
@@ -325,7 +388,10 @@ struct HelpCLITests {
     /// which leaves single words on lines of their own and splits example commands.
     @Test(
         "help text at 80 columns keeps example commands whole and leaves no orphaned words",
-        arguments: [["--help"], ["ingest", "--help"], ["ls", "--help"], ["get", "--help"], ["split", "--help"], ["meta", "--help"]])
+        arguments: [
+            ["--help"], ["ingest", "--help"], ["ls", "--help"], ["get", "--help"], ["split", "--help"],
+            ["meta", "--help"],
+        ])
     func wrapping(arguments: [String]) throws {
         let result = try Self.help(arguments)
         #expect(result.status == 0)

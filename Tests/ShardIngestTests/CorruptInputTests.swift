@@ -35,40 +35,53 @@ struct CorruptCase: Sendable, CustomTestStringConvertible {
 
         var t = base
         t.truncate(to: 2050)
-        cases.append(CorruptCase(
-            name: "truncated inside a member", bytes: t.bytes,
-            message: "shard 'bad.tar': truncated member at offset 1536: its data ends at 2058 but the file ends at 2050" + tail))
+        cases.append(
+            CorruptCase(
+                name: "truncated inside a member", bytes: t.bytes,
+                message:
+                    "shard 'bad.tar': truncated member at offset 1536: its data ends at 2058 but the file ends at 2050"
+                    + tail))
 
         t = base
         t.truncate(to: 1000)
-        cases.append(CorruptCase(
-            name: "truncated inside the first member", bytes: t.bytes,
-            message: "shard 'bad.tar': truncated member at offset 0: its data ends at 1512 but the file ends at 1000" + tail))
+        cases.append(
+            CorruptCase(
+                name: "truncated inside the first member", bytes: t.bytes,
+                message:
+                    "shard 'bad.tar': truncated member at offset 0: its data ends at 1512 but the file ends at 1000"
+                    + tail))
 
         t = base
         t.truncate(to: 1636)
-        cases.append(CorruptCase(
-            name: "truncated inside a header", bytes: t.bytes,
-            message: "shard 'bad.tar': truncated tar header at offset 1536 (file ends at 1636)" + tail))
+        cases.append(
+            CorruptCase(
+                name: "truncated inside a header", bytes: t.bytes,
+                message: "shard 'bad.tar': truncated tar header at offset 1536 (file ends at 1636)" + tail))
 
         t = base
         let stored = checksum(t.bytes[1536..<2048])
         t.corruptChecksum(ofBlockAt: 1536)
         let computed = checksum(t.bytes[1536..<2048])
-        cases.append(CorruptCase(
-            name: "bad header checksum at a later offset", bytes: t.bytes,
-            message: "shard 'bad.tar': tar header checksum mismatch at offset 1536 (stored \(stored), computed \(computed))" + tail))
+        cases.append(
+            CorruptCase(
+                name: "bad header checksum at a later offset", bytes: t.bytes,
+                message:
+                    "shard 'bad.tar': tar header checksum mismatch at offset 1536 (stored \(stored), computed \(computed))"
+                    + tail))
 
-        cases.append(CorruptCase(
-            name: "not a tar", bytes: pattern(3000, seed: 9),
-            message: "shard 'bad.tar': not a tar archive: no valid tar header at offset 0" + tail))
+        cases.append(
+            CorruptCase(
+                name: "not a tar", bytes: pattern(3000, seed: 9),
+                message: "shard 'bad.tar': not a tar archive: no valid tar header at offset 0" + tail))
 
-        cases.append(CorruptCase(
-            name: "empty file", bytes: [],
-            message: "shard 'bad.tar': empty file (0 bytes), not a tar archive" + tail))
+        cases.append(
+            CorruptCase(
+                name: "empty file", bytes: [],
+                message: "shard 'bad.tar': empty file (0 bytes), not a tar archive" + tail))
 
-        cases.append(CorruptCase(
-            name: "missing shard", bytes: nil, message: "shard 'DIR/bad.tar' does not exist; check the path"))
+        cases.append(
+            CorruptCase(
+                name: "missing shard", bytes: nil, message: "shard 'DIR/bad.tar' does not exist; check the path"))
 
         for (magic, name, command) in [
             ([0x1f, 0x8b, 0x08, 0x00] as [UInt8], "gzip", "gzip -dc"),
@@ -76,18 +89,24 @@ struct CorruptCase: Sendable, CustomTestStringConvertible {
             ([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], "xz", "xz -dc"),
             ([0x28, 0xb5, 0x2f, 0xfd], "zstd", "zstd -dc"),
         ] {
-            cases.append(CorruptCase(
-                name: "\(name) magic", bytes: magic + pattern(700, seed: 3),
-                message: "shard 'bad.tar' is \(name)-compressed: compressed shards are not supported yet; decompress it first (`\(command) 'DIR/bad.tar' > 'DIR/bad-decompressed.tar'`) and ingest the decompressed file"))
+            cases.append(
+                CorruptCase(
+                    name: "\(name) magic", bytes: magic + pattern(700, seed: 3),
+                    message:
+                        "shard 'bad.tar' is \(name)-compressed: compressed shards are not supported yet; decompress it first (`\(command) 'DIR/bad.tar' > 'DIR/bad-decompressed.tar'`) and ingest the decompressed file"
+                ))
         }
 
         var u = TarWriter(format: .ustar)
         u.addFile("b1.jpg", pattern(1000, seed: 11))
         u.addFile(name: Array("b2.".utf8) + [0xff], data: pattern(10, seed: 12))
         u.finish()
-        cases.append(CorruptCase(
-            name: "extension not UTF-8", bytes: u.bytes,
-            message: "shard 'bad.tar': the member at offset 1536 ('b2.\\xff') has an extension that is not valid UTF-8; rename it in the tar, or leave the shard out of the ingest"))
+        cases.append(
+            CorruptCase(
+                name: "extension not UTF-8", bytes: u.bytes,
+                message:
+                    "shard 'bad.tar': the member at offset 1536 ('b2.\\xff') has an extension that is not valid UTF-8; rename it in the tar, or leave the shard out of the ingest"
+            ))
         return cases
     }
 }
@@ -118,13 +137,18 @@ struct CorruptInputTests {
         try makeShards(dir.path, c)
         let files = try listing(dir.path)
         let error = try #require(
-            caught { _ = try Ingest.run(index: dir.path + "/index.sqlite", shards: [dir.path + "/good.tar", dir.path + "/bad.tar"]) })
+            caught {
+                _ = try Ingest.run(
+                    index: dir.path + "/index.sqlite", shards: [dir.path + "/good.tar", dir.path + "/bad.tar"])
+            })
         #expect(String(describing: error) == c.message.replacingOccurrences(of: "DIR", with: dir.path))
         #expect(try listing(dir.path) == files)
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/index.sqlite"))
     }
 
-    @Test("existing index: the error names shard and offset; the index file is byte-for-byte unchanged", arguments: CorruptCase.all)
+    @Test(
+        "existing index: the error names shard and offset; the index file is byte-for-byte unchanged",
+        arguments: CorruptCase.all)
     func existingIndex(_ c: CorruptCase) throws {
         let dir = try TemporaryDirectory()
         try makeShards(dir.path, c)
@@ -139,7 +163,8 @@ struct CorruptInputTests {
             let error = try #require(
                 caught {
                     _ = try Ingest.run(
-                        index: index, shards: [dir.path + "/good.tar", dir.path + "/bad.tar"], options: IngestOptions(split: "val", jobs: jobs))
+                        index: index, shards: [dir.path + "/good.tar", dir.path + "/bad.tar"],
+                        options: IngestOptions(split: "val", jobs: jobs))
                 })
             #expect(String(describing: error) == c.message.replacingOccurrences(of: "DIR", with: dir.path))
             #expect(try readBytes(index) == before)
@@ -155,7 +180,10 @@ struct CorruptInputTests {
         try writeShard(dir.path + "/good.tar", [("g.jpg", [1])])
         try FileManager.default.createDirectory(atPath: dir.path + "/sub.tar", withIntermediateDirectories: false)
         let error = try #require(
-            caught { _ = try Ingest.run(index: dir.path + "/index.sqlite", shards: [dir.path + "/good.tar", dir.path + "/sub.tar"]) })
+            caught {
+                _ = try Ingest.run(
+                    index: dir.path + "/index.sqlite", shards: [dir.path + "/good.tar", dir.path + "/sub.tar"])
+            })
         #expect(String(describing: error) == "cannot ingest '\(dir.path)/sub.tar' (a directory, not a tar file)")
         #expect(try listing(dir.path) == ["good.tar", "sub.tar"])
     }
@@ -166,7 +194,8 @@ struct CorruptInputTests {
         let error = try #require(caught { _ = try Ingest.run(index: dir.path + "/index.sqlite", shards: []) })
         #expect(
             String(describing: error)
-                == "no shards to ingest: name .tar files, globs ('data/*.tar') or brace ranges ('train-{000000..000099}.tar')")
+                == "no shards to ingest: name .tar files, globs ('data/*.tar') or brace ranges ('train-{000000..000099}.tar')"
+        )
         #expect(try listing(dir.path) == [])
     }
 
@@ -180,7 +209,8 @@ struct CorruptInputTests {
         let error = try #require(caught { _ = try Ingest.run(index: index, shards: [dir.path + "/good.tar"]) })
         #expect(
             String(describing: error)
-                == "\(index) is not a ShardStore index (it has no schema_migrations table); pass the index.sqlite that `shardstore ingest` wrote")
+                == "\(index) is not a ShardStore index (it has no schema_migrations table); pass the index.sqlite that `shardstore ingest` wrote"
+        )
         #expect(try readBytes(index) == junk)
         #expect(try listing(dir.path) == ["good.tar", "index.sqlite"])
     }
@@ -206,7 +236,8 @@ struct CorruptInputTests {
         try writeShard(dir.path + "/plain", [("k.jpg", pattern(50))])
         let gz = try runProcess("sh", ["-c", "gzip -c plain > '\(name)' && rm plain"], currentDirectory: dir.path)
         #expect(gz.status == 0, "\(gz.stderrText)")
-        let error = try #require(caught { _ = try Ingest.run(index: dir.path + "/index.sqlite", shards: [dir.path + "/" + name]) })
+        let error = try #require(
+            caught { _ = try Ingest.run(index: dir.path + "/index.sqlite", shards: [dir.path + "/" + name]) })
         let message = String(describing: error)
         #expect(message.hasPrefix("shard '\(name)' is gzip-compressed"))
         let start = try #require(message.range(of: "(`"))

@@ -10,20 +10,24 @@ struct GroupingTests {
         let dir = try TemporaryDirectory()
         let a = dir.path + "/a.tar"
         let b = dir.path + "/b.tar"
-        let tarA = try writeShard(a, [
-            ("k2.jpg", pattern(10, seed: 1)),  // 0
-            ("k1.jpg", pattern(600, seed: 2)),  // 1024
-            ("k2.txt", pattern(20, seed: 3)),  // seen again (after k1)
-            ("k2.cls", pattern(3, seed: 4)),  // adjacent to the k2.txt before it: not counted
-            ("k3.jpg", pattern(30, seed: 5)),
-            ("k1.json", pattern(40, seed: 6)),  // seen again
-        ])
-        let tarB = try writeShard(b, [
-            ("k4.jpg", pattern(50, seed: 7)),
-            ("k3.txt", pattern(60, seed: 8)),  // seen again, across shards
-            ("k1.cls", pattern(70, seed: 9)),  // seen again, across shards
-            ("k1.seg.png", pattern(80, seed: 10)),  // adjacent: not counted
-        ])
+        let tarA = try writeShard(
+            a,
+            [
+                ("k2.jpg", pattern(10, seed: 1)),  // 0
+                ("k1.jpg", pattern(600, seed: 2)),  // 1024
+                ("k2.txt", pattern(20, seed: 3)),  // seen again (after k1)
+                ("k2.cls", pattern(3, seed: 4)),  // adjacent to the k2.txt before it: not counted
+                ("k3.jpg", pattern(30, seed: 5)),
+                ("k1.json", pattern(40, seed: 6)),  // seen again
+            ])
+        let tarB = try writeShard(
+            b,
+            [
+                ("k4.jpg", pattern(50, seed: 7)),
+                ("k3.txt", pattern(60, seed: 8)),  // seen again, across shards
+                ("k1.cls", pattern(70, seed: 9)),  // seen again, across shards
+                ("k1.seg.png", pattern(80, seed: 10)),  // adjacent: not counted
+            ])
         let index = dir.path + "/index.sqlite"
         let report = try Ingest.run(index: index, shards: [a, b])
         #expect(report.keysSeenAgain == 4)
@@ -31,23 +35,34 @@ struct GroupingTests {
         #expect(report.members == 10)
         #expect(report.added == ["a.tar", "b.tar"])
         #expect(report.keysSeenAgainExamples.count == 4)
-        let ex = report.keysSeenAgainExamples.map { "\($0.key) \($0.path)@\($0.offset) first \($0.firstPath)@\($0.firstOffset)" }
+        let ex = report.keysSeenAgainExamples.map {
+            "\($0.key) \($0.path)@\($0.offset) first \($0.firstPath)@\($0.firstOffset)"
+        }
         let offA = tarA.entries.map(\.headerOffset)
         let offB = tarB.entries.map(\.headerOffset)
-        #expect(ex == [
-            "k2 a.tar@\(offA[2]) first a.tar@\(offA[0])",
-            "k1 a.tar@\(offA[5]) first a.tar@\(offA[1])",
-            "k3 b.tar@\(offB[1]) first a.tar@\(offA[4])",
-            "k1 b.tar@\(offB[2]) first a.tar@\(offA[1])",
-        ])
-        try expectDataset(index, equals: [
-            ExpectedSample(key: SampleKey("k2"), members: ["jpg": pattern(10, seed: 1), "txt": pattern(20, seed: 3), "cls": pattern(3, seed: 4)]),
-            ExpectedSample(key: SampleKey("k1"), members: [
-                "jpg": pattern(600, seed: 2), "json": pattern(40, seed: 6), "cls": pattern(70, seed: 9), "seg.png": pattern(80, seed: 10),
-            ]),
-            ExpectedSample(key: SampleKey("k3"), members: ["jpg": pattern(30, seed: 5), "txt": pattern(60, seed: 8)]),
-            ExpectedSample(key: SampleKey("k4"), members: ["jpg": pattern(50, seed: 7)]),
-        ], ordered: true)
+        #expect(
+            ex == [
+                "k2 a.tar@\(offA[2]) first a.tar@\(offA[0])",
+                "k1 a.tar@\(offA[5]) first a.tar@\(offA[1])",
+                "k3 b.tar@\(offB[1]) first a.tar@\(offA[4])",
+                "k1 b.tar@\(offB[2]) first a.tar@\(offA[1])",
+            ])
+        try expectDataset(
+            index,
+            equals: [
+                ExpectedSample(
+                    key: SampleKey("k2"),
+                    members: ["jpg": pattern(10, seed: 1), "txt": pattern(20, seed: 3), "cls": pattern(3, seed: 4)]),
+                ExpectedSample(
+                    key: SampleKey("k1"),
+                    members: [
+                        "jpg": pattern(600, seed: 2), "json": pattern(40, seed: 6), "cls": pattern(70, seed: 9),
+                        "seg.png": pattern(80, seed: 10),
+                    ]),
+                ExpectedSample(
+                    key: SampleKey("k3"), members: ["jpg": pattern(30, seed: 5), "txt": pattern(60, seed: 8)]),
+                ExpectedSample(key: SampleKey("k4"), members: ["jpg": pattern(50, seed: 7)]),
+            ], ordered: true)
         // A sample's members may live in two shards; each member records its own shard.
         let k1 = try IndexReader(path: index).sample(forKey: SampleKey("k1"))
         #expect(k1.members.map(\.ext) == ["cls", "jpg", "json", "seg.png"])
@@ -67,11 +82,13 @@ struct GroupingTests {
         #expect(report.keysSeenAgain == 1)
         #expect(report.newSamples == 1)
         #expect(report.totalSamples == 3)
-        try expectDataset(index, equals: [
-            ExpectedSample(key: SampleKey("x"), members: ["jpg": [1]]),
-            ExpectedSample(key: SampleKey("y"), members: ["jpg": [2], "txt": [3]]),
-            ExpectedSample(key: SampleKey("z"), members: ["jpg": [4]]),
-        ], ordered: true)
+        try expectDataset(
+            index,
+            equals: [
+                ExpectedSample(key: SampleKey("x"), members: ["jpg": [1]]),
+                ExpectedSample(key: SampleKey("y"), members: ["jpg": [2], "txt": [3]]),
+                ExpectedSample(key: SampleKey("z"), members: ["jpg": [4]]),
+            ], ordered: true)
     }
 
     @Test("shards are ingested in argument order, not name order")
@@ -142,7 +159,8 @@ struct DuplicatePolicyTests {
             String(describing: error)
                 == "duplicate member 'x.jpg': first at 's.tar' offset 0, again at 's.tar' offset 1024; choose what to do with --on-duplicate first|last|keep"
         )
-        let report = try Ingest.run(index: dir.path + "/index.sqlite", shards: [s], options: IngestOptions(onDuplicate: .first))
+        let report = try Ingest.run(
+            index: dir.path + "/index.sqlite", shards: [s], options: IngestOptions(onDuplicate: .first))
         #expect(report.duplicatesDropped == 1)
         #expect(try Dataset(index: dir.path + "/index.sqlite")[0].members == ["jpg": [1]])
     }
@@ -159,11 +177,13 @@ struct DuplicatePolicyTests {
         // ShardRecord.memberCount: "Regular-file members indexed from this shard".
         #expect(try IndexReader(path: f.index).shards().map(\.memberCount) == [3, 1])
         #expect(report.totalSamples == 3)
-        try expectDataset(f.index, equals: [
-            ExpectedSample(key: SampleKey("x"), members: ["jpg": [1, 1], "txt": [2]]),
-            ExpectedSample(key: SampleKey("y"), members: ["jpg": [3]]),
-            ExpectedSample(key: SampleKey("z"), members: ["jpg": [4]]),
-        ], ordered: true)
+        try expectDataset(
+            f.index,
+            equals: [
+                ExpectedSample(key: SampleKey("x"), members: ["jpg": [1, 1], "txt": [2]]),
+                ExpectedSample(key: SampleKey("y"), members: ["jpg": [3]]),
+                ExpectedSample(key: SampleKey("z"), members: ["jpg": [4]]),
+            ], ordered: true)
     }
 
     @Test("last: the last bytes are kept, earlier copies counted as replaced")
@@ -176,7 +196,9 @@ struct DuplicatePolicyTests {
         let ds = try Dataset(index: f.index)
         let x = try ds.sample(forKey: SampleKey("x"))
         #expect(x.members == ["jpg": [6], "txt": [2]])
-        #expect(x.record.member("jpg")?.location == MemberLocation(shardID: 1, headerOffset: 2048, dataOffset: 2560, length: 1))
+        #expect(
+            x.record.member("jpg")?.location
+                == MemberLocation(shardID: 1, headerOffset: 2048, dataOffset: 2560, length: 1))
         #expect(try ds.sample(forKey: SampleKey("y")).members == ["jpg": [3]])
         #expect(try ds.sample(forKey: SampleKey("z")).members == ["jpg": [4]])
         #expect(try (0..<ds.count).map { try ds.record(at: $0).index } == [0, 1, 2])
@@ -189,19 +211,22 @@ struct DuplicatePolicyTests {
         #expect(report.duplicatesKept == 2)
         #expect(report.newSamples == 5)
         #expect(report.totalSamples == 5)
-        try expectDataset(f.index, equals: [
-            ExpectedSample(key: SampleKey("x"), members: ["jpg": [1, 1], "txt": [2]]),
-            ExpectedSample(key: SampleKey("y"), members: ["jpg": [3]]),
-            ExpectedSample(key: SampleKey("z"), members: ["jpg": [4]]),
-            ExpectedSample(key: SampleKey("x"), members: ["jpg": [5, 5, 5]]),
-            ExpectedSample(key: SampleKey("x"), members: ["jpg": [6]]),
-        ], ordered: true)
+        try expectDataset(
+            f.index,
+            equals: [
+                ExpectedSample(key: SampleKey("x"), members: ["jpg": [1, 1], "txt": [2]]),
+                ExpectedSample(key: SampleKey("y"), members: ["jpg": [3]]),
+                ExpectedSample(key: SampleKey("z"), members: ["jpg": [4]]),
+                ExpectedSample(key: SampleKey("x"), members: ["jpg": [5, 5, 5]]),
+                ExpectedSample(key: SampleKey("x"), members: ["jpg": [6]]),
+            ], ordered: true)
         let ds = try Dataset(index: f.index)
         let error = try #require(caught { _ = try ds.sample(forKey: SampleKey("x")) })
         #expect(error as? IndexError == .ambiguousKey(SampleKey("x"), indexes: [0, 3, 4]))
         #expect(
             String(describing: error)
-                == "key 'x' names 3 samples (duplicates kept at ingest) at indexes 0, 3, 4; select one by index with --index")
+                == "key 'x' names 3 samples (duplicates kept at ingest) at indexes 0, 3, 4; select one by index with --index"
+        )
         #expect(try IndexReader(path: f.index).samples(forKey: SampleKey("x")).map(\.index) == [0, 3, 4])
     }
 }

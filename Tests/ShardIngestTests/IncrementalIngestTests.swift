@@ -15,7 +15,9 @@ struct IncrementalIngestTests {
 
         init() throws {
             dir = try TemporaryDirectory()
-            try writeShard(dir.path + "/s0.tar", (0..<4).flatMap { i in [("a\(i).jpg", pattern(100 + i, seed: i)), ("a\(i).cls", [UInt8(i)])] })
+            try writeShard(
+                dir.path + "/s0.tar",
+                (0..<4).flatMap { i in [("a\(i).jpg", pattern(100 + i, seed: i)), ("a\(i).cls", [UInt8(i)])] })
             try writeShard(dir.path + "/s1.tar", (0..<4).map { i in ("b\(i).jpg", pattern(200 + i, seed: 10 + i)) })
             try setModificationTime(dir.path + "/s0.tar", seconds: 1_600_000_000, nanoseconds: 123_456_789)
             try setModificationTime(dir.path + "/s1.tar", seconds: 1_600_000_000)
@@ -24,7 +26,8 @@ struct IncrementalIngestTests {
         func expected(_ key: String) -> ExpectedSample {
             let i = Int(String(key.dropFirst()))!
             if key.hasPrefix("a") {
-                return ExpectedSample(key: SampleKey(key), members: ["jpg": pattern(100 + i, seed: i), "cls": [UInt8(i)]])
+                return ExpectedSample(
+                    key: SampleKey(key), members: ["jpg": pattern(100 + i, seed: i), "cls": [UInt8(i)]])
             }
             return ExpectedSample(key: SampleKey(key), members: ["jpg": pattern(200 + i, seed: 10 + i)])
         }
@@ -56,11 +59,13 @@ struct IncrementalIngestTests {
         _ = try Ingest.run(index: f.index, shards: [f.s0, f.s1], options: IngestOptions(split: "train"))
         // s0 now: a2 (new bytes, a new extension) first, then a0 (new bytes), then a new key a9;
         // a1 and a3 are gone.
-        try writeShard(f.s0, [
-            ("a2.jpg", pattern(333, seed: 33)), ("a2.txt", Array("two".utf8)),
-            ("a0.jpg", pattern(444, seed: 44)),
-            ("a9.jpg", pattern(99, seed: 99)),
-        ])
+        try writeShard(
+            f.s0,
+            [
+                ("a2.jpg", pattern(333, seed: 33)), ("a2.txt", Array("two".utf8)),
+                ("a0.jpg", pattern(444, seed: 44)),
+                ("a9.jpg", pattern(99, seed: 99)),
+            ])
         try setModificationTime(f.s0, seconds: 1_700_000_000)
         let report = try Ingest.run(index: f.index, shards: [f.s0, f.s1])
         #expect(report.changed == ["s0.tar"])
@@ -71,16 +76,20 @@ struct IncrementalIngestTests {
         #expect(report.removedSamples == 2)
         #expect(report.totalSamples == 7)
         #expect(report.keysSeenAgain == 0)
-        try expectDataset(f.index, equals: [
-            ExpectedSample(key: SampleKey("a2"), members: ["jpg": pattern(333, seed: 33), "txt": Array("two".utf8)]),
-            ExpectedSample(key: SampleKey("a0"), members: ["jpg": pattern(444, seed: 44)]),
-            ExpectedSample(key: SampleKey("a9"), members: ["jpg": pattern(99, seed: 99)]),
-            f.expected("b0"), f.expected("b1"), f.expected("b2"), f.expected("b3"),
-        ], ordered: true)
+        try expectDataset(
+            f.index,
+            equals: [
+                ExpectedSample(
+                    key: SampleKey("a2"), members: ["jpg": pattern(333, seed: 33), "txt": Array("two".utf8)]),
+                ExpectedSample(key: SampleKey("a0"), members: ["jpg": pattern(444, seed: 44)]),
+                ExpectedSample(key: SampleKey("a9"), members: ["jpg": pattern(99, seed: 99)]),
+                f.expected("b0"), f.expected("b1"), f.expected("b2"), f.expected("b3"),
+            ], ordered: true)
         // Surviving samples keep their split; the new one is unassigned; positions dense.
-        #expect(try keysAndSplits(f.index).map { "\($0.0):\($0.1 ?? "-")" } == [
-            "a2:train", "a0:train", "a9:-", "b0:train", "b1:train", "b2:train", "b3:train",
-        ])
+        #expect(
+            try keysAndSplits(f.index).map { "\($0.0):\($0.1 ?? "-")" } == [
+                "a2:train", "a0:train", "a9:-", "b0:train", "b1:train", "b2:train", "b3:train",
+            ])
         #expect(try splitKeys(f.index, "train") == ["a2", "a0", "b0", "b1", "b2", "b3"].map { SampleKey($0) })
         let train = try Dataset(index: f.index, split: "train")
         #expect(train.count == 6)
@@ -115,7 +124,9 @@ struct IncrementalIngestTests {
     func changedShrinks() throws {
         let f = try Fixture()
         _ = try Ingest.run(index: f.index, shards: [f.s0, f.s1])
-        _ = try SplitEditor.assign(index: f.index, split: "val", selection: .keys([SampleKey("a3"), SampleKey("b1"), SampleKey("b3")], source: "test"))
+        _ = try SplitEditor.assign(
+            index: f.index, split: "val",
+            selection: .keys([SampleKey("a3"), SampleKey("b1"), SampleKey("b3")], source: "test"))
         try writeShard(f.s0, [("a3.jpg", pattern(100 + 3, seed: 3)), ("a3.cls", [3])])
         try setModificationTime(f.s0, seconds: 1_650_000_000)
         let report = try Ingest.run(index: f.index, shards: [f.s0, f.s1])
@@ -134,7 +145,8 @@ struct IncrementalIngestTests {
         let f = try Fixture()
         _ = try Ingest.run(index: f.index, shards: [f.s0, f.s1], options: IngestOptions(split: "train"))
         try writeShard(f.s2, [("c0.jpg", [1, 2, 3]), ("c1.jpg", [4])])
-        let report = try Ingest.run(index: f.index, shards: [f.dir.path + "/s*.tar"], options: IngestOptions(split: nil))
+        let report = try Ingest.run(
+            index: f.index, shards: [f.dir.path + "/s*.tar"], options: IngestOptions(split: nil))
         #expect(report.added == ["s2.tar"])
         #expect(report.unchanged == ["s0.tar", "s1.tar"])
         #expect(report.newSamples == 2)
@@ -143,7 +155,8 @@ struct IncrementalIngestTests {
         try expectDataset(
             f.index,
             equals: keys.map(f.expected) + [
-                ExpectedSample(key: SampleKey("c0"), members: ["jpg": [1, 2, 3]]), ExpectedSample(key: SampleKey("c1"), members: ["jpg": [4]]),
+                ExpectedSample(key: SampleKey("c0"), members: ["jpg": [1, 2, 3]]),
+                ExpectedSample(key: SampleKey("c1"), members: ["jpg": [4]]),
             ], ordered: true)
         #expect(try keysAndSplits(f.index).filter { $0.1 == nil }.map(\.0) == ["c0", "c1"])
     }
@@ -160,9 +173,11 @@ struct IncrementalIngestTests {
         // Naming s0 again with --split val moves its samples (unchanged shard, no rescan).
         let r3 = try Ingest.run(index: f.index, shards: [f.s0], options: IngestOptions(split: "val"))
         #expect(r3.unchanged == ["s0.tar"])
-        #expect(describe(r3.splitAssignment) == assigned("val", added: 4, unchanged: 0, movedFrom: ["train": 4], total: 8))
+        #expect(
+            describe(r3.splitAssignment) == assigned("val", added: 4, unchanged: 0, movedFrom: ["train": 4], total: 8))
         #expect(try Dataset(index: f.index, split: "train").count == 0)
-        #expect(try splitKeys(f.index, "val") == ["a0", "a1", "a2", "a3", "b0", "b1", "b2", "b3"].map { SampleKey($0) })
+        #expect(
+            try splitKeys(f.index, "val") == ["a0", "a1", "a2", "a3", "b0", "b1", "b2", "b3"].map { SampleKey($0) })
     }
 }
 
@@ -211,7 +226,8 @@ struct IncrementalEqualsFreshTests {
         let error = try #require(caught { _ = try Ingest.run(index: index, shards: [s0]) })
         #expect(
             String(describing: error)
-                == "shard 's0.tar': truncated tar header at offset 1536 (file ends at 1600); re-fetch the shard or leave it out of the ingest")
+                == "shard 's0.tar': truncated tar header at offset 1536 (file ends at 1600); re-fetch the shard or leave it out of the ingest"
+        )
         #expect(try readBytes(index) == before)
         #expect(try listing(dir.path) == ["index.sqlite", "s0.tar"])
         let read = try #require(caught { _ = try Dataset(index: index)[0] })
@@ -225,14 +241,17 @@ struct IncrementalEqualsFreshTests {
         var expected: [ExpectedSample] = []
         for s in 0..<12 {
             let path = dir.path + String(format: "/part-%02d.tar", s)
-            let files = (0..<(s % 4 + 1)).map { i in (String(format: "p%02d-%d.bin", s, i), pattern(s * 50 + i, seed: s)) }
+            let files = (0..<(s % 4 + 1)).map { i in
+                (String(format: "p%02d-%d.bin", s, i), pattern(s * 50 + i, seed: s))
+            }
             try writeShard(path, files)
             shards.append(path)
             expected += files.map { ExpectedSample(key: SampleKey(String($0.0.dropLast(4))), members: ["bin": $0.1]) }
         }
         for jobs in [1, 2] {
             let index = dir.path + "/index-\(jobs).sqlite"
-            let report = try Ingest.run(index: index, shards: [dir.path + "/part-{00..11}.tar"], options: IngestOptions(jobs: jobs))
+            let report = try Ingest.run(
+                index: index, shards: [dir.path + "/part-{00..11}.tar"], options: IngestOptions(jobs: jobs))
             #expect(report.added == shards.map { Paths.basename(of: $0) })
             try expectDataset(index, equals: expected, ordered: true)
         }

@@ -81,7 +81,9 @@ func expectDataset(
         }
     }
     // Every sample's global index is its position, dense 0..<count.
-    #expect(try (0..<dataset.count).map { try dataset.record(at: $0).index } == Array(0..<dataset.count), sourceLocation: sourceLocation)
+    #expect(
+        try (0..<dataset.count).map { try dataset.record(at: $0).index } == Array(0..<dataset.count),
+        sourceLocation: sourceLocation)
 }
 
 /// The error `body` throws, or nil.

@@ -6,7 +6,8 @@ import Testing
 @Suite("Reading back: changed shards, moved folders, positions")
 struct ReadTests {
     func makeIndex(_ dir: String) throws -> String {
-        try writeShard(dir + "/s.tar", [("k0.jpg", pattern(700, seed: 1)), ("k1.jpg", pattern(10, seed: 2)), ("k1.txt", [9])])
+        try writeShard(
+            dir + "/s.tar", [("k0.jpg", pattern(700, seed: 1)), ("k1.jpg", pattern(10, seed: 2)), ("k1.txt", [9])])
         let index = dir + "/index.sqlite"
         _ = try Ingest.run(index: index, shards: [dir + "/s.tar"])
         return index
@@ -72,7 +73,8 @@ struct ReadTests {
         let error = try #require(caught { _ = try Dataset(index: index)[0] })
         #expect(
             String(describing: error)
-                == "shard 's.tar' is missing (it was indexed in '\(index)'); restore the file, or ingest the remaining shards into a new index")
+                == "shard 's.tar' is missing (it was indexed in '\(index)'); restore the file, or ingest the remaining shards into a new index"
+        )
     }
 
     @Test("a dataset folder moved with its shards still reads: shard paths are stored relative")
@@ -84,7 +86,8 @@ struct ReadTests {
         try writeShard(ds + "/b.tar", [("y.jpg", pattern(20, seed: 4))])
         // A shard outside the index's folder is stored absolute.
         try writeShard(dir.path + "/outside.tar", [("z.jpg", [5])])
-        let report = try Ingest.run(index: ds + "/index.sqlite", shards: [ds + "/shards/a.tar", ds + "/b.tar", dir.path + "/outside.tar"])
+        let report = try Ingest.run(
+            index: ds + "/index.sqlite", shards: [ds + "/shards/a.tar", ds + "/b.tar", dir.path + "/outside.tar"])
         #expect(report.added == ["shards/a.tar", "b.tar", dir.path + "/outside.tar"])
         let expected = [
             ExpectedSample(key: SampleKey("x"), members: ["jpg": pattern(900, seed: 3), "json": Array("{}".utf8)]),
@@ -94,7 +97,8 @@ struct ReadTests {
         try FileManager.default.moveItem(atPath: ds, toPath: dir.path + "/moved")
         #expect(!FileManager.default.fileExists(atPath: ds))
         let moved = dir.path + "/moved/index.sqlite"
-        #expect(try IndexReader(path: moved).shards().map(\.path) == ["shards/a.tar", "b.tar", dir.path + "/outside.tar"])
+        #expect(
+            try IndexReader(path: moved).shards().map(\.path) == ["shards/a.tar", "b.tar", dir.path + "/outside.tar"])
         try expectDataset(moved, equals: expected, ordered: true)
         // And an ingest in the new place sees the same shards as unchanged.
         let again = try Ingest.run(index: moved, shards: [dir.path + "/moved/shards/a.tar", dir.path + "/moved/b.tar"])
@@ -127,13 +131,15 @@ struct KeyBytesTests {
         #expect(report.newSamples == 5)
         #expect(report.duplicatesKept == 0)
         let dirKey = Array("d\u{e9}/".utf8) + [0xff]
-        try expectDataset(index, equals: [
-            ExpectedSample(key: SampleKey(bytes: ff), members: ["jpg": [1], "txt": [2]]),
-            ExpectedSample(key: SampleKey(bytes: fe), members: ["jpg": [3]]),
-            ExpectedSample(key: SampleKey(nfc), members: ["jpg": [4]]),
-            ExpectedSample(key: SampleKey(nfd), members: ["jpg": [5]]),
-            ExpectedSample(key: SampleKey(bytes: dirKey), members: ["bin": [6]]),
-        ], ordered: true)
+        try expectDataset(
+            index,
+            equals: [
+                ExpectedSample(key: SampleKey(bytes: ff), members: ["jpg": [1], "txt": [2]]),
+                ExpectedSample(key: SampleKey(bytes: fe), members: ["jpg": [3]]),
+                ExpectedSample(key: SampleKey(nfc), members: ["jpg": [4]]),
+                ExpectedSample(key: SampleKey(nfd), members: ["jpg": [5]]),
+                ExpectedSample(key: SampleKey(bytes: dirKey), members: ["bin": [6]]),
+            ], ordered: true)
         let ds = try Dataset(index: index)
         #expect(try ds[0].key.bytes == ff)
         #expect(try ds.sample(forKey: SampleKey(bytes: ff)).members == ["jpg": [1], "txt": [2]])
@@ -175,7 +181,8 @@ struct FutureSchemaTests {
         let before = try readBytes(index)
         let known = IndexFile.currentSchemaVersion
         #expect(known >= 1)
-        let message = "\(index) was written by a newer ShardStore (schema 999; this build knows up to \(known)); upgrade shardstore to read it"
+        let message =
+            "\(index) was written by a newer ShardStore (schema 999; this build knows up to \(known)); upgrade shardstore to read it"
 
         let reader = try #require(caught { _ = try IndexReader(path: index) })
         #expect(reader as? SchemaError == .newerSchema(path: index, found: 999, known: known))
@@ -184,7 +191,8 @@ struct FutureSchemaTests {
         #expect(String(describing: dataset) == message)
 
         try writeShard(dir.path + "/t.tar", [("t.jpg", [2])])
-        let ingest = try #require(caught { _ = try Ingest.run(index: index, shards: [dir.path + "/s.tar", dir.path + "/t.tar"]) })
+        let ingest = try #require(
+            caught { _ = try Ingest.run(index: index, shards: [dir.path + "/s.tar", dir.path + "/t.tar"]) })
         #expect(String(describing: ingest) == message)
         let meta = try #require(caught { try MetadataEditor.set(index: index, key: "k", value: "1") })
         #expect(String(describing: meta) == message)

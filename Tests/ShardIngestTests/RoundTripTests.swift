@@ -42,10 +42,12 @@ struct FixtureTree {
             files.append(FixtureFile(name: name + ".json", bytes: Array("{}".utf8)))
         }
         files += [
-            FixtureFile(name: "a.b/x.y.z", bytes: pattern(5, seed: 6)),
+            FixtureFile(name: "a.b/x.y.z", bytes: pattern(5, seed: 6))
         ]
         if long == .unlimited {
-            files.append(FixtureFile(name: Self.f2 + "/" + String(repeating: "h", count: 120) + ".bin", bytes: pattern(1536, seed: 7)))
+            files.append(
+                FixtureFile(
+                    name: Self.f2 + "/" + String(repeating: "h", count: 120) + ".bin", bytes: pattern(1536, seed: 7)))
         }
         files += [
             FixtureFile(name: "ünï/日本語.jpg", bytes: pattern(100, seed: 8)),
@@ -135,8 +137,10 @@ struct RoundTripTests {
             locations += s.members.map(\.location)
             return true
         }
-        let expectedLocations = tar.entries.filter { $0.kind == .regular && $0.name.contains(UInt8(ascii: ".")) && $0.name != Array("__meta__".utf8) }
-            .map { MemberLocation(shardID: 0, headerOffset: $0.headerOffset, dataOffset: $0.dataOffset, length: $0.size) }
+        let expectedLocations = tar.entries.filter {
+            $0.kind == .regular && $0.name.contains(UInt8(ascii: ".")) && $0.name != Array("__meta__".utf8)
+        }
+        .map { MemberLocation(shardID: 0, headerOffset: $0.headerOffset, dataOffset: $0.dataOffset, length: $0.size) }
         #expect(Set(locations) == Set(expectedLocations))
         #expect(locations.count == tree.members.count)
     }
@@ -150,7 +154,9 @@ struct RoundTripTests {
         try tree.write(to: src)
         let shard = dir.path + "/shard-gnu-\(format).tar"
         let result = try runProcess(
-            "env", ["LC_ALL=C.UTF-8", "tar", "--format=\(format)", "--sort=name", "-cf", shard, "-C", src] + tree.topLevel(src))
+            "env",
+            ["LC_ALL=C.UTF-8", "tar", "--format=\(format)", "--sort=name", "-cf", shard, "-C", src] + tree.topLevel(src)
+        )
         #expect(result.status == 0, "\(result.stderrText)")
         try check(shard: shard, in: dir.path, tree: tree, ordered: false)
     }
@@ -199,7 +205,8 @@ struct RoundTripTests {
             manifest.append(["key": key, "files": files])
             samples.append(ExpectedSample(key: SampleKey(key), members: members))
         }
-        try JSONSerialization.data(withJSONObject: manifest).write(to: URL(fileURLWithPath: dir.path + "/manifest.json"))
+        try JSONSerialization.data(withJSONObject: manifest).write(
+            to: URL(fileURLWithPath: dir.path + "/manifest.json"))
         try FileManager.default.createDirectory(atPath: dir.path + "/ds", withIntermediateDirectories: true)
         let script = """
             import json, os, sys
@@ -233,7 +240,9 @@ struct RoundTripTests {
                 "import sys, webdataset as wds\nfor s in wds.WebDataset(sys.argv[1:], shardshuffle=False): print(s['__key__'], sorted(k for k in s if not k.startswith('__')))",
             ] + (0..<3).map { dir.path + "/ds/wds-00000\($0).tar" })
         #expect(readBack.status == 0, "\(readBack.stderrText)")
-        let ours = try loadAll(Dataset(index: index)).map { "\($0.key) [\($0.members.keys.sorted().map { "'\($0)'" }.joined(separator: ", "))]" }
+        let ours = try loadAll(Dataset(index: index)).map {
+            "\($0.key) [\($0.members.keys.sorted().map { "'\($0)'" }.joined(separator: ", "))]"
+        }
         #expect(readBack.stdoutText.split(separator: "\n").map(String.init) == ours)
     }
 }

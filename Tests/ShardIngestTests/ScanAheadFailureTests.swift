@@ -1,7 +1,7 @@
 import Foundation
-import Synchronization
 import ShardStore
 import ShardTestSupport
+import Synchronization
 import Testing
 
 /// An ingest that fails (a corrupt shard, a duplicate, a cancellation) while the scanner threads
@@ -18,9 +18,15 @@ struct ScanAheadFailureTests {
     func scanAhead(scenario: String) throws {
         let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         let result = try runProcess(
-            "env", ["\(Self.probeVariable)=\(scenario)", executable, "--testing-library", "swift-testing", "--filter", "scanAheadChild"])
+            "env",
+            [
+                "\(Self.probeVariable)=\(scenario)", executable, "--testing-library", "swift-testing", "--filter",
+                "scanAheadChild",
+            ])
         let output = result.stdoutText + result.stderrText
-        let crash = output.split(separator: "\n").filter { $0.contains("crashed") || $0.contains("BUG IN") || $0.contains("Fatal") }.prefix(3)
+        let crash = output.split(separator: "\n").filter {
+            $0.contains("crashed") || $0.contains("BUG IN") || $0.contains("Fatal")
+        }.prefix(3)
         #expect(result.status == 0, "child exited with \(result.status): \(crash.joined(separator: " | "))")
         #expect(output.contains("Test run with 1 test in 1 suite passed"), "\(output.suffix(400))")
     }
@@ -48,13 +54,15 @@ struct ScanAheadFailureTests {
             shards.append(dir.path + "/s1.tar")
             try shard("s2.tar", [("c.jpg", [3])])
             try shard("s3.tar", [("d.jpg", [4])])
-            expected = "shard 's1.tar': truncated member at offset 0: its data ends at 1512 but the file ends at 1000; re-fetch the shard or leave it out of the ingest"
+            expected =
+                "shard 's1.tar': truncated member at offset 0: its data ends at 1512 but the file ends at 1000; re-fetch the shard or leave it out of the ingest"
         case "duplicate":
             try shard("s0.tar", [("x.jpg", [1])])
             try shard("s1.tar", [("x.jpg", [2])])
             try shard("s2.tar", [("c.jpg", [3])])
             try shard("s3.tar", [("d.jpg", [4])])
-            expected = "duplicate member 'x.jpg': first at 's0.tar' offset 0, again at 's1.tar' offset 0; choose what to do with --on-duplicate first|last|keep"
+            expected =
+                "duplicate member 'x.jpg': first at 's0.tar' offset 0, again at 's1.tar' offset 0; choose what to do with --on-duplicate first|last|keep"
         default:
             try shard("s0.tar", [("a.jpg", [1])])
             try shard("s1.tar", [("b.jpg", [2])])
@@ -72,8 +80,15 @@ struct ScanAheadFailureTests {
         let options = IngestOptions(
             jobs: 1,
             progress: { p in if p.shardsDone == 1 { usleep(300_000) } },
-            isCancelled: { cancelAfterFirst && polls.value.withLock { n in n += 1; return n > 1 } })
-        let error = try #require(caught { _ = try Ingest.run(index: dir.path + "/index.sqlite", shards: shards, options: options) })
+            isCancelled: {
+                cancelAfterFirst
+                    && polls.value.withLock { n in
+                        n += 1
+                        return n > 1
+                    }
+            })
+        let error = try #require(
+            caught { _ = try Ingest.run(index: dir.path + "/index.sqlite", shards: shards, options: options) })
         #expect(String(describing: error) == expected)
         #expect(try listing(dir.path) == files)
     }

@@ -26,14 +26,17 @@ struct SplitTests {
         let ratios = try SplitRatios(parsing: "train=0.8,val=0.1,test=0.1")
         var results: [[IndexWriter.SplitAssignment]] = []
         for (name, seed) in [("one.sqlite", 42 as UInt64), ("two.sqlite", 42), ("three.sqlite", 43)] {
-            results.append(try SplitEditor.assign(index: dir.path + "/" + name, split: nil, selection: .ratios(ratios, seed: seed)))
+            results.append(
+                try SplitEditor.assign(index: dir.path + "/" + name, split: nil, selection: .ratios(ratios, seed: seed))
+            )
         }
         for r in results {
-            #expect(describe(r) == [
-                assigned("train", added: 80, unchanged: 0, movedFrom: [:], total: 80),
-                assigned("val", added: 10, unchanged: 0, movedFrom: [:], total: 10),
-                assigned("test", added: 10, unchanged: 0, movedFrom: [:], total: 10),
-            ])
+            #expect(
+                describe(r) == [
+                    assigned("train", added: 80, unchanged: 0, movedFrom: [:], total: 80),
+                    assigned("val", added: 10, unchanged: 0, movedFrom: [:], total: 10),
+                    assigned("test", added: 10, unchanged: 0, movedFrom: [:], total: 10),
+                ])
         }
         let one = try assignment(dir.path + "/one.sqlite")
         #expect(one == (try assignment(dir.path + "/two.sqlite")))
@@ -56,7 +59,10 @@ struct SplitTests {
             all += try (0..<ds.count).map { try ds.record(at: $0).key }
             let error = try #require(caught { _ = try ds[count] })
             #expect(error as? IndexError == .indexOutOfRange(index: count, count: count, split: split))
-            #expect(String(describing: error) == "index \(count) is out of range: split '\(split)' has \(count) samples (valid: 0 to \(count - 1))")
+            #expect(
+                String(describing: error)
+                    == "index \(count) is out of range: split '\(split)' has \(count) samples (valid: 0 to \(count - 1))"
+            )
         }
         #expect(Set(all).count == 100)
         #expect(try IndexReader(path: index).summary().unassigned == 0)
@@ -74,7 +80,8 @@ struct SplitTests {
         let index = dir.path + "/i.sqlite"
         let held = (0..<10).map { SampleKey(String(format: "s%03d", $0 * 10)) }
         _ = try SplitEditor.assign(index: index, split: "holdout", selection: .keys(held, source: "list"))
-        let r = try SplitEditor.assign(index: index, split: nil, selection: .ratios(try SplitRatios(parsing: "a=0.5,b=0.5"), seed: 7))
+        let r = try SplitEditor.assign(
+            index: index, split: nil, selection: .ratios(try SplitRatios(parsing: "a=0.5,b=0.5"), seed: 7))
         #expect(r.map(\.total) == [45, 45])
         #expect(r.map(\.movedFrom) == [[:], [:]])
         #expect(try splitKeys(index, "holdout") == held)
@@ -95,11 +102,15 @@ struct SplitTests {
         let v2 = try SplitEditor.assign(index: index, split: "val", selection: .shards(dir.path + "/{a,b}.tar"))
         #expect(describe(v2) == [assigned("val", added: 3, unchanged: 2, movedFrom: ["train": 3], total: 5)])
         #expect(try Dataset(index: index, split: "train").count == 0)
-        let k = try SplitEditor.assign(index: index, split: "test", selection: .keys([SampleKey("b1"), SampleKey("a1")], source: "keys.txt"))
+        let k = try SplitEditor.assign(
+            index: index, split: "test", selection: .keys([SampleKey("b1"), SampleKey("a1")], source: "keys.txt"))
         #expect(describe(k) == [assigned("test", added: 2, unchanged: 0, movedFrom: ["val": 2], total: 2)])
         #expect(try splitKeys(index, "val") == ["a0", "a2", "b0"].map { SampleKey($0) })
         #expect(try splitKeys(index, "test") == ["a1", "b1"].map { SampleKey($0) })
-        #expect(try keysAndSplits(index).map { "\($0.0)=\($0.1 ?? "-")" } == ["a0=val", "a1=test", "a2=val", "b0=val", "b1=test"])
+        #expect(
+            try keysAndSplits(index).map { "\($0.0)=\($0.1 ?? "-")" } == [
+                "a0=val", "a1=test", "a2=val", "b0=val", "b1=test",
+            ])
         let summary = try IndexReader(path: index).summary()
         #expect(summary.splits.map { "\($0.name):\($0.count)" } == ["test:2", "train:0", "val:3"])
         #expect(summary.unassigned == 0)
@@ -121,7 +132,8 @@ struct SplitTests {
         let keys = try SplitEditor.readKeyFile(keyFile)
         #expect(keys == [SampleKey("a0"), SampleKey("zz"), SampleKey("a1")])
         let before = try readBytes(index)
-        let error = try #require(caught { _ = try SplitEditor.assign(index: index, split: "val", selection: .keys(keys, source: keyFile)) })
+        let error = try #require(
+            caught { _ = try SplitEditor.assign(index: index, split: "val", selection: .keys(keys, source: keyFile)) })
         #expect(error is SplitSelectionError)
         #expect(
             String(describing: error)
@@ -137,10 +149,12 @@ struct SplitTests {
         let index = dir.path + "/index.sqlite"
         _ = try Ingest.run(index: index, shards: [dir.path + "/a.tar"])
         let before = try readBytes(index)
-        let error = try #require(caught { _ = try SplitEditor.assign(index: index, split: "val", selection: .shards("b*.tar")) })
+        let error = try #require(
+            caught { _ = try SplitEditor.assign(index: index, split: "val", selection: .shards("b*.tar")) })
         #expect(
             String(describing: error)
-                == "no indexed shard matches 'b*.tar'; the pattern is matched against each shard's stored path, full path and file name (the index has 1 shard: 'a.tar')")
+                == "no indexed shard matches 'b*.tar'; the pattern is matched against each shard's stored path, full path and file name (the index has 1 shard: 'a.tar')"
+        )
         #expect(try readBytes(index) == before)
     }
 
@@ -148,9 +162,12 @@ struct SplitTests {
     func missingIndex() throws {
         let dir = try TemporaryDirectory()
         let index = dir.path + "/index.sqlite"
-        let error = try #require(caught { _ = try SplitEditor.assign(index: index, split: "x", selection: .shards("*")) })
+        let error = try #require(
+            caught { _ = try SplitEditor.assign(index: index, split: "x", selection: .shards("*")) })
         #expect(error as? IndexError == .indexNotFound(path: index))
-        #expect(String(describing: error) == "index '\(index)' does not exist; create it with `shardstore ingest \(index) SHARD...`")
+        #expect(
+            String(describing: error)
+                == "index '\(index)' does not exist; create it with `shardstore ingest \(index) SHARD...`")
         let metaError = try #require(caught { try MetadataEditor.set(index: index, key: "k", value: "v") })
         #expect(metaError as? IndexError == .indexNotFound(path: index))
         #expect(try listing(dir.path) == [])
@@ -173,7 +190,9 @@ struct MetadataTests {
         #expect(try MetadataEditor.set(index: index, key: "license", value: "CC-BY 4.0") == "\"CC-BY 4.0\"")
         #expect(try MetadataEditor.set(index: index, key: "n", value: "42") == "42")
         #expect(try MetadataEditor.set(index: index, key: "s", value: "42", asString: true) == "\"42\"")
-        #expect(try MetadataEditor.set(index: index, key: "card", value: "{\"a\": [1, 2], \"b\": null}") == "{\"a\":[1,2],\"b\":null}")
+        #expect(
+            try MetadataEditor.set(index: index, key: "card", value: "{\"a\": [1, 2], \"b\": null}")
+                == "{\"a\":[1,2],\"b\":null}")
         #expect(try MetadataEditor.set(index: index, key: "quote", value: "say \"hi\"\n") == "\"say \\\"hi\\\"\\n\"")
         #expect(try MetadataEditor.set(index: index, key: "t", value: "true", asString: true) == "\"true\"")
         #expect(try MetadataEditor.set(index: index, key: "n", value: "[\"replaced\"]") == "[\"replaced\"]")
@@ -182,10 +201,11 @@ struct MetadataTests {
         #expect(try reader.metadata("s") == "\"42\"")
         let all = try reader.metadata()
         #expect(all.map(\.key) == ["card", "license", "n", "quote", "s", "shardstore.version", "t"])
-        #expect(all.map(\.value) == [
-            "{\"a\":[1,2],\"b\":null}", "\"CC-BY 4.0\"", "[\"replaced\"]", "\"say \\\"hi\\\"\\n\"", "\"42\"",
-            JSON.quote(ShardStoreVersion.string), "\"true\"",
-        ])
+        #expect(
+            all.map(\.value) == [
+                "{\"a\":[1,2],\"b\":null}", "\"CC-BY 4.0\"", "[\"replaced\"]", "\"say \\\"hi\\\"\\n\"", "\"42\"",
+                JSON.quote(ShardStoreVersion.string), "\"true\"",
+            ])
     }
 
     @Test("the reserved shardstore. prefix and the empty key are refused; the index is unchanged")
@@ -193,11 +213,15 @@ struct MetadataTests {
         let dir = try TemporaryDirectory()
         let index = try makeIndex(dir.path)
         let before = try readBytes(index)
-        let error = try #require(caught { try MetadataEditor.set(index: index, key: "shardstore.version", value: "\"9\"") })
+        let error = try #require(
+            caught { try MetadataEditor.set(index: index, key: "shardstore.version", value: "\"9\"") })
         #expect(
             error as? IndexError
-                == .invalidArgument("metadata keys starting with 'shardstore.' are written by ShardStore itself; choose another key"))
-        #expect(String(describing: error) == "metadata keys starting with 'shardstore.' are written by ShardStore itself; choose another key")
+                == .invalidArgument(
+                    "metadata keys starting with 'shardstore.' are written by ShardStore itself; choose another key"))
+        #expect(
+            String(describing: error)
+                == "metadata keys starting with 'shardstore.' are written by ShardStore itself; choose another key")
         let empty = try #require(caught { try MetadataEditor.set(index: index, key: "", value: "1") })
         #expect(empty as? IndexError == .invalidArgument("a metadata key must not be empty"))
         #expect(try readBytes(index) == before)
