@@ -168,9 +168,17 @@ func keysAndSplits(_ index: String) throws -> [(String, String?)] {
     }
 }
 
-/// The Python interpreter that can import webdataset, if any (the bench venv first).
+/// The Python interpreter that can import webdataset, if any: `SHARDSTORE_TEST_PYTHON`, the
+/// project's `.build-venv` (made by tools/setup-system, which tools/test runs), the benchmark
+/// venv under `BENCH_ROOT`, then `python3`.
 func pythonWithWebDataset() -> String? {
-    for python in ["/work/bench-root/venv/bin/python", "python3"] {
+    let environment = ProcessInfo.processInfo.environment
+    let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+    var candidates = [environment["SHARDSTORE_TEST_PYTHON"], repository + "/.build-venv/bin/python"]
+    if let bench = environment["BENCH_ROOT"] { candidates.append(bench + "/venv/bin/python") }
+    candidates.append("python3")
+    for python in candidates.compactMap({ $0 }) {
         if python.hasPrefix("/"), !FileManager.default.isExecutableFile(atPath: python) { continue }
         if let r = try? runProcess(python, ["-c", "import webdataset"]), r.status == 0 { return python }
     }
