@@ -1,0 +1,125 @@
+/// How sample bytes are brought in from the shards.
+///
+/// ```swift
+/// let strategy = LoadingStrategy(rawValue: "mmap")  // .mmap
+/// ```
+public enum LoadingStrategy: String, CaseIterable, Sendable {
+    /// Pick one of the others from the memory available (see ``StrategyChoice/choose(requested:selectionBytes:tableBytes:memory:)``).
+    case auto
+    /// Read the selected bytes into RAM once: fastest, needs the RAM.
+    case memory
+    /// Map the shards read-only and return slices; the page cache holds the bytes and the kernel evicts them.
+    case mmap
+    /// One positioned read per sample into its own buffer: the floor for memory use.
+    case pread
+}
+
+/// The strategy picked for a dataset and why, in one sentence with the figures it was based on.
+///
+/// ```swift
+/// let choice = StrategyChoice.choose(
+///     requested: .auto, selectionBytes: 240_000_000, tableBytes: 0,
+///     memory: MemoryFigures(memAvailable: 21_300_000_000))
+/// choice.strategy  // .memory
+/// choice.reason    // "memory: the selection needs 240 MB and 21.3 GB are available (MemAvailable); it fits in half"
+/// ```
+public struct StrategyChoice: Sendable, Equatable {
+    /// The strategy to use; never ``LoadingStrategy/auto``.
+    public var strategy: LoadingStrategy
+    /// Why: `"requested"`, or a sentence starting with the strategy's name and giving the figures.
+    public var reason: String
+
+    /// Makes a choice; `strategy` must not be ``LoadingStrategy/auto``.
+    public init(strategy: LoadingStrategy, reason: String) {
+        precondition(strategy != .auto, "a StrategyChoice names a concrete strategy, not auto")
+        self.strategy = strategy
+        self.reason = reason
+    }
+
+    /// Below this much available memory (64 MiB) `auto` uses `pread` rather than `mmap`.
+    public static let mmapFloor: Int64 = 64 << 20
+
+    /// Picks the loading strategy.
+    ///
+    /// A `requested` strategy other than `auto` is kept, with the reason `"requested"`. For `auto`,
+    /// with `needed = selectionBytes + tableBytes` and `available = memory.available`:
+    /// - `memory` when `needed` is at most half of `available` (the other half is the margin for the
+    ///   rest of the process and the system);
+    /// - otherwise `mmap` when `available` is at least ``mmapFloor`` (64 MiB): mapped pages live in the
+    ///   page cache and the kernel evicts them under pressure;
+    /// - otherwise `pread`;
+    /// - `mmap` when `available` is unknown (no figure could be read).
+    ///
+    /// Sizes in reasons are decimal (1 GB = 10⁹ bytes), as elsewhere in the CLI's output.
+    ///
+    /// ```swift
+    /// let choice = StrategyChoice.choose(
+    ///     requested: .auto, selectionBytes: 2_400_000_000, tableBytes: 0,
+    ///     memory: MemoryFigures(cgroupLimit: 512_000_000, cgroupUsage: 256_000_000))
+    /// // .mmap, "mmap: the selection needs 2.4 GB, more than half of the 256 MB this cgroup may still use"
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - requested: what the caller asked for.
+    ///   - selectionBytes: the bytes of the samples selected (not negative).
+    ///   - tableBytes: the bytes of the in-memory sample table (not negative).
+    ///   - memory: the figures from ``MemoryProbe/read(root:environment:)``.
+    /// - Complexity: O(1).
+    public static func choose(
+        requested: LoadingStrategy, selectionBytes: Int64, tableBytes: Int64, memory: MemoryFigures
+    ) -> StrategyChoice {
+        precondition(selectionBytes >= 0 && tableBytes >= 0, "byte counts cannot be negative")
+        if requested != .auto { return StrategyChoice(strategy: requested, reason: "requested") }
+        let (sum, overflow) = selectionBytes.addingReportingOverflow(tableBytes)
+        let needed = overflow ? Int64.max : sum
+        let needs = "the selection needs \(formatBytes(needed))"
+        guard let available = memory.available, let source = memory.availableSource else {
+            return StrategyChoice(
+                strategy: .mmap,
+                reason: "mmap: \(needs) and the available memory could not be determined "
+                    + "(no MemAvailable, cgroup limit or \(MemoryProbe.overrideVariable)); the kernel can evict mapped pages"
+            )
+        }
+        let amount = formatBytes(available)
+        if needed <= available / 2 {
+            let have: String
+            switch source {
+            case .memAvailable: have = "\(amount) are available (MemAvailable)"
+            case .cgroup: have = "this cgroup may still use \(amount)"
+            case .override: have = "\(MemoryProbe.overrideVariable) allows \(amount)"
+            }
+            return StrategyChoice(strategy: .memory, reason: "memory: \(needs) and \(have); it fits in half")
+        }
+        if available >= mmapFloor {
+            let of: String
+            switch source {
+            case .memAvailable: of = "the \(amount) available (MemAvailable)"
+            case .cgroup: of = "the \(amount) this cgroup may still use"
+            case .override: of = "the \(amount) \(MemoryProbe.overrideVariable) allows"
+            }
+            return StrategyChoice(strategy: .mmap, reason: "mmap: \(needs), more than half of \(of)")
+        }
+        let only: String
+        switch source {
+        case .memAvailable: only = "only \(amount) are available (MemAvailable)"
+        case .cgroup: only = "this cgroup may only use \(amount) more"
+        case .override: only = "\(MemoryProbe.overrideVariable) allows only \(amount)"
+        }
+        return StrategyChoice(strategy: .pread, reason: "pread: \(needs) and \(only), under the 64 MiB floor for mmap")
+    }
+}
+
+/// Bytes in decimal units with one decimal below 100 (`2.4 GB`, `21.3 GB`, `240 MB`, `512 bytes`).
+func formatBytes(_ n: Int64) -> String {
+    if n < 1000 { return n == 1 ? "1 byte" : "\(n) bytes" }
+    let units = ["kB", "MB", "GB", "TB", "PB", "EB"]
+    var value = Double(n) / 1000
+    var unit = 0
+    while value >= 999.5, unit < units.count - 1 {
+        value /= 1000
+        unit += 1
+    }
+    let tenths = Int((value * 10).rounded())
+    if tenths < 1000 { return "\(tenths / 10).\(tenths % 10) \(units[unit])" }
+    return "\(Int(value.rounded())) \(units[unit])"
+}
