@@ -34,12 +34,6 @@ public enum BraceExpansion {
         }
     }
 
-    /// Whether `pattern` contains a brace group that ``expand(_:)`` would expand.
-    public static func hasBraces(_ pattern: String) -> Bool {
-        let scalars = Array(pattern.unicodeScalars)
-        return firstGroup(in: scalars) != nil
-    }
-
     private typealias Scalars = [Unicode.Scalar]
 
     private enum Group {

@@ -80,7 +80,7 @@ struct IngestCommand: ParsableCommand {
             Terminal.error("ingest interrupted; \(unchanged)")
             throw ExitCode(130)
         } catch {
-            Terminal.error(describe(error) + " (\(unchanged))")
+            Terminal.error(String(describing: error) + " (\(unchanged))")
             throw ExitCode(1)
         }
         Terminal.clearProgress()

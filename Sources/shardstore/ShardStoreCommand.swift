@@ -32,12 +32,7 @@ func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     } catch let error as ValidationError {
         throw error
     } catch {
-        Terminal.error(describe(error))
+        Terminal.error(String(describing: error))
         throw ExitCode(1)
     }
-}
-
-/// One line for an error: its description, without Swift type noise.
-func describe(_ error: Error) -> String {
-    String(describing: error)
 }
