@@ -19,6 +19,12 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        // zlib, for the CLI's crc32 checksums (`shardstore bench`).
+        .systemLibrary(
+            name: "CShardZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         // Files, pread, stat, path expansion.
         .target(name: "ShardIO", dependencies: ["ShardCore"]),
         // SQLite connection, statements, migrations and the typed index API.
@@ -36,6 +42,7 @@ let package = Package(
             name: "shardstore",
             dependencies: [
                 "ShardStore",
+                "CShardZlib",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -64,15 +64,22 @@ public struct StrategyChoice: Sendable, Equatable {
     ///   - selectionBytes: the bytes of the samples selected (not negative).
     ///   - tableBytes: the bytes of the in-memory sample table (not negative).
     ///   - memory: the figures from ``MemoryProbe/read(root:environment:)``.
+    ///   - tableFits: false when the location table itself does not fit: `memory` is then never
+    ///     chosen, and the reason names the table's size.
     /// - Complexity: O(1).
     public static func choose(
-        requested: LoadingStrategy, selectionBytes: Int64, tableBytes: Int64, memory: MemoryFigures
+        requested: LoadingStrategy, selectionBytes: Int64, tableBytes: Int64, memory: MemoryFigures,
+        tableFits: Bool = true
     ) -> StrategyChoice {
         precondition(selectionBytes >= 0 && tableBytes >= 0, "byte counts cannot be negative")
         if requested != .auto { return StrategyChoice(strategy: requested, reason: "requested") }
         let (sum, overflow) = selectionBytes.addingReportingOverflow(tableBytes)
         let needed = overflow ? Int64.max : sum
-        let needs = "the selection needs \(formatBytes(needed))"
+        var needs = "the selection needs \(formatBytes(needed))"
+        if !tableFits {
+            // Without the location table there is nothing to preload into: never memory.
+            needs = "the location table alone would need \(formatBytes(tableBytes))"
+        }
         guard let available = memory.available, let source = memory.availableSource else {
             return StrategyChoice(
                 strategy: .mmap,
@@ -81,12 +88,12 @@ public struct StrategyChoice: Sendable, Equatable {
             )
         }
         let amount = formatBytes(available)
-        if needed <= available / 2 {
+        if tableFits, needed <= available / 2 {
             let have: String
             switch source {
             case .memAvailable: have = "\(amount) are available (MemAvailable)"
             case .cgroup: have = "this cgroup may still use \(amount)"
-            case .override: have = "\(MemoryProbe.overrideVariable) allows \(amount)"
+            case .override: have = "\(memory.overrideName) allows \(amount)"
             }
             return StrategyChoice(strategy: .memory, reason: "memory: \(needs) and \(have); it fits in half")
         }
@@ -95,7 +102,7 @@ public struct StrategyChoice: Sendable, Equatable {
             switch source {
             case .memAvailable: of = "the \(amount) available (MemAvailable)"
             case .cgroup: of = "the \(amount) this cgroup may still use"
-            case .override: of = "the \(amount) \(MemoryProbe.overrideVariable) allows"
+            case .override: of = "the \(amount) \(memory.overrideName) allows"
             }
             return StrategyChoice(strategy: .mmap, reason: "mmap: \(needs), more than half of \(of)")
         }
@@ -103,7 +110,7 @@ public struct StrategyChoice: Sendable, Equatable {
         switch source {
         case .memAvailable: only = "only \(amount) are available (MemAvailable)"
         case .cgroup: only = "this cgroup may only use \(amount) more"
-        case .override: only = "\(MemoryProbe.overrideVariable) allows only \(amount)"
+        case .override: only = "\(memory.overrideName) allows only \(amount)"
         }
         return StrategyChoice(strategy: .pread, reason: "pread: \(needs) and \(only), under the 64 MiB floor for mmap")
     }

@@ -31,6 +31,8 @@ import ShardCore
 public final class MappedFile: RandomAccessBytes, @unchecked Sendable {
     /// How the file's pages are expected to be accessed, passed to `madvise(2)`.
     public enum Advice: Sendable, Equatable {
+        /// No special treatment: the kernel's default read-ahead (`MADV_NORMAL`).
+        case normal
         /// Accesses are random: the kernel reads ahead less (`MADV_RANDOM`).
         case random
         /// Accesses are sequential: the kernel reads ahead aggressively (`MADV_SEQUENTIAL`).
@@ -105,6 +107,21 @@ public final class MappedFile: RandomAccessBytes, @unchecked Sendable {
         return try body(UnsafeRawBufferPointer(start: base + Int(offset), count: count))
     }
 
+    /// Calls `body` with a view of the whole mapping (empty for a 0-byte file), without copying.
+    ///
+    /// The view is valid only inside `body`, and only while the file keeps its size: do not let it
+    /// escape, and check offsets against `count` before reading.
+    ///
+    /// ```swift
+    /// let last = shard.withMapping { $0.last }
+    /// ```
+    ///
+    /// - Throws: what `body` throws.
+    /// - Complexity: O(1) plus the cost of `body`.
+    public func withMapping<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try body(UnsafeRawBufferPointer(start: base, count: base == nil ? 0 : Int(status.size)))
+    }
+
     /// Tells the kernel how the mapping will be accessed (`madvise(2)`).
     ///
     /// Advice is a hint: a failure is ignored, and a 0-byte file or an empty `willNeed` range
@@ -119,6 +136,8 @@ public final class MappedFile: RandomAccessBytes, @unchecked Sendable {
         guard let base else { return }
         let size = Int(status.size)
         switch advice {
+        case .normal:
+            _ = madvise(UnsafeMutableRawPointer(mutating: base), size, MADV_NORMAL)
         case .random:
             _ = madvise(UnsafeMutableRawPointer(mutating: base), size, MADV_RANDOM)
         case .sequential:

@@ -24,6 +24,9 @@ public struct MemoryFigures: Sendable, Equatable {
     public var cgroupUsage: Int64?
     /// The `SHARDSTORE_MEMORY_LIMIT` override, which replaces every other figure when set.
     public var override: Int64?
+    /// What set ``override``, as reasons name it: `SHARDSTORE_MEMORY_LIMIT`, or a command-line
+    /// option such as `--memory-limit`.
+    public var overrideName: String = MemoryProbe.overrideVariable
 
     /// Makes figures from known values; nil means unknown or unlimited.
     public init(

@@ -9,6 +9,8 @@ public enum IndexError: Error, Sendable, Equatable, CustomStringConvertible {
     case indexOutOfRange(index: Int, count: Int, split: String?)
     /// No sample has this key.
     case unknownKey(SampleKey)
+    /// The key names a sample of the index, but not one in the split the dataset is limited to.
+    case keyNotInSplit(SampleKey, split: String)
     /// Several samples share this key (ingested with `--on-duplicate keep`).
     case ambiguousKey(SampleKey, indexes: [Int])
     /// No split with this name.
@@ -30,6 +32,9 @@ public enum IndexError: Error, Sendable, Equatable, CustomStringConvertible {
             return "index \(index) is out of range: \(scope) has \(count) samples (valid: 0 to \(count - 1))"
         case .unknownKey(let key):
             return "no sample has key '\(key)'; `shardstore ls INDEX` lists the keys"
+        case .keyNotInSplit(let key, let split):
+            return
+                "sample '\(key)' is not in split '\(split)'; open the dataset without a split to read it, or list the split's keys with `shardstore ls INDEX --split \(split)`"
         case .ambiguousKey(let key, let indexes):
             let list = indexes.prefix(10).map(String.init).joined(separator: ", ")
             return

@@ -1,88 +1,737 @@
 import ShardCore
 import ShardIO
 import ShardIndex
+import Synchronization
 
-/// A sample with its members' bytes.
-public struct Sample: Sendable {
-    /// Where the sample is in the index (key, global index, split, member locations).
-    public var record: SampleRecord
-    /// Each member's bytes by extension.
-    public var members: [String: [UInt8]]
-
-    /// The key.
-    public var key: SampleKey { record.key }
-    /// The dense global index.
-    public var index: Int { record.index }
-    /// The bytes of the member with extension `ext`.
-    public subscript(ext: String) -> [UInt8]? { members[ext] }
-}
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A map-style dataset over an index: `count`, samples by position (in the whole dataset or in
-/// one split) and by key, each sample's members as bytes.
+/// one split) and by key, and iteration that walks each shard front to back. Safe to share
+/// between threads: every method may be called concurrently.
 ///
-/// One `Dataset` is for one thread at a time (it holds an SQLite connection); open one per thread.
+/// At open, the selection's member locations are resolved once into a compact table in memory
+/// (about 16 bytes a member plus the keys), so a lookup costs a few array reads and no SQL. When
+/// that table would not fit in half of the memory available, lookups go through cached prepared
+/// statements instead (``lookup`` says which).
+///
+/// Member bytes come from the ``strategy``:
+/// - `memory`: the selection's bytes are read into RAM at open;
+/// - `mmap`: shards are mapped read-only, and views point into the mappings;
+/// - `pread`: each sample is read into a buffer of its own (one `pread` for adjacent members).
+/// `auto` (the default) picks one from the selection's size and the memory this process may use;
+/// see ``StrategyChoice/choose(requested:selectionBytes:tableBytes:memory:)`` and ``choice``.
 ///
 /// ```swift
 /// let train = try Dataset(index: "ds/index.sqlite", split: "train")
-/// let sample = try train[0]
-/// let jpeg = sample["jpg"]!
+/// print(train.choice.reason)               // "memory: the selection needs 240 MB and ..."
+/// let jpeg = try train[0]["jpg"]!          // an owned copy
+/// let size = try train.withSample(at: 1) { $0["jpg"]?.count }   // a view, no copy
+/// try train.forEachSample { view in consume(view) }             // shard by shard, front to back
 /// ```
-public final class Dataset {
-    /// The index queries go to.
-    public let index: IndexReader
-    /// Reads member bytes, checking shards against the index.
-    public let reader: ShardReader
-    /// The split this dataset is limited to, if any.
-    public let split: String?
-    /// The number of samples (in the split when one is set).
-    public let count: Int
-
-    /// Opens the index at `path`, optionally limited to split `split`.
-    ///
-    /// - Throws: `IndexError` (no such index or split), `SchemaError`, `SQLiteError`.
-    /// - Complexity: O(shards).
-    public init(index path: String, split: String? = nil) throws {
-        let index = try IndexReader(path: path)
-        self.index = index
-        reader = try ShardReader(index: index)
-        self.split = split
-        count = try split.map { try index.sampleCount(inSplit: $0) } ?? index.sampleCount()
+///
+/// **Changed shards.** Every shard the selection uses is checked at open against the size and
+/// modification time recorded at ingest; a shard that changed or vanished is refused with a
+/// ``ShardChangedError`` naming it. Shards must not be modified while a dataset reads them: with
+/// `pread`, a shard truncated later gives an `IOError` naming the shard and offset; with `mmap`,
+/// reading a mapped page past the new end of a truncated file raises `SIGBUS`, which ends the
+/// process (it cannot be caught safely); with `memory`, the bytes were copied at open and are
+/// not affected. Use `pread` when shards may change under a running job.
+public final class Dataset: Sendable {
+    /// How positions are resolved to member locations.
+    public enum Lookup: Sendable, Equatable {
+        /// The in-memory location table, of `bytes` bytes.
+        case table(bytes: Int64)
+        /// Cached prepared statements on the index (the table would not fit in memory).
+        case statements
     }
 
-    /// The sample at `position` (a global index, or a split position when a split is set).
+    /// Whether to build the in-memory location table.
+    public enum TableMode: Sendable, Equatable {
+        /// Build it when its estimated size fits in half of the available memory (or when the
+        /// available memory is unknown, or the `memory` strategy is used).
+        case auto
+        /// Always build it.
+        case always
+        /// Never: resolve every lookup with SQL (not with the `memory` strategy, which needs it).
+        case never
+    }
+
+    /// Settings beyond the split, extensions and strategy.
+    public struct Options: Sendable {
+        /// The memory figures to decide with; nil reads them from the system
+        /// (``MemoryProbe/read(root:environment:)``, which honours `SHARDSTORE_MEMORY_LIMIT`).
+        public var memory: MemoryFigures?
+        /// Whether to build the in-memory location table.
+        public var table: TableMode
+        /// The most shards open (descriptors or mappings) at once; nil uses
+        /// ``ShardFileCache/defaultCapacity()``.
+        public var maxOpenShards: Int?
+
+        public init(memory: MemoryFigures? = nil, table: TableMode = .auto, maxOpenShards: Int? = nil) {
+            self.memory = memory
+            self.table = table
+            self.maxOpenShards = maxOpenShards
+        }
+    }
+
+    /// The index file's path as given.
+    public let path: String
+    /// The split this dataset is limited to, if any.
+    public let split: String?
+    /// The extensions read (lowercase, without the dot), or nil for all.
+    public let extensions: [String]?
+    /// The number of samples (in the split when one is set).
+    public let count: Int
+    /// The strategy in use and why, in one sentence with the figures.
+    public let choice: StrategyChoice
+    /// How positions are resolved.
+    public let lookup: Lookup
+    /// The memory figures the choice was made with.
+    public let memory: MemoryFigures
+    /// The total bytes of the selected members.
+    public let selectionBytes: Int64
+    /// The index's shards, in ingest order.
+    public let shards: [ShardRecord]
+
+    /// The strategy in use (never `auto`).
+    public var strategy: LoadingStrategy { choice.strategy }
+
+    private let table: LocationTable?
+    private let storage: Storage
+    private let pool: ConnectionPool
+    private let splitID: Int64?
+    private let shardNumbers: [Int64: Int]
+    private let keyIndex = Mutex<KeyIndex?>(nil)
+
+    /// Where member bytes come from.
+    private enum Storage: Sendable {
+        case memory(Arenas)
+        case mapped(ShardFiles<MappedFile>)
+        case pread(ShardFiles<ReadOnlyFile>)
+    }
+
+    /// Opens the index at `path`, optionally limited to split `split` and to the members with the
+    /// given extensions, reading with `strategy`.
+    ///
+    /// ```swift
+    /// let ds = try Dataset(index: "ds/index.sqlite", extensions: ["jpg", "cls"], strategy: .mmap)
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - extensions: the extensions to read (`"jpg"`, `".JPG"` and `"seg.png"` are accepted);
+    ///     samples keep their positions even when they have none of them. Nil reads every member.
+    /// - Throws: `IndexError` (no such index, split or extension), `SchemaError`,
+    ///   ``ShardChangedError`` (a shard changed or vanished since ingest), `IOError`,
+    ///   `MemorySizeError` (a bad `SHARDSTORE_MEMORY_LIMIT`), `SQLiteError`.
+    /// - Complexity: O(samples + members) to build the table; with `memory`, reading the
+    ///   selection's bytes.
+    public init(
+        index path: String, split: String? = nil, extensions: [String]? = nil, strategy: LoadingStrategy = .auto,
+        options: Options = Options()
+    ) throws {
+        let prepared = try Self.prepare(path, split, extensions, strategy, options)
+        let plan = prepared.plan
+        self.path = path
+        self.split = split
+        self.extensions = plan.extensions
+        count = plan.count
+        choice = plan.choice
+        lookup = plan.lookup
+        memory = plan.memory
+        selectionBytes = plan.selectionBytes
+        table = prepared.table
+        splitID = prepared.splitID
+        let shards = prepared.shards
+        self.shards = shards
+        shardNumbers = prepared.shardNumbers
+        let used = prepared.used
+
+        // The byte source; every used shard is checked against the index here.
+        let indexDirectory = try Paths.real(Paths.directory(of: Paths.absolute(path)))
+        let paths = shards.map { Paths.resolveStoredShardPath($0.path, indexDirectory: indexDirectory) }
+        let capacity = options.maxOpenShards ?? ShardFileCache<MappedFile>.defaultCapacity()
+        switch plan.choice.strategy {
+        case .memory:
+            let files = try ShardFiles<ReadOnlyFile>(
+                records: shards, paths: paths, used: used, capacity: capacity, indexPath: path)
+            storage = .memory(try Preload.load(prepared.table!, from: files))
+        case .mmap:
+            storage = .mapped(
+                try ShardFiles<MappedFile>(
+                    records: shards, paths: paths, used: used, capacity: capacity, indexPath: path))
+        case .pread, .auto:
+            storage = .pread(
+                try ShardFiles<ReadOnlyFile>(
+                    records: shards, paths: paths, used: used, capacity: capacity, indexPath: path))
+        }
+        pool = ConnectionPool(path: path, first: prepared.reader)
+    }
+
+    /// What opening a dataset would do, decided without reading any member bytes.
+    public struct Plan: Sendable {
+        /// The number of samples selected.
+        public var count: Int
+        /// The extensions read (normalized), or nil for all.
+        public var extensions: [String]?
+        /// The strategy and why.
+        public var choice: StrategyChoice
+        /// How positions would be resolved.
+        public var lookup: Lookup
+        /// The total bytes of the selected members.
+        public var selectionBytes: Int64
+        /// The memory figures used.
+        public var memory: MemoryFigures
+    }
+
+    /// Decides, as ``init(index:split:extensions:strategy:options:)`` would, how a dataset would
+    /// be read (strategy, reason, lookup), without preloading or opening shards.
+    ///
+    /// ```swift
+    /// let plan = try Dataset.plan(index: "ds/index.sqlite", split: "train")
+    /// print(plan.choice.reason)
+    /// ```
+    ///
+    /// - Throws: as the initializer, except for shard errors.
+    /// - Complexity: as building the location table: O(samples + members).
+    public static func plan(
+        index path: String, split: String? = nil, extensions: [String]? = nil, strategy: LoadingStrategy = .auto,
+        options: Options = Options()
+    ) throws -> Plan {
+        try prepare(path, split, extensions, strategy, options).plan
+    }
+
+    /// Everything decided before the byte source is opened.
+    private struct Prepared {
+        var plan: Plan
+        var reader: IndexReader
+        var table: LocationTable?
+        var splitID: Int64?
+        var shards: [ShardRecord]
+        var shardNumbers: [Int64: Int]
+        /// Which shards the selection reads (all of them without a table).
+        var used: [Bool]
+    }
+
+    private static func prepare(
+        _ path: String, _ split: String?, _ extensions: [String]?, _ strategy: LoadingStrategy, _ options: Options
+    ) throws -> Prepared {
+        let reader = try IndexReader(path: path)
+        let database = reader.database
+        // The table is built from sequential scans, which need no large page cache: 256 KiB
+        // instead of SQLite's 2 MiB keeps the peak memory of a pread dataset low.
+        try database.execute("PRAGMA cache_size = -256")
+        let wanted = extensions.map { Array(Set($0.map(Self.normalize))).sorted() }
+        let splitID = try split.map { try reader.splitID($0) }
+        let count = try split.map { try reader.sampleCount(inSplit: $0) } ?? reader.sampleCount()
+        let shards = try reader.shards()
+        var numbers: [Int64: Int] = [:]
+        for (n, s) in shards.enumerated() { numbers[s.id] = n }
+        let memory = try options.memory ?? MemoryProbe.read()
+
+        // The table, unless it would not fit.
+        let totalSamples = try reader.sampleCount()
+        let totalMembers = shards.reduce(0) { $0 + $1.memberCount }
+        let expectedMembers = totalSamples == 0 ? 0 : Int(Int64(totalMembers) * Int64(count) / Int64(totalSamples))
+        let estimate = LocationTable.estimatedBytes(samples: count, members: expectedMembers, isSplit: split != nil)
+        let buildTable: Bool
+        switch options.table {
+        case .always: buildTable = true
+        case .never: buildTable = strategy == .memory
+        case .auto: buildTable = strategy == .memory || memory.available.map { estimate <= $0 / 2 } ?? true
+        }
+        var table: LocationTable?
+        var used = [Bool](repeating: true, count: shards.count)
+        if buildTable {
+            do {
+                let built = try LocationTable.build(
+                    database: database, splitID: splitID, count: count, extensions: wanted.map(Set.init),
+                    shardNumbers: numbers, expectedMembers: wanted == nil ? expectedMembers : 0)
+                try Self.checkExtensions(wanted, found: built.allExtensionNames)
+                used = [Bool](repeating: false, count: shards.count)
+                for m in built.members { used[Int(m.shard)] = true }
+                table = built
+            } catch let overflow as LocationTable.Overflow {
+                guard strategy != .memory else {
+                    throw IndexError.invalidArgument(
+                        "the memory strategy cannot be used here: \(overflow.reason) do not fit the location table; use --strategy mmap or pread"
+                    )
+                }
+                table = nil
+            }
+        }
+        let selectionBytes: Int64
+        if let table {
+            selectionBytes = table.selectionBytes
+        } else {
+            selectionBytes = try Self.sumLengths(database, splitID: splitID, extensions: wanted)
+            if let wanted { try Self.checkExtensions(wanted, database: database) }
+        }
+        let choice = StrategyChoice.choose(
+            requested: strategy, selectionBytes: selectionBytes, tableBytes: table?.byteCount ?? estimate,
+            memory: memory, tableFits: table != nil)
+        let plan = Plan(
+            count: count, extensions: wanted, choice: choice,
+            lookup: table.map { .table(bytes: $0.byteCount) } ?? .statements,
+            selectionBytes: selectionBytes, memory: memory)
+        return Prepared(
+            plan: plan, reader: reader, table: table, splitID: splitID, shards: shards, shardNumbers: numbers,
+            used: used)
+    }
+
+    /// `".JPG"` → `"jpg"`.
+    static func normalize(_ ext: String) -> String {
+        (ext.hasPrefix(".") ? String(ext.dropFirst()) : ext).lowercased()
+    }
+
+    // MARK: Reading
+
+    /// The sample at `position` (a global index, or a split position when a split is set), with
+    /// its own copy of the bytes.
+    ///
+    /// - Throws: see ``sample(at:)``.
     public subscript(position: Int) -> Sample {
         get throws { try sample(at: position) }
     }
 
-    /// The sample at `position` (a global index, or a split position when a split is set).
+    /// The sample at `position`, with its own copy of the bytes.
     ///
-    /// - Throws: `IndexError.indexOutOfRange`, `ShardChangedError`, `IOError`.
-    /// - Complexity: two or three indexed lookups and one read per member.
+    /// ```swift
+    /// let sample = try dataset.sample(at: 42)
+    /// ```
+    ///
+    /// - Throws: ``IndexError/indexOutOfRange(index:count:split:)``, ``ShardChangedError`` (a
+    ///   shard opened later than the dataset changed), `IOError`.
+    /// - Complexity: O(members) plus reading (and copying) the bytes.
     public func sample(at position: Int) throws -> Sample {
-        try load(try record(at: position))
+        try withSample(at: position) { $0.copy() }
     }
 
-    /// The sample's index record at `position`, without reading bytes.
-    public func record(at position: Int) throws -> SampleRecord {
-        if let split { return try index.sample(at: position, inSplit: split) }
-        return try index.sample(at: position)
-    }
-
-    /// The sample with key `key`.
+    /// Calls `body` with a view of the sample at `position`, without copying its bytes.
     ///
-    /// - Throws: `IndexError.unknownKey`, `IndexError.ambiguousKey` (duplicates kept at ingest).
+    /// The view is valid only inside `body` (see ``SampleView``).
+    ///
+    /// ```swift
+    /// let crc = try dataset.withSample(at: 42) { view in view.reduce(0) { $0 &+ $1.bytes.count } }
+    /// ```
+    ///
+    /// - Throws: ``IndexError/indexOutOfRange(index:count:split:)``, ``ShardChangedError``,
+    ///   `IOError`, or what `body` throws.
+    /// - Complexity: O(members) array reads (no SQL with the table) plus, with `pread`, one read.
+    public func withSample<R>(at position: Int, _ body: (SampleView) throws -> R) throws -> R {
+        guard position >= 0, position < count else {
+            throw IndexError.indexOutOfRange(index: position, count: count, split: split)
+        }
+        if let table { return try withTableSample(table, position, body) }
+        return try withQueriedSample(position, body)
+    }
+
+    /// The position of the sample with key `key` in this dataset.
+    ///
+    /// ```swift
+    /// let p = try dataset.position(forKey: SampleKey("000123"))
+    /// ```
+    ///
+    /// - Throws: ``IndexError/unknownKey(_:)``, ``IndexError/keyNotInSplit(_:split:)``,
+    ///   ``IndexError/ambiguousKey(_:indexes:)`` (duplicates kept at ingest).
+    /// - Complexity: O(1) expected with the table (a hash table built on the first call, O(samples));
+    ///   O(log samples) with statements.
+    public func position(forKey key: SampleKey) throws -> Int {
+        let found: [Int]
+        if let table {
+            let keys = keyIndex.withLock { index in
+                if index == nil { index = KeyIndex(table) }
+                return index!
+            }
+            found = keys.positions(of: key.bytes, in: table)
+        } else {
+            found = try pool.with { try Self.queryPositions(of: key, in: $0, splitID: splitID) }
+        }
+        if found.count == 1 { return found[0] }
+        if found.count > 1 {
+            throw IndexError.ambiguousKey(key, indexes: try found.map { try globalIndex(at: $0) })
+        }
+        if let split, try pool.with({ try !$0.samples(forKey: key).isEmpty }) {
+            throw IndexError.keyNotInSplit(key, split: split)
+        }
+        throw IndexError.unknownKey(key)
+    }
+
+    /// The sample with key `key`, with its own copy of the bytes.
+    ///
+    /// - Throws: see ``position(forKey:)`` and ``sample(at:)``.
     public func sample(forKey key: SampleKey) throws -> Sample {
-        try load(try index.sample(forKey: key))
+        try sample(at: try position(forKey: key))
     }
 
-    /// The bytes of `member`.
-    public func bytes(of member: MemberRecord) throws -> [UInt8] {
-        try reader.bytes(of: member.location)
+    /// The key of the sample at `position`, without reading any bytes.
+    ///
+    /// - Throws: ``IndexError/indexOutOfRange(index:count:split:)``.
+    /// - Complexity: O(key length) with the table; one indexed lookup with statements.
+    public func key(at position: Int) throws -> SampleKey {
+        guard position >= 0, position < count else {
+            throw IndexError.indexOutOfRange(index: position, count: count, split: split)
+        }
+        if let table {
+            return SampleKey(
+                bytes: Array(table.keyBytes[Int(table.keyStarts[position])..<Int(table.keyStarts[position + 1])]))
+        }
+        return try pool.with { reader in
+            try SampleKey(
+                bytes: Self.queryMembers(reader.database, position: position, splitID: splitID, extensions: [""]).key)
+        }
     }
 
-    private func load(_ record: SampleRecord) throws -> Sample {
-        var members: [String: [UInt8]] = [:]
-        for m in record.members { members[m.ext] = try reader.bytes(of: m.location) }
-        return Sample(record: record, members: members)
+    /// The dense global index of the sample at `position`.
+    public func globalIndex(at position: Int) throws -> Int {
+        guard position >= 0, position < count else {
+            throw IndexError.indexOutOfRange(index: position, count: count, split: split)
+        }
+        if let table { return table.globalIndexes.map { Int($0[position]) } ?? position }
+        guard let splitID else { return position }
+        return try pool.with { reader in
+            Int(
+                try reader.database.scalarInt(
+                    "SELECT sample_id FROM split_members WHERE split_id = ? AND position = ?", .integer(splitID),
+                    .integer(Int64(position))) ?? -1)
+        }
+    }
+
+    /// Calls `body` with every sample, walking each shard front to back (shards in ingest order),
+    /// which is the order that reads the disk sequentially. Without a split this is index order;
+    /// in a split, ``SampleView/position`` gives each sample's split position. With `mmap`, the
+    /// kernel is told to read ahead. Throw from `body` to stop early.
+    ///
+    /// ```swift
+    /// try dataset.forEachSample { view in
+    ///     for member in view { hash(member.bytes) }
+    /// }
+    /// ```
+    ///
+    /// - Throws: what ``withSample(at:_:)`` or `body` throws.
+    /// - Complexity: O(samples log samples) for the order in a split, then one read per sample.
+    public func forEachSample(_ body: (SampleView) throws -> Void) throws {
+        if case .mapped(let files) = storage {
+            for f in files.openNow { f.advise(.sequential) }
+        }
+        defer {
+            if case .mapped(let files) = storage { for f in files.openNow { f.advise(.normal) } }
+        }
+        guard let table, splitID != nil else {
+            for p in 0..<count { try withSample(at: p, body) }
+            return
+        }
+        for p in table.storageOrder() { try withSample(at: Int(p), body) }
+    }
+
+    /// The positions in the order ``forEachSample(_:)`` visits them: shard by shard, front to
+    /// back (`0..<count` without a split, or without the table).
+    ///
+    /// - Complexity: O(samples log samples) in a split; O(samples) otherwise.
+    public func storageOrder() -> [Int] {
+        guard let table, splitID != nil else { return Array(0..<count) }
+        return table.storageOrder().map { Int($0) }
+    }
+
+    // MARK: Table path
+
+    private func withTableSample<R>(_ table: LocationTable, _ position: Int, _ body: (SampleView) throws -> R) throws
+        -> R
+    {
+        let start = Int(table.memberStarts[position])
+        let end = Int(table.memberStarts[position + 1])
+        let index = table.globalIndexes.map { Int($0[position]) } ?? position
+        return try table.members.withUnsafeBufferPointer { all in
+            let rows = UnsafeBufferPointer(rebasing: all[start..<end])
+            return try table.keyBytes.withUnsafeBytes { keys in
+                let key = UnsafeRawBufferPointer(
+                    rebasing: keys[Int(table.keyStarts[position])..<Int(table.keyStarts[position + 1])])
+                return try withUnsafeTemporaryAllocation(of: Int.self, capacity: max(rows.count, 1)) { lengths in
+                    for i in 0..<rows.count {
+                        let l = rows[i].length32
+                        lengths[i] = l == UInt32.max ? Int(table.longLengths[start + i] ?? Int64(l)) : Int(l)
+                    }
+                    let sizes = UnsafeBufferPointer(rebasing: lengths[0..<rows.count])
+                    return try withBytes(rows, sizes) { pointers in
+                        try body(
+                            SampleView(
+                                position: position, index: index, keyBytes: key, rows: rows, pointers: pointers,
+                                lengths: sizes, names: table.extensionNames))
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: Statement path
+
+    private func withQueriedSample<R>(_ position: Int, _ body: (SampleView) throws -> R) throws -> R {
+        let found = try pool.with { reader in
+            try Self.queryMembers(reader.database, position: position, splitID: splitID, extensions: extensions)
+        }
+        var rows: [PackedMember] = []
+        var lengths: [Int] = []
+        var names: [String] = []
+        for m in found.members {
+            guard let shard = shardNumbers[m.location.shardID] else {
+                throw IndexError.invalidArgument(
+                    "the index lists a member in shard #\(m.location.shardID), which it does not list")
+            }
+            var ext = names.firstIndex(of: m.ext)
+            if ext == nil {
+                names.append(m.ext)
+                ext = names.count - 1
+            }
+            rows.append(PackedMember(offset: m.location.dataOffset, ext: ext!, length: 0, shard: shard))
+            lengths.append(Int(m.location.length))
+        }
+        return try rows.withUnsafeBufferPointer { rows in
+            try lengths.withUnsafeBufferPointer { sizes in
+                try found.key.withUnsafeBytes { key in
+                    try withBytes(rows, sizes) { pointers in
+                        try body(
+                            SampleView(
+                                position: position, index: found.index, keyBytes: key, rows: rows, pointers: pointers,
+                                lengths: sizes, names: names))
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: Bytes
+
+    /// Calls `body` with a pointer to each member's first byte.
+    private func withBytes<R>(
+        _ rows: UnsafeBufferPointer<PackedMember>, _ lengths: UnsafeBufferPointer<Int>,
+        _ body: (UnsafeBufferPointer<UnsafeRawPointer?>) throws -> R
+    ) throws -> R {
+        try withUnsafeTemporaryAllocation(of: UnsafeRawPointer?.self, capacity: max(rows.count, 1)) { slots in
+            let pointers = UnsafeBufferPointer(rebasing: slots[0..<rows.count])
+            switch storage {
+            case .memory(let arenas):
+                for i in 0..<rows.count { slots[i] = arenas.pointer(shard: Int(rows[i].shard), offset: rows[i].offset) }
+                return try body(pointers)
+            case .mapped(let files):
+                return try withMapped(files, rows, lengths, slots, 0) { try body(pointers) }
+            case .pread(let files):
+                return try withRead(files, rows, lengths, slots) { try body(pointers) }
+            }
+        }
+    }
+
+    /// Fills `slots[from...]` with pointers into the mappings, holding each mapping until `body` returns.
+    private func withMapped<R>(
+        _ files: ShardFiles<MappedFile>, _ rows: UnsafeBufferPointer<PackedMember>, _ lengths: UnsafeBufferPointer<Int>,
+        _ slots: UnsafeMutableBufferPointer<UnsafeRawPointer?>, _ from: Int, _ body: () throws -> R
+    ) throws -> R {
+        guard from < rows.count else { return try body() }
+        let shard = Int(rows[from].shard)
+        let file = try files.file(shard)
+        return try file.withMapping { map in
+            var i = from
+            while i < rows.count, Int(rows[i].shard) == shard {
+                let offset = Int(rows[i].offset)
+                guard offset <= map.count, lengths[i] <= map.count - offset else {
+                    throw Self.beyondEnd(
+                        files.records[shard], size: Int64(map.count), offset: rows[i].offset, lengths[i])
+                }
+                slots[i] = map.baseAddress.map { $0 + offset }
+                i += 1
+            }
+            // Members from another shard (rare: a sample merged across shards) hold that mapping too.
+            return try withMapped(files, rows, lengths, slots, i, body)
+        }
+    }
+
+    /// Reads the members into one buffer (one `pread` when they are adjacent in one shard) and
+    /// fills `slots` with pointers into it.
+    private func withRead<R>(
+        _ files: ShardFiles<ReadOnlyFile>, _ rows: UnsafeBufferPointer<PackedMember>,
+        _ lengths: UnsafeBufferPointer<Int>,
+        _ slots: UnsafeMutableBufferPointer<UnsafeRawPointer?>, _ body: () throws -> R
+    ) throws -> R {
+        guard !rows.isEmpty else { return try body() }
+        var total = 0
+        var low = Int64.max
+        var high = Int64.min
+        var oneShard = true
+        for i in 0..<rows.count {
+            total += lengths[i]
+            low = min(low, rows[i].offset)
+            high = max(high, rows[i].offset + Int64(lengths[i]))
+            oneShard = oneShard && rows[i].shard == rows[0].shard
+        }
+        // One read over the span when the gaps (tar headers and padding) are small.
+        let span = Int(high - low)
+        let coalesce = oneShard && span - total <= max(64 << 10, total)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(coalesce ? span : total, 1), alignment: 16)
+        defer { buffer.deallocate() }
+        if coalesce {
+            let shard = Int(rows[0].shard)
+            try read(files, shard, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<span]), at: low)
+            for i in 0..<rows.count { slots[i] = UnsafeRawPointer(buffer.baseAddress! + Int(rows[i].offset - low)) }
+        } else {
+            var at = 0
+            for i in 0..<rows.count {
+                let shard = Int(rows[i].shard)
+                try read(
+                    files, shard, into: UnsafeMutableRawBufferPointer(rebasing: buffer[at..<(at + lengths[i])]),
+                    at: rows[i].offset)
+                slots[i] = UnsafeRawPointer(buffer.baseAddress! + at)
+                at += lengths[i]
+            }
+        }
+        return try body()
+    }
+
+    private func read(
+        _ files: ShardFiles<ReadOnlyFile>, _ shard: Int, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64
+    ) throws {
+        guard !buffer.isEmpty else { return }
+        let file = try files.file(shard)
+        let n = try file.readAll(into: buffer, at: offset)
+        if n < buffer.count {
+            throw Self.beyondEnd(files.records[shard], size: offset + Int64(n), offset: offset, buffer.count)
+        }
+    }
+
+    static func beyondEnd(_ shard: ShardRecord, size: Int64, offset: Int64, _ count: Int) -> IOError {
+        IOError(
+            "read", path: shard.path, errno: 0,
+            detail:
+                "the shard ends at byte \(size) but \(count) bytes are needed from offset \(offset); it was truncated after the dataset was opened: run `shardstore ingest` again"
+        )
+    }
+
+    // MARK: SQL helpers
+
+    private static func checkExtensions(_ wanted: [String]?, found: [String]) throws {
+        guard let wanted else { return }
+        let missing = wanted.filter { !found.contains($0) }
+        guard missing.isEmpty else {
+            throw IndexError.invalidArgument(
+                "no member has extension \(missing.map { "'.\($0)'" }.joined(separator: ", ")) (extensions: \(found.sorted().map { "." + $0 }.joined(separator: ", ")))"
+            )
+        }
+    }
+
+    private static func checkExtensions(_ wanted: [String], database: Database) throws {
+        var found: [String] = []
+        for ext in wanted where try database.scalarInt("SELECT 1 FROM members WHERE ext = ? LIMIT 1", .text(ext)) != nil
+        {
+            found.append(ext)
+        }
+        if found.count < wanted.count {
+            var all: [String] = []
+            let st = try database.prepare("SELECT DISTINCT ext FROM members")
+            while try st.step() { all.append(st.text(at: 0)) }
+            try checkExtensions(wanted, found: all)
+        }
+    }
+
+    private static func extensionFilter(_ extensions: [String]?, column: String) -> (sql: String, values: [SQLValue]) {
+        guard let extensions else { return ("", []) }
+        return (
+            " AND \(column) IN (\(extensions.map { _ in "?" }.joined(separator: ", ")))", extensions.map { .text($0) }
+        )
+    }
+
+    private static func sumLengths(_ database: Database, splitID: Int64?, extensions: [String]?) throws -> Int64 {
+        let filter = extensionFilter(extensions, column: "m.ext")
+        var sql = "SELECT COALESCE(SUM(m.length), 0) FROM members m WHERE 1"
+        var values: [SQLValue] = []
+        if let splitID {
+            sql += " AND m.sample_id IN (SELECT sample_id FROM split_members WHERE split_id = ?)"
+            values.append(.integer(splitID))
+        }
+        let st = try database.prepare(sql + filter.sql)
+        try st.bind(values + filter.values)
+        _ = try st.step()
+        return st.int64(at: 0)
+    }
+
+    private static func queryMembers(_ database: Database, position: Int, splitID: Int64?, extensions: [String]?)
+        throws -> (key: [UInt8], index: Int, members: [MemberRecord])
+    {
+        let filter = extensionFilter(extensions, column: "ext")
+        let head: Statement
+        if let splitID {
+            head = try database.cachedStatement(
+                "SELECT s.id, s.key FROM split_members sm JOIN samples s ON s.id = sm.sample_id WHERE sm.split_id = ? AND sm.position = ?"
+            )
+            try head.bind(splitID, at: 1)
+            try head.bind(Int64(position), at: 2)
+        } else {
+            head = try database.cachedStatement("SELECT id, key FROM samples WHERE id = ?")
+            try head.bind(Int64(position), at: 1)
+        }
+        guard try head.step() else {
+            head.reset()
+            throw IndexError.invalidArgument(
+                "the index has no sample at position \(position) although it counted more; was it changed while being read?"
+            )
+        }
+        let id = head.int64(at: 0)
+        let key = head.textBytes(at: 1)
+        head.reset()
+        let st = try database.cachedStatement(
+            "SELECT ext, shard_id, data_offset, length FROM members WHERE sample_id = ?" + filter.sql)
+        try st.bind([.integer(id)] + filter.values)
+        var members: [MemberRecord] = []
+        while try st.step() {
+            members.append(
+                MemberRecord(
+                    ext: st.text(at: 0),
+                    location: MemberLocation(
+                        shardID: st.int64(at: 1), headerOffset: 0, dataOffset: st.int64(at: 2),
+                        length: st.int64(at: 3))))
+        }
+        st.reset()
+        members.sort { ($0.location.shardID, $0.location.dataOffset) < ($1.location.shardID, $1.location.dataOffset) }
+        return (key, Int(id), members)
+    }
+
+    private static func queryPositions(of key: SampleKey, in reader: IndexReader, splitID: Int64?) throws -> [Int] {
+        let st: Statement
+        if let splitID {
+            st = try reader.database.cachedStatement(
+                "SELECT sm.position FROM samples s JOIN split_members sm ON sm.sample_id = s.id WHERE s.key = ? AND sm.split_id = ? ORDER BY sm.position"
+            )
+            try st.bind(textBytes: key.bytes, at: 1)
+            try st.bind(splitID, at: 2)
+        } else {
+            st = try reader.database.cachedStatement("SELECT id FROM samples WHERE key = ? ORDER BY id")
+            try st.bind(textBytes: key.bytes, at: 1)
+        }
+        var out: [Int] = []
+        while try st.step() { out.append(st.int(at: 0)) }
+        st.reset()
+        return out
+    }
+}
+
+/// Read-only connections to the index for statement lookups, one per concurrent caller.
+final class ConnectionPool: Sendable {
+    private final class Connection: @unchecked Sendable {
+        let reader: IndexReader
+        init(_ reader: IndexReader) { self.reader = reader }
+    }
+
+    private let path: String
+    private let idle: Mutex<[Connection]>
+
+    init(path: String, first: IndexReader) {
+        self.path = path
+        idle = Mutex([Connection(first)])
+    }
+
+    /// Runs `body` with a connection no other thread is using.
+    func with<R>(_ body: (IndexReader) throws -> R) throws -> R {
+        let taken = idle.withLock { $0.popLast() }
+        let connection = try taken ?? Connection(IndexReader(path: path))
+        defer { idle.withLock { $0.append(connection) } }
+        return try body(connection.reader)
     }
 }

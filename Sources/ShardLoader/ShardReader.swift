@@ -76,25 +76,7 @@ public final class ShardReader: Sendable {
             throw ShardChangedError(
                 path: "shard #\(id)", detail: "the index names a shard it does not list", indexPath: indexPath)
         }
-        let path = openPath(of: record)
-        let file: ReadOnlyFile
-        do { file = try ReadOnlyFile(path: path) } catch {
-            if error.errno == ENOENT {
-                throw ShardChangedError(
-                    path: record.path, detail: "the file is missing", indexPath: indexPath, isMissing: true)
-            }
-            throw error
-        }
-        if file.status.size != record.size {
-            throw ShardChangedError(
-                path: record.path, detail: "size \(record.size) bytes at ingest, \(file.status.size) now",
-                indexPath: indexPath)
-        }
-        if file.status.modificationTimeNanoseconds != record.modificationTimeNanoseconds {
-            throw ShardChangedError(
-                path: record.path, detail: "modification time differs from the one recorded at ingest",
-                indexPath: indexPath)
-        }
+        let file = try ShardCheck.open(ReadOnlyFile.self, record, at: openPath(of: record), indexPath: indexPath)
         return files.withLock { open in
             if let f = open[id] { return f }
             open[id] = file

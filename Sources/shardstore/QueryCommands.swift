@@ -8,16 +8,45 @@ import ShardStore
 struct InfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "info",
-        abstract: "Show what an index holds: samples, members, shards, bytes, extensions, splits, metadata.")
+        abstract: "Show what an index holds: samples, members, shards, bytes, extensions, splits, metadata.",
+        discussion: """
+            With --strategy, shows instead how a dataset on the index would be read: the strategy auto picks (memory, mmap or pread) and why, with the figures it used, and how positions are resolved. --split, --ext and --memory-limit change the selection and the memory counted on, as they do for `cat` and `bench`.
+
+            Examples:
+              shardstore info ds/index.sqlite
+              shardstore info ds/index.sqlite --strategy --split train
+              SHARDSTORE_MEMORY_LIMIT=256M shardstore info ds/index.sqlite --strategy
+            """)
 
     @Argument(help: "The index file.")
     var index: String
 
+    @Flag(help: "Show the loading strategy auto would pick, and why.")
+    var strategy = false
+
+    @Option(help: "With --strategy: the split to read.")
+    var split: String?
+
+    @Option(
+        name: .customLong("ext"),
+        help: ArgumentHelp("With --strategy: read only this extension (repeatable).", valueName: "ext"))
+    var extensions: [String] = []
+
+    @Option(help: ArgumentHelp("With --strategy: the memory to count on (512M, 2G).", valueName: "size"))
+    var memoryLimit: String?
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
+    func validate() throws {
+        if !strategy, split != nil || !extensions.isEmpty || memoryLimit != nil {
+            throw ValidationError("--split, --ext and --memory-limit go with --strategy.")
+        }
+    }
+
     func run() throws {
         try reportingErrors {
+            if strategy { return try showStrategy() }
             let reader = try IndexReader(path: index)
             let s = try reader.summary()
             if json {
@@ -67,6 +96,41 @@ struct InfoCommand: ParsableCommand {
             }
             try Terminal.flush()
         }
+    }
+}
+
+extension InfoCommand {
+    func showStrategy() throws {
+        var read = try ReadOptions.parse(memoryLimit.map { ["--memory-limit", $0] } ?? [])
+        read.split = split
+        read.extensions = extensions
+        let options = try read.datasetOptions()
+        let plan = try Dataset.plan(
+            index: index, split: split, extensions: extensions.isEmpty ? nil : extensions, options: options)
+        let available = plan.memory.available
+        let source: String
+        switch plan.memory.availableSource {
+        case .memAvailable: source = "MemAvailable"
+        case .cgroup: source = "cgroup limit minus usage"
+        case .override: source = plan.memory.overrideName
+        case nil: source = "unknown"
+        }
+        if json {
+            var o = JSONObject()
+            o.add(plan.choice, plan.lookup)
+            o.add("samples", int: plan.count)
+            o.add("selection_bytes", int: plan.selectionBytes)
+            if let available { o.add("available_bytes", int: available) } else { o.add("available_bytes", "null") }
+            o.add("available_source", string: source)
+            Terminal.line(o.text)
+        } else {
+            Terminal.line("strategy   \(plan.choice.strategy.rawValue)")
+            Terminal.line("reason     \(plan.choice.reason)")
+            Terminal.line("lookup     \(describe(plan.lookup))")
+            Terminal.line("selection  \(Format.count(plan.count, "sample")), \(Format.bytes(plan.selectionBytes))")
+            Terminal.line("memory     \(available.map { Format.bytes($0) } ?? "unknown") available (\(source))")
+        }
+        try Terminal.flush()
     }
 }
 
@@ -184,16 +248,17 @@ struct GetCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let dataset = try Dataset(index: index, split: split)
+            let reader = try IndexReader(path: index)
             let record: SampleRecord
             if let position {
-                record = try dataset.record(at: position)
+                record = try split.map { try reader.sample(at: position, inSplit: $0) } ?? reader.sample(at: position)
             } else {
-                record = try dataset.index.sample(forKey: SampleKey(bytes: RawArguments.bytes(of: key!)))
+                record = try reader.sample(forKey: SampleKey(bytes: RawArguments.bytes(of: key!)))
             }
+            let shards = try ShardReader(index: reader)
             guard let ext else {
                 for m in record.members {
-                    let path = dataset.reader.shard(m.location.shardID)?.path ?? ""
+                    let path = shards.shard(m.location.shardID)?.path ?? ""
                     Terminal.line("\(m.ext)\t\(m.location.length)\t\(path)\t\(m.location.dataOffset)")
                 }
                 try Terminal.flush()
@@ -203,7 +268,7 @@ struct GetCommand: ParsableCommand {
             guard let member = record.member(wanted.lowercased()) else {
                 throw IndexError.unknownExtension(wanted, key: record.key, available: record.members.map(\.ext))
             }
-            let bytes = try dataset.bytes(of: member)
+            let bytes = try shards.bytes(of: member.location)
             if let output {
                 try AtomicFile.write(bytes, to: output)
             } else {

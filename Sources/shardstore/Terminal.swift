@@ -41,6 +41,9 @@ enum Terminal {
         }
     }
 
+    /// Whether a write to stdout failed (a closed pipe, a full disk): long output can stop early.
+    static var failed: Bool { writeError != 0 }
+
     /// Writes what is buffered; a write error (a closed pipe, a full disk) becomes an error.
     static func flush() throws {
         drain()

@@ -197,11 +197,11 @@ struct DuplicatePolicyTests {
         let x = try ds.sample(forKey: SampleKey("x"))
         #expect(x.members == ["jpg": [6], "txt": [2]])
         #expect(
-            x.record.member("jpg")?.location
+            try IndexReader(path: f.index).sample(forKey: SampleKey("x")).member("jpg")?.location
                 == MemberLocation(shardID: 1, headerOffset: 2048, dataOffset: 2560, length: 1))
         #expect(try ds.sample(forKey: SampleKey("y")).members == ["jpg": [3]])
         #expect(try ds.sample(forKey: SampleKey("z")).members == ["jpg": [4]])
-        #expect(try (0..<ds.count).map { try ds.record(at: $0).index } == [0, 1, 2])
+        #expect(try (0..<ds.count).map { try ds.globalIndex(at: $0) } == [0, 1, 2])
     }
 
     @Test("keep: a repeated extension starts another sample with the same key")

@@ -93,7 +93,7 @@ struct IncrementalIngestTests {
         #expect(try splitKeys(f.index, "train") == ["a2", "a0", "b0", "b1", "b2", "b3"].map { SampleKey($0) })
         let train = try Dataset(index: f.index, split: "train")
         #expect(train.count == 6)
-        #expect(try (0..<6).map { try train.record(at: $0).index } == [0, 1, 3, 4, 5, 6])
+        #expect(try (0..<6).map { try train.globalIndex(at: $0) } == [0, 1, 3, 4, 5, 6])
         let shard = try #require(try IndexReader(path: f.index).shards().first)
         #expect(shard.size == Int64(try readBytes(f.s0).count))
         #expect(shard.modificationTimeNanoseconds == 1_700_000_000_000_000_000)
@@ -136,7 +136,7 @@ struct IncrementalIngestTests {
         try expectDataset(f.index, equals: ["a3", "b0", "b1", "b2", "b3"].map(f.expected), ordered: true)
         #expect(try splitKeys(f.index, "val") == ["a3", "b1", "b3"].map { SampleKey($0) })
         let val = try Dataset(index: f.index, split: "val")
-        #expect(try (0..<val.count).map { try val.record(at: $0).index } == [0, 2, 4])
+        #expect(try (0..<val.count).map { try val.globalIndex(at: $0) } == [0, 2, 4])
         #expect(try val[2].members == f.expected("b3").members)
     }
 

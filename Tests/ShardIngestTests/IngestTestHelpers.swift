@@ -82,7 +82,7 @@ func expectDataset(
     }
     // Every sample's global index is its position, dense 0..<count.
     #expect(
-        try (0..<dataset.count).map { try dataset.record(at: $0).index } == Array(0..<dataset.count),
+        try (0..<dataset.count).map { try dataset.globalIndex(at: $0) } == Array(0..<dataset.count),
         sourceLocation: sourceLocation)
 }
 
@@ -156,7 +156,7 @@ func skips(
 /// The keys of the samples in split `name`, in position order.
 func splitKeys(_ index: String, _ name: String) throws -> [SampleKey] {
     let ds = try Dataset(index: index, split: name)
-    return try (0..<ds.count).map { try ds.record(at: $0).key }
+    return try (0..<ds.count).map { try ds.key(at: $0) }
 }
 
 /// (key, split) of every sample in global order.

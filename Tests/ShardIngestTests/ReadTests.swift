@@ -32,7 +32,7 @@ struct ReadTests {
         #expect(key as? IndexError == .unknownKey(SampleKey("k2")))
     }
 
-    @Test("a shard rewritten with the same size but another mtime is refused on read")
+    @Test("a shard rewritten with the same size but another mtime is refused at open, with every strategy")
     func sameSizeNewMTime() throws {
         let dir = try TemporaryDirectory()
         let index = try makeIndex(dir.path)
@@ -42,39 +42,44 @@ struct ReadTests {
         let mtime = try modificationTime(shard)
         try writeBytes(bytes, to: shard)
         try setModificationTime(shard, seconds: Int(mtime / 1_000_000_000) + 5)
-        let ds = try Dataset(index: index)
-        let error = try #require(caught { _ = try ds[0] })
-        #expect(error is ShardChangedError)
-        #expect(
-            String(describing: error)
-                == "shard 's.tar' changed since ingest (modification time differs from the one recorded at ingest); run ingest again (`shardstore ingest \(index) s.tar`) before reading"
-        )
+        for strategy in LoadingStrategy.allCases {
+            let error = try #require(caught { _ = try Dataset(index: index, strategy: strategy) })
+            #expect(error is ShardChangedError)
+            #expect(
+                String(describing: error)
+                    == "shard 's.tar' changed since ingest (modification time differs from the one recorded at ingest); run ingest again (`shardstore ingest \(index) s.tar`) before reading"
+            )
+        }
     }
 
-    @Test("a shard whose size changed is refused on read")
+    @Test("a shard whose size changed is refused at open, with every strategy")
     func newSize() throws {
         let dir = try TemporaryDirectory()
         let index = try makeIndex(dir.path)
         let shard = dir.path + "/s.tar"
         let size = try readBytes(shard).count
         try writeShard(shard, [("k0.jpg", [1])])
-        let error = try #require(caught { _ = try Dataset(index: index)[1] })
-        #expect(
-            String(describing: error)
-                == "shard 's.tar' changed since ingest (size \(size) bytes at ingest, \(try readBytes(shard).count) now); run ingest again (`shardstore ingest \(index) s.tar`) before reading"
-        )
+        for strategy in LoadingStrategy.allCases {
+            let error = try #require(caught { _ = try Dataset(index: index, strategy: strategy) })
+            #expect(
+                String(describing: error)
+                    == "shard 's.tar' changed since ingest (size \(size) bytes at ingest, \(try readBytes(shard).count) now); run ingest again (`shardstore ingest \(index) s.tar`) before reading"
+            )
+        }
     }
 
-    @Test("a shard that vanished is refused on read")
+    @Test("a shard that vanished is refused at open, with every strategy")
     func vanished() throws {
         let dir = try TemporaryDirectory()
         let index = try makeIndex(dir.path)
         try FileManager.default.removeItem(atPath: dir.path + "/s.tar")
-        let error = try #require(caught { _ = try Dataset(index: index)[0] })
-        #expect(
-            String(describing: error)
-                == "shard 's.tar' is missing (it was indexed in '\(index)'); restore the file, or ingest the remaining shards into a new index"
-        )
+        for strategy in LoadingStrategy.allCases {
+            let error = try #require(caught { _ = try Dataset(index: index, strategy: strategy) })
+            #expect(
+                String(describing: error)
+                    == "shard 's.tar' is missing (it was indexed in '\(index)'); restore the file, or ingest the remaining shards into a new index"
+            )
+        }
     }
 
     @Test("a dataset folder moved with its shards still reads: shard paths are stored relative")

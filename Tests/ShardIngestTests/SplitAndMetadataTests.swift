@@ -48,15 +48,15 @@ struct SplitTests {
         for (split, count) in [("train", 80), ("val", 10), ("test", 10)] {
             let ds = try Dataset(index: index, split: split)
             #expect(ds.count == count)
-            let globals = try (0..<ds.count).map { try ds.record(at: $0).index }
+            let globals = try (0..<ds.count).map { try ds.globalIndex(at: $0) }
             #expect(globals == globals.sorted())
             #expect(Set(globals).count == count)
             for p in 0..<ds.count {
                 let s = try ds[p]
-                #expect(s.record.split == split)
+                #expect(try IndexReader(path: index).sample(at: s.index).split == split)
                 #expect(s.members == ["bin": [UInt8(Int(String(s.key.description.dropFirst()))!)]])
             }
-            all += try (0..<ds.count).map { try ds.record(at: $0).key }
+            all += try (0..<ds.count).map { try ds.key(at: $0) }
             let error = try #require(caught { _ = try ds[count] })
             #expect(error as? IndexError == .indexOutOfRange(index: count, count: count, split: split))
             #expect(

@@ -1,0 +1,139 @@
+import Dispatch
+import ShardCore
+import ShardIO
+import ShardIndex
+import Synchronization
+
+/// The selection's bytes in RAM: one buffer per shard, freed with the dataset.
+final class Arenas: @unchecked Sendable {
+    let buffers: [UnsafeMutableRawBufferPointer]
+
+    init(_ buffers: [UnsafeMutableRawBufferPointer]) { self.buffers = buffers }
+
+    deinit { for b in buffers { b.deallocate() } }
+
+    /// The byte at `offset` of shard `shard`'s buffer.
+    @inline(__always)
+    func pointer(shard: Int, offset: Int64) -> UnsafeRawPointer {
+        UnsafeRawPointer(buffers[shard].baseAddress! + Int(offset))
+    }
+}
+
+/// Reads a table's selection into RAM for the `memory` strategy.
+enum Preload {
+    /// Reads fewer, larger pieces: members closer than this are read together with the gap.
+    static let gapLimit: Int64 = 64 << 10
+    /// The largest read into the staging buffer; a member larger than this is read directly.
+    static let window = 8 << 20
+
+    /// Reads every member of `table` into per-shard buffers, shards in parallel, and rewrites each
+    /// member's offset to its place in its shard's buffer.
+    ///
+    /// - Throws: ``ShardChangedError``; `IOError` naming the shard and offset when a read fails or
+    ///   a shard is shorter than the index says. Nothing stays allocated then.
+    /// - Complexity: one pass over the selected bytes, mostly in reads of up to 8 MiB.
+    static func load(_ table: LocationTable, from files: ShardFiles<ReadOnlyFile>) throws -> Arenas {
+        let shardCount = files.records.count
+        // Member numbers grouped by shard, each group in file order.
+        var bytes = [Int](repeating: 0, count: shardCount)
+        var starts = [Int](repeating: 0, count: shardCount + 1)
+        for (i, m) in table.members.enumerated() {
+            starts[Int(m.shard) + 1] += 1
+            bytes[Int(m.shard)] += Int(table.length(ofMember: i))
+        }
+        for s in 0..<shardCount { starts[s + 1] += starts[s] }
+        var order = [Int](repeating: 0, count: table.members.count)
+        var next = Array(starts.dropLast())
+        for (i, m) in table.members.enumerated() {
+            order[next[Int(m.shard)]] = i
+            next[Int(m.shard)] += 1
+        }
+        let lengths = table.members.indices.map { table.length(ofMember: $0) }
+        let offsets = table.members.map(\.offset)
+        for s in 0..<shardCount { order[starts[s]..<starts[s + 1]].sort { offsets[$0] < offsets[$1] } }
+
+        let buffers = bytes.map { UnsafeMutableRawBufferPointer.allocate(byteCount: max($0, 1), alignment: 64) }
+        let arenas = Arenas(buffers)
+        var newOffsets = [Int64](repeating: 0, count: table.members.count)
+        let failure = Mutex<(any Error)?>(nil)
+        try newOffsets.withUnsafeMutableBufferPointer { placed in
+            nonisolated(unsafe) let placed = placed
+            let run: @Sendable (Int) -> Void = { [order, starts, lengths, offsets] s in
+                guard starts[s] < starts[s + 1], failure.withLock({ $0 == nil }) else { return }
+                do {
+                    try loadShard(
+                        files, s, order[starts[s]..<starts[s + 1]], offsets, lengths, into: arenas.buffers[s],
+                        placed: placed)
+                } catch {
+                    failure.withLock { if $0 == nil { $0 = error } }
+                }
+            }
+            DispatchQueue.concurrentPerform(iterations: shardCount, execute: run)
+            if let error = failure.withLock({ $0 }) { throw error }
+        }
+        for i in table.members.indices { table.members[i].offset = newOffsets[i] }
+        return arenas
+    }
+
+    /// Reads shard `s`'s members (`members`, in file order) into `arena`, recording where each went.
+    private static func loadShard(
+        _ files: ShardFiles<ReadOnlyFile>, _ s: Int, _ members: ArraySlice<Int>, _ offsets: [Int64], _ lengths: [Int64],
+        into arena: UnsafeMutableRawBufferPointer, placed: UnsafeMutableBufferPointer<Int64>
+    ) throws {
+        let file = try files.file(s)
+        let record = files.records[s]
+        let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: window, alignment: 64)
+        defer { staging.deallocate() }
+        var at = 0
+        var i = members.startIndex
+        while i < members.endIndex {
+            let first = members[i]
+            let start = offsets[first]
+            if lengths[first] >= Int64(window) {
+                // A large member: straight into the arena.
+                let count = Int(lengths[first])
+                try readExactly(
+                    file, record, into: UnsafeMutableRawBufferPointer(rebasing: arena[at..<(at + count)]), at: start)
+                placed[first] = Int64(at)
+                at += count
+                i += 1
+                continue
+            }
+            // A window of nearby members: one read, then copies.
+            var j = i + 1
+            var end = start + lengths[first]
+            while j < members.endIndex {
+                let m = members[j]
+                let mEnd = offsets[m] + lengths[m]
+                guard offsets[m] - end <= gapLimit, mEnd - start <= Int64(window) else { break }
+                end = max(end, mEnd)
+                j += 1
+            }
+            let span = Int(end - start)
+            try readExactly(file, record, into: UnsafeMutableRawBufferPointer(rebasing: staging[0..<span]), at: start)
+            for k in i..<j {
+                let m = members[k]
+                let count = Int(lengths[m])
+                let from = Int(offsets[m] - start)
+                UnsafeMutableRawBufferPointer(rebasing: arena[at..<(at + count)]).copyMemory(
+                    from: UnsafeRawBufferPointer(rebasing: staging[from..<(from + count)]))
+                placed[m] = Int64(at)
+                at += count
+            }
+            i = j
+        }
+    }
+
+    private static func readExactly(
+        _ file: ReadOnlyFile, _ record: ShardRecord, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64
+    ) throws {
+        let n = try file.readAll(into: buffer, at: offset)
+        if n < buffer.count {
+            throw IOError(
+                "read", path: record.path, errno: 0,
+                detail:
+                    "the shard ends at byte \(offset + Int64(n)) but \(buffer.count) bytes are needed from offset \(offset); run `shardstore ingest` again"
+            )
+        }
+    }
+}

@@ -1,0 +1,121 @@
+import ShardCore
+import ShardIO
+import ShardIndex
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A shard opened for reading: a descriptor for `pread`, or a mapping.
+protocol OpenedShard: AnyObject, Sendable {
+    init(path: String) throws(IOError)
+    /// The file's status when it was opened.
+    var status: FileStatus { get }
+}
+
+extension ReadOnlyFile: OpenedShard {}
+extension MappedFile: OpenedShard {}
+
+/// Checks shards against the index: the size and modification time recorded at ingest.
+enum ShardCheck {
+    /// Throws ``ShardChangedError`` unless `status` matches `record`.
+    static func verify(_ status: FileStatus, _ record: ShardRecord, indexPath: String) throws(ShardChangedError) {
+        if status.size != record.size {
+            throw ShardChangedError(
+                path: record.path, detail: "size \(record.size) bytes at ingest, \(status.size) now",
+                indexPath: indexPath)
+        }
+        if status.modificationTimeNanoseconds != record.modificationTimeNanoseconds {
+            throw ShardChangedError(
+                path: record.path, detail: "modification time differs from the one recorded at ingest",
+                indexPath: indexPath)
+        }
+    }
+
+    /// Opens `record`'s file at `path` and checks it.
+    ///
+    /// - Throws: ``ShardChangedError`` when it is missing or differs; `IOError` otherwise.
+    static func open<F: OpenedShard>(_ type: F.Type, _ record: ShardRecord, at path: String, indexPath: String) throws
+        -> F
+    {
+        let file: F
+        do { file = try F(path: path) } catch {
+            if error.errno == ENOENT {
+                throw ShardChangedError(
+                    path: record.path, detail: "the file is missing", indexPath: indexPath, isMissing: true)
+            }
+            throw error
+        }
+        try verify(file.status, record, indexPath: indexPath)
+        return file
+    }
+
+    /// Checks `record`'s file at `path` with `stat(2)`, without opening it.
+    static func stat(_ record: ShardRecord, at path: String, indexPath: String) throws {
+        let status: FileStatus
+        do { status = try FileStatus.of(path) } catch {
+            if error.errno == ENOENT {
+                throw ShardChangedError(
+                    path: record.path, detail: "the file is missing", indexPath: indexPath, isMissing: true)
+            }
+            throw error
+        }
+        try verify(status, record, indexPath: indexPath)
+    }
+}
+
+/// The dataset's shards, opened as `F` and checked against the index.
+///
+/// When there are no more shards than `capacity`, every shard is opened at once and kept: a
+/// lookup is an array read, with no lock. Otherwise shards are opened on demand into a
+/// ``ShardFileCache`` of `capacity` entries, so at most that many descriptors or mappings are live;
+/// each is checked again when it is (re)opened.
+final class ShardFiles<F: OpenedShard>: Sendable {
+    let records: [ShardRecord]
+    let paths: [String]
+    let indexPath: String
+    private let opened: [F?]
+    private let cache: ShardFileCache<F>?
+
+    /// Opens (or, beyond `capacity`, only checks with `stat`) the shards whose `used` flag is set.
+    ///
+    /// - Throws: ``ShardChangedError`` for the first used shard that changed or vanished; `IOError`.
+    init(records: [ShardRecord], paths: [String], used: [Bool], capacity: Int, indexPath: String) throws {
+        self.records = records
+        self.paths = paths
+        self.indexPath = indexPath
+        let usedCount = used.lazy.filter { $0 }.count
+        if usedCount <= capacity {
+            opened = try records.indices.map { n in
+                guard used[n] else { return nil }
+                return try ShardCheck.open(F.self, records[n], at: paths[n], indexPath: indexPath)
+            }
+            cache = nil
+        } else {
+            for n in records.indices where used[n] {
+                try ShardCheck.stat(records[n], at: paths[n], indexPath: indexPath)
+            }
+            opened = []
+            cache = ShardFileCache<F>(capacity: capacity) { [records, paths] n in
+                try ShardCheck.open(F.self, records[Int(n)], at: paths[Int(n)], indexPath: indexPath)
+            }
+        }
+    }
+
+    /// Whether every shard is open (no cache).
+    var allOpen: Bool { cache == nil }
+
+    /// The shards kept open (every used shard without a cache; none with one).
+    var openNow: [F] { opened.compactMap { $0 } }
+
+    /// How many times the cache closed a shard to make room (0 without a cache).
+    var evictions: Int { cache?.evictions ?? 0 }
+
+    /// Shard number `n`, opened and checked.
+    @inline(__always)
+    func file(_ n: Int) throws -> F {
+        if let cache { return try cache.value(for: Int64(n)) }
+        if let file = opened[n] { return file }
+        return try ShardCheck.open(F.self, records[n], at: paths[n], indexPath: indexPath)
+    }
+}

@@ -1,0 +1,193 @@
+import Foundation
+import ShardTestSupport
+import Testing
+
+/// CRC-32 (IEEE, as zlib's crc32), written out here so the CLI's checksums are checked against an
+/// independent implementation.
+func referenceCRC32(_ bytes: [UInt8], _ crc: UInt32 = 0) -> UInt32 {
+    var c = ~crc
+    for b in bytes {
+        c ^= UInt32(b)
+        for _ in 0..<8 { c = c & 1 == 1 ? (c >> 1) ^ 0xEDB8_8320 : c >> 1 }
+    }
+    return ~c
+}
+
+@Suite("shardstore bench, cat, info --strategy")
+struct ReadCLITests {
+    @Test("the CRC-32 reference gives the standard check value")
+    func crcReference() {
+        #expect(referenceCRC32(Array("123456789".utf8)) == 0xCBF4_3926)
+        #expect(referenceCRC32(Array("6789".utf8), referenceCRC32(Array("12345".utf8))) == 0xCBF4_3926)
+    }
+
+    @Test("bench --indices: the chained crc32 of the listed samples, the same for every strategy and thread count")
+    func benchIndices() throws {
+        let w = try Workspace()
+        try w.ingestAll()
+        let samples = w.allSamples
+        let picks = [5, 0, 11, 5, 7, 2, 9, 9, 1]
+        var file: [UInt8] = []
+        for p in picks { withUnsafeBytes(of: Int64(p).littleEndian) { file += $0 } }
+        try Data(file).write(to: URL(fileURLWithPath: w.path + "/picks.bin"))
+        var crc: UInt32 = 0
+        var bytes = 0
+        for p in picks {
+            for m in samples[p].members {
+                crc = referenceCRC32(m.data, crc)
+                bytes += m.data.count
+            }
+        }
+        for strategy in ["auto", "memory", "mmap", "pread"] {
+            for threads in ["1", "3"] {
+                for lookup in ["table", "statements"] where !(strategy == "memory" && lookup == "statements") {
+                    let r = try expectRun(
+                        [
+                            "bench", "index.sqlite", "--indices", "picks.bin", "--strategy", strategy, "--threads",
+                            threads,
+                            "--lookup", lookup, "--json",
+                        ], in: w.path, stderr: "")
+                    let o = try jsonObject(r.stdoutText)
+                    #expect(int(o["checksum"]) == Int(crc), "\(strategy) \(threads) \(lookup)")
+                    #expect(int(o["bytes"]) == bytes)
+                    #expect(int(o["k"]) == picks.count)
+                    #expect(int(o["samples"]) == 12)
+                    #expect(o["mode"] as? String == "random")
+                    #expect(o["lookup"] as? String == lookup)
+                    if strategy != "auto" {
+                        #expect(o["strategy"] as? String == strategy)
+                        #expect(o["reason"] as? String == "requested")
+                    }
+                    for field in ["samples_per_s", "mb_per_s", "peak_rss_mb", "open_s", "run_s"] {
+                        #expect((o[field] as? NSNumber)?.doubleValue ?? -1 > 0, "\(field)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("bench --sequential covers every sample in order; --random is reproducible by seed")
+    func benchSequentialAndRandom() throws {
+        let w = try Workspace()
+        try w.ingestAll()
+        var crc: UInt32 = 0
+        for s in w.allSamples { for m in s.members { crc = referenceCRC32(m.data, crc) } }
+        for strategy in ["mmap", "pread", "memory"] {
+            let r = try expectRun(
+                ["bench", "index.sqlite", "--sequential", "--strategy", strategy, "--json"], in: w.path, stderr: "")
+            let o = try jsonObject(r.stdoutText)
+            #expect(int(o["checksum"]) == Int(crc))
+            #expect(int(o["k"]) == 12)
+            #expect(o["mode"] as? String == "sequential")
+        }
+        func checksum(_ extra: [String]) throws -> Int? {
+            try int(
+                jsonObject(try expectRun(["bench", "index.sqlite", "--json"] + extra, in: w.path).stdoutText)[
+                    "checksum"])
+        }
+        let a = try checksum(["--random", "40", "--seed", "3"])
+        #expect(a != nil)
+        #expect(try checksum(["--random", "40", "--seed", "3", "--threads", "2", "--strategy", "pread"]) == a)
+        #expect(try checksum(["--random", "40", "--seed", "4"]) != a)
+    }
+
+    @Test("bench: text output, and errors for bad arguments and files")
+    func benchErrors() throws {
+        let w = try Workspace()
+        try w.ingestAll()
+        let text = try expectRun(
+            ["bench", "index.sqlite", "--random", "5", "--strategy", "pread"], in: w.path, stderr: "")
+        let out = lines(text.stdoutText)
+        #expect(out.count == 7)
+        #expect(out.first == "strategy   pread (requested)")
+        #expect(out[2].hasPrefix("opened in  "))
+        #expect(out[3].hasPrefix("read       5 samples ("))
+        #expect(out[3].hasSuffix(" s with 1 thread"))
+        #expect(out.last?.hasPrefix("checksum   ") == true)
+        let usage = try expectRun(["bench", "index.sqlite"], in: w.path, status: 64)
+        #expect(
+            usage.stderrText.hasPrefix(
+                "Error: Please give exactly one of --random K, --indices FILE or --sequential.\n"))
+        let both = try expectRun(["bench", "index.sqlite", "--random", "3", "--sequential"], in: w.path, status: 64)
+        #expect(
+            both.stderrText.hasPrefix("Error: Please give exactly one of --random K, --indices FILE or --sequential.\n")
+        )
+
+        try Data([1, 0, 0, 0, 0, 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0]).write(to: URL(fileURLWithPath: w.path + "/bad.bin"))
+        try expectFailure(
+            ["bench", "index.sqlite", "--indices", "bad.bin"], in: w.path,
+            message:
+                "bad.bin: entry 1 is 12, outside the dataset's 0 to 11; write the file for this dataset (peers.py indices --data ...)"
+        )
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: w.path + "/short.bin"))
+        try expectFailure(
+            ["bench", "index.sqlite", "--indices", "short.bin"], in: w.path,
+            message: "short.bin is 3 bytes, not a whole number of 8-byte little-endian int64 positions")
+        try expectFailure(
+            ["bench", "index.sqlite", "--random", "3", "--memory-limit", "2X"], in: w.path,
+            message:
+                "'2X' is not a memory size: unknown unit 'X'; use a byte count or a number with K, M, G or T (such as 512M, 2G or 1.5GiB)"
+        )
+        try expectFailure(
+            ["bench", "index.sqlite", "--random", "3", "--ext", "png"], in: w.path,
+            message: "no member has extension '.png' (extensions: .jpg, .json)")
+    }
+
+    @Test("cat: members' bytes back to back in index order; --ext and --split select")
+    func cat() throws {
+        let w = try Workspace()
+        try w.ingestAll()
+        let all = w.allSamples
+        for strategy in ["memory", "mmap", "pread"] {
+            let r = try expectRun(["cat", "index.sqlite", "--strategy", strategy], in: w.path, stderr: "")
+            #expect(r.stdout == all.flatMap { $0.members.flatMap(\.data) }, "\(strategy)")
+        }
+        let json = try expectRun(["cat", "index.sqlite", "--ext", ".JSON"], in: w.path, stderr: "")
+        #expect(json.stdout == all.flatMap { $0.members[1].data })
+        try expectRun(["split", "index.sqlite", "assign", "val", "--shards", "shard-000002.tar"], in: w.path)
+        let val = try expectRun(["cat", "index.sqlite", "--split", "val", "--ext", "jpg", "--verbose"], in: w.path)
+        #expect(val.stdout == w.shards[2].samples.flatMap { $0.members[0].data })
+        let err = lines(val.stderrText)
+        #expect(err.count == 2)
+        #expect(err.first?.hasPrefix("strategy: memory: the selection needs ") == true)
+        #expect(err.last?.hasPrefix("wrote ") == true)
+        try expectFailure(
+            ["cat", "index.sqlite", "--split", "test"], in: w.path, message: "no split named 'test' (splits: val)")
+    }
+
+    @Test("info --strategy: the choice, its reason and figures; a memory limit changes it")
+    func infoStrategy() throws {
+        let w = try Workspace()
+        try w.ingestAll()
+        let bytes = w.allSamples.reduce(0) { $0 + $1.members.reduce(0) { $0 + $1.data.count } }
+        let big = try expectRun(["info", "index.sqlite", "--strategy", "--memory-limit", "1G"], in: w.path, stderr: "")
+        let out = lines(big.stdoutText)
+        #expect(out.count == 5)
+        #expect(out[0] == "strategy   memory")
+        #expect(out[1].hasPrefix("reason     memory: the selection needs "))
+        #expect(out[1].hasSuffix(" and --memory-limit allows 1.1 GB; it fits in half"))
+        #expect(out[2].hasPrefix("lookup     in-memory location table ("))
+        #expect(out[3] == "selection  12 samples, \(decimalBytes(bytes))")
+        #expect(out[4] == "memory     1.07 GB available (--memory-limit)")
+
+        let tiny = try expectRun(["info", "index.sqlite", "--strategy", "--json"], in: w.path, stderr: "")
+        #expect(try jsonObject(tiny.stdoutText)["strategy"] as? String == "memory")
+        let env = try runProcess(
+            "/usr/bin/env",
+            ["SHARDSTORE_MEMORY_LIMIT=1K", CLI.executable.get(), "info", "index.sqlite", "--strategy", "--json"],
+            currentDirectory: w.path)
+        #expect(env.status == 0)
+        let o = try jsonObject(env.stdoutText)
+        #expect(o["strategy"] as? String == "pread")
+        #expect(o["lookup"] as? String == "statements")
+        #expect(int(o["available_bytes"]) == 1024)
+        #expect(o["available_source"] as? String == "SHARDSTORE_MEMORY_LIMIT")
+        #expect(
+            (o["reason"] as? String)?.hasSuffix(
+                "SHARDSTORE_MEMORY_LIMIT allows only 1.0 kB, under the 64 MiB floor for mmap") == true)
+        #expect(int(o["selection_bytes"]) == bytes)
+
+        let misuse = try expectRun(["info", "index.sqlite", "--split", "val"], in: w.path, status: 64)
+        #expect(misuse.stderrText.hasPrefix("Error: --split, --ext and --memory-limit go with --strategy.\n"))
+    }
+}
