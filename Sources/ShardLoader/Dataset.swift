@@ -378,8 +378,24 @@ public final class Dataset: Sendable {
                 bytes: Array(table.keyBytes[Int(table.keyStarts[position])..<Int(table.keyStarts[position + 1])]))
         }
         return try pool.with { reader in
-            try SampleKey(
-                bytes: Self.queryMembers(reader.database, position: position, splitID: splitID, extensions: [""]).key)
+            let st: Statement
+            if let splitID {
+                st = try reader.database.cachedStatement(
+                    "SELECT s.key FROM split_members sm JOIN samples s ON s.id = sm.sample_id WHERE sm.split_id = ? AND sm.position = ?"
+                )
+                try st.bind(splitID, at: 1)
+                try st.bind(Int64(position), at: 2)
+            } else {
+                st = try reader.database.cachedStatement("SELECT key FROM samples WHERE id = ?")
+                try st.bind(Int64(position), at: 1)
+            }
+            defer { st.reset() }
+            guard try st.step() else {
+                throw IndexError.invalidArgument(
+                    "the index has no sample at position \(position) although it counted more; was it changed while being read?"
+                )
+            }
+            return SampleKey(bytes: st.textBytes(at: 0))
         }
     }
 
