@@ -289,6 +289,24 @@ public enum MemoryProbe {
         return b.limit - (b.usage ?? 0) < a.limit - (a.usage ?? 0) ? b : a
     }
 
+    /// This process's peak resident set size in bytes: `VmHWM` from `/proc/self/status`, the
+    /// high-water mark of this program's memory; nil when it cannot be read. (`ru_maxrss` is no
+    /// substitute: Linux carries it across `execve`, so a process started from a large parent
+    /// reports the parent's size.)
+    ///
+    /// ```swift
+    /// let peak = MemoryProbe.peakResidentBytes()  // 32_505_856
+    /// ```
+    ///
+    /// - Complexity: one small file read.
+    public static func peakResidentBytes() -> Int64? {
+        guard let status = readText("/proc/self/status") else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return Int64(String(line.dropFirst(6).filter(\.isNumber))).map { $0 * 1024 }
+        }
+        return nil
+    }
+
     /// The whole of a small file (up to 1 MiB) as text, or nil when it cannot be read.
     static func readText(_ path: String) -> String? {
         let fd = path.withCString { open($0, O_RDONLY | O_CLOEXEC) }

@@ -550,7 +550,7 @@ public final class Dataset: Sendable {
             while i < rows.count, Int(rows[i].shard) == shard {
                 let offset = Int(rows[i].offset)
                 guard offset <= map.count, lengths[i] <= map.count - offset else {
-                    throw Self.beyondEnd(
+                    throw ShardCheck.shortRead(
                         files.records[shard], size: Int64(map.count), offset: rows[i].offset, lengths[i])
                 }
                 slots[i] = map.baseAddress.map { $0 + offset }
@@ -609,16 +609,8 @@ public final class Dataset: Sendable {
         let file = try files.file(shard)
         let n = try file.readAll(into: buffer, at: offset)
         if n < buffer.count {
-            throw Self.beyondEnd(files.records[shard], size: offset + Int64(n), offset: offset, buffer.count)
+            throw ShardCheck.shortRead(files.records[shard], size: offset + Int64(n), offset: offset, buffer.count)
         }
-    }
-
-    static func beyondEnd(_ shard: ShardRecord, size: Int64, offset: Int64, _ count: Int) -> IOError {
-        IOError(
-            "read", path: shard.path, errno: 0,
-            detail:
-                "the shard ends at byte \(size) but \(count) bytes are needed from offset \(offset); it was truncated after the dataset was opened: run `shardstore ingest` again"
-        )
     }
 
     // MARK: SQL helpers

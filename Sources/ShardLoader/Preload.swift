@@ -129,11 +129,8 @@ enum Preload {
     ) throws {
         let n = try file.readAll(into: buffer, at: offset)
         if n < buffer.count {
-            throw IOError(
-                "read", path: record.path, errno: 0,
-                detail:
-                    "the shard ends at byte \(offset + Int64(n)) but \(buffer.count) bytes are needed from offset \(offset); run `shardstore ingest` again"
-            )
+            throw ShardCheck.shortRead(
+                record, size: offset + Int64(n), offset: offset, buffer.count, since: "it was checked")
         }
     }
 }

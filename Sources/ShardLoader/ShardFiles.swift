@@ -50,6 +50,17 @@ enum ShardCheck {
         return file
     }
 
+    /// The error for a shard that ends before a member it should hold: it shrank after `since`.
+    static func shortRead(
+        _ shard: ShardRecord, size: Int64, offset: Int64, _ count: Int, since: String = "the dataset was opened"
+    ) -> IOError {
+        IOError(
+            "read", path: shard.path, errno: 0,
+            detail:
+                "the shard ends at byte \(size) but \(count) bytes are needed from offset \(offset); it was truncated after \(since): run `shardstore ingest` again"
+        )
+    }
+
     /// Checks `record`'s file at `path` with `stat(2)`, without opening it.
     static func stat(_ record: ShardRecord, at path: String, indexPath: String) throws {
         let status: FileStatus

@@ -338,26 +338,10 @@ enum Checksummer {
     }
 }
 
-/// This process's peak resident set size in MiB: `VmHWM` from `/proc/self/status`, the high-water
-/// mark of this program's memory. `ru_maxrss` is the fallback only: Linux carries it across
-/// `execve`, so a process started from a large parent (a Python harness) would report the parent's
-/// size.
+/// This process's peak resident set size in MiB: `VmHWM` (see
+/// ``MemoryProbe/peakResidentBytes()``), or `ru_maxrss` where there is no `/proc`.
 func peakRSSMebibytes() -> Double {
-    var text: [UInt8] = []
-    let fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC)
-    if fd >= 0 {
-        defer { close(fd) }
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            text += chunk[..<n]
-        }
-    }
-    for line in String(decoding: text, as: UTF8.self).split(separator: "\n") where line.hasPrefix("VmHWM:") {
-        let digits = line.dropFirst(6).filter { $0.isNumber }
-        if let kib = Double(String(digits)) { return kib / 1024 }
-    }
+    if let bytes = MemoryProbe.peakResidentBytes() { return Double(bytes) / 1_048_576 }
     var usage = rusage()
     getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
     return Double(usage.ru_maxrss) / 1024
