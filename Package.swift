@@ -30,7 +30,7 @@ let package = Package(
         // SQLite connection, statements, migrations and the typed index API.
         .target(name: "ShardIndex", dependencies: ["ShardCore", "CShardSQLite"]),
         // stat -> compare with index -> scan -> write.
-        .target(name: "ShardIngest", dependencies: ["ShardCore", "ShardIO", "ShardIndex"]),
+        .target(name: "ShardIngest", dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardLoader"]),
         // Reading samples back: Dataset.
         .target(name: "ShardLoader", dependencies: ["ShardCore", "ShardIO", "ShardIndex"]),
         // The façade users import.

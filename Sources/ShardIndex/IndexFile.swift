@@ -10,6 +10,22 @@ public enum IndexFile {
     /// The schema version this build writes and reads.
     public static var currentSchemaVersion: Int { EmbeddedMigrations.all.last?.version ?? 0 }
 
+    /// The metadata entry holding the index's content id: a random hex id that every ingest which
+    /// changes samples or members writes anew. Files derived from the index (the loader's location
+    /// file) record the id they were built from, and are rebuilt when it differs.
+    public static let contentIDKey = "shardstore.content_id"
+
+    /// A new random content id: 32 hex digits.
+    public static func newContentID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let value = (generator.next() as UInt64, generator.next() as UInt64)
+        func hex(_ v: UInt64) -> String {
+            let digits = String(v, radix: 16)
+            return String(repeating: "0", count: 16 - digits.count) + digits
+        }
+        return hex(value.0) + hex(value.1)
+    }
+
     /// The migrator over the migrations embedded in this binary.
     public static var migrator: Migrator { Migrator(EmbeddedMigrations.all) }
 

@@ -2,6 +2,7 @@ import Dispatch
 import ShardCore
 import ShardIO
 import ShardIndex
+import ShardLoader
 import Synchronization
 
 #if canImport(Glibc)
@@ -95,6 +96,11 @@ public struct IngestReport: Sendable {
     public var waitingForScans = 0.0
     /// Partial index files left by killed ingests and removed now.
     public var removedPartials: [String] = []
+    /// The location file written or found up to date beside the index (see `LocationFile`).
+    public var locationFile: LocationFile.Written?
+    /// Why the location file could not be written (the index itself is complete; readers then
+    /// build their location table at open).
+    public var locationFileError: String?
 
     public init() {}
 }
@@ -144,6 +150,8 @@ public enum Ingest {
         }
         var report = IngestReport()
         report.removedPartials = IndexFile.removeStalePartials(for: indexPath)
+        // Temporary location files of killed processes go silently: they are only a cache.
+        IndexFile.removeStalePartials(for: LocationFile.path(forIndex: indexPath))
 
         // Stat every shard first: a missing or non-regular one fails before anything is written.
         struct Planned: Sendable {
@@ -277,6 +285,13 @@ public enum Ingest {
             }
             try writer.setMetadata(
                 IndexWriter.reservedMetadataPrefix + "version", json: JSON.quote(ShardStoreVersion.string))
+            // A new content id whenever samples or members may have changed, so files derived from
+            // the index (the location file) know they are out of date.
+            if creating || !toScan.isEmpty || !report.changed.isEmpty
+                || (try? LocationFile.contentID(of: db)) == nil
+            {
+                try writer.setMetadata(IndexFile.contentIDKey, json: JSON.quote(IndexFile.newContentID()))
+            }
             report.newSamples = grouper.created
             report.duplicatesDropped = grouper.dropped
             report.duplicatesReplaced = grouper.replaced
@@ -295,6 +310,14 @@ public enum Ingest {
             report.createdIndex = true
             phase("publish")
         }
+        // The location file beside the index (a derived cache: a failure here leaves the index
+        // complete, and readers build their table instead).
+        do {
+            report.locationFile = try LocationFile.ensure(index: indexPath)
+        } catch {
+            report.locationFileError = "\(error)"
+        }
+        phase("locations")
         report.phases = phases
         report.seconds = elapsed()
         return report

@@ -11,10 +11,13 @@ import Synchronization
 /// one split) and by key, and iteration that walks each shard front to back. Safe to share
 /// between threads: every method may be called concurrently.
 ///
-/// At open, the selection's member locations are resolved once into a compact table in memory
-/// (about 16 bytes a member plus the keys), so a lookup costs a few array reads and no SQL. When
-/// that table would not fit in half of the memory available, lookups go through cached prepared
-/// statements instead (``lookup`` says which).
+/// No SQL on the hot path (``lookup`` says which way is used, ``LookupMode`` chooses):
+/// - `memory` and `mmap` resolve the selection's member locations once, at open, into a compact
+///   table in memory (about 16 bytes a member plus the keys): a lookup is a few array reads;
+/// - `pread`, and `mmap` when that table would not fit in half of the available memory, read
+///   each sample's slot of the ``LocationFile`` beside the index (one `pread`), so memory stays
+///   flat however large the dataset is;
+/// - without a usable location file (a read-only folder), cached prepared statements.
 ///
 /// Member bytes come from the ``strategy``:
 /// - `memory`: the selection's bytes are read into RAM at open;
@@ -43,19 +46,27 @@ public final class Dataset: Sendable {
     public enum Lookup: Sendable, Equatable {
         /// The in-memory location table, of `bytes` bytes.
         case table(bytes: Int64)
-        /// Cached prepared statements on the index (the table would not fit in memory).
+        /// The location file beside the index (``LocationFile``), read with two `pread`s a sample:
+        /// no table in memory.
+        case file(path: String)
+        /// Cached prepared statements on the index.
         case statements
     }
 
-    /// Whether to build the in-memory location table.
-    public enum TableMode: Sendable, Equatable {
-        /// Build it when its estimated size fits in half of the available memory (or when the
-        /// available memory is unknown, or the `memory` strategy is used).
+    /// How to resolve positions.
+    public enum LookupMode: Sendable, Equatable {
+        /// The in-memory table when its estimated size fits in half of the available memory (or
+        /// the available memory is unknown) and the strategy is not `pread`; otherwise the location
+        /// file; statements when there is no usable location file (an index folder that cannot be
+        /// written, an index from before location files). The `memory` strategy always builds the table.
         case auto
-        /// Always build it.
-        case always
-        /// Never: resolve every lookup with SQL (not with the `memory` strategy, which needs it).
-        case never
+        /// Always build the in-memory table.
+        case table
+        /// Always use the location file (writing it when it is missing or out of date); opening
+        /// fails when it cannot be used. Not with the `memory` strategy, which needs the table.
+        case file
+        /// Resolve every lookup with SQL. Not with the `memory` strategy, which needs the table.
+        case statements
     }
 
     /// Settings beyond the split, extensions and strategy.
@@ -63,15 +74,15 @@ public final class Dataset: Sendable {
         /// The memory figures to decide with; nil reads them from the system
         /// (``MemoryProbe/read(root:environment:)``, which honours `SHARDSTORE_MEMORY_LIMIT`).
         public var memory: MemoryFigures?
-        /// Whether to build the in-memory location table.
-        public var table: TableMode
+        /// How to resolve positions.
+        public var lookup: LookupMode
         /// The most shards open (descriptors or mappings) at once; nil uses
         /// ``ShardFileCache/defaultCapacity()``.
         public var maxOpenShards: Int?
 
-        public init(memory: MemoryFigures? = nil, table: TableMode = .auto, maxOpenShards: Int? = nil) {
+        public init(memory: MemoryFigures? = nil, lookup: LookupMode = .auto, maxOpenShards: Int? = nil) {
             self.memory = memory
-            self.table = table
+            self.lookup = lookup
             self.maxOpenShards = maxOpenShards
         }
     }
@@ -99,6 +110,11 @@ public final class Dataset: Sendable {
     public var strategy: LoadingStrategy { choice.strategy }
 
     private let table: LocationTable?
+    private let locations: LocationFile?
+    /// With the location file in a split: the global index of each position.
+    private let splitIndexes: [UInt32]?
+    /// With the location file: whether each of its extension numbers is read.
+    private let selectedExtensions: [Bool]
     private let storage: Storage
     private let pool: ConnectionPool
     private let splitID: Int64?
@@ -142,6 +158,10 @@ public final class Dataset: Sendable {
         memory = plan.memory
         selectionBytes = plan.selectionBytes
         table = prepared.table
+        locations = prepared.locations
+        splitIndexes = prepared.splitIndexes
+        selectedExtensions =
+            prepared.locations?.extensionNames.map { name in plan.extensions.map { $0.contains(name) } ?? true } ?? []
         splitID = prepared.splitID
         let shards = prepared.shards
         self.shards = shards
@@ -207,6 +227,8 @@ public final class Dataset: Sendable {
         var plan: Plan
         var reader: IndexReader
         var table: LocationTable?
+        var locations: LocationFile?
+        var splitIndexes: [UInt32]?
         var splitID: Int64?
         var shards: [ShardRecord]
         var shardNumbers: [Int64: Int]
@@ -235,11 +257,19 @@ public final class Dataset: Sendable {
         let totalMembers = shards.reduce(0) { $0 + $1.memberCount }
         let expectedMembers = totalSamples == 0 ? 0 : Int(Int64(totalMembers) * Int64(count) / Int64(totalSamples))
         let estimate = LocationTable.estimatedBytes(samples: count, members: expectedMembers, isSplit: split != nil)
+        let mode = options.lookup
+        if strategy == .memory, mode == .file || mode == .statements {
+            throw IndexError.invalidArgument(
+                "the memory strategy needs the in-memory location table; use --lookup auto or table, or another strategy"
+            )
+        }
         let buildTable: Bool
-        switch options.table {
-        case .always: buildTable = true
-        case .never: buildTable = strategy == .memory
-        case .auto: buildTable = strategy == .memory || memory.available.map { estimate <= $0 / 2 } ?? true
+        switch mode {
+        case .table: buildTable = true
+        case .file, .statements: buildTable = false
+        case .auto:
+            buildTable =
+                strategy == .memory || (strategy != .pread && memory.available.map { estimate <= $0 / 2 } ?? true)
         }
         var table: LocationTable?
         var used = [Bool](repeating: true, count: shards.count)
@@ -261,23 +291,67 @@ public final class Dataset: Sendable {
                 table = nil
             }
         }
+        // Without a table: the location file, unless statements were asked for.
+        var locations: LocationFile?
+        var splitIndexes: [UInt32]?
+        if table == nil, mode == .auto || mode == .file {
+            do {
+                locations = try LocationFile.openOrWrite(indexPath: path, database: database, shards: shards)
+            } catch {
+                if mode == .file {
+                    throw IndexError.invalidArgument("the location file cannot be used: \(error.reason)")
+                }
+            }
+            if let locations {
+                try Self.checkExtensions(wanted, found: locations.extensionNames)
+                if let splitID { splitIndexes = try Self.splitIndexes(database, splitID: splitID, count: count) }
+            }
+        }
         let selectionBytes: Int64
         if let table {
             selectionBytes = table.selectionBytes
+        } else if let locations, splitID == nil {
+            selectionBytes = zip(locations.extensionNames, locations.extensionBytes).reduce(0) { sum, ext in
+                wanted.map { $0.contains(ext.0) } ?? true ? sum + ext.1 : sum
+            }
         } else {
             selectionBytes = try Self.sumLengths(database, splitID: splitID, extensions: wanted)
-            if let wanted { try Self.checkExtensions(wanted, database: database) }
+            if let wanted, locations == nil { try Self.checkExtensions(wanted, database: database) }
         }
         let choice = StrategyChoice.choose(
             requested: strategy, selectionBytes: selectionBytes, tableBytes: table?.byteCount ?? estimate,
             memory: memory, tableFits: table != nil)
+        let lookup: Lookup =
+            if let table { .table(bytes: table.byteCount) } else if let locations { .file(path: locations.path) } else {
+                .statements
+            }
         let plan = Plan(
-            count: count, extensions: wanted, choice: choice,
-            lookup: table.map { .table(bytes: $0.byteCount) } ?? .statements,
-            selectionBytes: selectionBytes, memory: memory)
+            count: count, extensions: wanted, choice: choice, lookup: lookup, selectionBytes: selectionBytes,
+            memory: memory)
         return Prepared(
-            plan: plan, reader: reader, table: table, splitID: splitID, shards: shards, shardNumbers: numbers,
-            used: used)
+            plan: plan, reader: reader, table: table, locations: locations, splitIndexes: splitIndexes,
+            splitID: splitID, shards: shards, shardNumbers: numbers, used: used)
+    }
+
+    /// The global index of each position of split `splitID`: 4 bytes a sample.
+    private static func splitIndexes(_ database: Database, splitID: Int64, count: Int) throws -> [UInt32] {
+        var out: [UInt32] = []
+        out.reserveCapacity(count)
+        let st = try database.prepare("SELECT sample_id FROM split_members WHERE split_id = ? ORDER BY position")
+        try st.bind(splitID, at: 1)
+        while try st.step() {
+            let id = st.int64(at: 0)
+            guard id >= 0, id < Int64(UInt32.max) else {
+                throw IndexError.invalidArgument("the index has a split member with sample id \(id)")
+            }
+            out.append(UInt32(id))
+        }
+        guard out.count == count else {
+            throw IndexError.invalidArgument(
+                "the index changed while it was being read (\(out.count) samples in the split, not \(count)); open it again"
+            )
+        }
+        return out
     }
 
     /// `".JPG"` → `"jpg"`.
@@ -324,6 +398,7 @@ public final class Dataset: Sendable {
             throw IndexError.indexOutOfRange(index: position, count: count, split: split)
         }
         if let table { return try withTableSample(table, position, body) }
+        if let locations { return try withFileSample(locations, position, body) }
         return try withQueriedSample(position, body)
     }
 
@@ -377,6 +452,13 @@ public final class Dataset: Sendable {
             return SampleKey(
                 bytes: Array(table.keyBytes[Int(table.keyStarts[position])..<Int(table.keyStarts[position + 1])]))
         }
+        if let locations {
+            return try locations.withRecord(splitIndexes.map { Int($0[position]) } ?? position) { record in
+                let members = Int(UInt32(littleEndian: record.loadUnaligned(as: UInt32.self)))
+                return SampleKey(
+                    bytes: Array(record[(LocationFile.recordHeaderSize + members * LocationFile.memberSize)...]))
+            }
+        }
         return try pool.with { reader in
             let st: Statement
             if let splitID {
@@ -405,6 +487,7 @@ public final class Dataset: Sendable {
             throw IndexError.indexOutOfRange(index: position, count: count, split: split)
         }
         if let table { return table.globalIndexes.map { Int($0[position]) } ?? position }
+        if let splitIndexes { return Int(splitIndexes[position]) }
         guard let splitID else { return position }
         return try pool.with { reader in
             Int(
@@ -416,8 +499,10 @@ public final class Dataset: Sendable {
 
     /// Calls `body` with every sample, walking each shard front to back (shards in ingest order),
     /// which is the order that reads the disk sequentially. Without a split this is index order;
-    /// in a split, ``SampleView/position`` gives each sample's split position. With `mmap`, the
-    /// kernel is told to read ahead. Throw from `body` to stop early.
+    /// in a split, ``SampleView/position`` gives each sample's split position (split positions
+    /// follow the global order, so this is position order too, except for samples whose members
+    /// were merged from several shards). With `mmap`, the kernel is told to read ahead. Throw from
+    /// `body` to stop early.
     ///
     /// ```swift
     /// try dataset.forEachSample { view in
@@ -474,6 +559,54 @@ public final class Dataset: Sendable {
                             SampleView(
                                 position: position, index: index, keyBytes: key, rows: rows, pointers: pointers,
                                 lengths: sizes, names: table.extensionNames))
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: Location file path
+
+    private func withFileSample<R>(_ file: LocationFile, _ position: Int, _ body: (SampleView) throws -> R) throws -> R
+    {
+        let index = splitIndexes.map { Int($0[position]) } ?? position
+        return try file.withRecord(index) { record in
+            let count = Int(UInt32(littleEndian: record.loadUnaligned(as: UInt32.self)))
+            let keyStart = LocationFile.recordHeaderSize + count * LocationFile.memberSize
+            let key = UnsafeRawBufferPointer(rebasing: record[keyStart...])
+            return try withUnsafeTemporaryAllocation(of: PackedMember.self, capacity: max(count, 1)) { rows in
+                try withUnsafeTemporaryAllocation(of: Int.self, capacity: max(count, 1)) { lengths in
+                    var n = 0
+                    for i in 0..<count {
+                        let at = LocationFile.recordHeaderSize + i * LocationFile.memberSize
+                        let ext = Int(
+                            UInt32(littleEndian: record.loadUnaligned(fromByteOffset: at + 20, as: UInt32.self)))
+                        let shard = Int(
+                            UInt32(littleEndian: record.loadUnaligned(fromByteOffset: at + 16, as: UInt32.self)))
+                        let offset = Int64(littleEndian: record.loadUnaligned(fromByteOffset: at, as: Int64.self))
+                        let length = Int64(littleEndian: record.loadUnaligned(fromByteOffset: at + 8, as: Int64.self))
+                        guard ext < selectedExtensions.count, shard < shards.count, offset >= 0,
+                            offset <= PackedMember.maxOffset, length >= 0
+                        else {
+                            throw IOError(
+                                "read", path: file.path, errno: 0,
+                                detail:
+                                    "the location file is damaged (sample \(index), member \(i)); delete it, and it is written again at the next open"
+                            )
+                        }
+                        guard selectedExtensions[ext] else { continue }
+                        rows.initializeElement(
+                            at: n, to: PackedMember(offset: offset, ext: ext, length: 0, shard: shard))
+                        lengths.initializeElement(at: n, to: Int(length))
+                        n += 1
+                    }
+                    let sizes = UnsafeBufferPointer(rebasing: lengths[0..<n])
+                    let members = UnsafeBufferPointer(rebasing: rows[0..<n])
+                    return try withBytes(members, sizes) { pointers in
+                        try body(
+                            SampleView(
+                                position: position, index: index, keyBytes: key, rows: members, pointers: pointers,
+                                lengths: sizes, names: file.extensionNames))
                     }
                 }
             }

@@ -171,12 +171,21 @@ struct IngestCommand: ParsableCommand {
         for p in r.removedPartials {
             Terminal.stderrLine("note: removed '\(p)', an unfinished index left by an interrupted ingest")
         }
+        if let e = r.locationFileError {
+            Terminal.stderrLine(
+                "warning: the location file was not written (\(e)); the index is complete, and datasets write it at open or do without it"
+            )
+        }
     }
 
     static func json(_ r: IngestReport, index: String) -> String {
         var o = JSONObject()
         o.add("index", string: index)
         o.add("created", bool: r.createdIndex)
+        if let f = r.locationFile {
+            o.add("location_file", string: f.path)
+            o.add("location_file_bytes", int: f.bytes)
+        }
         o.add("shards_added", JSONObject.array(r.added.map(JSON.quote)))
         o.add("shards_changed", JSONObject.array(r.changed.map(JSON.quote)))
         o.add("shards_unchanged", JSONObject.array(r.unchanged.map(JSON.quote)))

@@ -35,7 +35,7 @@ struct ReadOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "How positions are resolved: auto, table (an in-memory location table built at open) or statements (SQLite lookups, the least memory).",
+            "How positions are resolved: auto, table (an in-memory location table built at open), file (the location file beside the index, read with pread: the least memory) or statements (SQLite lookups).",
             valueName: "lookup"))
     var lookup: LookupChoice = .auto
 
@@ -44,7 +44,7 @@ struct ReadOptions: ParsableArguments {
 
     /// The dataset options: `--memory-limit` overrides the system's figures and the environment.
     func datasetOptions() throws -> Dataset.Options {
-        var options = Dataset.Options(table: lookup.mode)
+        var options = Dataset.Options(lookup: lookup.mode)
         if let memoryLimit {
             var figures = try MemoryProbe.read()
             figures.override = try MemoryProbe.parseSize(memoryLimit)
@@ -63,13 +63,14 @@ struct ReadOptions: ParsableArguments {
 
 /// `--lookup`.
 enum LookupChoice: String, ExpressibleByArgument, CaseIterable {
-    case auto, table, statements
+    case auto, table, file, statements
 
-    var mode: Dataset.TableMode {
+    var mode: Dataset.LookupMode {
         switch self {
         case .auto: return .auto
-        case .table: return .always
-        case .statements: return .never
+        case .table: return .table
+        case .file: return .file
+        case .statements: return .statements
         }
     }
 }
@@ -83,6 +84,9 @@ extension JSONObject {
         case .table(let bytes):
             add("lookup", string: "table")
             add("table_bytes", int: bytes)
+        case .file(let path):
+            add("lookup", string: "file")
+            add("location_file", string: path)
         case .statements: add("lookup", string: "statements")
         }
     }
@@ -92,7 +96,8 @@ extension JSONObject {
 func describe(_ lookup: Dataset.Lookup) -> String {
     switch lookup {
     case .table(let bytes): return "in-memory location table (\(Format.bytes(bytes)))"
-    case .statements: return "SQLite statements (the location table would not fit in memory)"
+    case .file(let path): return "location file '\(path)' (read with pread; no table in memory)"
+    case .statements: return "SQLite statements"
     }
 }
 

@@ -257,6 +257,12 @@ func summaryPattern(
 }
 
 /// The version the binary reports (`shardstore --version`).
+/// The JSON text of the index's `shardstore.content_id` (random at each ingest that changes it).
+func contentID(of index: String, in directory: String) throws -> String {
+    let result = try CLI.run(["meta", index, "get", "shardstore.content_id"], in: directory)
+    return result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
 func shardstoreVersion() throws -> String {
     let result = try CLI.run(["--version"], in: "/")
     return result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -9,6 +9,7 @@ struct QueryCLITests {
         let w = try Workspace()
         try w.ingestAll()
         let version = try shardstoreVersion()
+        let id = try contentID(of: "index.sqlite", in: w.path)
         let samples = w.allSamples
         let jpgBytes = samples.reduce(0) { $0 + $1.members[0].data.count }
         let jsonBytes = samples.reduce(0) { $0 + $1.members[1].data.count }
@@ -26,6 +27,7 @@ struct QueryCLITests {
                 splits
                   (none)                 12 samples
                 metadata
+                  shardstore.content_id = \(id)
                   shardstore.version = "\(version)"
 
                 """, stderr: "")

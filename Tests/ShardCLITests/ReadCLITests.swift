@@ -179,7 +179,8 @@ struct ReadCLITests {
         #expect(env.status == 0)
         let o = try jsonObject(env.stdoutText)
         #expect(o["strategy"] as? String == "pread")
-        #expect(o["lookup"] as? String == "statements")
+        #expect(o["lookup"] as? String == "file")
+        #expect(o["location_file"] as? String == "index.sqlite-locations")
         #expect(int(o["available_bytes"]) == 1024)
         #expect(o["available_source"] as? String == "SHARDSTORE_MEMORY_LIMIT")
         #expect(

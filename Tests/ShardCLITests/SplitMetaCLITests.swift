@@ -256,6 +256,7 @@ struct MetaCLITests {
                 license\t"CC-BY-4.0"
                 name\t"with \\"quotes\\" and \\\\"
                 quoted\t"hi"
+                shardstore.content_id\t\(try contentID(of: "index.sqlite", in: w.path))
                 shardstore.version\t"\(version)"
                 text\t"42"
 

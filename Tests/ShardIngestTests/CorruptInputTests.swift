@@ -224,9 +224,11 @@ struct CorruptInputTests {
         let stale = dir.path + "/.index.sqlite.partial-\(pid)"
         try writeBytes([1, 2, 3], to: stale)
         try writeBytes([4], to: stale + "-journal")
+        let staleLocations = dir.path + "/.index.sqlite-locations.partial-\(pid)"
+        try writeBytes([5], to: staleLocations)
         let report = try Ingest.run(index: dir.path + "/index.sqlite", shards: [dir.path + "/good.tar"])
         #expect(report.removedPartials == [stale])
-        #expect(try listing(dir.path) == ["good.tar", "index.sqlite"])
+        #expect(try listing(dir.path) == ["good.tar", "index.sqlite", "index.sqlite-locations"])
     }
 
     /// The hint in the compressed-shard message must be a command that works as written.

@@ -88,6 +88,15 @@ func concurrentMismatches(_ dataset: Dataset, _ expected: [ExpectedSample], thre
 @Suite("Dataset: memory, mmap and pread strategies")
 struct DatasetStrategyTests {
     static let strategies: [LoadingStrategy] = [.memory, .mmap, .pread]
+    static let lookups: [Dataset.LookupMode] = [.table, .file, .statements]
+
+    static func mode(of lookup: Dataset.Lookup) -> Dataset.LookupMode {
+        switch lookup {
+        case .table: .table
+        case .file: .file
+        case .statements: .statements
+        }
+    }
 
     @Test(
         "every strategy and lookup returns the same bytes for every member, from 4 threads at once",
@@ -98,17 +107,17 @@ struct DatasetStrategyTests {
             let expected = try f.expected(split: split, exts: exts)
             #expect(expected.count > 0 && expected.count <= 84)
             for strategy in Self.strategies {
-                for table in [Dataset.TableMode.always, .never] where !(strategy == .memory && table == .never) {
+                for lookup in Self.lookups where strategy != .memory || lookup == .table {
                     let ds = try Dataset(
                         index: f.index, split: split, extensions: exts, strategy: strategy,
-                        options: Dataset.Options(table: table))
+                        options: Dataset.Options(lookup: lookup))
                     #expect(ds.strategy == strategy)
                     #expect(ds.choice.reason == "requested")
                     #expect(ds.count == expected.count)
-                    if table == .always { #expect(ds.lookup != .statements) } else { #expect(ds.lookup == .statements) }
+                    #expect(Self.mode(of: ds.lookup) == lookup)
                     let problems = concurrentMismatches(ds, expected)
                     #expect(
-                        problems.isEmpty, "\(strategy) \(table) split \(split ?? "-") exts \(exts ?? []): \(problems)")
+                        problems.isEmpty, "\(strategy) \(lookup) split \(split ?? "-") exts \(exts ?? []): \(problems)")
                 }
             }
         }
@@ -117,8 +126,8 @@ struct DatasetStrategyTests {
     @Test("members come in archive order; keys resolve to positions in the dataset or split")
     func orderAndKeys() throws {
         let f = try StrategyFixture()
-        for table in [Dataset.TableMode.always, .never] {
-            let all = try Dataset(index: f.index, strategy: .pread, options: Dataset.Options(table: table))
+        for lookup in Self.lookups {
+            let all = try Dataset(index: f.index, strategy: .pread, options: Dataset.Options(lookup: lookup))
             #expect(try all[0].extensions == ["jpg", "cls", "json"])
             #expect(try all[2].extensions == ["jpg", "cls"])
             #expect(try all.position(forKey: SampleKey("k10")) == 10)
@@ -126,7 +135,7 @@ struct DatasetStrategyTests {
             let unknown = try #require(caught { _ = try all.position(forKey: SampleKey("nope")) })
             #expect(unknown as? IndexError == .unknownKey(SampleKey("nope")))
 
-            let val = try Dataset(index: f.index, split: "val", options: Dataset.Options(table: table))
+            let val = try Dataset(index: f.index, split: "val", options: Dataset.Options(lookup: lookup))
             let expected = try f.expected(split: "val", exts: nil)
             for (p, e) in expected.enumerated() {
                 #expect(try val.position(forKey: e.key) == p)
@@ -223,7 +232,7 @@ struct DatasetStrategyTests {
 
         let tiny = try Dataset(index: f.index, options: Dataset.Options(memory: MemoryFigures(override: 100)))
         #expect(tiny.strategy == .pread)
-        #expect(tiny.lookup == .statements)
+        #expect(tiny.lookup == .file(path: f.index + "-locations"))
         #expect(tiny.choice.reason.hasPrefix("pread: the location table alone would need "))
         #expect(try tiny[0] == big[0])
 
@@ -235,16 +244,16 @@ struct DatasetStrategyTests {
     @Test("unknown extensions and positions are refused with what exists")
     func badSelections() throws {
         let f = try StrategyFixture(shards: 2, perShard: 3)
-        for table in [Dataset.TableMode.always, .never] {
+        for lookup in Self.lookups {
             let error = try #require(
                 caught {
                     _ = try Dataset(
-                        index: f.index, extensions: ["JPEG", ".cls"], options: Dataset.Options(table: table))
+                        index: f.index, extensions: ["JPEG", ".cls"], options: Dataset.Options(lookup: lookup))
                 })
             #expect(
                 String(describing: error)
                     == "no member has extension '.jpeg' (extensions: .cls, .jpg, .json)")
-            let ds = try Dataset(index: f.index, extensions: [".CLS"], options: Dataset.Options(table: table))
+            let ds = try Dataset(index: f.index, extensions: [".CLS"], options: Dataset.Options(lookup: lookup))
             #expect(ds.extensions == ["cls"])
             #expect(try ds[5].members == ["cls": Array("5".utf8)])
             let out = try #require(caught { _ = try ds.withSample(at: 6) { _ in 0 } })

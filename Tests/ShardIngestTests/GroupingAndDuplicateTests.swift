@@ -146,7 +146,7 @@ struct DuplicatePolicyTests {
                 == "duplicate member 'x.jpg': first at 'a.tar' offset 0, again at 'b.tar' offset 1024; choose what to do with --on-duplicate first|last|keep"
         )
         #expect(try readBytes(f.index) == before)
-        #expect(try listing(f.dir.path) == ["a.tar", "b.tar", "index.sqlite"])
+        #expect(try listing(f.dir.path) == ["a.tar", "b.tar", "index.sqlite", "index.sqlite-locations"])
     }
 
     @Test("x.JPG next to x.jpg in one shard is a duplicate")

@@ -229,7 +229,7 @@ struct IncrementalEqualsFreshTests {
                 == "shard 's0.tar': truncated tar header at offset 1536 (file ends at 1600); re-fetch the shard or leave it out of the ingest"
         )
         #expect(try readBytes(index) == before)
-        #expect(try listing(dir.path) == ["index.sqlite", "s0.tar"])
+        #expect(try listing(dir.path) == ["index.sqlite", "index.sqlite-locations", "s0.tar"])
         let read = try #require(caught { _ = try Dataset(index: index)[0] })
         #expect(read is ShardChangedError)
     }

@@ -202,6 +202,6 @@ struct FutureSchemaTests {
         let meta = try #require(caught { try MetadataEditor.set(index: index, key: "k", value: "1") })
         #expect(String(describing: meta) == message)
         #expect(try readBytes(index) == before)
-        #expect(try listing(dir.path) == ["index.sqlite", "s.tar", "t.tar"])
+        #expect(try listing(dir.path) == ["index.sqlite", "index.sqlite-locations", "s.tar", "t.tar"])
     }
 }

@@ -200,12 +200,17 @@ struct MetadataTests {
         #expect(try reader.metadata("license") == "\"CC-BY 4.0\"")
         #expect(try reader.metadata("s") == "\"42\"")
         let all = try reader.metadata()
-        #expect(all.map(\.key) == ["card", "license", "n", "quote", "s", "shardstore.version", "t"])
+        #expect(
+            all.map(\.key) == [
+                "card", "license", "n", "quote", "s", "shardstore.content_id", "shardstore.version", "t",
+            ])
         #expect(
             all.map(\.value) == [
                 "{\"a\":[1,2],\"b\":null}", "\"CC-BY 4.0\"", "[\"replaced\"]", "\"say \\\"hi\\\"\\n\"", "\"42\"",
-                JSON.quote(ShardStoreVersion.string), "\"true\"",
+                try reader.metadata("shardstore.content_id"), JSON.quote(ShardStoreVersion.string), "\"true\"",
             ])
+        let id = try reader.metadata("shardstore.content_id")
+        #expect(id.count == 34 && id.hasPrefix("\"") && id.dropFirst().dropLast().allSatisfy(\.isHexDigit), "\(id)")
     }
 
     @Test("the reserved shardstore. prefix and the empty key are refused; the index is unchanged")
@@ -234,7 +239,7 @@ struct MetadataTests {
         let index = try makeIndex(dir.path)
         try MetadataEditor.set(index: index, key: "k", value: "1")
         try MetadataEditor.delete(index: index, key: "k")
-        #expect(try IndexReader(path: index).metadata().map(\.key) == ["shardstore.version"])
+        #expect(try IndexReader(path: index).metadata().map(\.key) == ["shardstore.content_id", "shardstore.version"])
         let before = try readBytes(index)
         let error = try #require(caught { try MetadataEditor.delete(index: index, key: "k") })
         #expect(error as? IndexError == .unknownMetadataKey("k"))

@@ -1,0 +1,556 @@
+import ShardCore
+import ShardIO
+import ShardIndex
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The location file: every sample's key and member locations, written beside the index
+/// (`ds/index.sqlite` → `ds/index.sqlite-locations`), so that a dataset can resolve a position with
+/// two small reads of this file instead of holding a location table in memory. It is what keeps
+/// the `pread` strategy's memory flat however large the dataset is.
+///
+/// The file is a cache derived from the index, never the source of truth. `shardstore ingest`
+/// writes it after each change, and a dataset that finds it missing or out of date writes it again
+/// at open (or, when the index's folder is read-only, does without it). It is only used when it
+/// matches the index: the same content id (a random id each ingest that changes samples or members
+/// stores in the metadata entry `shardstore.content_id`), the same sample, member and shard counts,
+/// and the same shard ids.
+///
+/// Layout, little-endian:
+/// - a 128-byte header: magic `SHRDLOC1`, format version, header size, the content id (32 ASCII
+///   bytes), the sample, member, shard and extension counts, the slot size, where the slots, the
+///   overflow records and the tail start, and the file size;
+/// - one fixed-size slot per sample, in global index order, so that sample `i`'s slot is one read
+///   at `slotsStart + i * slotSize`. A record is the member count (UInt32), the key's length
+///   (UInt32), then per member (in archive order) the data offset (Int64), the length (Int64), the
+///   shard number (UInt32, its position among the shards ordered by id) and the extension number
+///   (UInt32), then the key's bytes. A record that fits its slot is stored there; a longer one goes
+///   to the overflow area, and its slot holds `UInt32.max`, 4 spare bytes, and the record's offset
+///   and length (UInt64 each). The slot size is chosen so that at least 99% of records fit;
+/// - the overflow records, back to back;
+/// - the tail: the shard ids (Int64 each), then per extension its total bytes (UInt64), the name's
+///   length (UInt32) and the name.
+///
+/// ```swift
+/// let written = try LocationFile.write(index: "ds/index.sqlite")
+/// print(written.path, written.bytes)
+/// ```
+public final class LocationFile: Sendable {
+    /// The file beside the index at `index`: the index's path with `-locations` appended.
+    public static func path(forIndex index: String) -> String { index + "-locations" }
+
+    /// The file's path.
+    public let path: String
+    /// The number of samples (the whole dataset).
+    public let sampleCount: Int
+    /// The number of members.
+    public let memberCount: Int
+    /// The extension names, by number.
+    public let extensionNames: [String]
+    /// The total member bytes of each extension, by number.
+    public let extensionBytes: [Int64]
+    /// The file's size.
+    public var byteCount: Int64 { file.byteCount }
+
+    private let file: ReadOnlyFile
+    private let slotSize: Int
+    private let slotsStart: Int64
+    private let overflowStart: Int64
+    private let tailStart: Int64
+
+    static let magic = Array("SHRDLOC1".utf8)
+    static let version: UInt32 = 1
+    static let headerSize = 128
+    static let contentIDSize = 32
+    static let recordHeaderSize = 8
+    static let memberSize = 24
+    /// The member count that marks a slot whose record is in the overflow area.
+    static let overflowMark = UInt32.max
+    /// Records longer than this always go to the overflow area.
+    static let maxSlotSize = 4096
+
+    /// Why the file cannot be used (it is then rebuilt, or the dataset does without it).
+    public struct Unusable: Error, Sendable, CustomStringConvertible {
+        public var reason: String
+        public var description: String { reason }
+    }
+
+    private init(
+        path: String, file: ReadOnlyFile, sampleCount: Int, memberCount: Int, extensionNames: [String],
+        extensionBytes: [Int64], slotSize: Int, slotsStart: Int64, overflowStart: Int64, tailStart: Int64
+    ) {
+        self.path = path
+        self.file = file
+        self.sampleCount = sampleCount
+        self.memberCount = memberCount
+        self.extensionNames = extensionNames
+        self.extensionBytes = extensionBytes
+        self.slotSize = slotSize
+        self.slotsStart = slotsStart
+        self.overflowStart = overflowStart
+        self.tailStart = tailStart
+    }
+
+    // MARK: Opening
+
+    /// The content id the index open as `database` records (nil for an index written before
+    /// location files existed). See `IndexFile.contentIDKey`.
+    ///
+    /// - Throws: `SQLiteError`.
+    public static func contentID(of database: Database) throws -> String? {
+        guard
+            let json = try database.scalarText(
+                "SELECT value FROM metadata WHERE key = ?", .text(IndexFile.contentIDKey))
+        else { return nil }
+        return json.count >= 2 && json.hasPrefix("\"") && json.hasSuffix("\"")
+            ? String(json.dropFirst().dropLast()) : json
+    }
+
+    /// Opens the location file of the index `database` reads (at `indexPath`), writing it first
+    /// when it is missing or does not match the index.
+    ///
+    /// - Throws: ``Unusable`` saying why there is no usable file (an index from before location
+    ///   files, a folder that cannot be written, ...).
+    static func openOrWrite(indexPath: String, database: Database, shards: [ShardRecord]) throws(Unusable)
+        -> LocationFile
+    {
+        let id: String?
+        let samples: Int
+        do {
+            id = try contentID(of: database)
+            samples = Int(try database.scalarInt("SELECT COUNT(*) FROM samples") ?? 0)
+        } catch {
+            throw Unusable(reason: "cannot read the index: \(error)")
+        }
+        guard let id else {
+            throw Unusable(
+                reason:
+                    "the index was written before location files existed; run `shardstore ingest` on it again (unchanged shards are not re-read) to add one"
+            )
+        }
+        let members = shards.reduce(0) { $0 + $1.memberCount }
+        let shardIDs = shards.map(\.id)
+        let path = Self.path(forIndex: indexPath)
+        if let file = try? open(path, contentID: id, samples: samples, members: members, shardIDs: shardIDs) {
+            return file
+        }
+        do {
+            try write(database: database, to: path, isCancelled: { false })
+        } catch {
+            throw Unusable(reason: "cannot write the location file: \(error)")
+        }
+        do {
+            return try open(path, contentID: id, samples: samples, members: members, shardIDs: shardIDs)
+        } catch {
+            throw Unusable(
+                reason:
+                    "the location file just written does not match the index (\(error.reason)); was the index changed meanwhile?"
+            )
+        }
+    }
+
+    /// Opens and checks the file at `path` against the index's figures.
+    static func open(_ path: String, contentID: String, samples: Int, members: Int, shardIDs: [Int64]) throws(Unusable)
+        -> LocationFile
+    {
+        let file: ReadOnlyFile
+        do { file = try ReadOnlyFile(path: path) } catch { throw Unusable(reason: error.description) }
+        func read(_ count: Int, at offset: Int64) throws(Unusable) -> [UInt8] {
+            guard let bytes = try? file.read(count: count, at: offset) else {
+                throw Unusable(reason: "'\(path)' is too short")
+            }
+            return bytes
+        }
+        let header = try read(headerSize, at: 0)
+        let h = ByteReader(header)
+        guard Array(header[0..<8]) == magic else { throw Unusable(reason: "'\(path)' is not a location file") }
+        guard h.u32(8) == version, h.u32(12) == UInt32(headerSize) else {
+            throw Unusable(reason: "'\(path)' has format version \(h.u32(8)), not \(version)")
+        }
+        let storedID = String(decoding: header[16..<(16 + contentIDSize)].prefix { $0 != 0 }, as: UTF8.self)
+        guard storedID == contentID else { throw Unusable(reason: "'\(path)' describes another version of the index") }
+        let (sampleCount, memberCount, shardCount, extCount) = (h.u64(48), h.u64(56), h.u64(64), h.u64(72))
+        let slotSize = Int(h.u64(80))
+        let slotsStart = Int64(bitPattern: h.u64(88))
+        let overflowStart = Int64(bitPattern: h.u64(96))
+        let tailStart = Int64(bitPattern: h.u64(104))
+        let fileSize = Int64(bitPattern: h.u64(112))
+        guard sampleCount == UInt64(samples), memberCount == UInt64(members), shardCount == UInt64(shardIDs.count),
+            extCount < 1 << 16, slotSize >= 24, slotSize <= maxSlotSize, slotsStart == Int64(headerSize),
+            overflowStart == slotsStart + Int64(slotSize) * Int64(samples), tailStart >= overflowStart,
+            fileSize >= tailStart, fileSize == file.byteCount
+        else { throw Unusable(reason: "'\(path)' does not match the index's counts") }
+        let tail = ByteReader(try read(Int(fileSize - tailStart), at: tailStart))
+        var at = 0
+        for expected in shardIDs {
+            guard at + 8 <= tail.count, Int64(bitPattern: tail.u64(at)) == expected else {
+                throw Unusable(reason: "'\(path)' lists other shards than the index")
+            }
+            at += 8
+        }
+        var names: [String] = []
+        var totals: [Int64] = []
+        for _ in 0..<Int(extCount) {
+            guard at + 12 <= tail.count else { throw Unusable(reason: "'\(path)' is damaged (extension list)") }
+            let total = Int64(bitPattern: tail.u64(at))
+            let length = Int(tail.u32(at + 8))
+            at += 12
+            guard at + length <= tail.count else { throw Unusable(reason: "'\(path)' is damaged (extension list)") }
+            names.append(String(decoding: tail.bytes[at..<(at + length)], as: UTF8.self))
+            totals.append(total)
+            at += length
+        }
+        return LocationFile(
+            path: path, file: file, sampleCount: samples, memberCount: members, extensionNames: names,
+            extensionBytes: totals, slotSize: slotSize, slotsStart: slotsStart, overflowStart: overflowStart,
+            tailStart: tailStart)
+    }
+
+    // MARK: Reading
+
+    /// Calls `body` with the record of the sample with global index `index` (see the layout above):
+    /// one `pread` of its slot, and a second one for a record in the overflow area.
+    ///
+    /// - Throws: `IOError` naming this file when a read fails or the record is damaged.
+    func withRecord<R>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        let at = slotsStart + Int64(index) * Int64(slotSize)
+        return try withUnsafeTemporaryAllocation(byteCount: slotSize, alignment: 8) { slot in
+            guard try file.readAll(into: slot, at: at) == slotSize else { throw damaged(at: at) }
+            let members = slot.loadUnaligned(as: UInt32.self).littleEndian
+            if members != Self.overflowMark {
+                let size = try recordSize(UnsafeRawBufferPointer(slot), at: at)
+                guard size <= slotSize else { throw damaged(at: at) }
+                return try body(UnsafeRawBufferPointer(rebasing: slot[0..<size]))
+            }
+            let start = Int64(bitPattern: slot.loadUnaligned(fromByteOffset: 8, as: UInt64.self).littleEndian)
+            let length = Int64(bitPattern: slot.loadUnaligned(fromByteOffset: 16, as: UInt64.self).littleEndian)
+            guard start >= overflowStart, length >= Int64(Self.recordHeaderSize), length <= tailStart - start else {
+                throw damaged(at: at)
+            }
+            let record = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(length), alignment: 8)
+            defer { record.deallocate() }
+            guard try file.readAll(into: record, at: start) == Int(length),
+                try recordSize(UnsafeRawBufferPointer(record), at: start) == Int(length)
+            else { throw damaged(at: start) }
+            return try body(UnsafeRawBufferPointer(record))
+        }
+    }
+
+    /// The size a record claims (header, members, key), checked against the buffer it is in.
+    private func recordSize(_ record: UnsafeRawBufferPointer, at offset: Int64) throws -> Int {
+        let members = Int(record.loadUnaligned(as: UInt32.self).littleEndian)
+        let keyLength = Int(record.loadUnaligned(fromByteOffset: 4, as: UInt32.self).littleEndian)
+        let size = Self.recordHeaderSize + members * Self.memberSize + keyLength
+        guard size <= record.count else { throw damaged(at: offset) }
+        return size
+    }
+
+    private func damaged(at offset: Int64) -> IOError {
+        IOError(
+            "read", path: path, errno: 0,
+            detail:
+                "the location file is damaged or changed while in use, at byte offset \(offset); delete it, and it is written again at the next open"
+        )
+    }
+
+    // MARK: Writing
+
+    /// What ``write(index:isCancelled:)`` wrote.
+    public struct Written: Sendable {
+        /// The location file's path.
+        public var path: String
+        /// Its size in bytes.
+        public var bytes: Int64
+    }
+
+    /// Makes sure the index at `index` has an up-to-date location file beside it: checks the one
+    /// there, and writes a new one when it is missing or out of date.
+    ///
+    /// ```swift
+    /// let file = try LocationFile.ensure(index: "ds/index.sqlite")
+    /// ```
+    ///
+    /// - Throws: what ``write(index:isCancelled:)`` throws; ``Unusable`` saying why no file could be
+    ///   written.
+    /// - Complexity: reading the header and tail when the file is current; otherwise one pass over
+    ///   the samples and members tables.
+    @discardableResult
+    public static func ensure(index: String) throws -> Written {
+        let reader = try IndexReader(path: index)
+        try reader.database.execute("PRAGMA cache_size = -256")
+        let file = try openOrWrite(indexPath: index, database: reader.database, shards: try reader.shards())
+        return Written(path: file.path, bytes: file.byteCount)
+    }
+
+    /// Writes the location file of the index at `index` (see ``LocationFile``), replacing any
+    /// older one. It is built under a temporary name beside the index and renamed into place, so a
+    /// reader sees the old file or the whole new one.
+    ///
+    /// ```swift
+    /// let written = try LocationFile.write(index: "ds/index.sqlite")
+    /// ```
+    ///
+    /// - Throws: `IndexError`, `SchemaError`, `SQLiteError` (reading the index); `IOError` naming
+    ///   the file (writing it); ``Unusable`` when the index has no content id (written before
+    ///   location files existed; ingest again to add one); `CancellationError`.
+    /// - Complexity: one pass over the samples and members tables; memory stays a few MiB.
+    @discardableResult
+    public static func write(index: String, isCancelled: () -> Bool = { false }) throws -> Written {
+        let reader = try IndexReader(path: index)
+        try reader.database.execute("PRAGMA cache_size = -256")
+        let path = Self.path(forIndex: index)
+        let bytes = try write(database: reader.database, to: path, isCancelled: isCancelled)
+        return Written(path: path, bytes: bytes)
+    }
+
+    /// Writes the file for the index open as `database` to `path` (through a temporary name).
+    /// Returns its size.
+    ///
+    /// Two passes over the samples and members: the first measures the records to choose the slot
+    /// size, the second writes them.
+    @discardableResult
+    static func write(database: Database, to path: String, isCancelled: () -> Bool) throws -> Int64 {
+        IndexFile.removeStalePartials(for: path)
+        let temporary = IndexFile.partialPath(for: path)
+        unlink(temporary)
+        let fd = temporary.withCString { Glibc.open($0, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
+        guard fd >= 0 else { throw IOError("create", path: temporary, errno: errno) }
+        var published = false
+        defer {
+            close(fd)
+            if !published { unlink(temporary) }
+        }
+        // One read transaction: the content id and every scan see the same version of the index.
+        try database.execute("BEGIN")
+        defer { try? database.execute("COMMIT") }
+        guard let id = try contentID(of: database) else {
+            throw Unusable(
+                reason:
+                    "the index was written before location files existed; run `shardstore ingest` on it again to add one"
+            )
+        }
+        let samples = Int(try database.scalarInt("SELECT COUNT(*) FROM samples") ?? 0)
+        var shardIDs: [Int64] = []
+        let shardRows = try database.prepare("SELECT id FROM shards ORDER BY id")
+        while try shardRows.step() { shardIDs.append(shardRows.int64(at: 0)) }
+        var scan = RecordScan(database: database, shardIDs: shardIDs, samples: samples)
+
+        // Pass 1: the smallest slot (a multiple of 8) that holds at least 99% of the records.
+        var sizes = [Int](repeating: 0, count: maxSlotSize / 8 + 1)
+        try scan.run(isCancelled) { _, record in
+            if record.size <= maxSlotSize { sizes[(record.size + 7) / 8] += 1 }
+        }
+        // When more than 1% of records exceed the largest slot, slots only point to records.
+        var slotSize = 24
+        var fitting = 0
+        for (bucket, n) in sizes.enumerated() {
+            fitting += n
+            if fitting * 100 >= samples * 99 {
+                slotSize = max(24, bucket * 8)
+                break
+            }
+        }
+
+        // Pass 2: the slots in order, longer records to the overflow area.
+        let slotsStart = Int64(headerSize)
+        let overflowStart = slotsStart + Int64(slotSize) * Int64(samples)
+        var slots = FileWriter(fd: fd, path: temporary, at: slotsStart, capacity: 1 << 20)
+        var overflow = FileWriter(fd: fd, path: temporary, at: overflowStart, capacity: 256 << 10)
+        let padding = [UInt8](repeating: 0, count: maxSlotSize)
+        try scan.run(isCancelled) { _, record in
+            if record.size <= slotSize {
+                try record.write(to: &slots)
+                try padding.withUnsafeBytes {
+                    try slots.append(bytes: UnsafeRawBufferPointer(rebasing: $0[0..<(slotSize - record.size)]))
+                }
+            } else {
+                try slots.append(overflowMark)
+                try slots.append(UInt32(0))
+                try slots.append(UInt64(overflow.position))
+                try slots.append(UInt64(record.size))
+                try padding.withUnsafeBytes {
+                    try slots.append(bytes: UnsafeRawBufferPointer(rebasing: $0[0..<(slotSize - 24)]))
+                }
+                try record.write(to: &overflow)
+            }
+        }
+        let tailStart = overflow.position
+        for s in shardIDs { try overflow.append(UInt64(bitPattern: s)) }
+        for n in scan.extensions {
+            try overflow.append(UInt64(bitPattern: n.total))
+            try overflow.append(UInt32(n.bytes.count))
+            try n.bytes.withUnsafeBytes { try overflow.append(bytes: $0) }
+        }
+        let fileSize = overflow.position
+        try slots.flush()
+        try overflow.flush()
+
+        var header = FileWriter(fd: fd, path: temporary, at: 0, capacity: headerSize)
+        try magic.withUnsafeBytes { try header.append(bytes: $0) }
+        try header.append(version)
+        try header.append(UInt32(headerSize))
+        var idBytes = Array(id.utf8.prefix(contentIDSize))
+        idBytes += [UInt8](repeating: 0, count: contentIDSize - idBytes.count)
+        try idBytes.withUnsafeBytes { try header.append(bytes: $0) }
+        for v in [
+            UInt64(samples), UInt64(scan.memberCount), UInt64(shardIDs.count), UInt64(scan.extensions.count),
+            UInt64(slotSize), UInt64(slotsStart), UInt64(overflowStart), UInt64(tailStart), UInt64(fileSize),
+        ] { try header.append(v) }
+        try padding.withUnsafeBytes {
+            try header.append(bytes: UnsafeRawBufferPointer(rebasing: $0[0..<(headerSize - 120)]))
+        }
+        try header.flush()
+        guard fsync(fd) == 0 else { throw IOError("sync", path: temporary, errno: errno) }
+        guard rename(temporary, path) == 0 else {
+            throw IOError("rename", path: temporary, errno: errno, detail: "to '\(path)'")
+        }
+        published = true
+        return fileSize
+    }
+}
+
+/// One sample's record while the location file is written.
+private struct Record {
+    var key: UnsafeBufferPointer<UInt8>
+    var members: [(shard: UInt32, offset: Int64, length: Int64, ext: UInt32)]
+    var size: Int { LocationFile.recordHeaderSize + members.count * LocationFile.memberSize + key.count }
+
+    func write(to out: inout FileWriter) throws {
+        try out.append(UInt32(members.count))
+        try out.append(UInt32(key.count))
+        for m in members {
+            try out.append(UInt64(bitPattern: m.offset))
+            try out.append(UInt64(bitPattern: m.length))
+            try out.append(m.shard)
+            try out.append(m.ext)
+        }
+        try out.append(bytes: UnsafeRawBufferPointer(key))
+    }
+}
+
+/// The samples with their members, in global index order: a merge of two sequential scans.
+private struct RecordScan {
+    let database: Database
+    let samples: Int
+    var shardNumber: [Int64: UInt32] = [:]
+    /// The extensions in order of first appearance, with their total bytes.
+    private(set) var extensions: [(bytes: [UInt8], total: Int64)] = []
+    private(set) var memberCount = 0
+
+    init(database: Database, shardIDs: [Int64], samples: Int) {
+        self.database = database
+        self.samples = samples
+        for (n, s) in shardIDs.enumerated() { shardNumber[s] = UInt32(n) }
+    }
+
+    /// Calls `body` with each sample's id and record (members in archive order). Extension
+    /// numbers and totals are counted afresh on each run.
+    mutating func run(_ isCancelled: () -> Bool, _ body: (Int64, Record) throws -> Void) throws {
+        extensions = []
+        memberCount = 0
+        let keys = try database.prepare("SELECT id, key FROM samples ORDER BY id")
+        let rows = try database.prepare(
+            "SELECT sample_id, ext, shard_id, data_offset, length FROM members ORDER BY sample_id")
+        var hasRow = try rows.step()
+        var expected: Int64 = 0
+        var record = Record(key: UnsafeBufferPointer(start: nil, count: 0), members: [])
+        while try keys.step() {
+            let id = keys.int64(at: 0)
+            guard id == expected else {
+                throw IndexError.invalidArgument(
+                    "the index's sample ids are not dense (\(id) after \(expected - 1)); run `shardstore ingest` on it again"
+                )
+            }
+            expected += 1
+            if id & 0xfff == 0, isCancelled() { throw CancellationError() }
+            record.members.removeAll(keepingCapacity: true)
+            while hasRow, rows.int64(at: 0) <= id {
+                if rows.int64(at: 0) == id {
+                    let ext: Int = rows.withTextBytes(at: 1) { text in
+                        if let n = extensions.firstIndex(where: { $0.bytes.elementsEqual(text) }) { return n }
+                        extensions.append((Array(text), 0))
+                        return extensions.count - 1
+                    }
+                    let shardRow = rows.int64(at: 2)
+                    guard let shard = shardNumber[shardRow] else {
+                        throw IndexError.invalidArgument(
+                            "the index lists a member in shard #\(shardRow), which it does not list")
+                    }
+                    let length = rows.int64(at: 4)
+                    extensions[ext].total += length
+                    record.members.append((shard, rows.int64(at: 3), length, UInt32(ext)))
+                }
+                hasRow = try rows.step()
+            }
+            record.members.sort { $0.shard != $1.shard ? $0.shard < $1.shard : $0.offset < $1.offset }
+            memberCount += record.members.count
+            try keys.withTextBytes(at: 1) { key in
+                record.key = key
+                try body(id, record)
+            }
+        }
+        guard expected == Int64(samples) else {
+            throw IndexError.invalidArgument("the index changed while its location file was written; open it again")
+        }
+    }
+}
+
+/// Buffered little-endian writes at increasing offsets of a file.
+private struct FileWriter {
+    let fd: Int32
+    let path: String
+    private(set) var position: Int64
+    private var flushed: Int64
+    private var buffer: [UInt8] = []
+    private let capacity: Int
+
+    init(fd: Int32, path: String, at offset: Int64, capacity: Int) {
+        self.fd = fd
+        self.path = path
+        position = offset
+        flushed = offset
+        self.capacity = capacity
+        buffer.reserveCapacity(capacity)
+    }
+
+    mutating func append<T: FixedWidthInteger>(_ value: T) throws {
+        try withUnsafeBytes(of: value.littleEndian) { try append(bytes: $0) }
+    }
+
+    mutating func append(bytes: UnsafeRawBufferPointer) throws {
+        if buffer.count + bytes.count > capacity { try flush() }
+        buffer.append(contentsOf: bytes)
+        position += Int64(bytes.count)
+    }
+
+    mutating func flush() throws {
+        var done = 0
+        try buffer.withUnsafeBytes { raw in
+            while done < raw.count {
+                let n = pwrite(fd, raw.baseAddress! + done, raw.count - done, off_t(flushed) + off_t(done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw IOError("write", path: path, errno: errno, detail: "at byte offset \(flushed + Int64(done))")
+                }
+                done += n
+            }
+        }
+        flushed += Int64(buffer.count)
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
+
+/// Little-endian reads from a byte array.
+private struct ByteReader {
+    let bytes: [UInt8]
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    var count: Int { bytes.count }
+    func u32(_ at: Int) -> UInt32 {
+        bytes.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
+    }
+    func u64(_ at: Int) -> UInt64 {
+        bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+    }
+}

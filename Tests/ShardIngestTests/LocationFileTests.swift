@@ -1,0 +1,185 @@
+import Foundation
+import ShardStore
+import ShardTestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@Suite("The location file beside the index")
+struct LocationFileTests {
+    /// Every member of every sample, read through `ds`, by position.
+    func contents(_ ds: Dataset) throws -> [[String: [UInt8]]] {
+        try (0..<ds.count).map { try ds[$0].members }
+    }
+
+    @Test("ingest writes it; pread reads through it by default; the records hold every member in archive order")
+    func writtenAtIngest() throws {
+        let f = try StrategyFixture(shards: 3, perShard: 5)
+        let path = f.index + "-locations"
+        #expect(FileManager.default.fileExists(atPath: path))
+        let pread = try Dataset(index: f.index, strategy: .pread)
+        #expect(pread.lookup == .file(path: path))
+        let table = try Dataset(index: f.index, strategy: .pread, options: Dataset.Options(lookup: .table))
+        #expect(try contents(pread) == contents(table))
+        for p in 0..<pread.count {
+            #expect(try pread.key(at: p) == table.key(at: p))
+            #expect(try pread[p].extensions == table[p].extensions)
+        }
+        // The split maps positions to global indexes; storage order is position order.
+        let val = try Dataset(index: f.index, split: "val", strategy: .pread)
+        #expect(val.lookup == .file(path: path))
+        #expect(val.storageOrder() == Array(0..<val.count))
+        let expected = try f.expected(split: "val", exts: nil)
+        #expect(try (0..<val.count).map { try val[$0].key } == expected.map(\.key))
+
+        // A second ingest of the same shards changes nothing and keeps the file.
+        let before = try readBytes(path)
+        let again = try Ingest.run(index: f.index, shards: (0..<3).map { f.directory.path + "/shard-\($0).tar" })
+        #expect(again.locationFile?.path == path)
+        #expect(again.locationFile?.bytes == Int64(before.count))
+        #expect(try readBytes(path) == before)
+    }
+
+    @Test("an ingest that adds samples replaces it; an old file put back is detected and written again at open")
+    func staleFile() throws {
+        let f = try StrategyFixture(shards: 2, perShard: 4)
+        let path = f.index + "-locations"
+        let old = try readBytes(path)
+        try writeShard(f.directory.path + "/extra.tar", [("x1.jpg", [9, 9]), ("x1.cls", Array("7".utf8))])
+        let report = try Ingest.run(
+            index: f.index,
+            shards: [
+                f.directory.path + "/shard-0.tar", f.directory.path + "/shard-1.tar",
+                f.directory.path + "/extra.tar",
+            ])
+        #expect(report.locationFile?.path == path)
+        let fresh = try readBytes(path)
+        #expect(fresh != old)
+
+        try writeBytes(old, to: path)
+        let ds = try Dataset(index: f.index, strategy: .pread)
+        #expect(ds.lookup == .file(path: path))
+        #expect(ds.count == 9)
+        #expect(try ds[8].members == ["jpg": [9, 9], "cls": Array("7".utf8)])
+        #expect(try readBytes(path) == fresh)
+
+        // Deleted: written again at open.
+        #expect(unlink(path) == 0)
+        let reopened = try Dataset(index: f.index, strategy: .mmap, options: Dataset.Options(lookup: .file))
+        #expect(try reopened[8].key == SampleKey("x1"))
+        #expect(try readBytes(path) == fresh)
+    }
+
+    @Test("a file that cannot be written: auto falls back to SQL lookups, --lookup file says why")
+    func unwritable() throws {
+        let f = try StrategyFixture(shards: 1, perShard: 3)
+        let path = f.index + "-locations"
+        #expect(unlink(path) == 0)
+        // A non-empty directory in its place: the new file cannot be renamed over it.
+        try FileManager.default.createDirectory(atPath: path + "/in-the-way", withIntermediateDirectories: true)
+        let ds = try Dataset(index: f.index, strategy: .pread)
+        #expect(ds.lookup == .statements)
+        #expect(try ds[2].key == f.keys[2])
+        let error = try #require(
+            caught { _ = try Dataset(index: f.index, strategy: .pread, options: Dataset.Options(lookup: .file)) })
+        #expect(
+            String(describing: error)
+                == "the location file cannot be used: cannot write the location file: cannot rename '\(IndexFile.partialPath(for: path))' (to '\(path)'): Is a directory (errno 21)"
+        )
+        // No temporary file is left behind.
+        #expect(try listing(f.directory.path).filter { $0.hasPrefix(".") } == [])
+    }
+
+    @Test("an index from before location files: SQL lookups until an ingest adds its content id")
+    func indexWithoutContentID() throws {
+        let f = try StrategyFixture(shards: 1, perShard: 3)
+        let path = f.index + "-locations"
+        #expect(unlink(path) == 0)
+        do {
+            let db = try Database(path: f.index, mode: .readWrite)
+            try db.execute("DELETE FROM metadata WHERE key = 'shardstore.content_id'")
+            db.close()
+        }
+        let ds = try Dataset(index: f.index, strategy: .pread)
+        #expect(ds.lookup == .statements)
+        let error = try #require(
+            caught { _ = try Dataset(index: f.index, strategy: .pread, options: Dataset.Options(lookup: .file)) })
+        #expect(
+            String(describing: error)
+                == "the location file cannot be used: the index was written before location files existed; run `shardstore ingest` on it again (unchanged shards are not re-read) to add one"
+        )
+        #expect(!FileManager.default.fileExists(atPath: path))
+        let report = try Ingest.run(index: f.index, shards: [f.directory.path + "/shard-0.tar"])
+        #expect(report.unchanged.count == 1)
+        #expect(report.locationFile?.path == path)
+        #expect(try Dataset(index: f.index, strategy: .pread).lookup == .file(path: path))
+    }
+
+    @Test("a damaged record is an IOError naming the file; a file of the wrong size is rewritten")
+    func damaged() throws {
+        let f = try StrategyFixture(shards: 1, perShard: 3)
+        let path = f.index + "-locations"
+        let good = try readBytes(path)
+        // Slots follow the 128-byte header; the slot size is at byte 80. Sample 1's record claims
+        // 16 million members, more than its slot holds.
+        let slot = Int(good[80]) | Int(good[81]) << 8
+        var bad = good
+        for i in 0..<3 { bad[128 + slot + i] = 0xff }
+        try writeBytes(bad, to: path)
+        let ds = try Dataset(index: f.index, strategy: .pread)
+        #expect(try ds[0].key == f.keys[0])
+        let error = try #require(caught { _ = try ds[1] })
+        #expect(error is IOError)
+        #expect(
+            String(describing: error)
+                == "cannot read '\(path)' (the location file is damaged or changed while in use, at byte offset \(128 + slot); delete it, and it is written again at the next open)"
+        )
+
+        try writeBytes(Array(good.dropLast()), to: path)
+        let rewritten = try Dataset(index: f.index, strategy: .pread)
+        #expect(rewritten.lookup == .file(path: path))
+        #expect(try rewritten[1].key == f.keys[1])
+        #expect(try readBytes(path) == good)
+    }
+
+    @Test("records longer than the slot go to the overflow area and read back the same")
+    func overflowRecords() throws {
+        let dir = try TemporaryDirectory()
+        var files: [(String, [UInt8])] = []
+        for i in 0..<150 { files.append(("k\(i).bin", pattern(i * 7, seed: i))) }
+        let wide = "a/much/longer/key/for/one/sample"
+        for e in 0..<40 { files.append(("\(wide).e\(e)", pattern(e, seed: 1000 + e))) }
+        try writeShard(dir.path + "/s.tar", files, format: .pax)
+        let index = dir.path + "/index.sqlite"
+        _ = try Ingest.run(index: index, shards: [dir.path + "/s.tar"])
+        let bytes = try readBytes(index + "-locations")
+        func u64(_ at: Int) -> Int { (0..<8).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) } }
+        let (slot, overflowStart, tailStart) = (u64(80), u64(96), u64(104))
+        #expect(slot < 8 + 40 * 24 + wide.utf8.count)
+        #expect(tailStart - overflowStart == 8 + 40 * 24 + wide.utf8.count)
+
+        let file = try Dataset(index: index, strategy: .pread)
+        let table = try Dataset(index: index, strategy: .pread, options: Dataset.Options(lookup: .table))
+        #expect(file.lookup == .file(path: index + "-locations"))
+        #expect(file.count == 151)
+        #expect(try contents(file) == contents(table))
+        #expect(try file[150].key == SampleKey(wide))
+        #expect(try file[150].extensions == (0..<40).map { "e\($0)" })
+        #expect(try file.key(at: 150) == SampleKey(wide))
+    }
+
+    @Test("the memory strategy refuses SQL or file lookups, since it preloads into the table")
+    func memoryNeedsTable() throws {
+        let f = try StrategyFixture(shards: 1, perShard: 2)
+        for lookup in [Dataset.LookupMode.file, .statements] {
+            let error = try #require(
+                caught { _ = try Dataset(index: f.index, strategy: .memory, options: Dataset.Options(lookup: lookup)) })
+            #expect(
+                String(describing: error)
+                    == "the memory strategy needs the in-memory location table; use --lookup auto or table, or another strategy"
+            )
+        }
+    }
+}
