@@ -1,6 +1,7 @@
 import ShardCore
 import ShardIO
 import ShardIndex
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -312,6 +313,13 @@ public final class LocationFile: Sendable {
     /// size, the second writes them.
     @discardableResult
     static func write(database: Database, to path: String, isCancelled: () -> Bool) throws -> Int64 {
+        // The temporary name holds the process id: one writer at a time in this process.
+        try writing.withLock { _ in try writeLocked(database: database, to: path, isCancelled: isCancelled) }
+    }
+
+    private static let writing = Mutex(())
+
+    private static func writeLocked(database: Database, to path: String, isCancelled: () -> Bool) throws -> Int64 {
         IndexFile.removeStalePartials(for: path)
         let temporary = IndexFile.partialPath(for: path)
         unlink(temporary)

@@ -1,6 +1,8 @@
+import Dispatch
 import Foundation
 import ShardStore
 import ShardTestSupport
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -70,6 +72,29 @@ struct LocationFileTests {
         let reopened = try Dataset(index: f.index, strategy: .mmap, options: Dataset.Options(lookup: .file))
         #expect(try reopened[8].key == SampleKey("x1"))
         #expect(try readBytes(path) == fresh)
+    }
+
+    @Test("datasets opened on 4 threads at once with the file missing all read through one good file")
+    func concurrentRewrite() throws {
+        let f = try StrategyFixture(shards: 2, perShard: 5)
+        let path = f.index + "-locations"
+        let good = try readBytes(path)
+        #expect(unlink(path) == 0)
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            do {
+                let ds = try Dataset(index: f.index, strategy: .pread)
+                guard ds.lookup == .file(path: path) else { throw IndexError.invalidArgument("lookup \(ds.lookup)") }
+                for p in 0..<ds.count where try ds[p].key != f.keys[p] {
+                    throw IndexError.invalidArgument("key at \(p)")
+                }
+            } catch {
+                failures.withLock { $0.append("\(error)") }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        #expect(try readBytes(path) == good)
+        #expect(try listing(f.directory.path).filter { $0.hasPrefix(".") } == [])
     }
 
     @Test("a file that cannot be written: auto falls back to SQL lookups, --lookup file says why")
