@@ -16,8 +16,8 @@ import Synchronization
 /// writes it after each change, and a dataset that finds it missing or out of date writes it again
 /// at open (or, when the index's folder is read-only, does without it). It is only used when it
 /// matches the index: the same content id (a random id each ingest that changes samples or members
-/// stores in the metadata entry `shardstore.content_id`), the same sample, member and shard counts,
-/// and the same shard ids.
+/// stores in the metadata entry `shardstore.content_id`), the same sample count and the same shard
+/// ids.
 ///
 /// Layout, little-endian:
 /// - a 128-byte header: magic `SHRDLOC1`, format version, header size, the content id (32 ASCII
@@ -131,10 +131,9 @@ public final class LocationFile: Sendable {
                     "the index was written before location files existed; run `shardstore ingest` on it again (unchanged shards are not re-read) to add one"
             )
         }
-        let members = shards.reduce(0) { $0 + $1.memberCount }
         let shardIDs = shards.map(\.id)
         let path = Self.path(forIndex: indexPath)
-        if let file = try? open(path, contentID: id, samples: samples, members: members, shardIDs: shardIDs) {
+        if let file = try? open(path, contentID: id, samples: samples, shardIDs: shardIDs) {
             return file
         }
         do {
@@ -143,7 +142,7 @@ public final class LocationFile: Sendable {
             throw Unusable(reason: "cannot write the location file: \(error)")
         }
         do {
-            return try open(path, contentID: id, samples: samples, members: members, shardIDs: shardIDs)
+            return try open(path, contentID: id, samples: samples, shardIDs: shardIDs)
         } catch {
             throw Unusable(
                 reason:
@@ -153,7 +152,7 @@ public final class LocationFile: Sendable {
     }
 
     /// Opens and checks the file at `path` against the index's figures.
-    static func open(_ path: String, contentID: String, samples: Int, members: Int, shardIDs: [Int64]) throws(Unusable)
+    static func open(_ path: String, contentID: String, samples: Int, shardIDs: [Int64]) throws(Unusable)
         -> LocationFile
     {
         let file: ReadOnlyFile
@@ -178,7 +177,7 @@ public final class LocationFile: Sendable {
         let overflowStart = Int64(bitPattern: h.u64(96))
         let tailStart = Int64(bitPattern: h.u64(104))
         let fileSize = Int64(bitPattern: h.u64(112))
-        guard sampleCount == UInt64(samples), memberCount == UInt64(members), shardCount == UInt64(shardIDs.count),
+        guard sampleCount == UInt64(samples), memberCount < UInt64(Int.max), shardCount == UInt64(shardIDs.count),
             extCount < 1 << 16, slotSize >= 24, slotSize <= maxSlotSize, slotsStart == Int64(headerSize),
             overflowStart == slotsStart + Int64(slotSize) * Int64(samples), tailStart >= overflowStart,
             fileSize >= tailStart, fileSize == file.byteCount
@@ -204,7 +203,7 @@ public final class LocationFile: Sendable {
             at += length
         }
         return LocationFile(
-            path: path, file: file, sampleCount: samples, memberCount: members, extensionNames: names,
+            path: path, file: file, sampleCount: samples, memberCount: Int(memberCount), extensionNames: names,
             extensionBytes: totals, slotSize: slotSize, slotsStart: slotsStart, overflowStart: overflowStart,
             tailStart: tailStart)
     }
