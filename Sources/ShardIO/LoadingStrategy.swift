@@ -66,13 +66,17 @@ public struct StrategyChoice: Sendable, Equatable {
     ///   - memory: the figures from ``MemoryProbe/read(root:environment:)``.
     ///   - tableFits: false when the location table itself does not fit: `memory` is then never
     ///     chosen, and the reason names the table's size.
+    ///   - withoutTable: why there is no location table for another cause than its size (the
+    ///     caller chose another lookup, say "--lookup file keeps no location table"): `memory`,
+    ///     which preloads through the table, is then never chosen, and the reason says so.
     /// - Complexity: O(1).
     public static func choose(
         requested: LoadingStrategy, selectionBytes: Int64, tableBytes: Int64, memory: MemoryFigures,
-        tableFits: Bool = true
+        tableFits: Bool = true, withoutTable: String? = nil
     ) -> StrategyChoice {
         precondition(selectionBytes >= 0 && tableBytes >= 0, "byte counts cannot be negative")
         if requested != .auto { return StrategyChoice(strategy: requested, reason: "requested") }
+        if let withoutTable { return chooseWithoutTable(withoutTable, memory: memory) }
         let (sum, overflow) = selectionBytes.addingReportingOverflow(tableBytes)
         let needed = overflow ? Int64.max : sum
         var needs = "the selection needs \(formatBytes(needed))"
@@ -113,6 +117,29 @@ public struct StrategyChoice: Sendable, Equatable {
         case .override: only = "\(memory.overrideName) allows only \(amount)"
         }
         return StrategyChoice(strategy: .pread, reason: "pread: \(needs) and \(only), under the 64 MiB floor for mmap")
+    }
+
+    /// mmap or pread when there is no location table to preload through.
+    private static func chooseWithoutTable(_ why: String, memory: MemoryFigures) -> StrategyChoice {
+        let lead = "\(why), which the memory strategy needs"
+        guard let available = memory.available, let source = memory.availableSource else {
+            return StrategyChoice(
+                strategy: .mmap,
+                reason:
+                    "mmap: \(lead), and the available memory could not be determined; the kernel can evict mapped pages"
+            )
+        }
+        let amount = formatBytes(available)
+        let have: String
+        switch source {
+        case .memAvailable: have = "\(amount) are available (MemAvailable)"
+        case .cgroup: have = "this cgroup may still use \(amount)"
+        case .override: have = "\(memory.overrideName) allows \(amount)"
+        }
+        if available >= mmapFloor {
+            return StrategyChoice(strategy: .mmap, reason: "mmap: \(lead); \(have), at least the 64 MiB floor for mmap")
+        }
+        return StrategyChoice(strategy: .pread, reason: "pread: \(lead); \(have), under the 64 MiB floor for mmap")
     }
 }
 

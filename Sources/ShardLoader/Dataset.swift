@@ -272,6 +272,7 @@ public final class Dataset: Sendable {
                 strategy == .memory || (strategy != .pread && memory.available.map { estimate <= $0 / 2 } ?? true)
         }
         var table: LocationTable?
+        var overflow: String?
         var used = [Bool](repeating: true, count: shards.count)
         if buildTable {
             do {
@@ -282,13 +283,14 @@ public final class Dataset: Sendable {
                 used = [Bool](repeating: false, count: shards.count)
                 for m in built.members { used[Int(m.shard)] = true }
                 table = built
-            } catch let overflow as LocationTable.Overflow {
+            } catch let tooBig as LocationTable.Overflow {
                 guard strategy != .memory else {
                     throw IndexError.invalidArgument(
-                        "the memory strategy cannot be used here: \(overflow.reason) do not fit the location table; use --strategy mmap or pread"
+                        "the memory strategy cannot be used here: \(tooBig.reason) do not fit the location table; use --strategy mmap or pread"
                     )
                 }
                 table = nil
+                overflow = "\(tooBig.reason) do not fit it"
             }
         }
         // Without a table: the location file, unless statements were asked for.
@@ -318,9 +320,16 @@ public final class Dataset: Sendable {
             selectionBytes = try Self.sumLengths(database, splitID: splitID, extensions: wanted)
             if let wanted, locations == nil { try Self.checkExtensions(wanted, database: database) }
         }
+        let withoutTable: String? =
+            switch (table, mode) {
+            case (nil, .file): "--lookup file keeps no location table"
+            case (nil, .statements): "--lookup statements keeps no location table"
+            case (nil, _) where overflow != nil: "the location table cannot hold this selection: \(overflow!)"
+            default: nil
+            }
         let choice = StrategyChoice.choose(
             requested: strategy, selectionBytes: selectionBytes, tableBytes: table?.byteCount ?? estimate,
-            memory: memory, tableFits: table != nil)
+            memory: memory, tableFits: table != nil, withoutTable: withoutTable)
         let lookup: Lookup =
             if let table { .table(bytes: table.byteCount) } else if let locations { .file(path: locations.path) } else {
                 .statements

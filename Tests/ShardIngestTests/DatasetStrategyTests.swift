@@ -239,6 +239,23 @@ struct DatasetStrategyTests {
         let plan = try Dataset.plan(index: f.index, options: Dataset.Options(memory: MemoryFigures(override: 100)))
         #expect(plan.choice == tiny.choice)
         #expect(plan.count == 6)
+
+        // Without the table by choice, auto never picks memory and says why, with the real figures.
+        let file = try Dataset(
+            index: f.index, options: Dataset.Options(memory: MemoryFigures(memAvailable: 64 << 30), lookup: .file))
+        #expect(file.strategy == .mmap)
+        #expect(
+            file.choice.reason
+                == "mmap: --lookup file keeps no location table, which the memory strategy needs; 68.7 GB are available (MemAvailable), at least the 64 MiB floor for mmap"
+        )
+        let statements = try Dataset(
+            index: f.index, options: Dataset.Options(memory: MemoryFigures(override: 1 << 20), lookup: .statements))
+        #expect(statements.strategy == .pread)
+        #expect(
+            statements.choice.reason
+                == "pread: --lookup statements keeps no location table, which the memory strategy needs; SHARDSTORE_MEMORY_LIMIT allows 1.0 MB, under the 64 MiB floor for mmap"
+        )
+        #expect(try file[5] == big[5] && statements[5] == big[5])
     }
 
     @Test("unknown extensions and positions are refused with what exists")
