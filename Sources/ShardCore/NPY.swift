@@ -436,3 +436,36 @@ private struct HeaderParser {
         return out
     }
 }
+
+/// Parses NPY headers, reusing the last result when a member has the same length and the same
+/// header bytes as the member parsed before it (the common case: arrays of one dtype and shape),
+/// which costs one comparison of the header bytes instead of a parse.
+///
+/// ```swift
+/// var headers = NPYHeaderCache()
+/// for member in members { let h = try headers.parse(member) }
+/// ```
+public struct NPYHeaderCache: Sendable {
+    private var prefix: [UInt8] = []
+    private var memberLength = -1
+    private var header: NPYHeader?
+
+    public init() {}
+
+    /// The header of `member`, as ``NPYHeader/init(parsing:)`` gives it.
+    ///
+    /// - Throws: ``NPYError``.
+    /// - Complexity: O(header length).
+    public mutating func parse(_ member: UnsafeRawBufferPointer) throws(NPYError) -> NPYHeader {
+        if let header, member.count == memberLength, matchesPrefix(member) { return header }
+        let parsed = try NPYHeader(parsing: member)
+        prefix = Array(member[0..<parsed.dataOffset])
+        memberLength = member.count
+        header = parsed
+        return parsed
+    }
+
+    private func matchesPrefix(_ member: UnsafeRawBufferPointer) -> Bool {
+        prefix.withUnsafeBytes { wordwiseEqual($0, member, count: $0.count) }
+    }
+}
