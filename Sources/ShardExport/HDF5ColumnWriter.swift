@@ -148,9 +148,12 @@ struct ByteStaging: ~Copyable {
         lengths.removeAll(keepingCapacity: true)
     }
 
-    /// `hvl_t` for each row (pointers into the buffer, valid until the next append).
-    func sequences() -> [hvl_t] {
-        (0..<offsets.count).map { hvl_t(len: lengths[$0], p: lengths[$0] == 0 ? nil : base + offsets[$0]) }
+    /// `hvl_t` for each row, of elements of `elementSize` bytes (pointers into the buffer, valid
+    /// until the next append).
+    func sequences(elementSize: Int = 1) -> [hvl_t] {
+        (0..<offsets.count).map {
+            hvl_t(len: lengths[$0] / elementSize, p: lengths[$0] == 0 ? nil : base + offsets[$0])
+        }
     }
 
     /// A `char *` for each row (the rows must have been appended with `terminate`).
@@ -180,9 +183,9 @@ final class MemberStaging {
     /// The selection's member bytes (plus some bytes a row) when they fit in a quarter of the
     /// available memory and in 1 GiB (256 MiB when the available memory is unknown); nil when
     /// they do not, and the second pass reads the shards again.
-    static func budget(for selection: HDF5Selection) -> Int64? {
+    static func budget(for selection: HDF5Selection, limit: Int64? = nil) -> Int64? {
         let available = selection.datasets[0].memory.available
-        let limit = min(Int64(1) << 30, available.map { $0 / 4 } ?? (Int64(256) << 20))
+        let limit = limit ?? min(Int64(1) << 30, available.map { $0 / 4 } ?? (Int64(256) << 20))
         let needed = selection.datasets.reduce(Int64(selection.count) * 64) { $0 + $1.selectionBytes }
         return needed <= limit ? needed : nil
     }

@@ -163,8 +163,12 @@ final class RaggedArrayColumnWriter: HDF5ColumnWriter {
     override var isFull: Bool { elements.used >= variableBlockBytes }
 
     override func write(rows: Range<Int>) throws {
-        try elements.sequences().withUnsafeBytes { try dataset.write(rows: rows, from: $0.baseAddress!) }
-        try shapeValues.sequences().withUnsafeBytes { try shapes.write(rows: rows, from: $0.baseAddress!) }
+        try elements.sequences(elementSize: dtype.size).withUnsafeBytes {
+            try dataset.write(rows: rows, from: $0.baseAddress!)
+        }
+        try shapeValues.sequences(elementSize: 8).withUnsafeBytes {
+            try shapes.write(rows: rows, from: $0.baseAddress!)
+        }
         elements.removeAll()
         shapeValues.removeAll()
     }

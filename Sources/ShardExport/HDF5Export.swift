@@ -72,9 +72,19 @@ public enum HDF5Export {
         _ request: ExportRequest, compression: HDF5Compression = .gzip(level: 4),
         progress: (@Sendable (ExportProgress) -> Void)? = nil, isCancelled: @Sendable () -> Bool = { false }
     ) throws -> ExportReport {
+        try run(request, compression: compression, progress: progress, isCancelled: isCancelled, stagingLimit: nil)
+    }
+
+    /// ``run(_:compression:progress:isCancelled:)`` with the staging budget set (tests use 0 to
+    /// make the second pass read the shards again).
+    static func run(
+        _ request: ExportRequest, compression: HDF5Compression, progress: (@Sendable (ExportProgress) -> Void)?,
+        isCancelled: @Sendable () -> Bool, stagingLimit: Int64?
+    ) throws -> ExportReport {
         try withoutActuallyEscaping(isCancelled) { isCancelled in
             var exporter = try HDF5Exporter(
                 request, compression: compression, progress: progress, isCancelled: isCancelled)
+            exporter.stagingLimit = stagingLimit
             return try exporter.run()
         }
     }
@@ -90,6 +100,8 @@ private struct HDF5Exporter {
     let started: ContinuousClock.Instant
     var lastReport: ContinuousClock.Instant
     let reader: IndexReader
+    /// Overrides ``MemberStaging/budget(for:limit:)``'s limit.
+    var stagingLimit: Int64?
 
     init(
         _ request: ExportRequest, compression: HDF5Compression, progress: (@Sendable (ExportProgress) -> Void)?,
@@ -136,7 +148,7 @@ private struct HDF5Exporter {
         let shards = try reader.shards()
         let selection = try HDF5Selection(request, isCancelled: isCancelled)
         try tick(.planning, done: 0, total: selection.count, bytes: 0, force: true)
-        let staging = MemberStaging.budget(for: selection).map { _ in MemberStaging() }
+        let staging = MemberStaging.budget(for: selection, limit: stagingLimit).map { _ in MemberStaging() }
         let surveys = try survey(selection, staging: staging, shards: shards)
         let columns = try plan(surveys, rows: selection.count, splits: selection.splitNames)
 
