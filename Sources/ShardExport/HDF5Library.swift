@@ -64,17 +64,6 @@ enum HDF5Library {
         }
     }
 
-    /// The library's version, `1.10.8`.
-    static var version: String {
-        locked {
-            var major: UInt32 = 0
-            var minor: UInt32 = 0
-            var release: UInt32 = 0
-            H5get_libversion(&major, &minor, &release)
-            return "\(major).\(minor).\(release)"
-        }
-    }
-
     /// The HDF5 error stack as one clause, its outermost description (the API call's) then its
     /// innermost (the cause), and clears the stack. Call under the lock.
     static func takeErrorMessage() -> String {
