@@ -25,6 +25,13 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // libhdf5 (Debian libhdf5-dev, 1.10 or newer), imported by ShardExport only; the shim holds
+        // what Swift cannot import (H5T_NATIVE_* and H5P_DEFAULT as functions).
+        .systemLibrary(
+            name: "CShardHDF5",
+            pkgConfig: "hdf5",
+            providers: [.apt(["libhdf5-dev"])]
+        ),
         // Files, pread, stat, path expansion.
         .target(name: "ShardIO", dependencies: ["ShardCore"]),
         // SQLite connection, statements, migrations and the typed index API.
@@ -33,10 +40,15 @@ let package = Package(
         .target(name: "ShardIngest", dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardLoader"]),
         // Reading samples back: Dataset.
         .target(name: "ShardLoader", dependencies: ["ShardCore", "ShardIO", "ShardIndex"]),
+        // Exports of a selection: HDF5 (through libhdf5) and raw files.
+        .target(
+            name: "ShardExport",
+            dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardLoader", "CShardHDF5"]
+        ),
         // The façade users import.
         .target(
             name: "ShardStore",
-            dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardIngest", "ShardLoader"]
+            dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardIngest", "ShardLoader", "ShardExport"]
         ),
         .executableTarget(
             name: "shardstore",
@@ -57,6 +69,7 @@ let package = Package(
             name: "ShardIngestTests",
             dependencies: ["ShardStore", "ShardTestSupport"]
         ),
+        .testTarget(name: "ShardExportTests", dependencies: ["ShardStore", "ShardTestSupport"]),
         .testTarget(name: "ShardCLITests", dependencies: ["shardstore", "ShardTestSupport"]),
     ]
 )

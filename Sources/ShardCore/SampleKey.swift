@@ -52,21 +52,7 @@ public struct SampleKey: Hashable, Sendable, Comparable, CustomStringConvertible
         return a.bytes.withUnsafeBytes { pa in
             b.bytes.withUnsafeBytes { pb in
                 // Word-at-a-time comparison; keys are short and compared once per member.
-                var i = 0
-                let n = pa.count
-                while i + 8 <= n {
-                    if pa.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                        != pb.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                    {
-                        return false
-                    }
-                    i += 8
-                }
-                while i < n {
-                    if pa[i] != pb[i] { return false }
-                    i += 1
-                }
-                return true
+                wordwiseEqual(pa, pb, count: pa.count)
             }
         }
     }

@@ -5,6 +5,7 @@
 //     let dataset = try Dataset(index: "ds/index.sqlite")
 //     let sample = try dataset[0]
 @_exported import ShardCore
+@_exported import ShardExport
 @_exported import ShardIO
 @_exported import ShardIndex
 @_exported import ShardIngest

@@ -1,0 +1,72 @@
+import ShardCore
+import ShardIO
+
+/// Why an export failed. Every case names what failed, where, and what to do; a failed export
+/// leaves nothing at the destination (see ``ExportOutput``).
+///
+/// ```swift
+/// do { try HDF5Export.run(request, compression: .gzip(level: 4)) }
+/// catch let error as ExportError { print(error) }   // "'out.h5' already exists; ..."
+/// ```
+public enum ExportError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The destination exists and `overwrite` was not set.
+    case outputExists(path: String)
+    /// The destination's parent folder does not exist.
+    case missingParent(path: String, parent: String)
+    /// The destination is one of the export's own inputs (the index, its location file, a shard).
+    case outputIsInput(path: String, input: String)
+    /// Member names that would leave the output folder (`..`, absolute paths, a symlinked
+    /// parent): each entry is the offending relative path and the shard it comes from.
+    case unsafeNames([UnsafeName])
+    /// A member that cannot be decoded in the format the export needs (an `.npy` member whose
+    /// header does not parse, say).
+    case badMember(key: String, ext: String, shard: String, offset: Int64, reason: String)
+    /// A call into libhdf5 failed.
+    case hdf5(call: String, path: String, message: String)
+    /// The arguments cannot be satisfied (an unknown extension, no samples selected).
+    case invalidArgument(String)
+    /// `isCancelled` returned true; nothing was published.
+    case cancelled
+
+    /// A member name an export refused.
+    public struct UnsafeName: Sendable, Equatable {
+        /// The path the member would have been written to, relative to the output folder.
+        public var path: String
+        /// Why it was refused ("has a '..' component", "is absolute", "crosses the symlink 'a/b'").
+        public var reason: String
+        /// The shard the member comes from.
+        public var shard: String
+
+        public init(path: String, reason: String, shard: String) {
+            self.path = path
+            self.reason = reason
+            self.shard = shard
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .outputExists(let path):
+            return "'\(path)' already exists; pass --overwrite to replace it, or choose another --out"
+        case .missingParent(let path, let parent):
+            return "cannot write '\(path)': the folder '\(parent)' does not exist; create it first"
+        case .outputIsInput(let path, let input):
+            return
+                "refusing to write '\(path)': it is the export's input '\(input)'; choose another --out"
+        case .unsafeNames(let names):
+            let shown = names.prefix(10).map { "'\($0.path)' (\($0.reason), in '\($0.shard)')" }
+            let more = names.count > 10 ? ", and \(names.count - 10) more" : ""
+            return
+                "refusing to export \(names.count) member name\(names.count == 1 ? "" : "s") that would leave the output folder: \(shown.joined(separator: ", "))\(more); nothing was written. Rename them in the shards, or export with --format hdf5"
+        case .badMember(let key, let ext, let shard, let offset, let reason):
+            return
+                "cannot decode member '\(key).\(ext)' of '\(shard)' at byte offset \(offset): \(reason); fix or drop the member, or leave the extension out with --ext"
+        case .hdf5(let call, let path, let message):
+            return "HDF5 \(call) failed on '\(path)': \(message)"
+        case .invalidArgument(let message):
+            return message
+        case .cancelled:
+            return "export cancelled; nothing was written"
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import Testing
+
+@testable import ShardExport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@Suite("ExportOutput: temporary name, publish, discard")
+struct ExportOutputTests {
+    private func tempDir() -> String {
+        var template = Array("/tmp/shardstore-exportoutput-XXXXXX".utf8CString)
+        return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+    }
+
+    private func write(_ path: String, _ text: String) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        _ = text.utf8CString.withUnsafeBufferPointer { Glibc.write(fd, $0.baseAddress!, $0.count - 1) }
+        close(fd)
+    }
+
+    private func exists(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0
+    }
+
+    @Test("an existing destination is refused without overwrite, and a missing parent is named")
+    func refusals() throws {
+        let dir = tempDir()
+        defer { try? FileTreeRemoval.remove(dir) }
+        write(dir + "/out.h5", "old")
+        #expect(throws: ExportError.outputExists(path: dir + "/out.h5")) {
+            _ = try ExportOutput(destination: dir + "/out.h5", kind: .file, overwrite: false, inputs: [])
+        }
+        #expect(throws: ExportError.missingParent(path: dir + "/no/out.h5", parent: dir + "/no")) {
+            _ = try ExportOutput(destination: dir + "/no/out.h5", kind: .file, overwrite: false, inputs: [])
+        }
+        #expect(throws: ExportError.outputIsInput(path: dir + "/out.h5", input: dir + "/out.h5")) {
+            _ = try ExportOutput(destination: dir + "/out.h5", kind: .file, overwrite: true, inputs: [dir + "/out.h5"])
+        }
+    }
+
+    @Test("a dropped output leaves neither the temporary nor a destination")
+    func dropped() throws {
+        let dir = tempDir()
+        defer { try? FileTreeRemoval.remove(dir) }
+        var temporary = ""
+        do {
+            let output = try ExportOutput(destination: dir + "/tree", kind: .directory, overwrite: false, inputs: [])
+            temporary = output.temporaryPath
+            #expect(mkdir(temporary + "/a", 0o755) == 0)
+            write(temporary + "/a/b.bin", "x")
+            #expect(symlink("/etc", temporary + "/link") == 0)
+        }
+        #expect(!temporary.isEmpty && !exists(temporary))
+        #expect(!exists(dir + "/tree"))
+        #expect(exists("/etc/passwd"))
+    }
+
+    @Test("publish replaces an existing folder whole, with overwrite")
+    func publishFolder() throws {
+        let dir = tempDir()
+        defer { try? FileTreeRemoval.remove(dir) }
+        #expect(mkdir(dir + "/tree", 0o755) == 0)
+        write(dir + "/tree/old.txt", "old")
+        let output = try ExportOutput(destination: dir + "/tree", kind: .directory, overwrite: true, inputs: [])
+        write(output.temporaryPath + "/new.txt", "new")
+        try output.publish()
+        #expect(exists(dir + "/tree/new.txt"))
+        #expect(!exists(dir + "/tree/old.txt"))
+        #expect(!exists(output.temporaryPath))
+    }
+}
