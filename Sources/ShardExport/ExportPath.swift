@@ -107,9 +107,6 @@ struct NameCheck {
     private(set) var files: [[UInt8]: Origin] = [:]
     /// Every folder path and the first member below it.
     private var folders: [[UInt8]: Origin] = [:]
-    /// The top-level names, in first-seen order.
-    private(set) var topLevel: [[UInt8]] = []
-    private var topLevelSeen: Set<[UInt8]> = []
     /// The names refused so far, in the order found.
     private(set) var refused: [ExportError.UnsafeName] = []
 
@@ -152,7 +149,6 @@ struct NameCheck {
             prefix.removeLast()
         }
         files[path] = origin
-        if topLevelSeen.insert(components[0]).inserted { topLevel.append(components[0]) }
     }
 
     private func describe(_ origin: Origin) -> String {

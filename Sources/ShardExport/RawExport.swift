@@ -158,9 +158,7 @@ public enum RawExport {
         _ member: SampleView.Member, key: [UInt8], base: [[UInt8]], tree: FileTree, plan: Plan
     ) throws {
         let ext = Array(member.ext.utf8)
-        guard case .success(let components) = ExportPath.components(key: key, ext: ext),
-            let origin = plan.files[ExportPath.joined(components)]
-        else {
+        guard case .success(let components) = ExportPath.components(key: key, ext: ext) else {
             throw ExportError.invalidArgument(
                 "the index changed while it was being exported (member '\(ExportPath.display(ExportPath.memberName(key: key, ext: ext)))' was not planned); run the export again"
             )
@@ -168,10 +166,12 @@ public enum RawExport {
         do {
             try tree.writeFile(base + components, member.bytes)
         } catch let crossing as FileTree.Crossing {
+            // The planned member (its shard), looked up only here: the write path pays no lookup.
+            let origin = plan.files[ExportPath.joined(components)]
             throw ExportError.unsafeNames([
                 ExportError.UnsafeName(
-                    path: ExportPath.display(origin.name), reason: crossing.reason, shard: plan.shardNames[origin.shard]
-                )
+                    path: ExportPath.display(ExportPath.memberName(key: key, ext: ext)), reason: crossing.reason,
+                    shard: origin.map { plan.shardNames[$0.shard] } ?? "?")
             ])
         }
     }
@@ -256,8 +256,10 @@ public enum RawExport {
             case .files:
                 guard check.refused.isEmpty else { throw ExportError.unsafeNames(check.refused) }
                 plan.files = check.files
-                plan.topLevel = check.topLevel.sorted { $0.lexicographicallyPrecedes($1) }.map {
-                    ExportPath.display($0)
+                if split == nil {
+                    let slash = UInt8(ascii: "/")
+                    let top = Set(check.files.keys.map { Array($0.prefix { $0 != slash }) })
+                    plan.topLevel = top.sorted { $0.lexicographicallyPrecedes($1) }.map { ExportPath.display($0) }
                 }
             case .packed:
                 if !brokenKeys.isEmpty {
