@@ -16,7 +16,9 @@ public enum ExportError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The destination is one of the export's own inputs (the index, its location file, a shard).
     case outputIsInput(path: String, input: String)
     /// Member names that would leave the output folder (`..`, absolute paths, a symlinked
-    /// parent): each entry is the offending relative path and the shard it comes from.
+    /// parent) or cannot be written inside it (two members on one file, a file that is also a
+    /// folder, a component over 255 bytes or with a NUL): each entry is the offending name, why,
+    /// and the shard it comes from.
     case unsafeNames([UnsafeName])
     /// A member that cannot be decoded in the format the export needs (an `.npy` member whose
     /// header does not parse, say).
@@ -57,7 +59,7 @@ public enum ExportError: Error, Sendable, Equatable, CustomStringConvertible {
             let shown = names.prefix(10).map { "'\($0.path)' (\($0.reason), in '\($0.shard)')" }
             let more = names.count > 10 ? ", and \(names.count - 10) more" : ""
             return
-                "refusing to export \(names.count) member name\(names.count == 1 ? "" : "s") that would leave the output folder: \(shown.joined(separator: ", "))\(more); nothing was written. Rename them in the shards, or export with --format hdf5"
+                "refusing to export \(names.count) member name\(names.count == 1 ? "" : "s") that cannot be written safely inside the output folder: \(shown.joined(separator: ", "))\(more); nothing was written. Rename them in the shards, or export with --format hdf5"
         case .badMember(let key, let ext, let shard, let offset, let reason):
             return
                 "cannot decode member '\(key).\(ext)' of '\(shard)' at byte offset \(offset): \(reason); fix or drop the member, or leave the extension out with --ext"

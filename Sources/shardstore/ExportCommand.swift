@@ -54,7 +54,8 @@ struct ExportCommand: ParsableCommand {
 
     @Option(
         help:
-            "raw: files (DIR/<split>/<key>.<ext>, the exact bytes) or packed (<ext>.bin, <ext>.offsets.npy, keys.txt).")
+            "raw: files (DIR/<split>/<key>.<ext>, the exact bytes; keys with folders make subfolders) or packed (DIR/<split>/<ext>.bin, <ext>.offsets.npy, keys.txt, for numpy.memmap). Without --split, straight into DIR."
+    )
     var layout: RawLayout = .files
 
     @Option(
