@@ -3,8 +3,8 @@
 
     tools/make-example.py OUT_DIR [--shards 4] [--per-shard 25] [--seed 0]
 
-Each sample NNNNNN has members .jpg (random bytes standing in for an image), .json, .cls and
-.seg.png; shards are OUT_DIR/train-000000.tar ... Deterministic for a given seed. Uses only the
+Each sample NNNNNN has members .jpg (random bytes standing in for an image), .json, .cls,
+.seg.png and .npy (a float32 array of shape (4, 2), written as NumPy's format 1.0 without numpy); shards are OUT_DIR/train-000000.tar ... Deterministic for a given seed. Uses only the
 standard library.
 """
 import argparse
@@ -12,8 +12,18 @@ import io
 import json
 import os
 import random
+import struct
 import sys
 import tarfile
+
+
+def npy_float32(values, shape):
+    """The bytes of a little-endian float32 .npy file (format 1.0), as numpy.save writes them."""
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': %r, }" % (tuple(shape),)
+    header = header.encode("latin1")
+    pad = 64 - (10 + len(header) + 1) % 64
+    header += b" " * (pad % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + struct.pack(f"<{len(values)}f", *values)
 
 
 def main():
@@ -40,6 +50,7 @@ def main():
                     "json": json.dumps({"id": n, "label": labels[label], "width": 64, "height": 64}).encode(),
                     "cls": str(label).encode(),
                     "seg.png": rng.randbytes(rng.randint(50, 500)),
+                    "npy": npy_float32([rng.uniform(-1, 1) for _ in range(8)], (4, 2)),
                 }
                 for ext, data in members.items():
                     info = tarfile.TarInfo(f"{key}.{ext}")
