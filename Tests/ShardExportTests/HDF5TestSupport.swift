@@ -82,9 +82,6 @@ func float32Bytes(_ values: [Float], bigEndian: Bool = false) -> [UInt8] {
     }
 }
 
-/// Whether a file or folder exists at `path`.
-func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
-
 /// The names in `directory` that an export leaves while it runs (its temporary files).
 func partialFiles(_ directory: String) throws -> [String] {
     try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.contains("shardstore-partial") }
