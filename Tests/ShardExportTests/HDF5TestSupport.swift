@@ -6,24 +6,28 @@ import Testing
 // Helpers for the HDF5 export tests: a Python with h5py and numpy, fixture shards from a folder of
 // member files, and a little NPY writer of our own (independent of ShardCore's reader).
 
-/// A Python interpreter that imports h5py and numpy: SHARDSTORE_TEST_PYTHON, then the project's
-/// `.build-venv` (made by `tools/setup-system`), then `python3`. Under CI (env `CI` set) a missing
-/// one is a test failure, not a skip.
-func pythonWithH5py(sourceLocation: SourceLocation = #_sourceLocation) -> String? {
+/// A Python interpreter that imports `modules` (`"h5py, numpy"`): SHARDSTORE_TEST_PYTHON, then the
+/// project's `.build-venv` (made by `tools/setup-system`), then `python3`. Under CI (env `CI` set)
+/// a missing one is a test failure, not a skip.
+func testPython(importing modules: String, sourceLocation: SourceLocation = #_sourceLocation) -> String? {
     let environment = ProcessInfo.processInfo.environment
     let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path
     let candidates = [environment["SHARDSTORE_TEST_PYTHON"], repository + "/.build-venv/bin/python", "python3"]
     for python in candidates.compactMap({ $0 }) {
         if python.hasPrefix("/"), !FileManager.default.isExecutableFile(atPath: python) { continue }
-        if let r = try? runProcess(python, ["-c", "import h5py, numpy"]), r.status == 0 { return python }
+        if let r = try? runProcess(python, ["-c", "import \(modules)"]), r.status == 0 { return python }
     }
     if environment["CI"] != nil {
         Issue.record(
-            "h5py and numpy are not importable: run tools/setup-system (it makes .build-venv)",
-            sourceLocation: sourceLocation)
+            "\(modules) not importable: run tools/setup-system (it makes .build-venv)", sourceLocation: sourceLocation)
     }
     return nil
+}
+
+/// ``testPython(importing:sourceLocation:)`` for h5py and numpy.
+func pythonWithH5py(sourceLocation: SourceLocation = #_sourceLocation) -> String? {
+    testPython(importing: "h5py, numpy", sourceLocation: sourceLocation)
 }
 
 /// Writes `files` (name → bytes, names `KEY.EXT`) into tar shards in `directory`: the keys in

@@ -140,12 +140,7 @@ struct RawExportTests {
 
     @Test("numpy reads the packed layout back: np.load(offsets), np.memmap(bin), compared with Python's tarfile")
     func numpyReadsPacked() throws {
-        guard let python = pythonWithNumpy() else {
-            if ProcessInfo.processInfo.environment["CI"] != nil {
-                Issue.record("numpy is not importable: run tools/setup-system (it makes .build-venv)")
-            }
-            return
-        }
+        guard let python = testPython(importing: "numpy") else { return }
         let ws = try RawWorkspace.standard()
         try ws.assign("train", keys: ["000000", "000001", "000002", "cats/sub.d/0001", "dogs/0001", "empty"])
         _ = try RawExport.run(ExportRequest(index: ws.index, out: ws.path + "/all"), layout: .packed)

@@ -257,17 +257,3 @@ final class Flag: Sendable {
     }
     var count: Int { value.withLock { $0 } }
 }
-
-/// The Python interpreter with numpy: `SHARDSTORE_TEST_PYTHON`, then the project's `.build-venv`
-/// (tools/setup-system makes it), then `python3`; nil when none can import numpy.
-func pythonWithNumpy() -> String? {
-    let environment = ProcessInfo.processInfo.environment
-    let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
-    let candidates = [environment["SHARDSTORE_TEST_PYTHON"], repository + "/.build-venv/bin/python", "python3"]
-    for python in candidates.compactMap({ $0 }) {
-        if python.hasPrefix("/"), !FileManager.default.isExecutableFile(atPath: python) { continue }
-        if let r = try? runProcess(python, ["-c", "import numpy"]), r.status == 0 { return python }
-    }
-    return nil
-}
