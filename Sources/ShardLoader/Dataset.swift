@@ -403,12 +403,17 @@ public final class Dataset: Sendable {
     ///   `IOError`, or what `body` throws.
     /// - Complexity: O(members) array reads (no SQL with the table) plus, with `pread`, one read.
     public func withSample<R>(at position: Int, _ body: (SampleView) throws -> R) throws -> R {
+        try withSample(at: position, window: nil, body)
+    }
+
+    /// ``withSample(at:_:)``, reading through `window` with `pread` (nil: one read a sample).
+    private func withSample<R>(at position: Int, window: ReadWindow?, _ body: (SampleView) throws -> R) throws -> R {
         guard position >= 0, position < count else {
             throw IndexError.indexOutOfRange(index: position, count: count, split: split)
         }
-        if let table { return try withTableSample(table, position, body) }
-        if let locations { return try withFileSample(locations, position, body) }
-        return try withQueriedSample(position, body)
+        if let table { return try withTableSample(table, position, window, body) }
+        if let locations { return try withFileSample(locations, position, window, body) }
+        return try withQueriedSample(position, window, body)
     }
 
     /// The position of the sample with key `key` in this dataset.
@@ -528,11 +533,14 @@ public final class Dataset: Sendable {
         defer {
             if case .mapped(let files) = storage { for f in files.openNow { f.advise(.normal) } }
         }
+        // With pread, samples that follow each other in a shard come out of one large read.
+        var window: ReadWindow?
+        if case .pread = storage { window = ReadWindow() }
         guard let table, splitID != nil else {
-            for p in 0..<count { try withSample(at: p, body) }
+            for p in 0..<count { try withSample(at: p, window: window, body) }
             return
         }
-        for p in table.storageOrder() { try withSample(at: Int(p), body) }
+        for p in table.storageOrder() { try withSample(at: Int(p), window: window, body) }
     }
 
     /// The positions in the order ``forEachSample(_:)`` visits them: shard by shard, front to
@@ -546,9 +554,9 @@ public final class Dataset: Sendable {
 
     // MARK: Table path
 
-    private func withTableSample<R>(_ table: LocationTable, _ position: Int, _ body: (SampleView) throws -> R) throws
-        -> R
-    {
+    private func withTableSample<R>(
+        _ table: LocationTable, _ position: Int, _ window: ReadWindow?, _ body: (SampleView) throws -> R
+    ) throws -> R {
         let start = Int(table.memberStarts[position])
         let end = Int(table.memberStarts[position + 1])
         let index = table.globalIndexes.map { Int($0[position]) } ?? position
@@ -563,7 +571,7 @@ public final class Dataset: Sendable {
                         lengths[i] = l == UInt32.max ? Int(table.longLengths[start + i] ?? Int64(l)) : Int(l)
                     }
                     let sizes = UnsafeBufferPointer(rebasing: lengths[0..<rows.count])
-                    return try withBytes(rows, sizes) { pointers in
+                    return try withBytes(rows, sizes, window) { pointers in
                         try body(
                             SampleView(
                                 position: position, index: index, keyBytes: key, rows: rows, pointers: pointers,
@@ -576,8 +584,9 @@ public final class Dataset: Sendable {
 
     // MARK: Location file path
 
-    private func withFileSample<R>(_ file: LocationFile, _ position: Int, _ body: (SampleView) throws -> R) throws -> R
-    {
+    private func withFileSample<R>(
+        _ file: LocationFile, _ position: Int, _ window: ReadWindow?, _ body: (SampleView) throws -> R
+    ) throws -> R {
         let index = splitIndexes.map { Int($0[position]) } ?? position
         return try file.withRecord(index) { record in
             let count = Int(UInt32(littleEndian: record.loadUnaligned(as: UInt32.self)))
@@ -611,7 +620,7 @@ public final class Dataset: Sendable {
                     }
                     let sizes = UnsafeBufferPointer(rebasing: lengths[0..<n])
                     let members = UnsafeBufferPointer(rebasing: rows[0..<n])
-                    return try withBytes(members, sizes) { pointers in
+                    return try withBytes(members, sizes, window) { pointers in
                         try body(
                             SampleView(
                                 position: position, index: index, keyBytes: key, rows: members, pointers: pointers,
@@ -624,7 +633,9 @@ public final class Dataset: Sendable {
 
     // MARK: Statement path
 
-    private func withQueriedSample<R>(_ position: Int, _ body: (SampleView) throws -> R) throws -> R {
+    private func withQueriedSample<R>(_ position: Int, _ window: ReadWindow?, _ body: (SampleView) throws -> R) throws
+        -> R
+    {
         let found = try pool.with { reader in
             try Self.queryMembers(reader.database, position: position, splitID: splitID, extensions: extensions)
         }
@@ -647,7 +658,7 @@ public final class Dataset: Sendable {
         return try rows.withUnsafeBufferPointer { rows in
             try lengths.withUnsafeBufferPointer { sizes in
                 try found.key.withUnsafeBytes { key in
-                    try withBytes(rows, sizes) { pointers in
+                    try withBytes(rows, sizes, window) { pointers in
                         try body(
                             SampleView(
                                 position: position, index: found.index, keyBytes: key, rows: rows, pointers: pointers,
@@ -662,7 +673,7 @@ public final class Dataset: Sendable {
 
     /// Calls `body` with a pointer to each member's first byte.
     private func withBytes<R>(
-        _ rows: UnsafeBufferPointer<PackedMember>, _ lengths: UnsafeBufferPointer<Int>,
+        _ rows: UnsafeBufferPointer<PackedMember>, _ lengths: UnsafeBufferPointer<Int>, _ window: ReadWindow?,
         _ body: (UnsafeBufferPointer<UnsafeRawPointer?>) throws -> R
     ) throws -> R {
         try withUnsafeTemporaryAllocation(of: UnsafeRawPointer?.self, capacity: max(rows.count, 1)) { slots in
@@ -674,7 +685,7 @@ public final class Dataset: Sendable {
             case .mapped(let files):
                 return try withMapped(files, rows, lengths, slots, 0) { try body(pointers) }
             case .pread(let files):
-                return try withRead(files, rows, lengths, slots) { try body(pointers) }
+                return try withRead(files, rows, lengths, slots, window) { try body(pointers) }
             }
         }
     }
@@ -708,7 +719,7 @@ public final class Dataset: Sendable {
     private func withRead<R>(
         _ files: ShardFiles<ReadOnlyFile>, _ rows: UnsafeBufferPointer<PackedMember>,
         _ lengths: UnsafeBufferPointer<Int>,
-        _ slots: UnsafeMutableBufferPointer<UnsafeRawPointer?>, _ body: () throws -> R
+        _ slots: UnsafeMutableBufferPointer<UnsafeRawPointer?>, _ window: ReadWindow?, _ body: () throws -> R
     ) throws -> R {
         guard !rows.isEmpty else { return try body() }
         var total = 0
@@ -724,6 +735,19 @@ public final class Dataset: Sendable {
         // One read over the span when the gaps (tar headers and padding) are small.
         let span = Int(high - low)
         let coalesce = oneShard && span - total <= max(64 << 10, total)
+        if coalesce, let window {
+            let base = try window.bytes(shard: Int(rows[0].shard), from: low, count: span) { buffer, offset in
+                let file = try files.file(Int(rows[0].shard))
+                let n = try file.readAll(into: buffer, at: offset)
+                if n < span {
+                    throw ShardCheck.shortRead(
+                        files.records[Int(rows[0].shard)], size: offset + Int64(n), offset: offset, span)
+                }
+                return n
+            }
+            for i in 0..<rows.count { slots[i] = UnsafeRawPointer(base + Int(rows[i].offset - low)) }
+            return try body()
+        }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(coalesce ? span : total, 1), alignment: 16)
         defer { buffer.deallocate() }
         if coalesce {
@@ -883,5 +907,43 @@ final class ConnectionPool: Sendable {
         let connection = try taken ?? Connection(IndexReader(path: path))
         defer { idle.withLock { $0.append(connection) } }
         return try body(connection.reader)
+    }
+}
+
+/// A window of one shard's bytes for sequential `pread` reads (``Dataset/forEachSample(_:)``):
+/// a sample inside the window is served from it; otherwise the window is refilled with one read of
+/// at least ``blockSize`` bytes starting at that sample. Owned by one call, never shared.
+final class ReadWindow {
+    /// How much one refill reads: enough to make the syscall cost small against the copy.
+    static let blockSize = 1 << 20
+
+    private var buffer: UnsafeMutableRawBufferPointer
+    private var shard = -1
+    private var start: Int64 = 0
+    private var count = 0
+
+    init() { buffer = .allocate(byteCount: Self.blockSize, alignment: 16) }
+
+    deinit { buffer.deallocate() }
+
+    /// A pointer to bytes `from ..< from + count` of `shard`, valid until the next call; `fill`
+    /// reads into the buffer at an offset of the shard and returns how many bytes it read (at
+    /// least `count`, or it throws).
+    func bytes(
+        shard: Int, from: Int64, count: Int, fill: (UnsafeMutableRawBufferPointer, Int64) throws -> Int
+    ) throws -> UnsafeRawPointer {
+        if shard == self.shard, from >= start, from + Int64(count) <= start + Int64(self.count) {
+            return UnsafeRawPointer(buffer.baseAddress! + Int(from - start))
+        }
+        if count > buffer.count {
+            buffer.deallocate()
+            buffer = .allocate(byteCount: count, alignment: 16)
+        }
+        self.shard = -1
+        let n = try fill(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<max(Self.blockSize, count)]), from)
+        self.shard = shard
+        start = from
+        self.count = n
+        return UnsafeRawPointer(buffer.baseAddress!)
     }
 }

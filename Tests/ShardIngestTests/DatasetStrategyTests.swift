@@ -179,6 +179,53 @@ struct DatasetStrategyTests {
         }
     }
 
+    @Test(
+        "forEachSample with pread reads ahead: members and runs of samples larger than the 1 MiB window, every lookup")
+    func preadWindow() throws {
+        let directory = try TemporaryDirectory()
+        var files: [(String, [UInt8])] = []
+        var source: [SampleKey: [String: [UInt8]]] = [:]
+        for n in 0..<40 {
+            let size = n == 7 ? 3_000_001 : (n % 3 == 0 ? 200_000 + n : 1000 + n)
+            let key = String(format: "s%03d", n)
+            source[SampleKey(key)] = ["bin": pattern(size, seed: n), "cls": Array(String(n).utf8)]
+            files.append(("\(key).bin", source[SampleKey(key)]!["bin"]!))
+            files.append(("\(key).cls", source[SampleKey(key)]!["cls"]!))
+        }
+        let shard = directory.path + "/big.tar"
+        try writeShard(shard, files)
+        let index = directory.path + "/index.sqlite"
+        _ = try Ingest.run(index: index, shards: [shard])
+        for lookup in [Dataset.LookupMode.table, .file, .statements] {
+            let dataset = try Dataset(index: index, strategy: .pread, options: Dataset.Options(lookup: lookup))
+            var seen = 0
+            try dataset.forEachSample { view in
+                #expect(view.position == seen)
+                let expected = source[view.key]!
+                #expect(view.extensions.sorted() == ["bin", "cls"])
+                for ext in ["bin", "cls"] { #expect(view[ext].map { Array($0) } == expected[ext]) }
+                seen += 1
+            }
+            #expect(seen == 40)
+        }
+
+        // A shard truncated after open: the read ahead stops at the real end and names it.
+        let dataset = try Dataset(index: index, strategy: .pread)
+        let last = try IndexReader(path: index).sample(at: 39)
+        let bin = last.members.first { $0.ext == "bin" }!.location
+        let cls = last.members.first { $0.ext == "cls" }!.location
+        let cut = bin.dataOffset + 10
+        let span = cls.dataOffset + cls.length - bin.dataOffset
+        #expect(truncate(shard, off_t(cut)) == 0)
+        var visited = 0
+        let error = #expect(throws: IOError.self) { try dataset.forEachSample { _ in visited += 1 } }
+        #expect(visited == 39)
+        #expect(
+            error?.description
+                == "cannot read 'big.tar' (the shard ends at byte \(cut) but \(span) bytes are needed from offset \(bin.dataOffset); it was truncated after the dataset was opened: run `shardstore ingest` again)"
+        )
+    }
+
     @Test("more shards than the cap: at most that many descriptors or mappings are open, and bytes are right")
     func boundedShards() throws {
         let f = try StrategyFixture(shards: 12, perShard: 3)
