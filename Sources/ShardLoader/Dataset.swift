@@ -22,7 +22,9 @@ import Synchronization
 /// Member bytes come from the ``strategy``:
 /// - `memory`: the selection's bytes are read into RAM at open;
 /// - `mmap`: shards are mapped read-only, and views point into the mappings;
-/// - `pread`: each sample is read into a buffer of its own (one `pread` for adjacent members).
+/// - `pread`: each sample is read into a buffer of its own (one `pread` for adjacent members);
+///   ``forEachSample(_:)`` reads ahead 1 MiB at a time instead, unless the selection uses too
+///   little of what it reads (small members among large ones).
 /// `auto` (the default) picks one from the selection's size and the memory this process may use;
 /// see ``StrategyChoice/choose(requested:selectionBytes:tableBytes:memory:)`` and ``choice``.
 ///
@@ -735,16 +737,19 @@ public final class Dataset: Sendable {
         // One read over the span when the gaps (tar headers and padding) are small.
         let span = Int(high - low)
         let coalesce = oneShard && span - total <= max(64 << 10, total)
-        if coalesce, let window {
-            let base = try window.bytes(shard: Int(rows[0].shard), from: low, count: span) { buffer, offset in
-                let file = try files.file(Int(rows[0].shard))
-                let n = try file.readAll(into: buffer, at: offset)
-                if n < span {
-                    throw ShardCheck.shortRead(
-                        files.records[Int(rows[0].shard)], size: offset + Int64(n), offset: offset, span)
-                }
-                return n
-            }
+        if coalesce, let window,
+            let base = try window.bytes(
+                shard: Int(rows[0].shard), from: low, count: span,
+                { buffer, offset in
+                    let file = try files.file(Int(rows[0].shard))
+                    let n = try file.readAll(into: buffer, at: offset)
+                    if n < span {
+                        throw ShardCheck.shortRead(
+                            files.records[Int(rows[0].shard)], size: offset + Int64(n), offset: offset, span)
+                    }
+                    return n
+                })
+        {
             for i in 0..<rows.count { slots[i] = UnsafeRawPointer(base + Int(rows[i].offset - low)) }
             return try body()
         }
@@ -912,7 +917,10 @@ final class ConnectionPool: Sendable {
 
 /// A window of one shard's bytes for sequential `pread` reads (``Dataset/forEachSample(_:)``):
 /// a sample inside the window is served from it; otherwise the window is refilled with one read of
-/// at least ``blockSize`` bytes starting at that sample. Owned by one call, never shared.
+/// at least ``blockSize`` bytes starting at that sample. When the samples use less than a quarter
+/// of what the windows read (a selection of small members among large ones: the `.npy` arrays
+/// beside the images), reading ahead would copy mostly bytes nobody wants, so the window turns
+/// itself off and each sample is read on its own. Owned by one call, never shared.
 final class ReadWindow {
     /// How much one refill reads: enough to make the syscall cost small against the copy.
     static let blockSize = 1 << 20
@@ -921,19 +929,33 @@ final class ReadWindow {
     private var shard = -1
     private var start: Int64 = 0
     private var count = 0
+    /// Bytes read into windows and bytes of samples served from them, after the first refill.
+    private var read = 0
+    private var served = 0
+    /// Whether reading ahead was turned off.
+    private(set) var isOff = false
 
     init() { buffer = .allocate(byteCount: Self.blockSize, alignment: 16) }
 
     deinit { buffer.deallocate() }
 
-    /// A pointer to bytes `from ..< from + count` of `shard`, valid until the next call; `fill`
-    /// reads into the buffer at an offset of the shard and returns how many bytes it read (at
-    /// least `count`, or it throws).
+    /// A pointer to bytes `from ..< from + count` of `shard`, valid until the next call, or nil
+    /// when reading ahead is off (read the sample directly); `fill` reads into the buffer at an
+    /// offset of the shard and returns how many bytes it read (at least `count`, or it throws).
     func bytes(
-        shard: Int, from: Int64, count: Int, fill: (UnsafeMutableRawBufferPointer, Int64) throws -> Int
-    ) throws -> UnsafeRawPointer {
+        shard: Int, from: Int64, count: Int, _ fill: (UnsafeMutableRawBufferPointer, Int64) throws -> Int
+    ) throws -> UnsafeRawPointer? {
+        if isOff { return nil }
         if shard == self.shard, from >= start, from + Int64(count) <= start + Int64(self.count) {
+            served += count
             return UnsafeRawPointer(buffer.baseAddress! + Int(from - start))
+        }
+        // Judge after 16 MiB of windows: mostly unused bytes turn reading ahead off.
+        if read >= 16 << 20, served < read / 4 {
+            isOff = true
+            buffer.deallocate()
+            buffer = .allocate(byteCount: 0, alignment: 16)
+            return nil
         }
         if count > buffer.count {
             buffer.deallocate()
@@ -944,6 +966,8 @@ final class ReadWindow {
         self.shard = shard
         start = from
         self.count = n
+        read += n
+        served += count
         return UnsafeRawPointer(buffer.baseAddress!)
     }
 }

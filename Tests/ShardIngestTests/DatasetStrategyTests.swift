@@ -209,6 +209,29 @@ struct DatasetStrategyTests {
             #expect(seen == 40)
         }
 
+        // Small members among large ones: after 16 MiB of windows that are mostly unused, reading
+        // ahead turns off; the bytes stay right either way.
+        var sparseFiles: [(String, [UInt8])] = []
+        for n in 0..<120 {
+            sparseFiles.append((String(format: "t%03d.big", n), pattern(200_000, seed: n)))
+            sparseFiles.append((String(format: "t%03d.small", n), pattern(100 + n, seed: n + 1)))
+        }
+        let sparseShard = directory.path + "/sparse.tar"
+        try writeShard(sparseShard, sparseFiles)
+        let sparseIndex = directory.path + "/sparse.sqlite"
+        _ = try Ingest.run(index: sparseIndex, shards: [sparseShard])
+        for lookup in [Dataset.LookupMode.table, .file] {
+            let small = try Dataset(
+                index: sparseIndex, extensions: ["small"], strategy: .pread, options: Dataset.Options(lookup: lookup))
+            var seen = 0
+            try small.forEachSample { view in
+                #expect(view.extensions == ["small"])
+                #expect(view["small"].map { Array($0) } == pattern(100 + seen, seed: seen + 1))
+                seen += 1
+            }
+            #expect(seen == 120)
+        }
+
         // A shard truncated after open: the read ahead stops at the real end and names it.
         let dataset = try Dataset(index: index, strategy: .pread)
         let last = try IndexReader(path: index).sample(at: 39)
