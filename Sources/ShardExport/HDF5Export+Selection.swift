@@ -31,13 +31,13 @@ struct HDF5Selection {
             throw ExportError.invalidArgument("too many splits (\(names.count)); export at most 65,535 at once")
         }
         let splits: [String?] = names.isEmpty ? [nil] : names
-        let choice = try Self.strategy(request)
+        let reading = try request.reading()
         datasets = try splits.map { split in
             try Dataset(
-                index: request.index, split: split, extensions: request.extensions, strategy: choice.strategy,
-                options: request.options)
+                index: request.index, split: split, extensions: request.extensions, strategy: reading.choice.strategy,
+                options: reading.options)
         }
-        self.choice = request.strategy == .auto ? choice : datasets[0].choice
+        self.choice = request.strategy == .auto ? reading.choice : datasets[0].choice
         splitNames = names
         guard datasets.count > 1 else {
             count = datasets[0].count
@@ -79,38 +79,9 @@ struct HDF5Selection {
         self.splitRows = splitRows
     }
 
-    /// The strategy an export reads with. A requested one is kept. For `auto`: an export reads
-    /// each selected member twice, in shard order, and keeps nothing, so preloading (what a
-    /// `Dataset` picks when the selection fits in memory) would only add a copy, and a sparse
-    /// selection (the `.npy` members among images) would read the bytes between the members too;
-    /// mapping the shards reads just the pages needed and leaves them to the kernel. `pread` when
-    /// the available memory is under ``StrategyChoice/mmapFloor``.
-    static func strategy(_ request: ExportRequest) throws -> StrategyChoice {
-        guard request.strategy == .auto else { return StrategyChoice(strategy: request.strategy, reason: "requested") }
-        let memory = try request.options.memory ?? MemoryProbe.read()
-        if let available = memory.available, available < StrategyChoice.mmapFloor {
-            return StrategyChoice(
-                strategy: .pread,
-                reason: "pread: only \(available) bytes of memory are available, under the 64 MiB floor for mmap")
-        }
-        return StrategyChoice(
-            strategy: .mmap,
-            reason:
-                "mmap: an export reads each member twice in shard order and keeps none, so the shards are mapped rather than preloaded"
-        )
-    }
-
     /// Calls `body` with a view of the sample of row `row` (see `Dataset.withSample(at:_:)`).
     func withSample<R>(row: Int, _ body: (SampleView) throws -> R) throws -> R {
         guard let rowDataset, let rowPosition else { return try datasets[0].withSample(at: row, body) }
         return try datasets[Int(rowDataset[row])].withSample(at: Int(rowPosition[row]), body)
-    }
-
-    /// The paths the export reads, which it must not write over: the index, its location file,
-    /// the shards.
-    static func inputs(index: String, reader: IndexReader) throws -> [String] {
-        let directory = try Paths.real(Paths.directory(of: Paths.absolute(index)))
-        let shards = try reader.shards().map { Paths.resolveStoredShardPath($0.path, indexDirectory: directory) }
-        return [index, LocationFile.path(forIndex: index)] + shards
     }
 }

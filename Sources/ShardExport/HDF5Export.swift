@@ -138,7 +138,7 @@ private struct HDF5Exporter {
         if isCancelled() { throw ExportError.cancelled }
         let output = try ExportOutput(
             destination: request.out, kind: .file, overwrite: request.overwrite,
-            inputs: HDF5Selection.inputs(index: request.index, reader: reader))
+            inputs: ExportRequest.inputs(index: request.index, reader: reader))
         let metadata = try reader.metadata()
         for entry in metadata where HDF5Export.ownAttributes.contains(entry.key) {
             throw ExportError.invalidArgument(

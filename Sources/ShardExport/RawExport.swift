@@ -76,17 +76,15 @@ public enum RawExport {
         let reader = try IndexReader(path: request.index)
         if let split { _ = try reader.splitID(split) }
         let shards = try reader.shards()
-        let indexDirectory = try Paths.real(Paths.directory(of: Paths.absolute(request.index)))
-        let inputs =
-            [request.index, LocationFile.path(forIndex: request.index)]
-            + shards.map { Paths.resolveStoredShardPath($0.path, indexDirectory: indexDirectory) }
         let output = try ExportOutput(
-            destination: request.out, kind: .directory, overwrite: request.overwrite, inputs: inputs)
+            destination: request.out, kind: .directory, overwrite: request.overwrite,
+            inputs: ExportRequest.inputs(index: request.index, reader: reader))
         defer { output.discard() }
 
+        let reading = try request.reading()
         let dataset = try Dataset(
-            index: request.index, split: split, extensions: request.extensions, strategy: request.strategy,
-            options: request.options)
+            index: request.index, split: split, extensions: request.extensions, strategy: reading.choice.strategy,
+            options: reading.options)
         let total = dataset.count
         meter.report(.planning, 0, total, force: true)
         let plan = try Plan.make(
@@ -150,7 +148,7 @@ public enum RawExport {
         meter.report(.publishing, done, total, bytes: bytesRead, force: true)
         return ExportReport(
             out: request.out, samples: total, members: members, bytesRead: bytesRead, bytesWritten: bytesWritten,
-            entries: entries, choice: dataset.choice, seconds: seconds)
+            entries: entries, choice: request.strategy == .auto ? reading.choice : dataset.choice, seconds: seconds)
     }
 
     /// Writes one member of the files layout.

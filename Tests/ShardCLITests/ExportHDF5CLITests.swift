@@ -85,10 +85,10 @@ struct ExportHDF5CLITests {
         #expect(int(o["samples"]) == 4 && int(o["members"]) == 4 && int(o["bytes_read"]) == 4 * npyBytes)
         #expect(int(o["bytes_written"]) == (try w.bytes("out.h5"))?.count)
         #expect(o["entries"] as? [String] == ["keys", "npy"])
-        #expect(o["strategy"] as? String == "mmap")
+        #expect(o["strategy"] as? String == "pread")
         #expect(
             o["reason"] as? String
-                == "mmap: an export reads each member twice in shard order and keeps none, so the shards are mapped rather than preloaded"
+                == "pread: the export reads only the .npy members, so it reads just those rather than mapping whole shards"
         )
         #expect((o["seconds"] as? Double).map { $0 >= 0 } == true)
         #expect(try w.listing() == ["index.sqlite", "index.sqlite-locations", "out.h5", "shard-0.tar"])

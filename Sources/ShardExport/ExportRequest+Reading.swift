@@ -1,0 +1,71 @@
+import ShardIO
+import ShardIndex
+import ShardLoader
+
+extension ExportRequest {
+    /// How an export reads member bytes: the strategy, why, and the dataset options.
+    struct Reading {
+        var choice: StrategyChoice
+        var options: Dataset.Options
+    }
+
+    /// The strategy and lookup an export reads with. A requested strategy is kept. For `auto`:
+    /// an export reads each selected member once or twice in shard order and keeps nothing, so
+    /// preloading (what a `Dataset` picks when the selection fits in memory) would only add a
+    /// copy; and
+    /// - with `--ext` (some extensions only: the `.npy` arrays among the images), `pread` of just
+    ///   those members, with the in-memory location table (16 bytes a member) when it takes less
+    ///   than a quarter of the available memory, so that a sample costs one read; mapping the
+    ///   shards would fault in (and map around) a page or more for every small member;
+    /// - with every extension, `mmap`: the shards are read nearly whole, and mapping them avoids
+    ///   a copy;
+    /// - `pread` under ``StrategyChoice/mmapFloor`` of available memory.
+    ///
+    /// - Throws: `MemorySizeError` (a bad `SHARDSTORE_MEMORY_LIMIT`), `IndexError`, `SQLiteError`.
+    func reading() throws -> Reading {
+        var options = self.options
+        guard strategy == .auto else {
+            return Reading(choice: StrategyChoice(strategy: strategy, reason: "requested"), options: options)
+        }
+        let memory = try options.memory ?? MemoryProbe.read()
+        options.memory = memory
+        let available = memory.available
+        if let available, available < StrategyChoice.mmapFloor {
+            return Reading(
+                choice: StrategyChoice(
+                    strategy: .pread,
+                    reason:
+                        "pread: only \(available) bytes of memory are available, under the 64 MiB floor for mmap"),
+                options: options)
+        }
+        guard let extensions, !extensions.isEmpty else {
+            return Reading(
+                choice: StrategyChoice(
+                    strategy: .mmap,
+                    reason:
+                        "mmap: an export of every extension reads the shards nearly whole, once or twice in shard order, and keeps nothing, so the shards are mapped rather than preloaded"
+                ),
+                options: options)
+        }
+        if options.lookup == .auto {
+            let members = try IndexReader(path: index).shards().reduce(Int64(0)) { $0 + Int64($1.memberCount) }
+            if let available, members * 24 <= available / 4 { options.lookup = .table }
+        }
+        let list = extensions.map { "." + $0 }.joined(separator: ", ")
+        return Reading(
+            choice: StrategyChoice(
+                strategy: .pread,
+                reason:
+                    "pread: the export reads only the \(list) members, so it reads just those rather than mapping whole shards"
+            ),
+            options: options)
+    }
+
+    /// The paths an export reads, which it must not write over: the index, its location file,
+    /// the shards.
+    static func inputs(index: String, reader: IndexReader) throws -> [String] {
+        let directory = try Paths.real(Paths.directory(of: Paths.absolute(index)))
+        let shards = try reader.shards().map { Paths.resolveStoredShardPath($0.path, indexDirectory: directory) }
+        return [index, LocationFile.path(forIndex: index)] + shards
+    }
+}
