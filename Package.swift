@@ -19,7 +19,7 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
-        // zlib, for the CLI's crc32 checksums (`shardstore bench`).
+        // zlib, imported by ShardExport only: deflate for HDF5 chunks, crc32 for `shardstore bench`.
         .systemLibrary(
             name: "CShardZlib",
             pkgConfig: "zlib",
@@ -43,7 +43,7 @@ let package = Package(
         // Exports of a selection: HDF5 (through libhdf5) and raw files.
         .target(
             name: "ShardExport",
-            dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardLoader", "CShardHDF5"]
+            dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardLoader", "CShardHDF5", "CShardZlib"]
         ),
         // The façade users import.
         .target(
@@ -54,7 +54,6 @@ let package = Package(
             name: "shardstore",
             dependencies: [
                 "ShardStore",
-                "CShardZlib",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

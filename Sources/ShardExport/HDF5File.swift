@@ -220,6 +220,20 @@ final class HDF5Dataset {
         }
     }
 
+    /// Writes one chunk that starts at row `row`, already filtered (every filter of the dataset
+    /// applied, in order), with `H5Dwrite_chunk`.
+    ///
+    /// - Throws: ``ExportError/hdf5(call:path:message:)``.
+    func writeChunk(row: Int, _ bytes: [UInt8]) throws {
+        var offset = [hsize_t](repeating: 0, count: dims.count)
+        offset[0] = hsize_t(row)
+        try bytes.withUnsafeBytes { raw in
+            try HDF5Library.check("H5Dwrite_chunk", path) {
+                H5Dwrite_chunk(handle.id, shard_h5p_default(), 0, offset, raw.count, raw.baseAddress)
+            }
+        }
+    }
+
     /// Writes the attribute `name` on this dataset: a variable-length UTF-8 string.
     func setAttribute(_ name: String, string value: String) throws {
         let place = "\(path) attribute '\(name)'"

@@ -1,5 +1,4 @@
 import ArgumentParser
-import CShardZlib
 import Dispatch
 import ShardStore
 import Synchronization
@@ -322,8 +321,7 @@ enum Checksummer {
         return results.withLock { parts in
             parts.reduce(Result(crc: 0, bytes: 0)) { acc, part in
                 let p = part!
-                return Result(
-                    crc: UInt32(crc32_combine(uLong(acc.crc), uLong(p.crc), Int(p.bytes))), bytes: acc.bytes + p.bytes)
+                return Result(crc: Zlib.crc32Combine(acc.crc, p.crc, length2: p.bytes), bytes: acc.bytes + p.bytes)
             }
         }
     }
@@ -331,14 +329,8 @@ enum Checksummer {
     @inline(__always)
     static func add(_ view: SampleView, to result: inout Result) {
         for member in view {
-            var bytes = member.bytes
-            result.bytes += Int64(bytes.count)
-            while !bytes.isEmpty {
-                let n = min(bytes.count, Int(UInt32.max))
-                result.crc = UInt32(
-                    crc32(uLong(result.crc), bytes.baseAddress!.assumingMemoryBound(to: Bytef.self), uInt(n)))
-                bytes = UnsafeRawBufferPointer(rebasing: bytes[n...])
-            }
+            result.bytes += Int64(member.bytes.count)
+            result.crc = Zlib.crc32(result.crc, member.bytes)
         }
     }
 }
