@@ -706,7 +706,7 @@ public final class Dataset: Sendable {
                 let offset = Int(rows[i].offset)
                 guard offset <= map.count, lengths[i] <= map.count - offset else {
                     throw ShardCheck.shortRead(
-                        files.records[shard], size: Int64(map.count), offset: rows[i].offset, lengths[i])
+                        files.paths[shard], size: Int64(map.count), offset: rows[i].offset, lengths[i])
                 }
                 slots[i] = map.baseAddress.map { $0 + offset }
                 i += 1
@@ -745,7 +745,7 @@ public final class Dataset: Sendable {
                     let n = try file.readAll(into: buffer, at: offset)
                     if n < span {
                         throw ShardCheck.shortRead(
-                            files.records[Int(rows[0].shard)], size: offset + Int64(n), offset: offset, span)
+                            files.paths[Int(rows[0].shard)], size: offset + Int64(n), offset: offset, span)
                     }
                     return n
                 })
@@ -780,7 +780,7 @@ public final class Dataset: Sendable {
         let file = try files.file(shard)
         let n = try file.readAll(into: buffer, at: offset)
         if n < buffer.count {
-            throw ShardCheck.shortRead(files.records[shard], size: offset + Int64(n), offset: offset, buffer.count)
+            throw ShardCheck.shortRead(files.paths[shard], size: offset + Int64(n), offset: offset, buffer.count)
         }
     }
 

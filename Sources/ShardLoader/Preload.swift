@@ -130,7 +130,7 @@ enum Preload {
         let n = try file.readAll(into: buffer, at: offset)
         if n < buffer.count {
             throw ShardCheck.shortRead(
-                record, size: offset + Int64(n), offset: offset, buffer.count, since: "it was checked")
+                file.path, size: offset + Int64(n), offset: offset, buffer.count, since: "it was checked")
         }
     }
 }

@@ -50,14 +50,17 @@ enum ShardCheck {
         return file
     }
 
-    /// The error for a shard that ends before a member it should hold: it shrank after `since`.
+    /// The error for the shard at `path` (as opened, not as the index stores it) that ends before
+    /// a member it should hold: it shrank after `since`. `size` is where the read or the mapping
+    /// ended; the file's size now, from `stat`, is reported when it can be had.
     static func shortRead(
-        _ shard: ShardRecord, size: Int64, offset: Int64, _ count: Int, since: String = "the dataset was opened"
+        _ path: String, size: Int64, offset: Int64, _ count: Int, since: String = "the dataset was opened"
     ) -> IOError {
-        IOError(
-            "read", path: shard.path, errno: 0,
+        let end = (try? FileStatus.of(path))?.size ?? size
+        return IOError(
+            "read", path: path, errno: 0,
             detail:
-                "the shard ends at byte \(size) but \(count) bytes are needed from offset \(offset); it was truncated after \(since): run `shardstore ingest` again"
+                "the shard ends at byte \(end) but \(count) bytes are needed from offset \(offset); it was truncated after \(since): run `shardstore ingest` again"
         )
     }
 

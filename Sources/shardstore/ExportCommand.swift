@@ -38,7 +38,8 @@ struct ExportCommand: ParsableCommand {
 
     @Option(
         name: .customLong("split"),
-        help: ArgumentHelp("Export this split (repeatable). Without it, the whole dataset.", valueName: "name"))
+        help: ArgumentHelp(
+            "Export this split (hdf5: repeatable; raw: one). Without it, the whole dataset.", valueName: "name"))
     var splits: [String] = []
 
     @Option(

@@ -245,7 +245,7 @@ struct DatasetStrategyTests {
         #expect(visited == 39)
         #expect(
             error?.description
-                == "cannot read 'big.tar' (the shard ends at byte \(cut) but \(span) bytes are needed from offset \(bin.dataOffset); it was truncated after the dataset was opened: run `shardstore ingest` again)"
+                == "cannot read '\(try Paths.real(shard))' (the shard ends at byte \(cut) but \(span) bytes are needed from offset \(bin.dataOffset); it was truncated after the dataset was opened: run `shardstore ingest` again)"
         )
     }
 
