@@ -1,6 +1,5 @@
 import ArgumentParser
 import ShardStore
-import Synchronization
 
 /// `--format`.
 enum ExportFormat: String, ExpressibleByArgument, CaseIterable {
@@ -122,14 +121,9 @@ struct ExportCommand: ParsableCommand {
 
     /// Draws progress at most ten times a second (and once at the end).
     static func progressRenderer() -> @Sendable (ExportProgress) -> Void {
-        let last = Mutex<Double>(-1)
+        let throttle = ProgressThrottle()
         return { p in
-            let draw: Bool = last.withLock { t in
-                guard p.seconds - t >= 0.1 || p.samplesDone == p.samplesTotal else { return false }
-                t = p.seconds
-                return true
-            }
-            guard draw else { return }
+            guard throttle.shouldDraw(at: p.seconds, final: p.samplesDone == p.samplesTotal) else { return }
             let total = max(p.samplesTotal, 1)
             let fraction = Double(p.samplesDone) / Double(total)
             let width = 24

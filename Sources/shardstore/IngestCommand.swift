@@ -100,14 +100,9 @@ struct IngestCommand: ParsableCommand {
 
     /// Draws progress at most ten times a second (and once at the end).
     static func progressRenderer() -> @Sendable (IngestProgress) -> Void {
-        let last = Mutex<Double>(-1)
+        let throttle = ProgressThrottle()
         return { p in
-            let draw: Bool = last.withLock { t in
-                guard p.seconds - t >= 0.1 || p.shardsDone == p.shardsTotal else { return false }
-                t = p.seconds
-                return true
-            }
-            guard draw else { return }
+            guard throttle.shouldDraw(at: p.seconds, final: p.shardsDone == p.shardsTotal) else { return }
             let rate = p.seconds > 0 ? Double(p.bytes) / 1e6 / p.seconds : 0
             Terminal.progress(
                 "ingest: \(p.shardsDone)/\(p.shardsTotal) shards, \(Format.count(p.samples)) samples, \(Format.fixed(rate, 0)) MB/s"

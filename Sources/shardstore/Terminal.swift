@@ -1,4 +1,5 @@
 import ShardStore
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -161,4 +162,18 @@ struct JSONObject {
     var text: String { "{" + fields.joined(separator: ", ") + "}" }
 
     static func array(_ items: [String]) -> String { "[" + items.joined(separator: ", ") + "]" }
+}
+
+/// Lets a progress display redraw at most ten times a second, and always for the last event.
+final class ProgressThrottle: Sendable {
+    private let last = Mutex<Double>(-1)
+
+    /// Whether to draw the event at `seconds`; `final` (the work is done) always draws.
+    func shouldDraw(at seconds: Double, final: Bool) -> Bool {
+        last.withLock { t in
+            guard seconds - t >= 0.1 || final else { return false }
+            t = seconds
+            return true
+        }
+    }
 }

@@ -1,3 +1,4 @@
+import ShardTestSupport
 import Testing
 
 @testable import ShardExport
@@ -8,26 +9,16 @@ import Testing
 
 @Suite("ExportOutput: temporary name, publish, discard")
 struct ExportOutputTests {
-    private func tempDir() -> String {
-        var template = Array("/tmp/shardstore-exportoutput-XXXXXX".utf8CString)
-        return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
-    }
-
     private func write(_ path: String, _ text: String) {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         _ = text.utf8CString.withUnsafeBufferPointer { Glibc.write(fd, $0.baseAddress!, $0.count - 1) }
         close(fd)
     }
 
-    private func exists(_ path: String) -> Bool {
-        var st = stat()
-        return lstat(path, &st) == 0
-    }
-
     @Test("an existing destination is refused without overwrite, and a missing parent is named")
     func refusals() throws {
-        let dir = tempDir()
-        defer { try? FileTreeRemoval.remove(dir) }
+        let directory = try TemporaryDirectory()
+        let dir = directory.path
         write(dir + "/out.h5", "old")
         #expect(throws: ExportError.outputExists(path: dir + "/out.h5")) {
             _ = try ExportOutput(destination: dir + "/out.h5", kind: .file, overwrite: false, inputs: [])
@@ -42,8 +33,8 @@ struct ExportOutputTests {
 
     @Test("a dropped output leaves neither the temporary nor a destination")
     func dropped() throws {
-        let dir = tempDir()
-        defer { try? FileTreeRemoval.remove(dir) }
+        let directory = try TemporaryDirectory()
+        let dir = directory.path
         var temporary = ""
         do {
             let output = try ExportOutput(destination: dir + "/tree", kind: .directory, overwrite: false, inputs: [])
@@ -59,8 +50,8 @@ struct ExportOutputTests {
 
     @Test("publish replaces an existing folder whole, with overwrite")
     func publishFolder() throws {
-        let dir = tempDir()
-        defer { try? FileTreeRemoval.remove(dir) }
+        let directory = try TemporaryDirectory()
+        let dir = directory.path
         #expect(mkdir(dir + "/tree", 0o755) == 0)
         write(dir + "/tree/old.txt", "old")
         let output = try ExportOutput(destination: dir + "/tree", kind: .directory, overwrite: true, inputs: [])

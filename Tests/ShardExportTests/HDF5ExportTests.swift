@@ -114,10 +114,10 @@ struct HDF5ExportTests {
     func badMember() throws {
         let bad = npy("<c16", shape: [1], data: [UInt8](repeating: 0, count: 16))
         let fx = try Fixture(extra: ["k9.npy": bad])
-        let where_ = try #require(fx.located["k9.npy"])
+        let member = try #require(fx.located["k9.npy"])
         #expect(
             throws: ExportError.badMember(
-                key: "k9", ext: "npy", shard: where_.shard, offset: where_.offset,
+                key: "k9", ext: "npy", shard: member.shard, offset: member.offset,
                 reason:
                     "unsupported dtype '<c16' (bool, int8 to int64, uint8 to uint64, float16, float32 and float64 are read)"
             )

@@ -218,7 +218,7 @@ struct HDF5ReadBackTests {
                 "split_names": ["a", "b"], "level": 6,
                 "attrs": [
                     "title": "\"ShardStore test\"", "card": #"{"a":[1,2]}"#,
-                    "shardstore_source_index": try realPath(fx.index), "shardstore_version": ShardStoreVersion.string,
+                    "shardstore_source_index": try Paths.real(fx.index), "shardstore_version": ShardStoreVersion.string,
                 ],
             ])
         #expect(result.status == 0, "\(result.stdoutText)\(result.stderrText)")
@@ -261,11 +261,4 @@ struct HDF5ReadBackTests {
             ])
         #expect(result.status == 0, "\(result.stdoutText)\(result.stderrText)")
     }
-}
-
-/// The canonical path of an existing file.
-func realPath(_ path: String) throws -> String {
-    guard let p = realpath(path, nil) else { throw CocoaError(.fileNoSuchFile) }
-    defer { free(p) }
-    return String(cString: p)
 }

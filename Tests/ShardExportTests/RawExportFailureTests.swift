@@ -46,7 +46,7 @@ struct RawExportFailureTests {
             // 3072. The error names the shard's real path and its size now.
             #expect(
                 "\(error.map { "\($0)" } ?? "no error")"
-                    == "cannot read '\(try realPath(shard))' (the shard ends at byte 2560 but 1537 bytes are needed from offset 3072; it was truncated after the dataset was opened: run `shardstore ingest` again)",
+                    == "cannot read '\(try Paths.real(shard))' (the shard ends at byte 2560 but 1537 bytes are needed from offset 3072; it was truncated after the dataset was opened: run `shardstore ingest` again)",
                 "\(layout)")
             #expect(!exists(ws.path + "/out") && !exists(ws.temporary(of: "out")))
             // Restore the shard's size and time for the next layout: rewrite it from the fixture.
