@@ -9,18 +9,32 @@ struct PackedMember: Sendable {
     var offsetAndExt: UInt64
     /// The length, or `UInt32.max` when the real length is in ``LocationTable/longLengths``.
     var length32: UInt32
-    /// The shard's number (its position in ``LocationTable/shardIDs``).
-    var shard: UInt32
+    /// The shard's number (its position in the dataset's shard list) in the low 31 bits; the top
+    /// bit is set when the member had pax or GNU long-name blocks before its own header (see
+    /// ``isExtended``).
+    var shardAndFlag: UInt32
 
     /// Offsets must fit in 48 bits (256 TiB) and extension numbers in 16 bits.
     static let maxOffset: Int64 = (1 << 48) - 1
     static let maxExtensions = 1 << 16
+    /// Shard numbers must fit in 31 bits.
+    static let maxShards = 1 << 31
+    private static let extendedFlag: UInt32 = 1 << 31
 
-    init(offset: Int64, ext: Int, length: Int64, shard: Int) {
+    /// - Parameter extended: whether the member's first header block comes before its own header
+    ///   (`headerOffset < dataOffset - 512`): its own header's name and size may then be partial.
+    init(offset: Int64, ext: Int, length: Int64, shard: Int, extended: Bool = false) {
         offsetAndExt = UInt64(offset) << 16 | UInt64(ext)
         length32 = length >= Int64(UInt32.max) ? UInt32.max : UInt32(length)
-        self.shard = UInt32(shard)
+        shardAndFlag = UInt32(shard) | (extended ? Self.extendedFlag : 0)
     }
+
+    /// The shard's number in the dataset's shard list.
+    var shard: UInt32 { shardAndFlag & ~Self.extendedFlag }
+
+    /// Whether the member had pax or GNU long-name blocks before its own header, so that its own
+    /// header holds only part of the name (see `MemberHeaderCheck`).
+    var isExtended: Bool { shardAndFlag & Self.extendedFlag != 0 }
 
     var offset: Int64 {
         get { Int64(offsetAndExt >> 16) }

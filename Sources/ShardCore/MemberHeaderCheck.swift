@@ -1,0 +1,182 @@
+/// Checks a member's own tar header (the 512-byte block right before its data) against what the
+/// index recorded for it: the block's checksum, its type (a regular file), its size field and its
+/// name. Every read runs it on the block it reads with the member, so a shard rewritten, swapped
+/// or moved since ingest, or an index row pointing at the wrong place, is refused instead of
+/// returning wrong bytes.
+///
+/// The name rule follows what a header block can hold:
+/// - when the member had no pax or GNU long-name header (its header is its first block), the name
+///   the block holds (`prefix/name` for ustar) is the whole name, so it must split into the
+///   indexed key and extension under the webdataset rule;
+/// - when it had one, producers fill the block's name as they like (Python's `tarfile` keeps the
+///   first 100 bytes and writes `?` for characters outside ASCII, GNU tar cuts the name,
+///   libarchive keeps the start of the folders and the end of the file name), so the block's name
+///   must be the full name with bytes left out: a subsequence of `key.ext` compared without ASCII
+///   case, where a `?` may stand for one character. The size field may then hold 0 (the size is
+///   in the pax record).
+///
+/// ```swift
+/// if let mismatch = MemberHeaderCheck.check(block, length: 1234, key: key, ext: ext, extended: false) {
+///     throw MyError(mismatch.description)
+/// }
+/// ```
+///
+/// - Complexity: O(512) for the checksum, plus O(name length); no allocation when the name
+///   matches as stored (lower-case extension).
+public enum MemberHeaderCheck {
+    /// What differs between a header block and the index.
+    public enum Mismatch: Equatable, Sendable, CustomStringConvertible {
+        /// The block's checksum field does not match its bytes (nil: not a number): the bytes are
+        /// not a tar header.
+        case checksum(stored: Int64?, computed: Int64)
+        /// The block is a header of another kind of entry (a typeflag that is not a regular file).
+        case type(typeflag: UInt8)
+        /// The size field differs from the indexed length (nil: not a number).
+        case size(header: Int64?, indexed: Int64)
+        /// The name in the block does not belong to the indexed key and extension.
+        case name(header: [UInt8], expected: [UInt8])
+
+        public var description: String {
+            switch self {
+            case .checksum(let stored, let computed):
+                return
+                    "no valid tar header precedes the member (checksum field \(stored.map(String.init) ?? "not a number"), computed \(computed))"
+            case .type(let typeflag):
+                return "the header there is not a regular file's (typeflag \(Self.quoted([typeflag])))"
+            case .size(let header, let indexed):
+                return
+                    "the header there gives size \(header.map(String.init) ?? "not a number"), the index \(indexed)"
+            case .name(let header, let expected):
+                return "the header there names \(Self.quoted(header)), the index expects \(Self.quoted(expected))"
+            }
+        }
+
+        /// Bytes as a quoted, one-line string: printable ASCII as is, anything else escaped.
+        static func quoted(_ bytes: [UInt8]) -> String {
+            var out = "'"
+            for b in bytes {
+                switch b {
+                case UInt8(ascii: "\\"): out += "\\\\"
+                case UInt8(ascii: "'"): out += "\\'"
+                case 0x20..<0x7f: out.unicodeScalars.append(Unicode.Scalar(b))
+                case UInt8(ascii: "\n"): out += "\\n"
+                default:
+                    let hex = String(b, radix: 16)
+                    out += "\\x" + (hex.count == 1 ? "0" + hex : hex)
+                }
+            }
+            return out + "'"
+        }
+    }
+
+    /// The size of a header block.
+    public static var blockSize: Int { TarHeader.blockSize }
+
+    /// Checks `block` (at least 512 bytes: the member's own header) against the indexed `length`,
+    /// `key` and lower-cased `ext`; `extended` says whether the member had pax or GNU long-name
+    /// blocks before its own header (its header offset is before `dataOffset - 512`).
+    ///
+    /// - Returns: nil when the block is the member's header, else the first difference found.
+    /// - Complexity: O(512 + name length).
+    public static func check(
+        _ block: UnsafeRawBufferPointer, length: Int64, key: UnsafeRawBufferPointer, ext: UnsafeRawBufferPointer,
+        extended: Bool
+    ) -> Mismatch? {
+        precondition(block.count >= TarHeader.blockSize)
+        let sum = TarHeader.checksum(of: block)
+        let stored = TarHeader.number(in: block, TarHeader.Field.checksum)
+        guard case .value(let value) = stored, value == sum.unsigned || value == sum.signed, !sum.isZeroBlock else {
+            if case .value(let value) = stored { return .checksum(stored: value, computed: sum.unsigned) }
+            return .checksum(stored: nil, computed: sum.unsigned)
+        }
+        let typeflag = block[TarHeader.Field.typeflag]
+        guard typeflag == UInt8(ascii: "0") || typeflag == 0 || typeflag == UInt8(ascii: "7") else {
+            return .type(typeflag: typeflag)
+        }
+        let size: Int64?
+        if case .value(let v) = TarHeader.number(in: block, TarHeader.Field.size) { size = v } else { size = nil }
+        if size != length, !(extended && size == 0) {
+            return .size(header: size, indexed: length)
+        }
+        return withHeaderName(block) { name in
+            if Self.matches(name, key: key, ext: ext, extended: extended) { return nil }
+            var expected = [UInt8](key)
+            expected.append(UInt8(ascii: "."))
+            expected.append(contentsOf: ext)
+            return .name(header: [UInt8](name), expected: expected)
+        }
+    }
+
+    /// Calls `body` with the name the block holds by itself (`prefix/name` for ustar and star).
+    private static func withHeaderName<R>(_ block: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let format = TarHeader.format(of: block)
+        let nameLength = TarHeader.stringLength(in: block, TarHeader.Field.name)
+        let prefixRange: Range<Int>? =
+            switch format {
+            case .ustar: TarHeader.Field.prefix
+            case .star: TarHeader.Field.starPrefix
+            case .v7, .oldGNU: nil
+            }
+        let prefixLength = prefixRange.map { TarHeader.stringLength(in: block, $0) } ?? 0
+        guard prefixLength > 0, let prefixRange else {
+            return body(UnsafeRawBufferPointer(rebasing: block[0..<nameLength]))
+        }
+        return withUnsafeTemporaryAllocation(byteCount: prefixLength + 1 + nameLength, alignment: 1) { buffer in
+            buffer.baseAddress!.copyMemory(from: block.baseAddress! + prefixRange.lowerBound, byteCount: prefixLength)
+            buffer[prefixLength] = UInt8(ascii: "/")
+            (buffer.baseAddress! + prefixLength + 1).copyMemory(from: block.baseAddress!, byteCount: nameLength)
+            return body(UnsafeRawBufferPointer(buffer))
+        }
+    }
+
+    /// Whether the header's `name` belongs to `key` and `ext` (see the type's rule).
+    static func matches(
+        _ name: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, ext: UnsafeRawBufferPointer, extended: Bool
+    ) -> Bool {
+        // The common case: the name is `key.ext` byte for byte.
+        if name.count == key.count + 1 + ext.count, name[key.count] == UInt8(ascii: "."),
+            wordwiseEqual(name, key, count: key.count),
+            wordwiseEqual(UnsafeRawBufferPointer(rebasing: name[(key.count + 1)...]), ext, count: ext.count)
+        {
+            return true
+        }
+        // The name as a whole, under the webdataset rule (an upper-case extension).
+        if case .member(let k, let e) = WebDatasetName.classify([UInt8](name)), k.elementsEqual(key),
+            e.elementsEqual(ext)
+        {
+            return true
+        }
+        guard extended else { return false }
+        return isSubsequence(name, ofKey: key, ext: ext)
+    }
+
+    /// Whether `name` is `key.ext` with bytes left out, ASCII case ignored, `?` standing for any
+    /// one character (a UTF-8 sequence, or one byte that is not part of one).
+    static func isSubsequence(_ name: UnsafeRawBufferPointer, ofKey key: UnsafeRawBufferPointer, ext: UnsafeRawBufferPointer)
+        -> Bool
+    {
+        let fullCount = key.count + 1 + ext.count
+        func full(_ i: Int) -> UInt8 {
+            i < key.count ? key[i] : i == key.count ? UInt8(ascii: ".") : ext[i - key.count - 1]
+        }
+        func folded(_ b: UInt8) -> UInt8 { b &- UInt8(ascii: "A") < 26 ? b | 0x20 : b }
+        var j = 0
+        for b in name {
+            if b == UInt8(ascii: "?") {
+                guard j < fullCount else { return false }
+                let lead = full(j)
+                j += 1
+                // One UTF-8 character: its continuation bytes go with it.
+                if lead >= 0xC0 {
+                    while j < fullCount, full(j) & 0xC0 == 0x80 { j += 1 }
+                }
+                continue
+            }
+            let want = folded(b)
+            while j < fullCount, folded(full(j)) != want { j += 1 }
+            guard j < fullCount else { return false }
+            j += 1
+        }
+        return true
+    }
+}
