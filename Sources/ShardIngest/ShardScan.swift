@@ -67,7 +67,7 @@ enum ShardScanner {
     static func scan(path: String, displayPath: String, isCancelled: () -> Bool) throws(IngestError) -> ShardScan {
         let file: ReadOnlyFile
         do { file = try ReadOnlyFile(path: path) } catch { throw .unreadableShard(error) }
-        var scanner = TarScanner(file)
+        var scanner = TarScanner(ReadAheadFile(file))
         var result = ShardScan()
         var extensions: [[UInt8]: Int32] = [:]
         var n = 0
