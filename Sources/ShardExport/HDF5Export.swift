@@ -152,7 +152,18 @@ private struct HDF5Exporter {
         let surveys = try survey(selection, staging: staging, shards: shards)
         let columns = try plan(surveys, rows: selection.count, splits: selection.splitNames)
 
-        let file = try HDF5File(creating: output.temporaryPath, name: request.out)
+        // libhdf5 opens the temporary through /proc/self/fd/N: the file ExportOutput created
+        // (O_EXCL, O_NOFOLLOW), whatever is put at its name meanwhile.
+        let temporary = output.file!
+        let file: HDF5File
+        do {
+            file = try HDF5File(creating: temporary.descriptorPath, name: request.out)
+        } catch {
+            // libhdf5 resolves the descriptor's link to a name, and fails when the temporary's name
+            // was replaced: say so.
+            try temporary.checkName()
+            throw error
+        }
         let members: Int
         do {
             members = try write(
@@ -163,11 +174,15 @@ private struct HDF5Exporter {
         } catch {
             try? file.close()
             output.discard()
-            throw error
+            throw Self.writeFailure(error, out: request.out)
         }
-        let size = try Self.syncFile(output.temporaryPath)
+        let size = try temporary.size()
         if isCancelled() { throw ExportError.cancelled }
-        try output.publish()
+        do {
+            try output.publish()
+        } catch {
+            throw Self.writeFailure(error, out: request.out)
+        }
         var entries = ["keys"]
         for c in columns { entries += c.names }
         if selection.splitNames.count > 1 { entries.append("splits") }
@@ -177,6 +192,20 @@ private struct HDF5Exporter {
     }
 
     func bytesTotal(_ surveys: [ColumnSurvey]) -> Int64 { surveys.reduce(0) { $0 + $1.bytes } }
+
+    /// ``ExportError/writeFailed(path:errno:)`` for a libhdf5 call or a sync that failed on a
+    /// system error while writing the output (a full disk: `ENOSPC`); `error` itself otherwise.
+    static func writeFailure(_ error: Error, out: String) -> Error {
+        switch error {
+        case ExportError.hdf5(_, _, let message):
+            guard let code = HDF5Library.systemErrno(in: message) else { return error }
+            return ExportError.writeFailed(path: out, errno: code)
+        case let error as IOError where [ENOSPC, EDQUOT, EFBIG, EIO].contains(error.errno):
+            return ExportError.writeFailed(path: out, errno: error.errno)
+        default:
+            return error
+        }
+    }
 
     // MARK: First pass
 
@@ -412,16 +441,5 @@ private struct HDF5Exporter {
         }
         try tick(.writing, done: count, total: count, bytes: bytes, force: true)
         return members
-    }
-
-    /// Flushes the file at `path` to disk; returns its size.
-    static func syncFile(_ path: String) throws -> Int64 {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw IOError("open", path: path, errno: errno) }
-        defer { close(fd) }
-        guard fsync(fd) == 0 else { throw IOError("sync", path: path, errno: errno) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw IOError("inspect", path: path, errno: errno) }
-        return Int64(st.st_size)
     }
 }

@@ -187,13 +187,24 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
+    /// The most positions `--random` draws: 100 million (800 MB of positions).
+    static let maxRandom = 100_000_000
+
     func validate() throws {
         let modes = [random != nil, indices != nil, sequential].filter { $0 }.count
         if modes != 1 {
             throw ValidationError("Please give exactly one of --random K, --indices FILE or --sequential.")
         }
         if let random, random < 1 { throw ValidationError("--random needs a positive count, got \(random).") }
+        if let random, random > Self.maxRandom {
+            throw ValidationError(
+                "Please give --random at most \(Self.maxRandom) (the positions are drawn up front, 8 bytes each), got \(random); run bench several times for more."
+            )
+        }
         if threads < 1 { throw ValidationError("--threads needs a positive count, got \(threads).") }
+        if threads > CLILimits.maxThreads {
+            throw ValidationError("Please give --threads at most \(CLILimits.maxThreads), got \(threads).")
+        }
     }
 
     func run() throws {
@@ -264,6 +275,13 @@ struct BenchCommand: ParsableCommand {
         }
         return nil
     }
+}
+
+/// Upper bounds for numeric options that size threads or allocations: a larger value is an
+/// invalid argument (exit 64), never an attempt to allocate or start that many.
+enum CLILimits {
+    /// The most threads (`bench --threads`) or parallel scans (`ingest --jobs`).
+    static let maxThreads = 1024
 }
 
 /// A file of little-endian int64 positions.
