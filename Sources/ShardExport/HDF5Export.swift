@@ -162,7 +162,7 @@ private struct HDF5Exporter {
             // libhdf5 resolves the descriptor's link to a name, and fails when the temporary's name
             // was replaced: say so.
             try temporary.checkName()
-            throw error
+            throw Self.writeFailure(error, out: request.out)
         }
         let members: Int
         do {
