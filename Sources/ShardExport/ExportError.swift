@@ -94,3 +94,20 @@ public enum ExportError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 }
+
+extension ExportError {
+    /// ``writeFailed(path:errno:)`` naming the output `out` for a write that failed on a full
+    /// disk, a used-up quota or a file size limit (an `IOError`, or a libhdf5 call whose error
+    /// stack reports the system error; an `EIO` there too); `error` itself otherwise.
+    static func writeFailure(_ error: Error, out: String) -> Error {
+        switch error {
+        case ExportError.hdf5(_, _, let message):
+            guard let code = HDF5Library.systemErrno(in: message) else { return error }
+            return ExportError.writeFailed(path: out, errno: code)
+        case let error as IOError where [ENOSPC, EDQUOT, EFBIG].contains(error.errno):
+            return ExportError.writeFailed(path: out, errno: error.errno)
+        default:
+            return error
+        }
+    }
+}

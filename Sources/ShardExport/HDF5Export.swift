@@ -65,7 +65,8 @@ public enum HDF5Export {
     ///   - isCancelled: polled every few hundred samples; when it returns true the export stops
     ///     with ``ExportError/cancelled`` and nothing is written.
     /// - Throws: ``ExportError`` (an existing output without `overwrite`, a member that cannot be
-    ///   decoded, a failed libhdf5 call, names that collide), `IndexError` (an unknown split or
+    ///   decoded, a failed libhdf5 call, names that collide, `writeFailed` for a full disk or a
+    ///   file size limit), `IndexError` (an unknown split or
     ///   extension), `IOError`, ``ShardChangedError``.
     /// - Complexity: O(selected bytes), twice.
     public static func run(
@@ -162,7 +163,7 @@ private struct HDF5Exporter {
             // libhdf5 resolves the descriptor's link to a name, and fails when the temporary's name
             // was replaced: say so.
             try temporary.checkName()
-            throw Self.writeFailure(error, out: request.out)
+            throw ExportError.writeFailure(error, out: request.out)
         }
         let members: Int
         do {
@@ -174,14 +175,14 @@ private struct HDF5Exporter {
         } catch {
             try? file.close()
             output.discard()
-            throw Self.writeFailure(error, out: request.out)
+            throw ExportError.writeFailure(error, out: request.out)
         }
         let size = try temporary.size()
         if isCancelled() { throw ExportError.cancelled }
         do {
             try output.publish()
         } catch {
-            throw Self.writeFailure(error, out: request.out)
+            throw ExportError.writeFailure(error, out: request.out)
         }
         var entries = ["keys"]
         for c in columns { entries += c.names }
@@ -192,20 +193,6 @@ private struct HDF5Exporter {
     }
 
     func bytesTotal(_ surveys: [ColumnSurvey]) -> Int64 { surveys.reduce(0) { $0 + $1.bytes } }
-
-    /// ``ExportError/writeFailed(path:errno:)`` for a libhdf5 call or a sync that failed on a
-    /// system error while writing the output (a full disk: `ENOSPC`); `error` itself otherwise.
-    static func writeFailure(_ error: Error, out: String) -> Error {
-        switch error {
-        case ExportError.hdf5(_, _, let message):
-            guard let code = HDF5Library.systemErrno(in: message) else { return error }
-            return ExportError.writeFailed(path: out, errno: code)
-        case let error as IOError where [ENOSPC, EDQUOT, EFBIG, EIO].contains(error.errno):
-            return ExportError.writeFailed(path: out, errno: error.errno)
-        default:
-            return error
-        }
-    }
 
     // MARK: First pass
 

@@ -71,29 +71,35 @@ struct WriteSafetyCLITests {
     }
 
     @Test(
-        "an HDF5 export past the file size limit: exit 1, one line, nothing left (no SIGSEGV)",
-        arguments: ["gzip", "none"])
-    func exportPastFileSizeLimit(compression: String) throws {
+        "an export past the file size limit: exit 1, one line, nothing left (no SIGSEGV in libhdf5)",
+        arguments: [
+            ["--format", "hdf5", "--compression", "gzip"], ["--format", "hdf5", "--compression", "none"],
+            ["--format", "raw", "--layout", "files"], ["--format", "raw", "--layout", "packed"],
+        ])
+    func exportPastFileSizeLimit(options: [String]) throws {
         let (w, _) = try ExportHDF5CLITests.workspace(samples: 16, elements: 65536)
         let before = try w.listing()
-        // 4 MB of noise into a file limited to 200 blocks (100 or 200 kB); SIGXFSZ ignored, so
-        // the write fails with EFBIG as on a full disk with ENOSPC.
+        // 4 MB of noise (256 kB a member) into files limited to 200 blocks (100 or 200 kB);
+        // SIGXFSZ ignored, so the write fails with EFBIG as on a full disk with ENOSPC.
         let result = try Self.runThroughShell(
-            "ulimit -f 200 && trap '' XFSZ",
-            ["export", "index.sqlite", "--format", "hdf5", "--out", "out.h5", "--compression", compression], in: w.path)
+            "ulimit -f 200 && trap '' XFSZ", ["export", "index.sqlite", "--out", "out"] + options, in: w.path)
         #expect(result.status == 1)
         #expect(result.stdoutText == "")
         #expect(
             result.stderrText
-                == "shardstore: error: cannot write 'out.h5': the file would exceed the file size limit (File too large); raise the limit (`ulimit -f`) or export less (--split, --ext); nothing was written\n"
+                == "shardstore: error: cannot write 'out': the file would exceed the file size limit (File too large); raise the limit (`ulimit -f`) or export less (--split, --ext); nothing was written\n"
         )
         #expect(try w.listing() == before, "files left behind")
     }
 
     @Test(
-        "an HDF5 export to a full disk (a 1 MB tmpfs, as root): exit 1, one line, nothing left",
-        .enabled(if: getuid() == 0), arguments: ["gzip", "none"])
-    func exportToFullDisk(compression: String) throws {
+        "an export to a full disk (a 1 MB tmpfs, as root): exit 1, one line, nothing left",
+        .enabled(if: getuid() == 0),
+        arguments: [
+            ["--format", "hdf5", "--compression", "gzip"], ["--format", "hdf5", "--compression", "none"],
+            ["--format", "raw", "--layout", "files"], ["--format", "raw", "--layout", "packed"],
+        ])
+    func exportToFullDisk(options: [String]) throws {
         let (w, _) = try ExportHDF5CLITests.workspace(samples: 16, elements: 65536)
         let mountPoint = w.file("small")
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: false)
@@ -101,12 +107,11 @@ struct WriteSafetyCLITests {
         guard mounted.status == 0 else { return }  // a container without mount rights: the test above holds
         defer { _ = try? runProcess("umount", [mountPoint]) }
         let result = try CLI.run(
-            ["export", "index.sqlite", "--format", "hdf5", "--out", "small/out.h5", "--compression", compression],
-            in: w.path)
+            ["export", "index.sqlite", "--out", "small/out"] + options, in: w.path)
         #expect(result.status == 1)
         #expect(
             result.stderrText
-                == "shardstore: error: cannot write 'small/out.h5': the disk is full (No space left on device); free some space or choose another --out, then run the export again; nothing was written\n"
+                == "shardstore: error: cannot write 'small/out': the disk is full (No space left on device); free some space or choose another --out, then run the export again; nothing was written\n"
         )
         #expect(try FileManager.default.contentsOfDirectory(atPath: mountPoint) == [], "files left behind")
     }
