@@ -50,7 +50,7 @@ struct IngestCommand: ParsableCommand {
         help: "What to do with a repeated key and extension: error, first, last or keep.")
     var onDuplicate: DuplicatePolicy = .error
 
-    @Option(help: "Shards scanned in parallel (default: the number of cores).")
+    @Option(help: "Shards scanned in parallel, 1 to 1024 (default: the number of cores).")
     var jobs: Int?
 
     @Flag(help: "Print nothing but errors.")

@@ -169,7 +169,7 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup var read: ReadOptions
 
-    @Option(help: ArgumentHelp("Read K random samples.", valueName: "K"))
+    @Option(help: ArgumentHelp("Read K random samples (at most 100,000,000).", valueName: "K"))
     var random: Int?
 
     @Option(help: "The seed for --random.")
@@ -181,7 +181,7 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Read every sample in storage order.")
     var sequential = false
 
-    @Option(help: "Read with this many threads (the checksum does not change).")
+    @Option(help: "Read with this many threads, 1 to 1024 (the checksum does not change).")
     var threads = 1
 
     @Flag(help: "Print one JSON object.")
