@@ -8,9 +8,14 @@
 
 /// Removes a file or a folder tree without following symbolic links (a link is removed, never
 /// its target).
+///
+/// ```swift
+/// try FileTreeRemoval.remove("out/.val.shardstore-partial-4242-0123456789abcdef")
+/// ```
 public enum FileTreeRemoval {
     /// Removes `path` and, for a folder, everything below it. A missing path is not an error.
     /// - Throws: `IOError` naming the entry that could not be removed.
+    /// - Complexity: O(entries below `path`).
     public static func remove(_ path: String) throws {
         var st = stat()
         guard lstat(path, &st) == 0 else {

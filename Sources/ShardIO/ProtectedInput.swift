@@ -14,6 +14,7 @@ public struct ProtectedInput: Sendable, Equatable {
     /// What it is, for messages ("the index", "a shard of the index").
     public var role: String
 
+    /// A protected file: `path` as the command knows it, `role` for messages.
     public init(path: String, role: String) {
         self.path = path
         self.role = role
