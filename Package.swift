@@ -35,7 +35,7 @@ let package = Package(
         // Files, pread, stat, path expansion.
         .target(name: "ShardIO", dependencies: ["ShardCore"]),
         // SQLite connection, statements, migrations and the typed index API.
-        .target(name: "ShardIndex", dependencies: ["ShardCore", "CShardSQLite"]),
+        .target(name: "ShardIndex", dependencies: ["ShardCore", "ShardIO", "CShardSQLite"]),
         // stat -> compare with index -> scan -> write.
         .target(name: "ShardIngest", dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardLoader"]),
         // Reading samples back: Dataset.
@@ -60,6 +60,7 @@ let package = Package(
         // Test support: a tar writer and fixture helpers shared by the test targets.
         .target(name: "ShardTestSupport", dependencies: ["ShardCore"], path: "Tests/ShardTestSupport"),
         .testTarget(name: "ShardCoreTests", dependencies: ["ShardCore", "ShardTestSupport"]),
+        .testTarget(name: "ShardIOTests", dependencies: ["ShardIO", "ShardTestSupport"]),
         .testTarget(
             name: "ShardIndexTests",
             dependencies: ["ShardIndex", "ShardTestSupport"]

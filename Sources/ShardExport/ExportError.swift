@@ -1,6 +1,10 @@
 import ShardCore
 import ShardIO
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Why an export failed. Every case names what failed, where, and what to do; a failed export
 /// leaves nothing at the destination (see ``ExportOutput``).
 ///
@@ -29,6 +33,9 @@ public enum ExportError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidArgument(String)
     /// `isCancelled` returned true; nothing was published.
     case cancelled
+    /// Writing the output failed with `errno` (a full disk, a file size limit, an I/O error);
+    /// nothing was published.
+    case writeFailed(path: String, errno: Int32)
 
     /// A member name an export refused.
     public struct UnsafeName: Sendable, Equatable {
@@ -69,6 +76,38 @@ public enum ExportError: Error, Sendable, Equatable, CustomStringConvertible {
             return message
         case .cancelled:
             return "export cancelled; nothing was written"
+        case .writeFailed(let path, let code):
+            let reason = String(cString: strerror(code))
+            switch code {
+            case ENOSPC:
+                return
+                    "cannot write '\(path)': the disk is full (\(reason)); free some space or choose another --out, then run the export again; nothing was written"
+            case EDQUOT:
+                return
+                    "cannot write '\(path)': the disk quota is used up (\(reason)); free some space or choose another --out, then run the export again; nothing was written"
+            case EFBIG:
+                return
+                    "cannot write '\(path)': the file would exceed the file size limit (\(reason)); raise the limit (`ulimit -f`) or export less (--split, --ext); nothing was written"
+            default:
+                return "cannot write '\(path)': \(reason) (errno \(code)); nothing was written"
+            }
+        }
+    }
+}
+
+extension ExportError {
+    /// ``writeFailed(path:errno:)`` naming the output `out` for a write that failed on a full
+    /// disk, a used-up quota or a file size limit (an `IOError`, or a libhdf5 call whose error
+    /// stack reports the system error; an `EIO` there too); `error` itself otherwise.
+    static func writeFailure(_ error: Error, out: String) -> Error {
+        switch error {
+        case ExportError.hdf5(_, _, let message):
+            guard let code = HDF5Library.systemErrno(in: message) else { return error }
+            return ExportError.writeFailed(path: out, errno: code)
+        case let error as IOError where [ENOSPC, EDQUOT, EFBIG].contains(error.errno):
+            return ExportError.writeFailed(path: out, errno: error.errno)
+        default:
+            return error
         }
     }
 }

@@ -5,14 +5,17 @@ import ShardIO
 #endif
 
 /// An export's destination while it is written: a temporary file or folder beside the
-/// destination (`.NAME.shardstore-partial-PID`), renamed into place by ``publish()`` only when
-/// everything was written and synced. Until then the destination is untouched; a failure, a
+/// destination (`.NAME.shardstore-partial-PID-RANDOM`), moved into place by ``publish()`` only
+/// when everything was written and synced. Until then the destination is untouched; a failure, a
 /// cancellation or a dropped `ExportOutput` removes the temporary. So an export either replaces
-/// the destination whole or leaves it as it was.
+/// the destination whole or leaves it as it was. A file is an ``AtomicFile`` (created with
+/// `O_EXCL | O_NOFOLLOW`; libhdf5 writes it through ``AtomicFile/descriptorPath``); a folder is
+/// made with `mkdir`, which never follows a link either. Temporaries that killed exports left
+/// beside the destination are removed first (``AtomicFile/removeStalePartials(for:)``).
 ///
 /// ```swift
 /// let output = try ExportOutput(destination: "train.h5", kind: .file, overwrite: false, inputs: [index])
-/// try writeEverything(to: output.temporaryPath)
+/// try writeEverything(to: output.file!.descriptorPath)
 /// try output.publish()
 /// ```
 ///
@@ -25,21 +28,24 @@ public final class ExportOutput {
 
     /// The destination as given.
     public let destination: String
-    /// Where to write: beside the destination, in the same folder, so that the rename is atomic.
+    /// The temporary file or folder, beside the destination, in the same folder, so that the
+    /// rename is atomic.
     public let temporaryPath: String
+    /// For ``Kind/file``: the temporary file, open. Nil for a folder.
+    public let file: AtomicFile?
     /// A file or a folder.
     public let kind: Kind
     private var published = false
 
-    /// Checks the destination and reserves the temporary name; writes nothing yet (for a folder,
-    /// creates the empty temporary folder).
+    /// Checks the destination, removes stale temporaries of killed exports beside it, and
+    /// creates the temporary (an empty file, or an empty folder).
     ///
     /// - Parameters:
     ///   - destination: the output path.
     ///   - kind: a file or a folder.
     ///   - overwrite: replace an existing destination at publish.
-    ///   - inputs: paths the export reads (the index, its location file, the shards); writing
-    ///     over one of them is refused.
+    ///   - inputs: paths the export reads (the index, its journal and location file, the
+    ///     shards); writing over one of them is refused, whether it exists yet or not.
     /// - Throws: ``ExportError/outputExists(path:)``, ``ExportError/missingParent(path:parent:)``,
     ///   ``ExportError/outputIsInput(path:input:)``, `IOError`.
     public init(destination: String, kind: Kind, overwrite: Bool, inputs: [String]) throws {
@@ -50,16 +56,15 @@ public final class ExportOutput {
         guard stat(parent, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
             throw ExportError.missingParent(path: destination, parent: parent)
         }
-        if lstat(destination, &st) == 0 {
-            guard overwrite else { throw ExportError.outputExists(path: destination) }
-            if let target = try? Paths.real(destination) {
-                for input in inputs {
-                    guard let real = try? Paths.real(input) else { continue }
-                    if real == target || (kind == .directory && real.hasPrefix(target + "/")) {
-                        throw ExportError.outputIsInput(path: destination, input: input)
-                    }
-                }
-            }
+        let exists = lstat(destination, &st) == 0
+        if exists, !overwrite { throw ExportError.outputExists(path: destination) }
+        if let input = ProtectedInput.overwritten(
+            by: destination, inputs: inputs.map { ProtectedInput(path: $0, role: "input") },
+            writesFolder: kind == .directory)
+        {
+            throw ExportError.outputIsInput(path: destination, input: input.path)
+        }
+        if exists {
             let isDirectory = (st.st_mode & S_IFMT) == S_IFDIR
             if isDirectory != (kind == .directory) {
                 throw ExportError.invalidArgument(
@@ -67,30 +72,43 @@ public final class ExportOutput {
                 )
             }
         }
-        let name = Paths.basename(of: Paths.absolute(destination))
-        temporaryPath = (parent == "/" ? "" : parent) + "/.\(name).shardstore-partial-\(getpid())"
-        // A leftover of this same process id (an earlier run that was killed) is ours to replace.
-        try? FileTreeRemoval.remove(temporaryPath)
-        if kind == .directory, mkdir(temporaryPath, 0o755) != 0 {
-            throw IOError("create folder", path: temporaryPath, errno: errno)
+        AtomicFile.removeStalePartials(for: destination)
+        switch kind {
+        case .file:
+            let file = try AtomicFile(destination: destination)
+            self.file = file
+            temporaryPath = file.temporaryPath
+        case .directory:
+            file = nil
+            var attempt = 0
+            while true {
+                let path = (parent == "/" ? "" : parent) + "/" + AtomicFile.newPartialName(for: destination)
+                if mkdir(path, 0o755) == 0 {
+                    temporaryPath = path
+                    break
+                }
+                if errno == EEXIST && attempt < 8 {
+                    attempt += 1
+                    continue
+                }
+                throw IOError("create folder", path: path, errno: errno)
+            }
         }
     }
 
-    /// Moves the finished temporary into place. For a file, `rename` replaces an existing
-    /// destination atomically. For a folder, an existing destination is first renamed aside
-    /// (`.NAME.shardstore-old-PID`), the new folder renamed in, then the old one removed; a crash
-    /// between the two renames leaves both folders, never a half-written one.
+    /// Moves the finished temporary into place. A file is synced and renamed over the
+    /// destination (``AtomicFile/commit(_:)``). For a folder, an existing destination is first
+    /// renamed aside (`.NAME.shardstore-old-PID`), the new folder renamed in, then the old one
+    /// removed; a crash between the two renames leaves both folders, never a half-written one.
     ///
-    /// Sync the written data before calling this.
-    /// - Throws: `IOError` naming the rename that failed; the temporary is then removed.
+    /// For a folder, sync the written data before calling this.
+    /// - Throws: `IOError` naming the sync or rename that failed; the temporary is then removed.
     public func publish() throws {
         precondition(!published, "ExportOutput.publish() called twice")
         do {
             switch kind {
             case .file:
-                if rename(temporaryPath, destination) != 0 {
-                    throw IOError("rename '\(temporaryPath)' to", path: destination, errno: errno)
-                }
+                try file!.commit(.replacing)
             case .directory:
                 var st = stat()
                 var aside: String?
@@ -110,8 +128,8 @@ public final class ExportOutput {
                     throw IOError("rename '\(temporaryPath)' to", path: destination, errno: e)
                 }
                 if let aside { try? FileTreeRemoval.remove(aside) }
+                syncDirectory(Paths.directory(of: Paths.absolute(destination)))
             }
-            syncDirectory(Paths.directory(of: Paths.absolute(destination)))
             published = true
         } catch {
             discard()
@@ -122,7 +140,10 @@ public final class ExportOutput {
     /// Removes the temporary (nothing happens to the destination). Safe to call more than once.
     public func discard() {
         guard !published else { return }
-        try? FileTreeRemoval.remove(temporaryPath)
+        switch kind {
+        case .file: file?.discard()
+        case .directory: try? FileTreeRemoval.remove(temporaryPath)
+        }
     }
 
     deinit { discard() }
@@ -132,57 +153,5 @@ public final class ExportOutput {
         guard fd >= 0 else { return }
         _ = fsync(fd)
         close(fd)
-    }
-}
-
-/// Removes a file or a folder tree without following symbolic links (a link is removed, never
-/// its target).
-enum FileTreeRemoval {
-    /// Removes `path` and, for a folder, everything below it. A missing path is not an error.
-    /// - Throws: `IOError` naming the entry that could not be removed.
-    static func remove(_ path: String) throws {
-        var st = stat()
-        guard lstat(path, &st) == 0 else {
-            if errno == ENOENT { return }
-            throw IOError("inspect", path: path, errno: errno)
-        }
-        guard (st.st_mode & S_IFMT) == S_IFDIR else {
-            if unlink(path) != 0, errno != ENOENT { throw IOError("remove", path: path, errno: errno) }
-            return
-        }
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw IOError("open folder", path: path, errno: errno) }
-        try removeContents(fd, path)
-        close(fd)
-        if rmdir(path) != 0, errno != ENOENT { throw IOError("remove folder", path: path, errno: errno) }
-    }
-
-    /// Empties the folder open as `fd` (named `path` in errors).
-    private static func removeContents(_ fd: Int32, _ path: String) throws {
-        let dupfd = dup(fd)
-        guard dupfd >= 0, let dir = fdopendir(dupfd) else { throw IOError("list folder", path: path, errno: errno) }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        for name in names {
-            var st = stat()
-            guard fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
-            if (st.st_mode & S_IFMT) == S_IFDIR {
-                let child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                guard child >= 0 else { throw IOError("open folder", path: path + "/" + name, errno: errno) }
-                defer { close(child) }
-                try removeContents(child, path + "/" + name)
-                if unlinkat(fd, name, AT_REMOVEDIR) != 0, errno != ENOENT {
-                    throw IOError("remove folder", path: path + "/" + name, errno: errno)
-                }
-            } else if unlinkat(fd, name, 0) != 0, errno != ENOENT {
-                throw IOError("remove", path: path + "/" + name, errno: errno)
-            }
-        }
     }
 }

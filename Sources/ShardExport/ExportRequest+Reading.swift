@@ -61,11 +61,9 @@ extension ExportRequest {
             options: options)
     }
 
-    /// The paths an export reads, which it must not write over: the index, its location file,
-    /// the shards.
+    /// The paths an export reads, which it must not write over: the index, its journal, its
+    /// location file, the shards (see `IndexFiles`).
     static func inputs(index: String, reader: IndexReader) throws -> [String] {
-        let directory = try Paths.real(Paths.directory(of: Paths.absolute(index)))
-        let shards = try reader.shards().map { Paths.resolveStoredShardPath($0.path, indexDirectory: directory) }
-        return [index, LocationFile.path(forIndex: index)] + shards
+        try IndexFiles.all(index: index, reader: reader).map(\.path)
     }
 }

@@ -99,7 +99,7 @@ final class FileTree {
         let parent = try folder(components.dropLast())
         let fd = try createFile(components[components.count - 1], in: parent)
         defer { close(fd) }
-        try writeAll(fd, bytes, path: { self.rootPath + "/" + self.displayPath(components) })
+        try FileWriting.writeAll(bytes, to: fd, path: self.rootPath + "/" + self.displayPath(components))
     }
 
     /// Flushes every file system holding the tree to disk with one `syncfs(2)`: file data, new
@@ -171,20 +171,5 @@ final class FileTree {
             close(chainFDs.removeLast())
             chainNames.removeLast()
         }
-    }
-}
-
-/// Writes all of `bytes` to `fd`, looping over short writes and `EINTR`.
-///
-/// - Throws: `IOError` naming `path()`.
-func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: () -> String) throws {
-    var done = 0
-    while done < bytes.count {
-        let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
-        if n < 0 {
-            if errno == EINTR { continue }
-            throw IOError("write", path: path(), errno: errno)
-        }
-        done += n
     }
 }

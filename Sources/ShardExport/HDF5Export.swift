@@ -65,7 +65,8 @@ public enum HDF5Export {
     ///   - isCancelled: polled every few hundred samples; when it returns true the export stops
     ///     with ``ExportError/cancelled`` and nothing is written.
     /// - Throws: ``ExportError`` (an existing output without `overwrite`, a member that cannot be
-    ///   decoded, a failed libhdf5 call, names that collide), `IndexError` (an unknown split or
+    ///   decoded, a failed libhdf5 call, names that collide, `writeFailed` for a full disk or a
+    ///   file size limit), `IndexError` (an unknown split or
     ///   extension), `IOError`, ``ShardChangedError``.
     /// - Complexity: O(selected bytes), twice.
     public static func run(
@@ -152,7 +153,18 @@ private struct HDF5Exporter {
         let surveys = try survey(selection, staging: staging, shards: shards)
         let columns = try plan(surveys, rows: selection.count, splits: selection.splitNames)
 
-        let file = try HDF5File(creating: output.temporaryPath, name: request.out)
+        // libhdf5 opens the temporary through /proc/self/fd/N: the file ExportOutput created
+        // (O_EXCL, O_NOFOLLOW), whatever is put at its name meanwhile.
+        let temporary = output.file!
+        let file: HDF5File
+        do {
+            file = try HDF5File(creating: temporary.descriptorPath, name: request.out)
+        } catch {
+            // libhdf5 resolves the descriptor's link to a name, and fails when the temporary's name
+            // was replaced: say so.
+            try temporary.checkName()
+            throw ExportError.writeFailure(error, out: request.out)
+        }
         let members: Int
         do {
             members = try write(
@@ -163,11 +175,15 @@ private struct HDF5Exporter {
         } catch {
             try? file.close()
             output.discard()
-            throw error
+            throw ExportError.writeFailure(error, out: request.out)
         }
-        let size = try Self.syncFile(output.temporaryPath)
+        let size = try temporary.size()
         if isCancelled() { throw ExportError.cancelled }
-        try output.publish()
+        do {
+            try output.publish()
+        } catch {
+            throw ExportError.writeFailure(error, out: request.out)
+        }
         var entries = ["keys"]
         for c in columns { entries += c.names }
         if selection.splitNames.count > 1 { entries.append("splits") }
@@ -412,16 +428,5 @@ private struct HDF5Exporter {
         }
         try tick(.writing, done: count, total: count, bytes: bytes, force: true)
         return members
-    }
-
-    /// Flushes the file at `path` to disk; returns its size.
-    static func syncFile(_ path: String) throws -> Int64 {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw IOError("open", path: path, errno: errno) }
-        defer { close(fd) }
-        guard fsync(fd) == 0 else { throw IOError("sync", path: path, errno: errno) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw IOError("inspect", path: path, errno: errno) }
-        return Int64(st.st_size)
     }
 }

@@ -34,6 +34,12 @@ enum HDF5Library {
         pthread_mutex_lock(lock.mutex)
         defer { pthread_mutex_unlock(lock.mutex) }
         if !isQuiet {
+            // No library shutdown at exit: after a failed H5Fclose (a full disk) libhdf5 1.10
+            // keeps the half-closed file's id, and closing it again at exit dereferences freed
+            // memory (SIGSEGV in H5F__close_cb). Every file is closed explicitly before exit, so
+            // the shutdown has nothing to do. Must come before the first call that starts the
+            // library, which this lock makes the next line.
+            H5dont_atexit()
             H5Eset_auto2(shard_h5e_default(), nil, nil)
             isQuiet = true
         }
@@ -77,9 +83,27 @@ enum HDF5Library {
             _ = H5Ewalk2(shard_h5e_default(), H5E_WALK_DOWNWARD, walker, pointer)
         }
         H5Eclear2(shard_h5e_default())
-        let parts = descriptions.filter { !$0.isEmpty }
+        let parts = descriptions.map(oneLine).filter { !$0.isEmpty }
         guard let outer = parts.first, let inner = parts.last else { return "no message on the HDF5 error stack" }
         return outer == inner ? outer : outer + ": " + inner
+    }
+
+    /// A description from the error stack on one line. The POSIX driver's multi-line report of
+    /// a failed system call ("file write failed: time = …, errno = 28, error message = 'No space
+    /// left on device', buf = …") becomes "file write failed: No space left on device (errno 28)".
+    static func oneLine(_ description: String) -> String {
+        let flat = description.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).joined(separator: " ")
+        guard let errnoRange = flat.firstRange(of: "errno = ") else { return flat }
+        let digits = flat[errnoRange.upperBound...].prefix { $0.isNumber }
+        guard let code = Int32(digits) else { return flat }
+        let head = flat.firstRange(of: ": time = ").map { String(flat[..<$0.lowerBound]) } ?? "system call failed"
+        return "\(head): \(String(cString: strerror(code))) (errno \(code))"
+    }
+
+    /// The `errno` a libhdf5 failure reports (`(errno 28)` in ``takeErrorMessage()``'s text), if any.
+    static func systemErrno(in message: String) -> Int32? {
+        guard let start = message.ranges(of: "(errno ").last else { return nil }
+        return Int32(message[start.upperBound...].prefix { $0.isNumber })
     }
 }
 

@@ -139,7 +139,7 @@ final class BufferedFile {
         if bytes.count > buffer.count - used {
             try flush()
             if bytes.count >= buffer.count {
-                try writeAll(fd, bytes, path: { self.path })
+                try FileWriting.writeAll(bytes, to: fd, path: self.path)
                 position += Int64(bytes.count)
                 return
             }
@@ -154,14 +154,14 @@ final class BufferedFile {
     /// Writes what is buffered.
     func flush() throws {
         guard used > 0 else { return }
-        try writeAll(fd, UnsafeRawBufferPointer(rebasing: buffer[0..<used]), path: { self.path })
+        try FileWriting.writeAll(UnsafeRawBufferPointer(rebasing: buffer[0..<used]), to: fd, path: self.path)
         used = 0
     }
 
     /// Flushes, `fsync`s and closes the file.
     func finish() throws {
         try flush()
-        if fsync(fd) != 0 { throw IOError("sync", path: path, errno: errno) }
+        try FileWriting.sync(fd, path: path)
         closed = true
         if close(fd) != 0 { throw IOError("close", path: path, errno: errno) }
     }

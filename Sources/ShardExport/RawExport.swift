@@ -54,7 +54,7 @@ public enum RawExport {
     ///     throws ``ExportError/cancelled``.
     /// - Returns: what was written.
     /// - Throws: ``ExportError`` (`outputExists`, `missingParent`, `outputIsInput`,
-    ///   `unsafeNames`, `invalidArgument`, `cancelled`), `IndexError` (unknown split or
+    ///   `unsafeNames`, `invalidArgument`, `cancelled`, `writeFailed` for a full disk), `IndexError` (unknown split or
     ///   extension), `ShardChangedError`, `IOError` (a failed read or write). Nothing is left at
     ///   `request.out` or beside it after a throw.
     /// - Complexity: one pass over the selection's index rows to check names, then one
@@ -63,6 +63,18 @@ public enum RawExport {
     public static func run(
         _ request: ExportRequest, layout: RawLayout,
         progress: (@Sendable (ExportProgress) -> Void)? = nil, isCancelled: @Sendable () -> Bool = { false }
+    ) throws -> ExportReport {
+        do {
+            return try export(request, layout: layout, progress: progress, isCancelled: isCancelled)
+        } catch {
+            throw ExportError.writeFailure(error, out: request.out)
+        }
+    }
+
+    /// ``run(_:layout:progress:isCancelled:)`` without naming a full disk.
+    private static func export(
+        _ request: ExportRequest, layout: RawLayout,
+        progress: (@Sendable (ExportProgress) -> Void)?, isCancelled: @Sendable () -> Bool
     ) throws -> ExportReport {
         var meter = Meter(progress: progress)
         guard request.splits.count <= 1 else {

@@ -1,3 +1,5 @@
+import ShardIO
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -65,73 +67,67 @@ public enum IndexFile {
         }
     }
 
-    /// The temporary name a new index at `path` is built under: `.NAME.partial-PID` beside it.
+    /// The temporary name the location file writer uses beside `path`: `.NAME.partial-PID`.
+    /// (New indexes are built in an ``AtomicFile`` instead: see ``createPartial(for:)``.)
     public static func partialPath(for path: String, pid: Int32 = getpid()) -> String {
         let (dir, name) = split(path)
         return dir + ".\(name).partial-\(pid)"
     }
 
-    /// Removes `.NAME.partial-PID` files beside `path` whose process no longer runs (left by a
-    /// killed ingest). Returns the removed paths.
+    /// Removes the temporaries beside `path` whose process no longer runs (left by a killed
+    /// ingest): see ``AtomicFile/removeStalePartials(for:)``. Returns the removed temporaries,
+    /// without their SQLite `-journal`, `-wal` and `-shm` files.
     @discardableResult
     public static func removeStalePartials(for path: String) -> [String] {
-        let (dir, name) = split(path)
-        let prefix = ".\(name).partial-"
-        guard let d = opendir(dir.isEmpty ? "." : dir) else { return [] }
-        defer { closedir(d) }
-        var removed: [String] = []
-        while let entry = readdir(d) {
-            let entryName = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            guard entryName.hasPrefix(prefix), let pid = Int32(entryName.dropFirst(prefix.count)) else { continue }
-            if pid == getpid() { continue }
-            if kill(pid, 0) == 0 || Glibc.errno == EPERM { continue }
-            let full = dir + entryName
-            for suffix in ["", "-journal", "-wal", "-shm"] { unlink(full + suffix) }
-            removed.append(full)
+        AtomicFile.removeStalePartials(for: path).filter { removed in
+            !["-journal", "-wal", "-shm"].contains { removed.hasSuffix($0) }
         }
-        return removed
     }
 
-    /// Publishes a finished index built at `partial` under `path`: flushes it to disk, then links it
-    /// into place (failing if `path` appeared meanwhile) and removes the temporary name.
+    /// Creates the empty file a new index at `path` is built in, beside it (see ``AtomicFile``).
+    /// Open it with `Database(path: partial.temporaryPath, mode: .readWrite, followingSymlinks:
+    /// false)`, then ``publish(_:)`` it, or ``discard(_:)`` it on failure.
+    ///
+    /// ```swift
+    /// let partial = try IndexFile.createPartial(for: "ds/index.sqlite")
+    /// let db = try Database(path: partial.temporaryPath, mode: .readWrite, followingSymlinks: false)
+    /// // … migrate and fill, then db.close()
+    /// try IndexFile.publish(partial)
+    /// ```
+    ///
+    /// - Throws: ``IndexFileError`` naming the index when the file cannot be created.
+    public static func createPartial(for path: String) throws -> AtomicFile {
+        do {
+            return try AtomicFile(destination: path)
+        } catch {
+            throw IndexFileError(path: path, message: "cannot create the new index beside it: \(error)")
+        }
+    }
+
+    /// Publishes a finished index built in `partial`: flushes it to disk (checking the result),
+    /// links it into place, failing if an index appeared at the destination meanwhile, and syncs
+    /// the folder. On a failure the partial index is removed.
     ///
     /// - Throws: ``IndexFileError`` naming the path.
-    public static func publish(partial: String, as path: String) throws {
-        let fd = open(partial, O_RDONLY | O_CLOEXEC)
-        if fd >= 0 {
-            fsync(fd)
-            close(fd)
-        }
-        if link(partial, path) != 0 {
-            let e = Glibc.errno
-            if e == EEXIST {
-                throw IndexFileError(
-                    path: path,
-                    message:
-                        "another process created the index while this ingest ran; run the ingest again to add to it")
-            }
-            // File systems without hard links: fall back to rename, which replaces atomically.
-            guard rename(partial, path) == 0 else {
-                throw IndexFileError(
-                    path: path,
-                    message: "cannot move the new index into place: \(String(cString: strerror(Glibc.errno)))")
-            }
-        } else {
-            unlink(partial)
-        }
-        let (dir, _) = split(path)
-        let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dfd >= 0 {
-            fsync(dfd)
-            close(dfd)
+    public static func publish(_ partial: AtomicFile) throws {
+        do {
+            try partial.commit(.refusingExisting)
+        } catch let error where error.errno == EEXIST {
+            discard(partial)
+            throw IndexFileError(
+                path: partial.destination,
+                message: "another process created the index while this ingest ran; run the ingest again to add to it")
+        } catch {
+            discard(partial)
+            throw IndexFileError(
+                path: partial.destination, message: "cannot move the new index into place: \(error)")
         }
     }
 
-    /// Deletes an unfinished index and its journal.
-    public static func discard(partial: String) {
-        for suffix in ["", "-journal", "-wal", "-shm"] { unlink(partial + suffix) }
+    /// Deletes an unfinished index and the SQLite files beside it.
+    public static func discard(_ partial: AtomicFile) {
+        partial.discard()
+        for suffix in ["-journal", "-wal", "-shm"] { unlink(partial.temporaryPath + suffix) }
     }
 
     private static func split(_ path: String) -> (dir: String, name: String) {

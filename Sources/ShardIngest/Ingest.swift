@@ -180,12 +180,14 @@ public enum Ingest {
         phase("stat")
         // Open the index: an existing one in place, a new one under a temporary name.
         let creating = !IndexFile.exists(indexPath)
-        let dbPath = creating ? IndexFile.partialPath(for: indexPath) : indexPath
-        if creating { IndexFile.discard(partial: dbPath) }
+        // A new index is built in a file created for it (O_EXCL, O_NOFOLLOW), which SQLite then
+        // opens without following symbolic links.
+        let partial = creating ? try IndexFile.createPartial(for: indexPath) : nil
         var published = false
-        defer { if creating && !published { IndexFile.discard(partial: dbPath) } }
+        defer { if let partial, !published { IndexFile.discard(partial) } }
 
-        let db = try Database(path: dbPath, mode: creating ? .readWriteCreate : .readWrite)
+        let db = try Database(
+            path: partial?.temporaryPath ?? indexPath, mode: .readWrite, followingSymlinks: partial == nil)
         try IndexFile.migrator.migrate(db)
         let writer = try IndexWriter(database: db)
         if creating {
@@ -305,7 +307,7 @@ public enum Ingest {
         if creating {
             try writer.finishNewFile()
             db.close()
-            try IndexFile.publish(partial: dbPath, as: indexPath)
+            if let partial { try IndexFile.publish(partial) }
             published = true
             report.createdIndex = true
             phase("publish")

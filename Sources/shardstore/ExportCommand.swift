@@ -1,6 +1,10 @@
 import ArgumentParser
 import ShardStore
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `--format`.
 enum ExportFormat: String, ExpressibleByArgument, CaseIterable {
     case hdf5, raw
@@ -104,7 +108,10 @@ struct ExportCommand: ParsableCommand {
         } catch ExportError.cancelled {
             Terminal.clearProgress()
             Terminal.error("export interrupted; nothing was written to '\(out)'")
-            throw ExitCode(130)
+            // The shell's code for a command a signal stopped: 130 for SIGINT, 143 for SIGTERM,
+            // 129 for SIGHUP.
+            let signal = interruptSignal.load(ordering: .relaxed)
+            throw ExitCode(128 + (signal > 0 ? signal : SIGINT))
         } catch {
             Terminal.clearProgress()
             Terminal.error(String(describing: error))

@@ -8,8 +8,12 @@ import Synchronization
 
 extension DuplicatePolicy: ExpressibleByArgument {}
 
-/// Set by the first Ctrl-C (SIGINT) or SIGTERM; the ingest polls it and rolls back.
+/// Set by the first Ctrl-C (SIGINT), SIGTERM or SIGHUP; the ingest or export polls it and
+/// rolls back.
 let interruptRequested = Atomic<Bool>(false)
+
+/// The signal that set ``interruptRequested`` (0 before one arrives).
+let interruptSignal = Atomic<Int32>(0)
 
 struct IngestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -46,7 +50,7 @@ struct IngestCommand: ParsableCommand {
         help: "What to do with a repeated key and extension: error, first, last or keep.")
     var onDuplicate: DuplicatePolicy = .error
 
-    @Option(help: "Shards scanned in parallel (default: the number of cores).")
+    @Option(help: "Shards scanned in parallel, 1 to 1024 (default: the number of cores).")
     var jobs: Int?
 
     @Flag(help: "Print nothing but errors.")
@@ -61,6 +65,9 @@ struct IngestCommand: ParsableCommand {
     func validate() throws {
         if shards.isEmpty { throw ValidationError("Please name at least one shard, glob or brace pattern.") }
         if let jobs, jobs < 1 { throw ValidationError("Please give --jobs a number of at least 1.") }
+        if let jobs, jobs > CLILimits.maxThreads {
+            throw ValidationError("Please give --jobs at most \(CLILimits.maxThreads), got \(jobs).")
+        }
         if let split, split.isEmpty { throw ValidationError("Please give --split a non-empty name.") }
     }
 
@@ -218,12 +225,15 @@ struct IngestCommand: ParsableCommand {
     }
 }
 
-/// First SIGINT/SIGTERM: ask the ingest to stop and roll back. A second one: default action.
+/// First SIGINT, SIGTERM or SIGHUP: ask the ingest or export to stop and roll back. A second
+/// one: the default action.
 func installInterruptHandlers() {
     let handler: @convention(c) (Int32) -> Void = { sig in
+        _ = interruptSignal.compareExchange(expected: 0, desired: sig, ordering: .relaxed)
         interruptRequested.store(true, ordering: .relaxed)
         signal(sig, SIG_DFL)
     }
     signal(SIGINT, handler)
     signal(SIGTERM, handler)
+    signal(SIGHUP, handler)
 }

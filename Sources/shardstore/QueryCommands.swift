@@ -268,10 +268,21 @@ struct GetCommand: ParsableCommand {
             guard let member = record.member(wanted.lowercased()) else {
                 throw IndexError.unknownExtension(wanted, key: record.key, available: record.members.map(\.ext))
             }
-            let bytes = try shards.bytes(of: member.location)
             if let output {
-                try AtomicFile.write(bytes, to: output)
+                // Never over a file of the index: rename would replace the index, its journal,
+                // its location file or a shard with one member's bytes.
+                if let input = ProtectedInput.overwritten(
+                    by: output, inputs: try IndexFiles.all(index: index, reader: reader))
+                {
+                    throw IndexError.invalidArgument(
+                        "refusing to write '\(output)': it is \(input.role) ('\(input.path)'); choose another -o path")
+                }
+                let bytes = try shards.bytes(of: member.location)
+                let file = try AtomicFile(destination: output)
+                try bytes.withUnsafeBytes { try file.write($0) }
+                try file.commit()
             } else {
+                let bytes = try shards.bytes(of: member.location)
                 bytes.withUnsafeBytes { Terminal.write(bytes: $0) }
                 try Terminal.flush()
             }
@@ -292,32 +303,5 @@ enum RawArguments {
             if String(decoding: raw, as: UTF8.self) == argument { return raw }
         }
         return Array(argument.utf8)
-    }
-}
-
-/// Writes a file under a temporary name beside it and renames it into place, so a failed write
-/// never leaves a partial file.
-enum AtomicFile {
-    static func write(_ bytes: [UInt8], to path: String) throws {
-        let temp = Paths.directory(of: path) + "/." + Paths.basename(of: path) + ".partial-\(getpid())"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw IOError("create", path: temp, errno: Glibc.errno) }
-        var ok = false
-        defer {
-            close(fd)
-            if !ok { unlink(temp) }
-        }
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
-            if n < 0 {
-                if Glibc.errno == EINTR { continue }
-                throw IOError("write", path: path, errno: Glibc.errno)
-            }
-            done += n
-        }
-        guard fsync(fd) == 0 else { throw IOError("sync", path: path, errno: Glibc.errno) }
-        guard rename(temp, path) == 0 else { throw IOError("rename into place", path: path, errno: Glibc.errno) }
-        ok = true
     }
 }

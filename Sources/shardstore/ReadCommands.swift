@@ -169,7 +169,7 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup var read: ReadOptions
 
-    @Option(help: ArgumentHelp("Read K random samples.", valueName: "K"))
+    @Option(help: ArgumentHelp("Read K random samples (at most 100,000,000).", valueName: "K"))
     var random: Int?
 
     @Option(help: "The seed for --random.")
@@ -181,11 +181,14 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Read every sample in storage order.")
     var sequential = false
 
-    @Option(help: "Read with this many threads (the checksum does not change).")
+    @Option(help: "Read with this many threads, 1 to 1024 (the checksum does not change).")
     var threads = 1
 
     @Flag(help: "Print one JSON object.")
     var json = false
+
+    /// The most positions `--random` draws: 100 million (800 MB of positions).
+    static let maxRandom = 100_000_000
 
     func validate() throws {
         let modes = [random != nil, indices != nil, sequential].filter { $0 }.count
@@ -193,7 +196,15 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("Please give exactly one of --random K, --indices FILE or --sequential.")
         }
         if let random, random < 1 { throw ValidationError("--random needs a positive count, got \(random).") }
+        if let random, random > Self.maxRandom {
+            throw ValidationError(
+                "Please give --random at most \(Self.maxRandom) (the positions are drawn up front, 8 bytes each), got \(random); run bench several times for more."
+            )
+        }
         if threads < 1 { throw ValidationError("--threads needs a positive count, got \(threads).") }
+        if threads > CLILimits.maxThreads {
+            throw ValidationError("Please give --threads at most \(CLILimits.maxThreads), got \(threads).")
+        }
     }
 
     func run() throws {
@@ -264,6 +275,13 @@ struct BenchCommand: ParsableCommand {
         }
         return nil
     }
+}
+
+/// Upper bounds for numeric options that size threads or allocations: a larger value is an
+/// invalid argument (exit 64), never an attempt to allocate or start that many.
+enum CLILimits {
+    /// The most threads (`bench --threads`) or parallel scans (`ingest --jobs`).
+    static let maxThreads = 1024
 }
 
 /// A file of little-endian int64 positions.

@@ -182,4 +182,38 @@ struct ExportHDF5CLITests {
         }
         #expect(try w.listing().filter { $0.contains("partial") } == [], "partial files left behind")
     }
+
+    @Test(
+        "SIGTERM and SIGHUP during an export act as Ctrl-C: exit 128 + the signal, no file (the old one kept)",
+        arguments: [SIGTERM, SIGHUP])
+    func terminate(signal: Int32) throws {
+        let (w, seconds) = try #require(Self.big)
+        let out = w.file("out.h5")
+        try w.write("out.h5", Array("old".utf8))
+        let outcome = try InterruptCLITests.runAndSignal(
+            ["export", "index.sqlite", "--format", "hdf5", "--out", out, "--level", "9", "--overwrite"], in: w,
+            after: max(0.1, 0.5 * seconds), signal: signal)
+        #expect(outcome.exitedNormally, "killed by signal \(outcome.status); stderr: \(outcome.stderr.prefix(300))")
+        #expect(outcome.status == 128 + signal, "stderr: \(outcome.stderr)")
+        #expect(outcome.stdout == "")
+        #expect(outcome.stderr == "shardstore: error: export interrupted; nothing was written to '\(out)'\n")
+        #expect(try w.bytes("out.h5") == Array("old".utf8))
+        #expect(try w.listing().filter { $0.contains("partial") } == [], "partial files left behind")
+    }
+
+    @Test("after kill -9 of an export, the next export to the same destination removes its temporary file")
+    func killedExportCleanedUp() throws {
+        let (w, seconds) = try #require(Self.big)
+        let out = w.file("out.h5")
+        let outcome = try InterruptCLITests.runAndSignal(
+            ["export", "index.sqlite", "--format", "hdf5", "--out", out, "--level", "9", "--overwrite"], in: w,
+            after: max(0.1, 0.5 * seconds), signal: SIGKILL)
+        #expect(!outcome.exitedNormally && outcome.status == SIGKILL, "the export finished before the signal")
+        let left = try w.listing().filter { $0.hasPrefix(".out.h5.shardstore-partial-") }
+        #expect(left.count == 1, "\(left)")
+        try expectRun(
+            ["export", "index.sqlite", "--format", "hdf5", "--out", "out.h5", "--overwrite", "--quiet"], in: w.path,
+            stdout: "", stderr: "")
+        #expect(try w.listing().filter { $0.contains("partial") } == [], "the killed export's temporary is still there")
+    }
 }

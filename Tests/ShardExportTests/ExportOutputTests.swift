@@ -1,3 +1,5 @@
+import Foundation
+import ShardIO
 import ShardTestSupport
 import Testing
 
@@ -60,5 +62,36 @@ struct ExportOutputTests {
         #expect(exists(dir + "/tree/new.txt"))
         #expect(!exists(dir + "/tree/old.txt"))
         #expect(!exists(output.temporaryPath))
+    }
+
+    @Test("temporaries left by dead exports to the same destination go when the next export starts")
+    func staleTemporaries() throws {
+        let directory = try TemporaryDirectory()
+        let dir = directory.path
+        var dead: Int32 = 4_000_000
+        while kill(dead, 0) == 0 || errno == EPERM { dead -= 1 }
+        write(dir + "/.out.h5.shardstore-partial-\(dead)-0123456789abcdef", "x")
+        write(dir + "/.out.h5.shardstore-partial-\(dead)", "x")
+        #expect(mkdir(dir + "/.out.h5.shardstore-partial-\(dead)-fedcba9876543210", 0o755) == 0)
+        write(dir + "/.out.h5.shardstore-partial-\(dead)-fedcba9876543210/a.bin", "x")
+        let live = ".out.h5.shardstore-partial-\(getppid())-0123456789abcdef"
+        write(dir + "/" + live, "x")
+        let output = try ExportOutput(destination: dir + "/out.h5", kind: .file, overwrite: false, inputs: [])
+        let temporary = Paths.basename(of: output.temporaryPath)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == [live, temporary].sorted())
+        output.discard()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == [live])
+    }
+
+    @Test("an output named like the index's journal is refused even before the journal exists")
+    func journalName() throws {
+        let directory = try TemporaryDirectory()
+        let dir = directory.path
+        #expect(throws: ExportError.outputIsInput(path: dir + "/i.sqlite-journal", input: dir + "/i.sqlite-journal")) {
+            _ = try ExportOutput(
+                destination: dir + "/i.sqlite-journal", kind: .file, overwrite: false,
+                inputs: [dir + "/i.sqlite", dir + "/i.sqlite-journal"])
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == [])
     }
 }

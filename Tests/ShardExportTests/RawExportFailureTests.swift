@@ -10,14 +10,16 @@ struct RawExportFailureTests {
         let ws = try RawWorkspace.standard()
         let calls = Flag()
         let sawTemporary = Flag()
-        let temporary = ws.temporary(of: "out")
+        let folder = ws.path
         let error = thrown {
             _ = try RawExport.run(
                 ExportRequest(index: ws.index, out: ws.path + "/out"), layout: layout,
                 isCancelled: {
                     let n = calls.increment()
                     // Four samples are in the temporary by then.
-                    if n == 5, (try? tree(temporary).isEmpty) == false { _ = sawTemporary.increment() }
+                    if n == 5, (try? tree(RawWorkspace.temporary(of: "out", in: folder)).isEmpty) == false {
+                        _ = sawTemporary.increment()
+                    }
                     return n > 4
                 })
         }

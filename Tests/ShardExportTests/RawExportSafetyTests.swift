@@ -1,6 +1,7 @@
 import Foundation
 import ShardStore
 import ShardTestSupport
+import Synchronization
 import Testing
 
 @Suite("Raw export: names that would leave the folder or clash in it")
@@ -197,17 +198,23 @@ struct RawExportSafetyTests {
         ])
         let outside = try TemporaryDirectory(prefix: "shardstore-outside")
         try Data([7]).write(to: URL(fileURLWithPath: outside.path + "/target.jpg"))
-        let temporary = ws.temporary(of: "out")
+        let folder = ws.path
+        let temporaries = Mutex<[String]>([])
         func plant(_ name: String, _ target: String, split: String? = nil) -> (any Error)? {
             thrown {
                 _ = try RawExport.run(
                     ExportRequest(index: ws.index, out: ws.path + "/out", splits: split.map { [$0] } ?? []),
                     layout: .files,
                     progress: { p in
-                        if p.phase == .writing, p.samplesDone == 0 { _ = symlink(target, temporary + "/" + name) }
+                        if p.phase == .writing, p.samplesDone == 0 {
+                            let temporary = RawWorkspace.temporary(of: "out", in: folder)
+                            temporaries.withLock { $0.append(temporary) }
+                            _ = symlink(target, temporary + "/" + name)
+                        }
                     })
             }
         }
+        var temporary: String { temporaries.withLock { $0.last ?? "" } }
         // A folder replaced by a link to a folder outside.
         #expect(
             plant("sub", outside.path) as? ExportError
@@ -227,6 +234,7 @@ struct RawExportSafetyTests {
                 ))
         #expect(try FileManager.default.contentsOfDirectory(atPath: outside.path) == ["target.jpg"])
         #expect(try fileBytes(outside.path + "/target.jpg") == [7])
-        #expect(!exists(ws.path + "/out") && !exists(temporary))
+        #expect(!exists(ws.path + "/out") && temporaries.withLock { $0.allSatisfy { !exists($0) } })
+        #expect(temporaries.withLock { Set($0).count } == 3, "each export writes into a temporary of its own")
     }
 }

@@ -128,9 +128,18 @@ struct RawWorkspace {
         try FileManager.default.contentsOfDirectory(atPath: path).sorted()
     }
 
-    /// The temporary folder an export to `out` in this process writes into.
+    /// The temporary folder an export to `out` in this process is writing into
+    /// (`.OUT.shardstore-partial-PID-RANDOM`), or, when there is none, a path that does not exist.
     func temporary(of out: String) -> String {
-        path + "/.\(out).shardstore-partial-\(getpid())"
+        Self.temporary(of: out, in: path)
+    }
+
+    /// ``temporary(of:)`` in the folder `path`.
+    static func temporary(of out: String, in path: String) -> String {
+        let prefix = ".\(out).shardstore-partial-\(getpid())-"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        if let name = names.first(where: { $0.hasPrefix(prefix) }) { return path + "/" + name }
+        return path + "/" + prefix + "(none)"
     }
 }
 

@@ -56,10 +56,14 @@ public final class Database {
     /// - Parameters:
     ///   - path: a file path, or `":memory:"` for a private in-memory database.
     ///   - mode: read-only, read-write, or read-write creating the file.
+    ///   - followingSymlinks: false adds `SQLITE_OPEN_NOFOLLOW`: the open fails if any component
+    ///     of `path` is a symbolic link (for a file this process just created, such as a new
+    ///     index's temporary file, whose name must not be redirected).
     /// - Throws: `SQLiteError` naming the path: `.cantOpen` when the file (or, for
-    ///   `.readWriteCreate`, its folder) does not exist or may not be opened.
+    ///   `.readWriteCreate`, its folder) does not exist or may not be opened, or is reached
+    ///   through a symbolic link without `followingSymlinks`.
     /// - Complexity: O(1); the file's header is read lazily, by the first statement.
-    public init(path: String, mode: Mode) throws(SQLiteError) {
+    public init(path: String, mode: Mode, followingSymlinks: Bool = true) throws(SQLiteError) {
         self.path = path
         self.mode = mode
         var flags = SQLITE_OPEN_NOMUTEX
@@ -68,6 +72,7 @@ public final class Database {
         case .readWrite: flags |= SQLITE_OPEN_READWRITE
         case .readWriteCreate: flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
         }
+        if !followingSymlinks { flags |= SQLITE_OPEN_NOFOLLOW }
         // Debian's SQLite is built with SQLITE_USE_URI=1, so a leading "file:" would be parsed as
         // a URI even without SQLITE_OPEN_URI; "./file:x" is the same file without that meaning.
         let filename = path.hasPrefix("file:") ? "./" + path : path
