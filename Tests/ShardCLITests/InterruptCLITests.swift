@@ -57,6 +57,26 @@ struct InterruptCLITests {
     /// a shell starts a foreground command: a child of Foundation's `Process` inherits a mask that
     /// blocks SIGINT, so Ctrl-C would never reach it. Paths in `arguments` are made absolute
     /// (`posix_spawn` has no portable working-directory action).
+    /// Waits (at most 10 s) until process `pid` catches `signal` (its handler is installed, per
+    /// `SigCgt` in `/proc/PID/status`) or has exited: on a loaded machine start-up can take longer
+    /// than the delay, and a signal before the handler exists kills the process instead.
+    static func waitUntilCatching(_ pid: pid_t, _ signal: Int32) {
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return }
+            var caught: UInt64 = 0
+            for line in status.split(separator: "\n") {
+                if line.hasPrefix("State:"), line.contains("Z") { return }
+                if line.hasPrefix("SigCgt:") {
+                    caught =
+                        UInt64(line.dropFirst("SigCgt:".count).trimmingCharacters(in: .whitespaces), radix: 16) ?? 0
+                }
+            }
+            if caught & (1 << UInt64(signal - 1)) != 0 { return }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+    }
+
     static func runAndSignal(_ arguments: [String], in w: Workspace, after delay: Double, signal: Int32) throws
         -> Outcome
     {
@@ -90,6 +110,7 @@ struct InterruptCLITests {
         guard spawned == 0 else { throw CocoaError(.executableLoad, userInfo: ["errno": spawned]) }
 
         Thread.sleep(forTimeInterval: delay)
+        if signal != SIGKILL { Self.waitUntilCatching(pid, signal) }
         kill(pid, signal)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
