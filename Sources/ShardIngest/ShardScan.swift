@@ -1,5 +1,6 @@
 import ShardCore
 import ShardIO
+import ShardIndex
 
 /// Entries of a shard that are not sample members, by reason.
 public struct SkipCounts: Sendable, Equatable {
@@ -58,13 +59,19 @@ struct ShardScan: Sendable {
     /// The shard's distinct extensions, in order of first appearance.
     var extensions: [String] = []
     var skipped = SkipCounts()
+    /// The CRC-32C of each member's data, parallel to ``members``; empty when checksums were not
+    /// asked for.
+    var crc32c: [UInt32] = []
 }
 
 enum ShardScanner {
-    /// Scans the headers of the shard at `path` (never its member data).
+    /// Scans the headers of the shard at `path`; with `checksums`, then reads the whole shard
+    /// front to back (large reads, one buffer) for the CRC-32C of every member's data.
     ///
     /// - Throws: ``IngestError`` naming the shard and offset.
-    static func scan(path: String, displayPath: String, isCancelled: () -> Bool) throws(IngestError) -> ShardScan {
+    static func scan(path: String, displayPath: String, checksums: Bool = false, isCancelled: () -> Bool)
+        throws(IngestError) -> ShardScan
+    {
         let file: ReadOnlyFile
         do { file = try ReadOnlyFile(path: path) } catch { throw .unreadableShard(error) }
         var scanner = TarScanner(file)
@@ -109,6 +116,104 @@ enum ShardScanner {
             case .characterDevice, .blockDevice, .fifo, .volumeLabel, .other: result.skipped.otherTypes += 1
             }
         }
+        if checksums {
+            result.crc32c = try checksum(
+                file, ranges: result.members.map { ($0.dataOffset, $0.length) }, isCancelled: isCancelled)
+        }
         return result
+    }
+
+    /// The CRC-32C of the members of a shard indexed earlier (`members`, by data offset, as the
+    /// index holds them), reading the shard front to back; each member's own header is checked
+    /// against its row first, so checksums are never recorded for bytes the index does not
+    /// describe.
+    ///
+    /// - Throws: ``IngestError/shardDiffersFromIndex(path:index:offset:member:detail:)`` for the
+    ///   first member whose header or row does not fit; ``IngestError/unreadableShard(_:)``,
+    ///   ``IngestError/cancelled``.
+    /// - Complexity: O(bytes of the shard).
+    static func checksumIndexed(
+        path: String, displayPath: String, indexPath: String, members: [StoredMember], isCancelled: () -> Bool
+    ) throws(IngestError) -> [UInt32] {
+        struct Cancelled: Error {}
+        struct Differs: Error {
+            var offset: Int64
+            var member: String
+            var detail: String
+        }
+        let file: ReadOnlyFile
+        do { file = try ReadOnlyFile(path: path) } catch { throw .unreadableShard(error) }
+        let reader = SequentialReader(file: file)
+        var out: [UInt32] = []
+        out.reserveCapacity(members.count)
+        do {
+            for (i, m) in members.enumerated() {
+                if i & 0xFF == 0xFF, isCancelled() { throw Cancelled() }
+                let key = m.key?.bytes ?? []
+                let name = OneLine.quoted(key + [UInt8(ascii: ".")] + Array(m.ext.utf8))
+                let l = m.location
+                let (end, overflow) = l.dataOffset.addingReportingOverflow(l.length)
+                guard l.length >= 0, l.dataOffset >= 512, l.dataOffset % 512 == 0, !overflow,
+                    end <= file.status.size
+                else {
+                    throw Differs(
+                        offset: l.dataOffset, member: name,
+                        detail: "the index row (data offset \(l.dataOffset), length \(l.length)) does not fit the shard")
+                }
+                let mismatch = try reader.withContiguousBytes(offset: l.dataOffset - 512, count: 512) { block in
+                    key.withUnsafeBytes { k in
+                        Array(m.ext.utf8).withUnsafeBytes { e in
+                            MemberHeaderCheck.check(
+                                block, length: l.length, key: k, ext: e, extended: l.headerOffset < l.dataOffset - 512)
+                        }
+                    }
+                }
+                if let mismatch { throw Differs(offset: l.dataOffset - 512, member: name, detail: "\(mismatch)") }
+                var crc = CRC32C()
+                try reader.forEachPiece(offset: l.dataOffset, count: l.length) { piece in
+                    if piece.count == reader.bufferSize, isCancelled() { throw Cancelled() }
+                    crc.update(piece)
+                }
+                out.append(crc.value)
+            }
+        } catch let error as IOError {
+            throw .unreadableShard(error)
+        } catch let error as Differs {
+            throw .shardDiffersFromIndex(
+                path: displayPath, index: indexPath, offset: error.offset, member: error.member, detail: error.detail)
+        } catch {
+            throw .cancelled
+        }
+        return out
+    }
+
+    /// The CRC-32C of each byte range of `file` (ranges by increasing offset), read front to back.
+    ///
+    /// - Throws: ``IngestError/cancelled``, or ``IngestError/unreadableShard(_:)`` when a read
+    ///   fails or the file ends early.
+    /// - Complexity: O(bytes) CRC work, one `pread` per 4 MiB.
+    static func checksum(_ file: ReadOnlyFile, ranges: [(offset: Int64, count: Int64)], isCancelled: () -> Bool)
+        throws(IngestError) -> [UInt32]
+    {
+        struct Cancelled: Error {}
+        let reader = SequentialReader(file: file)
+        var out: [UInt32] = []
+        out.reserveCapacity(ranges.count)
+        do {
+            for (i, range) in ranges.enumerated() {
+                if i & 0xFF == 0xFF, isCancelled() { throw Cancelled() }
+                var crc = CRC32C()
+                try reader.forEachPiece(offset: range.offset, count: range.count) { piece in
+                    if piece.count == reader.bufferSize, isCancelled() { throw Cancelled() }
+                    crc.update(piece)
+                }
+                out.append(crc.value)
+            }
+        } catch let error as IOError {
+            throw .unreadableShard(error)
+        } catch {
+            throw .cancelled
+        }
+        return out
     }
 }
