@@ -42,6 +42,20 @@ extension IndexReader {
                 .integer(id)) ?? 0)
     }
 
+    /// The row ids of the shards holding members of the samples in split `split`.
+    ///
+    /// - Throws: ``IndexError/unknownSplit(_:available:)``.
+    /// - Complexity: one pass over the split's members.
+    public func shardIDs(inSplit split: String) throws -> Set<Int64> {
+        let st = try database.prepare(
+            "SELECT DISTINCT m.shard_id FROM members m JOIN split_members sm ON sm.sample_id = m.sample_id WHERE sm.split_id = ?"
+        )
+        try st.bind(try splitID(split), at: 1)
+        var out = Set<Int64>()
+        while try st.step() { out.insert(st.int64(at: 0)) }
+        return out
+    }
+
     /// Calls `body` with every member row (of the samples in split `split` when given), in
     /// storage order: by shard id, then data offset, so one pass reads each shard front to back.
     /// Rows naming a sample that does not exist are included (their ``StoredMember/key`` is nil).

@@ -158,7 +158,8 @@ enum ShardScanner {
                 else {
                     throw Differs(
                         offset: l.dataOffset, member: name,
-                        detail: "the index row (data offset \(l.dataOffset), length \(l.length)) does not fit the shard")
+                        detail: "the index row (data offset \(l.dataOffset), length \(l.length)) does not fit the shard"
+                    )
                 }
                 let mismatch = try reader.withContiguousBytes(offset: l.dataOffset - 512, count: 512) { block in
                     key.withUnsafeBytes { k in

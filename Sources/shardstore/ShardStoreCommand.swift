@@ -18,7 +18,7 @@ struct ShardStoreCommand: ParsableCommand {
         version: ShardStoreVersion.string,
         subcommands: [
             IngestCommand.self, InfoCommand.self, LsCommand.self, GetCommand.self, SplitCommand.self,
-            MetaCommand.self, CatCommand.self, BenchCommand.self, ExportCommand.self,
+            MetaCommand.self, CatCommand.self, BenchCommand.self, ExportCommand.self, VerifyCommand.self,
         ]
     )
 }
