@@ -1,5 +1,6 @@
-import ShardCore
 import Testing
+
+@testable import ShardCore
 
 @Suite("CRC-32C")
 struct CRC32CTests {
@@ -34,14 +35,45 @@ struct CRC32CTests {
         #expect(CRC32C().value == 0)
     }
 
-    @Test("every length 0 to 300 at every alignment 0 to 7 matches the bitwise reference")
+    @Test(
+        "every length 0 to 300 at every alignment 0 to 7 matches the bitwise reference, in Swift and with the instruction"
+    )
     func lengthsAndAlignments() {
         let data = Self.bytes(320, seed: 7)
-        for start in 0..<8 {
-            for length in 0...300 {
-                let slice = data[start..<(start + length)]
-                #expect(CRC32C.checksum(of: slice) == Self.reference(Array(slice)), "start \(start) length \(length)")
+        let implementations = CRC32C.isHardwareAccelerated ? [false, true] : [false]
+        for hardware in implementations {
+            for start in 0..<8 {
+                for length in 0...300 {
+                    let slice = data[start..<(start + length)]
+                    var crc = CRC32C()
+                    slice.withUnsafeBytes { crc.update($0, hardware: hardware) }
+                    #expect(
+                        crc.value == Self.reference(Array(slice)),
+                        "hardware \(hardware) start \(start) length \(length)")
+                }
             }
+        }
+        #expect(CRC32C.checksum(of: data[3..<300]) == Self.reference(Array(data[3..<300])))
+    }
+
+    @Test("the Swift tables and the instruction agree on the check value and on 1 MiB fed in uneven pieces")
+    func implementationsAgree() {
+        let data = Self.bytes(1 << 20, seed: 11)
+        let whole = Self.reference(data)
+        for hardware in CRC32C.isHardwareAccelerated ? [false, true] : [false] {
+            var check = CRC32C()
+            Array("123456789".utf8).withUnsafeBytes { check.update($0, hardware: hardware) }
+            #expect(check.value == 0xE306_9283, "hardware \(hardware)")
+            var crc = CRC32C()
+            var i = 0
+            var step = 1
+            while i < data.count {
+                let end = min(data.count, i + step)
+                data[i..<end].withUnsafeBytes { crc.update($0, hardware: hardware) }
+                i = end
+                step = step * 3 + 1
+            }
+            #expect(crc.value == whole, "hardware \(hardware)")
         }
     }
 
