@@ -226,6 +226,64 @@ struct VerifierTests {
                 == "shard 'b.tar' byte \(negative) key 's1k0' ext 'cls': index row: length -5 is negative")
     }
 
+    @Test(
+        "a changed shard re-indexed without --checksums loses them: verify --data names it; a grown shard is one line")
+    func changedShardLosesChecksums() throws {
+        let f = try Fixture()
+        _ = try f.ingest(checksums: true)
+        // b.tar gains a member: re-indexed by a plain ingest.
+        var list = f.files["b.tar"]!
+        list.append(("s1k3.bin", pattern(10, seed: 99)))
+        try writeShard(f.path("b.tar"), list)
+        try setModificationTime(f.path("b.tar"), seconds: 1_700_000_000)
+        let second = try f.ingest(checksums: false)
+        #expect(second.changed == ["b.tar"] && second.unchanged == ["a.tar"])
+        #expect(try f.recorded().shards == ["a.tar": 1, "b.tar": 0])
+        let error = #expect(throws: VerificationError.self) {
+            try Verifier.run(index: f.index, options: VerificationOptions(data: true))
+        }
+        #expect(
+            error?.description
+                == "1 of 2 shards have no checksums ('b.tar' is one); run `shardstore ingest --checksums \(f.index) SHARDS...` to record them (ingest reads the shards without them whole)"
+        )
+        // Only a.tar is in split "a": --data works there.
+        _ = try Ingest.run(index: f.index, shards: [f.path("a.tar")], options: IngestOptions(split: "a"))
+        let onlyA = try Verifier.run(index: f.index, options: VerificationOptions(split: "a", data: true))
+        #expect(onlyA.isClean && onlyA.shards == 1 && onlyA.members == 6)
+        // Bytes appended to a.tar: one shard line (its members are still checked, and pass).
+        var grown = try readBytes(f.path("a.tar"))
+        grown += [UInt8](repeating: 0, count: 512)
+        try writeBytes(grown, to: f.path("a.tar"))
+        let report = try Verifier.run(index: f.index, options: VerificationOptions(split: "a"))
+        let size = Int64(grown.count)
+        #expect(
+            report.problems == [
+                VerificationProblem(
+                    kind: .shard, shardPath: "a.tar",
+                    detail: "its size is \(size) bytes, \(size - 512) at ingest; run ingest again",
+                    expected: "\(size - 512)", found: "\(size)")
+            ])
+    }
+
+    @Test("--on-duplicate last with --checksums: the replacing copy's checksum is recorded")
+    func duplicateLastKeepsItsChecksum() throws {
+        let directory = try TemporaryDirectory(prefix: "shardstore-verify")
+        let first = pattern(700, seed: 1)
+        let second = pattern(900, seed: 2)
+        try writeShard(directory.path + "/a.tar", [("k.bin", first), ("k.cls", [0x31])])
+        try writeShard(directory.path + "/b.tar", [("k.bin", second)])
+        let index = directory.path + "/index.sqlite"
+        _ = try Ingest.run(
+            index: index, shards: [directory.path + "/a.tar", directory.path + "/b.tar"],
+            options: IngestOptions(onDuplicate: .last, checksums: true))
+        let db = try Database(path: index, mode: .readOnly)
+        #expect(
+            try db.scalarInt("SELECT crc32c FROM members WHERE ext = 'bin'") == Int64(referenceCRC32C(second)))
+        #expect(try db.scalarInt("SELECT crc32c FROM members WHERE ext = 'cls'") == Int64(referenceCRC32C([0x31])))
+        db.close()
+        #expect(try Verifier.run(index: index, options: VerificationOptions(data: true)).isClean)
+    }
+
     @Test("a problem is one line: newlines, quotes and bytes that are not UTF-8 are escaped")
     func problemLineEscapes() {
         let p = VerificationProblem(
