@@ -20,7 +20,8 @@ struct VerifyCommand: ParsableCommand {
             Examples:
               shardstore verify ds/index.sqlite
               shardstore verify ds/index.sqlite --split val --data
-              shardstore ingest --checksums ds/index.sqlite 'ds/*.tar' && shardstore verify --data ds/index.sqlite
+              shardstore ingest --checksums ds/index.sqlite 'ds/*.tar'
+              shardstore verify --data ds/index.sqlite
             """)
 
     @Argument(help: "The index file.")
