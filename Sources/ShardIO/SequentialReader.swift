@@ -1,3 +1,5 @@
+import ShardCore
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -16,7 +18,7 @@
 /// var crc = CRC32C()
 /// try reader.forEachPiece(offset: 1024, count: 5000) { crc.update($0) }
 /// ```
-public final class SequentialReader {
+public final class SequentialReader: RandomAccessBytes {
     /// The file read.
     public let file: ReadOnlyFile
     /// Bytes read from the file so far (every `pread`, gaps between ranges included).
@@ -76,14 +78,47 @@ public final class SequentialReader {
         return try body(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[start..<(start + count)]))
     }
 
-    /// Makes the window hold `needing` bytes from `offset`, refilling it from `offset` when not.
-    private func fill(at offset: Int64, needing: Int, rangeEnd: Int64) throws(IOError) {
-        if offset >= windowStart, offset + Int64(needing) <= windowStart + Int64(windowCount) { return }
+    /// The file's size at open.
+    public var byteCount: Int64 { file.byteCount }
+
+    /// Copies up to `buffer.count` bytes at `offset` (``RandomAccessBytes``, for a tar scanner
+    /// sharing the buffer): from the window when it holds them, else after refilling it from
+    /// `offset`; reads larger than the buffer go to the file directly. Fewer bytes only at the
+    /// end of the file.
+    ///
+    /// - Throws: `IOError` when `pread` fails.
+    public func read(into destination: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        guard offset >= 0, destination.count > 0 else { return 0 }
+        if destination.count > buffer.count {
+            let got = try file.readAll(into: destination, at: offset)
+            bytesRead += Int64(got)
+            return got
+        }
+        if !(offset >= windowStart && offset + Int64(destination.count) <= windowStart + Int64(windowCount)) {
+            try refill(at: offset)
+        }
+        let available = Int(max(0, min(Int64(destination.count), windowStart + Int64(windowCount) - offset)))
+        if available > 0 {
+            destination.baseAddress!.copyMemory(
+                from: buffer.baseAddress! + Int(offset - windowStart), byteCount: available)
+        }
+        return available
+    }
+
+    /// Refills the window from `offset` (fewer bytes only at the end of the file).
+    private func refill(at offset: Int64) throws(IOError) {
         windowStart = offset
         windowCount = 0
         let got = try file.readAll(into: buffer, at: offset)
         bytesRead += Int64(got)
         windowCount = got
+    }
+
+    /// Makes the window hold `needing` bytes from `offset`, refilling it from `offset` when not.
+    private func fill(at offset: Int64, needing: Int, rangeEnd: Int64) throws(IOError) {
+        if offset >= windowStart, offset + Int64(needing) <= windowStart + Int64(windowCount) { return }
+        try refill(at: offset)
+        let got = windowCount
         guard got >= needing else {
             throw IOError(
                 "read", path: file.path, errno: 0,

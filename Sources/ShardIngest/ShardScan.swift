@@ -64,9 +64,32 @@ struct ShardScan: Sendable {
     var crc32c: [UInt32] = []
 }
 
+/// What the tar scanner reads: the file itself (headers only), or a ``SequentialReader`` whose
+/// large buffer also serves the members' data for their checksums, so a scan with checksums is
+/// one pass over the shard.
+enum ScanSource: RandomAccessBytes {
+    case file(ReadOnlyFile)
+    case sequential(SequentialReader)
+
+    var byteCount: Int64 {
+        switch self {
+        case .file(let f): f.byteCount
+        case .sequential(let r): r.byteCount
+        }
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        switch self {
+        case .file(let f): try f.read(into: buffer, at: offset)
+        case .sequential(let r): try r.read(into: buffer, at: offset)
+        }
+    }
+}
+
 enum ShardScanner {
-    /// Scans the headers of the shard at `path`; with `checksums`, then reads the whole shard
-    /// front to back (large reads, one buffer) for the CRC-32C of every member's data.
+    /// Scans the headers of the shard at `path`; with `checksums`, reads the whole shard front to
+    /// back instead (large reads into one buffer), computing each member's CRC-32C as its header
+    /// is found.
     ///
     /// - Throws: ``IngestError`` naming the shard and offset.
     static func scan(path: String, displayPath: String, checksums: Bool = false, isCancelled: () -> Bool)
@@ -74,7 +97,8 @@ enum ShardScanner {
     {
         let file: ReadOnlyFile
         do { file = try ReadOnlyFile(path: path) } catch { throw .unreadableShard(error) }
-        var scanner = TarScanner(file)
+        let sequential = checksums ? SequentialReader(file: file) : nil
+        var scanner = TarScanner(sequential.map(ScanSource.sequential) ?? .file(file))
         var result = ShardScan()
         var extensions: [[UInt8]: Int32] = [:]
         var n = 0
@@ -106,6 +130,11 @@ enum ShardScanner {
                         ScannedMember(
                             key: SampleKey(bytes: key), ext: ext, headerOffset: entry.headerOffset,
                             dataOffset: entry.dataOffset, length: entry.size))
+                    if let sequential {
+                        result.crc32c.append(
+                            try checksum(
+                                sequential, offset: entry.dataOffset, count: entry.size, isCancelled: isCancelled))
+                    }
                 case .metadata: result.skipped.metadataNames += 1
                 case .noMatch: result.skipped.noExtension += 1
                 }
@@ -115,10 +144,6 @@ enum ShardScanner {
             case .sparse: result.skipped.sparse += 1
             case .characterDevice, .blockDevice, .fifo, .volumeLabel, .other: result.skipped.otherTypes += 1
             }
-        }
-        if checksums {
-            result.crc32c = try checksum(
-                file, ranges: result.members.map { ($0.dataOffset, $0.length) }, isCancelled: isCancelled)
         }
         return result
     }
@@ -188,33 +213,26 @@ enum ShardScanner {
         return out
     }
 
-    /// The CRC-32C of each byte range of `file` (ranges by increasing offset), read front to back.
+    /// The CRC-32C of the `count` bytes at `offset`, read through `reader`.
     ///
-    /// - Throws: ``IngestError/cancelled``, or ``IngestError/unreadableShard(_:)`` when a read
-    ///   fails or the file ends early.
-    /// - Complexity: O(bytes) CRC work, one `pread` per 4 MiB.
-    static func checksum(_ file: ReadOnlyFile, ranges: [(offset: Int64, count: Int64)], isCancelled: () -> Bool)
-        throws(IngestError) -> [UInt32]
+    /// - Throws: ``IngestError/cancelled`` (polled every buffer-full), or
+    ///   ``IngestError/unreadableShard(_:)`` when a read fails or the file ends early.
+    /// - Complexity: O(count) CRC work, one `pread` per buffer-full.
+    static func checksum(_ reader: SequentialReader, offset: Int64, count: Int64, isCancelled: () -> Bool)
+        throws(IngestError) -> UInt32
     {
         struct Cancelled: Error {}
-        let reader = SequentialReader(file: file)
-        var out: [UInt32] = []
-        out.reserveCapacity(ranges.count)
+        var crc = CRC32C()
         do {
-            for (i, range) in ranges.enumerated() {
-                if i & 0xFF == 0xFF, isCancelled() { throw Cancelled() }
-                var crc = CRC32C()
-                try reader.forEachPiece(offset: range.offset, count: range.count) { piece in
-                    if piece.count == reader.bufferSize, isCancelled() { throw Cancelled() }
-                    crc.update(piece)
-                }
-                out.append(crc.value)
+            try reader.forEachPiece(offset: offset, count: count) { piece in
+                if piece.count == reader.bufferSize, isCancelled() { throw Cancelled() }
+                crc.update(piece)
             }
         } catch let error as IOError {
             throw .unreadableShard(error)
         } catch {
             throw .cancelled
         }
-        return out
+        return crc.value
     }
 }

@@ -284,6 +284,38 @@ struct VerifierTests {
         #expect(try Verifier.run(index: index, options: VerificationOptions(data: true)).isClean)
     }
 
+    @Test("checksums in one pass: pax and GNU long names, a member larger than the 4 MiB buffer, empty members")
+    func checksumsWithExtendedHeadersAndLargeMembers() throws {
+        let directory = try TemporaryDirectory(prefix: "shardstore-verify")
+        let long = String(repeating: "d", count: 120) + "/" + String(repeating: "k", count: 90)
+        let big = pattern(5 << 20, seed: 5)
+        var files: [(String, [UInt8], TarWriter.Format)] = [
+            ("\(long)1.bin", pattern(3000, seed: 1), .pax),
+            ("\(long)2.bin", pattern(7000, seed: 2), .gnu),
+            ("big.bin", big, .ustar),
+            ("empty.bin", [], .ustar),
+            ("tail.cls", [0x37], .ustar),
+        ]
+        var tar = TarWriter(format: .ustar)
+        for (name, bytes, format) in files { tar.addFile(name, bytes, format: format) }
+        tar.finish()
+        try tar.write(to: directory.path + "/a.tar")
+        let index = directory.path + "/index.sqlite"
+        let report = try Ingest.run(
+            index: index, shards: [directory.path + "/a.tar"], options: IngestOptions(checksums: true))
+        #expect(report.members == 5)
+        let db = try Database(path: index, mode: .readOnly)
+        let st = try db.prepare(
+            "SELECT s.key || '.' || m.ext, m.crc32c FROM members m JOIN samples s ON s.id = m.sample_id")
+        var recorded: [String: Int64] = [:]
+        while try st.step() { recorded[st.text(at: 0)] = st.int64(at: 1) }
+        db.close()
+        files.sort { $0.0 < $1.0 }
+        #expect(recorded == Dictionary(uniqueKeysWithValues: files.map { ($0.0, Int64(referenceCRC32C($0.1))) }))
+        let verified = try Verifier.run(index: index, options: VerificationOptions(data: true))
+        #expect(verified.isClean && verified.members == 5, "\(verified.problems)")
+    }
+
     @Test("a problem is one line: newlines, quotes and bytes that are not UTF-8 are escaped")
     func problemLineEscapes() {
         let p = VerificationProblem(
