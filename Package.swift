@@ -11,8 +11,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2")
     ],
     targets: [
-        // Pure core: tar header codec, webdataset key rule, seeded RNG. No Foundation, no C.
-        .target(name: "ShardCore"),
+        // CRC-32C with the CPU's crc32 instruction (x86-64 SSE4.2), imported by ShardCore only;
+        // ShardCore falls back to its own Swift tables elsewhere.
+        .target(name: "CShardCRC32C"),
+        // Pure core: tar header codec, webdataset key rule, seeded RNG. No Foundation, no system C
+        // library (only our CRC-32C instruction shim).
+        .target(name: "ShardCore", dependencies: ["CShardCRC32C"]),
         // The system SQLite, imported by ShardIndex only.
         .systemLibrary(
             name: "CShardSQLite",

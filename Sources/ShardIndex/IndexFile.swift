@@ -37,11 +37,17 @@ public enum IndexFile {
         return stat(path, &st) == 0
     }
 
-    /// Refuses an index written by a newer ShardStore or one that is not a ShardStore index.
+    /// The oldest schema readers accept without upgrading it. Schema 2 only adds checksum
+    /// columns (`members.crc32c`, `shards.has_checksums`), which readers look for before use, so a
+    /// schema-1 index on read-only storage keeps working; any write migrates it.
+    public static let oldestReadableSchemaVersion = 1
+
+    /// Refuses an index written by a newer ShardStore, one older than
+    /// ``oldestReadableSchemaVersion``, or one that is not a ShardStore index.
     ///
     /// - Throws: `SchemaError`.
     public static func checkSchema(_ db: Database) throws {
-        try migrator.check(db)
+        try migrator.check(db, oldestReadable: oldestReadableSchemaVersion)
     }
 
     /// Rolls back a write that was killed mid-transaction (`kill -9`, power loss), which leaves a

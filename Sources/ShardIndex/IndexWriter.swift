@@ -22,7 +22,7 @@ public final class IndexWriter {
     static let batchSize = 64
 
     private var pendingSamples: [(id: Int64, key: SampleKey, shardID: Int64, firstOffset: Int64)] = []
-    private var pendingMembers: [(sampleID: Int64, ext: String, location: MemberLocation)] = []
+    private var pendingMembers: [(sampleID: Int64, ext: String, location: MemberLocation, crc32c: UInt32?)] = []
     private let insertSamples: Statement
     private let insertMembers: Statement
 
@@ -43,8 +43,8 @@ public final class IndexWriter {
     }
 
     private static func insertSQL(memberRows n: Int) -> String {
-        "INSERT INTO members(sample_id, ext, shard_id, header_offset, data_offset, length) VALUES "
-            + Array(repeating: "(?, ?, ?, ?, ?, ?)", count: n).joined(separator: ", ")
+        "INSERT INTO members(sample_id, ext, shard_id, header_offset, data_offset, length, crc32c) VALUES "
+            + Array(repeating: "(?, ?, ?, ?, ?, ?, ?)", count: n).joined(separator: ", ")
     }
 
     /// Writes the rows ``insertSample(id:key:shardID:firstOffset:)`` and
@@ -79,7 +79,8 @@ public final class IndexWriter {
                 try st.bind(row.location.headerOffset, at: i + 3)
                 try st.bind(row.location.dataOffset, at: i + 4)
                 try st.bind(row.location.length, at: i + 5)
-                i += 6
+                if let crc = row.crc32c { try st.bind(Int64(crc), at: i + 6) } else { try st.bindNull(at: i + 6) }
+                i += 7
             }
             pendingMembers.removeAll(keepingCapacity: true)
             defer { st.reset() }
@@ -197,22 +198,27 @@ public final class IndexWriter {
         if pendingSamples.count == Self.batchSize { try flush() }
     }
 
-    /// Inserts a member row (buffered; written in batches, see ``flush()``).
+    /// Inserts a member row (buffered; written in batches, see ``flush()``), with the CRC-32C of
+    /// its data when it was computed (`ingest --checksums`), else none (NULL).
     ///
     /// - Complexity: amortised O(log n).
-    public func insertMember(sampleID: Int64, ext: String, location: MemberLocation) throws {
-        pendingMembers.append((sampleID, ext, location))
+    public func insertMember(sampleID: Int64, ext: String, location: MemberLocation, crc32c: UInt32? = nil) throws {
+        pendingMembers.append((sampleID, ext, location, crc32c))
         if pendingMembers.count == Self.batchSize { try flush() }
     }
 
-    /// Points an existing member at a new location (the `last` duplicate policy).
-    public func replaceMember(sampleID: Int64, ext: String, location: MemberLocation) throws {
+    /// Points an existing member at a new location (the `last` duplicate policy), with the
+    /// CRC-32C of the bytes there (nil: none recorded).
+    public func replaceMember(sampleID: Int64, ext: String, location: MemberLocation, crc32c: UInt32? = nil) throws {
         try flush()
         try database.cachedStatement(
-            "UPDATE members SET shard_id = ?, header_offset = ?, data_offset = ?, length = ? WHERE sample_id = ? AND ext = ?"
+            """
+            UPDATE members SET shard_id = ?, header_offset = ?, data_offset = ?, length = ?, crc32c = ?
+            WHERE sample_id = ? AND ext = ?
+            """
         ).execute([
             .integer(location.shardID), .integer(location.headerOffset), .integer(location.dataOffset),
-            .integer(location.length), .integer(sampleID), .text(ext),
+            .integer(location.length), crc32c.map { .integer(Int64($0)) } ?? .null, .integer(sampleID), .text(ext),
         ])
     }
 

@@ -17,6 +17,10 @@ public struct IngestOptions: Sendable {
     public var onDuplicate: DuplicatePolicy
     /// Shards scanned at once (default: the number of cores).
     public var jobs: Int
+    /// Read every scanned shard whole and record each member's CRC-32C (for `shardstore verify
+    /// --data`); unchanged shards indexed without checksums are read for theirs too. Off by
+    /// default: ingest then reads only the tar headers.
+    public var checksums: Bool
     /// Called from the ingesting thread after each shard.
     public var progress: (@Sendable (IngestProgress) -> Void)?
     /// Polled between shards and every few thousand headers; when it returns true the ingest stops
@@ -24,10 +28,11 @@ public struct IngestOptions: Sendable {
     public var isCancelled: @Sendable () -> Bool
 
     public init(
-        split: String? = nil, onDuplicate: DuplicatePolicy = .error, jobs: Int = defaultJobs,
+        split: String? = nil, onDuplicate: DuplicatePolicy = .error, jobs: Int = defaultJobs, checksums: Bool = false,
         progress: (@Sendable (IngestProgress) -> Void)? = nil, isCancelled: @escaping @Sendable () -> Bool = { false }
     ) {
         self.split = split
+        self.checksums = checksums
         self.onDuplicate = onDuplicate
         self.jobs = max(1, jobs)
         self.progress = progress
@@ -60,6 +65,11 @@ public struct IngestReport: Sendable {
     public var changed: [String] = []
     /// Shards already indexed with the same size and mtime: skipped.
     public var unchanged: [String] = []
+    /// Unchanged shards indexed without checksums whose members' checksums were computed and
+    /// recorded now (`--checksums`); also listed in ``unchanged``.
+    public var checksumsAdded: [String] = []
+    /// Shards read whole for checksums (scanned ones and ``checksumsAdded``) and their bytes.
+    public var bytesChecksummed: Int64 = 0
     /// Members written.
     public var members = 0
     /// Sample rows created.
@@ -204,6 +214,9 @@ public enum Ingest {
             var nextShardID = try writer.nextShardID()
             var commandShardIDs: [Int64] = []
             var unchangedBytes: Int64 = 0
+            // Unchanged shards whose checksums are missing, when they are asked for.
+            let withoutChecksums = options.checksums ? try writer.shardIDsWithoutChecksums() : []
+            var toChecksum: [(planned: Planned, record: ShardRecord)] = []
             for p in planned {
                 if let old = existing[p.storedPath] {
                     commandShardIDs.append(old.id)
@@ -211,7 +224,11 @@ public enum Ingest {
                         old.modificationTimeNanoseconds == p.status.modificationTimeNanoseconds
                     {
                         report.unchanged.append(p.storedPath)
-                        unchangedBytes += p.status.size
+                        if withoutChecksums.contains(old.id) {
+                            toChecksum.append((p, old))
+                        } else {
+                            unchangedBytes += p.status.size
+                        }
                         continue
                     }
                     report.changed.append(p.storedPath)
@@ -239,7 +256,7 @@ public enum Ingest {
                 writer: writer, policy: options.onDuplicate, indexWasEmpty: try writer.isEmpty(),
                 nextID: try writer.nextSampleID(), shardPaths: shardPaths)
 
-            var done = report.unchanged.count
+            var done = report.unchanged.count - toChecksum.count
             var bytesDone = unchangedBytes
             options.progress?(
                 IngestProgress(
@@ -249,9 +266,10 @@ public enum Ingest {
             let isCancelled = options.isCancelled
             report.waitingForScans = try ParallelScan.run(
                 count: toScan.count, jobs: options.jobs, isCancelled: isCancelled,
-                scan: { (i: Int) throws(IngestError) -> ShardScan in
+                scan: { [checksums = options.checksums] (i: Int) throws(IngestError) -> ShardScan in
                     try ShardScanner.scan(
-                        path: scanList[i].openPath, displayPath: scanList[i].storedPath, isCancelled: isCancelled)
+                        path: scanList[i].openPath, displayPath: scanList[i].storedPath, checksums: checksums,
+                        isCancelled: isCancelled)
                 },
                 consume: { i, scan in
                     var record = toScan[i].record
@@ -261,6 +279,8 @@ public enum Ingest {
                     record.memberCount = written
                     record.skippedCount = scan.skipped.total
                     try writer.saveShard(record)
+                    try writer.setChecksumsRecorded(options.checksums, forShard: record.id)
+                    if options.checksums { report.bytesChecksummed += record.size }
                     report.skipped += scan.skipped
                     report.members += written
                     report.bytesScanned += record.size
@@ -273,6 +293,38 @@ public enum Ingest {
                 })
             if options.isCancelled() { throw IngestError.cancelled }
             phase("scan and write")
+
+            // Checksums of unchanged shards indexed without them: their member rows are read a
+            // window of shards at a time, so memory stays bounded however many shards there are.
+            let window = 2 * options.jobs + 2
+            for chunkStart in stride(from: 0, to: toChecksum.count, by: window) {
+                let chunk = Array(toChecksum[chunkStart..<min(chunkStart + window, toChecksum.count)])
+                let targets = try chunk.map { try writer.members(ofShard: $0.record.id) }
+                let chunkList = chunk.map(\.planned)
+                report.waitingForScans += try ParallelScan.run(
+                    count: chunk.count, jobs: options.jobs, isCancelled: isCancelled,
+                    scan: { [indexPath] (i: Int) throws(IngestError) -> [UInt32] in
+                        try ShardScanner.checksumIndexed(
+                            path: chunkList[i].openPath, displayPath: chunkList[i].storedPath,
+                            indexPath: indexPath, members: targets[i], isCancelled: isCancelled)
+                    },
+                    consume: { i, checksums in
+                        for (member, crc) in zip(targets[i], checksums) {
+                            try writer.setChecksum(crc, sampleID: member.sampleID, ext: member.ext)
+                        }
+                        try writer.setChecksumsRecorded(true, forShard: chunk[i].record.id)
+                        report.checksumsAdded.append(chunk[i].record.path)
+                        report.bytesChecksummed += chunk[i].planned.status.size
+                        done += 1
+                        bytesDone += chunk[i].planned.status.size
+                        options.progress?(
+                            IngestProgress(
+                                shardsDone: done, shardsTotal: planned.count, samples: grouper.samplesTouched,
+                                bytes: bytesDone, seconds: elapsed()))
+                    })
+                if options.isCancelled() { throw IngestError.cancelled }
+            }
+            if !toChecksum.isEmpty { phase("checksums") }
 
             if creating { try writer.createKeyIndex() }
             if !report.changed.isEmpty { report.removedSamples = try writer.removeEmptySamples() }
@@ -329,16 +381,16 @@ public enum Ingest {
 /// Scans shards on `jobs` threads, at most `2 * jobs + 2` ahead of the consumer, and hands the
 /// results to `consume` in order on the calling thread.
 enum ParallelScan {
-    static func run(
+    static func run<Output: Sendable>(
         count: Int, jobs: Int, isCancelled: @escaping @Sendable () -> Bool,
-        scan: @escaping @Sendable (Int) throws(IngestError) -> ShardScan,
-        consume: (Int, ShardScan) throws -> Void
+        scan: @escaping @Sendable (Int) throws(IngestError) -> Output,
+        consume: (Int, Output) throws -> Void
     ) throws -> Double {
         var waited = 0.0
         let clock = ContinuousClock()
         guard count > 0 else { return 0 }
         let window = 2 * jobs + 2
-        let state = Mutex(State(count: count))
+        let state = Mutex(State<Output>(count: count))
         let ready = (0..<count).map { _ in DispatchSemaphore(value: 0) }
         // Starts at 0 and is signalled up to the window: libdispatch traps when a semaphore is
         // released holding less than its initial value, which an early error would cause.
@@ -359,7 +411,7 @@ enum ParallelScan {
                         permits.signal()
                         return
                     }
-                    let result: Result<ShardScan, IngestError>
+                    let result: Result<Output, IngestError>
                     if isCancelled() {
                         result = .failure(.cancelled)
                     } else {
@@ -390,10 +442,10 @@ enum ParallelScan {
         return waited
     }
 
-    struct State: ~Copyable {
+    struct State<Output>: ~Copyable {
         var next = 0
         var stopped = false
-        var results: [Result<ShardScan, IngestError>?]
+        var results: [Result<Output, IngestError>?]
         init(count: Int) { results = Array(repeating: nil, count: count) }
     }
 }

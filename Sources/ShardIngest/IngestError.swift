@@ -22,6 +22,10 @@ public enum IngestError: Error, Sendable, CustomStringConvertible {
     case noShards
     /// Ctrl-C or another cancellation.
     case cancelled
+    /// While recording the checksums of a shard indexed earlier (`--checksums`), a member's own
+    /// header did not match its index row, though the shard's size and modification time did:
+    /// the shard was rewritten in place. `member` is `key.ext` as a quoted one-line string.
+    case shardDiffersFromIndex(path: String, index: String, offset: Int64, member: String, detail: String)
 
     /// Where the suggested decompress command writes: the compression suffix dropped
     /// (`a.tar.gz` -> `a.tar`, `a.tgz` -> `a.tar`), else `-decompressed.tar` added to the stem.
@@ -60,6 +64,9 @@ public enum IngestError: Error, Sendable, CustomStringConvertible {
                 "no shards to ingest: name .tar files, globs ('data/*.tar') or brace ranges ('train-{000000..000099}.tar')"
         case .cancelled:
             return "ingest cancelled"
+        case .shardDiffersFromIndex(let path, let index, let offset, let member, let detail):
+            return
+                "shard '\(path)' no longer matches the index at byte \(offset) (member \(member): \(detail)), though its size and modification time are those recorded at ingest; run `shardstore verify \(index)` to list every difference, then `touch` the shard and ingest it again"
         }
     }
 }

@@ -71,7 +71,9 @@ struct SampleGrouper {
         var written = 0
         var previousKey: SampleKey?
         var previous: SampleState?
-        for m in members {
+        let checksums = scan.crc32c
+        for (n, m) in members.enumerated() {
+            let crc32c: UInt32? = checksums.isEmpty ? nil : checksums[n]
             let location = MemberLocation(
                 shardID: shardID, headerOffset: m.headerOffset, dataOffset: m.dataOffset, length: m.length)
             let extID = local[Int(m.ext)]
@@ -106,7 +108,7 @@ struct SampleGrouper {
                     let isLater = (shardID, m.headerOffset) > (old.shardID, old.headerOffset)
                     if policy == .first { dropped += 1 } else { replaced += 1 }
                     if isLater == (policy == .last) {
-                        try writer.replaceMember(sampleID: s.id, ext: ext, location: location)
+                        try writer.replaceMember(sampleID: s.id, ext: ext, location: location, crc32c: crc32c)
                         s.members[i].location = location
                         relocated += 1
                     }
@@ -127,7 +129,7 @@ struct SampleGrouper {
                 samples[m.key] = target
             }
             previous = target
-            try writer.insertMember(sampleID: target.id, ext: ext, location: location)
+            try writer.insertMember(sampleID: target.id, ext: ext, location: location, crc32c: crc32c)
             target.members.append((extID, location))
             written += 1
         }

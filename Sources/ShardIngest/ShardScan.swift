@@ -1,5 +1,6 @@
 import ShardCore
 import ShardIO
+import ShardIndex
 
 /// Entries of a shard that are not sample members, by reason.
 public struct SkipCounts: Sendable, Equatable {
@@ -58,16 +59,47 @@ struct ShardScan: Sendable {
     /// The shard's distinct extensions, in order of first appearance.
     var extensions: [String] = []
     var skipped = SkipCounts()
+    /// The CRC-32C of each member's data, parallel to ``members``; empty when checksums were not
+    /// asked for.
+    var crc32c: [UInt32] = []
+}
+
+/// What the tar scanner reads: the file itself (headers only), or a ``SequentialReader`` whose
+/// large buffer also serves the members' data for their checksums, so a scan with checksums is
+/// one pass over the shard.
+enum ScanSource: RandomAccessBytes {
+    /// Headers only, through a small read-ahead window.
+    case file(ReadAheadFile)
+    case sequential(SequentialReader)
+
+    var byteCount: Int64 {
+        switch self {
+        case .file(let f): f.byteCount
+        case .sequential(let r): r.byteCount
+        }
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        switch self {
+        case .file(let f): try f.read(into: buffer, at: offset)
+        case .sequential(let r): try r.read(into: buffer, at: offset)
+        }
+    }
 }
 
 enum ShardScanner {
-    /// Scans the headers of the shard at `path` (never its member data).
+    /// Scans the headers of the shard at `path`; with `checksums`, reads the whole shard front to
+    /// back instead (large reads into one buffer), computing each member's CRC-32C as its header
+    /// is found.
     ///
     /// - Throws: ``IngestError`` naming the shard and offset.
-    static func scan(path: String, displayPath: String, isCancelled: () -> Bool) throws(IngestError) -> ShardScan {
+    static func scan(path: String, displayPath: String, checksums: Bool = false, isCancelled: () -> Bool)
+        throws(IngestError) -> ShardScan
+    {
         let file: ReadOnlyFile
         do { file = try ReadOnlyFile(path: path) } catch { throw .unreadableShard(error) }
-        var scanner = TarScanner(ReadAheadFile(file))
+        let sequential = checksums ? SequentialReader(file: file) : nil
+        var scanner = TarScanner(sequential.map(ScanSource.sequential) ?? .file(ReadAheadFile(file)))
         var result = ShardScan()
         var extensions: [[UInt8]: Int32] = [:]
         var n = 0
@@ -99,6 +131,11 @@ enum ShardScanner {
                         ScannedMember(
                             key: SampleKey(bytes: key), ext: ext, headerOffset: entry.headerOffset,
                             dataOffset: entry.dataOffset, length: entry.size))
+                    if let sequential {
+                        result.crc32c.append(
+                            try checksum(
+                                sequential, offset: entry.dataOffset, count: entry.size, isCancelled: isCancelled))
+                    }
                 case .metadata: result.skipped.metadataNames += 1
                 case .noMatch: result.skipped.noExtension += 1
                 }
@@ -110,5 +147,93 @@ enum ShardScanner {
             }
         }
         return result
+    }
+
+    /// The CRC-32C of the members of a shard indexed earlier (`members`, by data offset, as the
+    /// index holds them), reading the shard front to back; each member's own header is checked
+    /// against its row first, so checksums are never recorded for bytes the index does not
+    /// describe.
+    ///
+    /// - Throws: ``IngestError/shardDiffersFromIndex(path:index:offset:member:detail:)`` for the
+    ///   first member whose header or row does not fit; ``IngestError/unreadableShard(_:)``,
+    ///   ``IngestError/cancelled``.
+    /// - Complexity: O(bytes of the shard).
+    static func checksumIndexed(
+        path: String, displayPath: String, indexPath: String, members: [StoredMember], isCancelled: () -> Bool
+    ) throws(IngestError) -> [UInt32] {
+        struct Cancelled: Error {}
+        struct Differs: Error {
+            var offset: Int64
+            var member: String
+            var detail: String
+        }
+        let file: ReadOnlyFile
+        do { file = try ReadOnlyFile(path: path) } catch { throw .unreadableShard(error) }
+        let reader = SequentialReader(file: file)
+        var out: [UInt32] = []
+        out.reserveCapacity(members.count)
+        do {
+            for (i, m) in members.enumerated() {
+                if i & 0xFF == 0xFF, isCancelled() { throw Cancelled() }
+                let key = m.key?.bytes ?? []
+                let name = OneLine.quoted(key + [UInt8(ascii: ".")] + Array(m.ext.utf8))
+                let l = m.location
+                let (end, overflow) = l.dataOffset.addingReportingOverflow(l.length)
+                guard l.length >= 0, l.dataOffset >= 512, l.dataOffset % 512 == 0, !overflow,
+                    end <= file.status.size
+                else {
+                    throw Differs(
+                        offset: l.dataOffset, member: name,
+                        detail: "the index row (data offset \(l.dataOffset), length \(l.length)) does not fit the shard"
+                    )
+                }
+                let mismatch = try reader.withContiguousBytes(offset: l.dataOffset - 512, count: 512) { block in
+                    key.withUnsafeBytes { k in
+                        Array(m.ext.utf8).withUnsafeBytes { e in
+                            MemberHeaderCheck.check(
+                                block, length: l.length, key: k, ext: e, extended: l.headerOffset < l.dataOffset - 512)
+                        }
+                    }
+                }
+                if let mismatch { throw Differs(offset: l.dataOffset - 512, member: name, detail: "\(mismatch)") }
+                var crc = CRC32C()
+                try reader.forEachPiece(offset: l.dataOffset, count: l.length) { piece in
+                    if piece.count == reader.bufferSize, isCancelled() { throw Cancelled() }
+                    crc.update(piece)
+                }
+                out.append(crc.value)
+            }
+        } catch let error as IOError {
+            throw .unreadableShard(error)
+        } catch let error as Differs {
+            throw .shardDiffersFromIndex(
+                path: displayPath, index: indexPath, offset: error.offset, member: error.member, detail: error.detail)
+        } catch {
+            throw .cancelled
+        }
+        return out
+    }
+
+    /// The CRC-32C of the `count` bytes at `offset`, read through `reader`.
+    ///
+    /// - Throws: ``IngestError/cancelled`` (polled every buffer-full), or
+    ///   ``IngestError/unreadableShard(_:)`` when a read fails or the file ends early.
+    /// - Complexity: O(count) CRC work, one `pread` per buffer-full.
+    static func checksum(_ reader: SequentialReader, offset: Int64, count: Int64, isCancelled: () -> Bool)
+        throws(IngestError) -> UInt32
+    {
+        struct Cancelled: Error {}
+        var crc = CRC32C()
+        do {
+            try reader.forEachPiece(offset: offset, count: count) { piece in
+                if piece.count == reader.bufferSize, isCancelled() { throw Cancelled() }
+                crc.update(piece)
+            }
+        } catch let error as IOError {
+            throw .unreadableShard(error)
+        } catch {
+            throw .cancelled
+        }
+        return crc.value
     }
 }

@@ -31,9 +31,12 @@ struct IngestCommand: ParsableCommand {
               keep   keep every copy as its own sample (lookups by that key
                      then list the candidates)
 
+            With --checksums, ingest also reads every new or changed shard whole (sequentially, in large reads) and records the CRC-32C of each member, which `shardstore verify --data` compares. Unchanged shards keep the checksums they have; unchanged shards indexed without checksums are read for theirs (after checking each member's header against the index). Without --checksums only the headers are read, and re-indexed shards lose their checksums.
+
             Examples:
               shardstore ingest ds/index.sqlite 'ds/shard-*.tar'
               shardstore ingest ds/index.sqlite 'ds/val-{0000..0009}.tar' --split val
+              shardstore ingest --checksums ds/index.sqlite 'ds/shard-*.tar'
             """)
 
     @Argument(help: "The index file (created when missing).")
@@ -52,6 +55,9 @@ struct IngestCommand: ParsableCommand {
 
     @Option(help: "Shards scanned in parallel, 1 to 1024 (default: the number of cores).")
     var jobs: Int?
+
+    @Flag(help: "Read the shards whole and record each member's CRC-32C (for `shardstore verify --data`).")
+    var checksums = false
 
     @Flag(help: "Print nothing but errors.")
     var quiet = false
@@ -75,7 +81,7 @@ struct IngestCommand: ParsableCommand {
         installInterruptHandlers()
         let showProgress = !quiet && Terminal.stderrIsTerminal
         let options = IngestOptions(
-            split: split, onDuplicate: onDuplicate, jobs: jobs ?? IngestOptions.defaultJobs,
+            split: split, onDuplicate: onDuplicate, jobs: jobs ?? IngestOptions.defaultJobs, checksums: checksums,
             progress: showProgress ? Self.progressRenderer() : nil,
             isCancelled: { interruptRequested.load(ordering: .relaxed) })
         let existed = IndexFile.exists(index)
@@ -170,6 +176,11 @@ struct IngestCommand: ParsableCommand {
                 .joined(separator: ", ")
             Terminal.stderrLine("note: split '\(a.split)': moved \(moved)")
         }
+        if !r.checksumsAdded.isEmpty {
+            Terminal.stderrLine(
+                "note: --checksums: read \(Format.count(r.checksumsAdded.count, "unchanged shard")) indexed without checksums and recorded theirs"
+            )
+        }
         for p in r.removedPartials {
             Terminal.stderrLine("note: removed '\(p)', an unfinished index left by an interrupted ingest")
         }
@@ -220,6 +231,8 @@ struct IngestCommand: ParsableCommand {
             o.add("split", "null")
         }
         o.add("bytes_scanned", int: r.bytesScanned)
+        o.add("checksums_added", JSONObject.array(r.checksumsAdded.map(JSON.quote)))
+        o.add("bytes_checksummed", int: r.bytesChecksummed)
         o.add("seconds", double: r.seconds)
         return o.text
     }

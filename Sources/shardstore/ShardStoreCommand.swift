@@ -12,13 +12,14 @@ struct ShardStoreCommand: ParsableCommand {
               shardstore info ds/index.sqlite
               shardstore split ds/index.sqlite assign --ratio train=0.9,val=0.1 --seed 0
               shardstore get ds/index.sqlite 000123 --ext jpg -o 000123.jpg
+              shardstore verify ds/index.sqlite
 
             Exit status: 0 on success, 1 when the command fails (the message on stderr says what failed, where, and what to do), 64 for invalid arguments.
             """,
         version: ShardStoreVersion.string,
         subcommands: [
             IngestCommand.self, InfoCommand.self, LsCommand.self, GetCommand.self, SplitCommand.self,
-            MetaCommand.self, CatCommand.self, BenchCommand.self, ExportCommand.self,
+            MetaCommand.self, CatCommand.self, BenchCommand.self, ExportCommand.self, VerifyCommand.self,
         ]
     )
 }

@@ -187,7 +187,7 @@ struct IngestErrorCLITests {
     func argumentErrors() throws {
         let w = try Workspace()
         let usage =
-            "Usage: shardstore ingest <index> <shards> ... [--split <split>] [--on-duplicate <on-duplicate>] [--jobs <jobs>] [--quiet] [--json] [--verbose]\n  See 'shardstore ingest --help' for more information.\n"
+            "Usage: shardstore ingest <index> <shards> ... [--split <split>] [--on-duplicate <on-duplicate>] [--jobs <jobs>] [--checksums] [--quiet] [--json] [--verbose]\n  See 'shardstore ingest --help' for more information.\n"
         try expectRun(
             ["ingest", "index.sqlite"], in: w.path, status: 64, stdout: "",
             stderr:

@@ -113,19 +113,22 @@ public struct Migrator: Sendable {
         return applied
     }
 
-    /// Checks, without writing, that this build can read the database: every known migration is
-    /// applied and none newer is recorded. For read-only opens.
+    /// Checks, without writing, that this build can read the database: every known migration up
+    /// to `oldestReadable` (all of them by default) is applied and none newer than this build
+    /// knows is recorded. For read-only opens; readers that accept an older schema must cope with
+    /// what the later migrations add being absent.
     ///
     /// ```swift
     /// let db = try Database(path: path, mode: .readOnly)
     /// try Migrator(EmbeddedMigrations.all).check(db)
+    /// try Migrator(EmbeddedMigrations.all).check(db, oldestReadable: 1)  // schema 1 reads too
     /// ```
     ///
     /// - Throws: `SchemaError.newerSchema` ("… was written by a newer ShardStore (schema 7; this
     ///   build knows up to 3); upgrade shardstore to read it"), `.outdatedSchema` (also for an
     ///   empty file), `.notAShardStoreIndex`; `SQLiteError` when the file cannot be read.
     /// - Complexity: a few small queries.
-    public func check(_ db: Database) throws {
+    public func check(_ db: Database, oldestReadable: Int? = nil) throws {
         let path = db.path
         let state = try Self.refusingForeignFiles(path) { () throws -> SchemaState in
             if db.isInTransaction { return try SchemaState(db) }
@@ -133,7 +136,7 @@ public struct Migrator: Sendable {
         }
         try validate(state, path: path)
         let complete = state.completeVersion
-        if complete < newestVersion {
+        if complete < max(1, min(oldestReadable ?? newestVersion, newestVersion)) {
             throw SchemaError.outdatedSchema(path: path, found: complete, known: newestVersion)
         }
     }
