@@ -43,26 +43,69 @@ public enum IndexFile {
     }
 
     /// Rolls back a write that was killed mid-transaction (`kill -9`, power loss), which leaves a
-    /// hot rollback journal beside the index. A read-only connection cannot roll it back and would
-    /// fail, so when a journal exists a short read-write connection reads the schema, which makes
-    /// SQLite restore the index as it was before the interrupted write.
+    /// hot rollback journal beside the index, and tells such a journal from the one a live writer
+    /// (an ingest, `split assign`) keeps while it runs.
     ///
-    /// - Throws: ``IndexFileError`` when a journal exists but the index cannot be opened for
-    ///   writing to roll it back (a read-only folder, for example).
+    /// Only SQLite knows which it is: a live writer holds a lock on the index (RESERVED while it
+    /// writes, PENDING or EXCLUSIVE while it commits or spills its cache), a dead one holds none.
+    /// So when a journal exists, a read-only connection reads the schema first. SQLite then waits
+    /// up to the busy timeout (5 s) for a committing writer, and reads the committed index beside
+    /// a writer that is still working; only when the journal is hot does it refuse
+    /// (`SQLITE_READONLY_ROLLBACK`), and then a short read-write connection reads the schema,
+    /// which makes SQLite restore the index as it was before the interrupted write.
+    ///
+    /// ```swift
+    /// try IndexFile.recoverInterruptedWrite("ds/index.sqlite")
+    /// let db = try Database(path: "ds/index.sqlite", mode: .readOnly)
+    /// ```
+    ///
+    /// - Throws: ``IndexFileError`` when another process kept the index locked for the whole busy
+    ///   timeout ("another process is writing this index"), or when the journal is hot but the
+    ///   index cannot be opened for writing to roll it back (a read-only folder, for example).
+    /// - Complexity: one `stat` when there is no journal; otherwise up to the busy timeout.
     public static func recoverInterruptedWrite(_ path: String) throws {
         var st = stat()
         guard stat(path + "-journal", &st) == 0, st.st_size > 0 else { return }
+        if let error = schemaReadError(path, .readOnly) {
+            if error.code == .busy { throw busy(path) }
+            guard error.extendedCode == .readonlyRollback else { throw error }
+            // A hot journal: a read-write connection rolls it back.
+            if let error = schemaReadError(path, .readWrite) {
+                if error.code == .busy { throw busy(path) }
+                throw IndexFileError(
+                    path: path,
+                    message:
+                        "an interrupted write (a killed ingest, split or meta command) left '\(path)-journal', which must be rolled back before the index can be read, but the index cannot be opened for writing (\(error)); make the index and its folder writable and run any shardstore command once"
+                )
+            }
+        }
+        // No error: a live writer, or one that finished meanwhile; nothing to roll back.
+    }
+
+    /// Opens the index at `path` in `mode` and reads its schema (which takes SQLite's shared lock
+    /// and, read-write, rolls back a hot journal); the error, if any.
+    private static func schemaReadError(_ path: String, _ mode: Database.Mode) -> SQLiteError? {
         do {
-            let db = try Database(path: path, mode: .readWrite)
+            let db = try Database(path: path, mode: mode)
             _ = try db.scalarInt("SELECT COUNT(*) FROM sqlite_master")
             db.close()
+            return nil
         } catch {
-            throw IndexFileError(
-                path: path,
-                message:
-                    "an interrupted ingest left '\(path)-journal', which must be rolled back before the index can be read, but the index cannot be opened for writing (\(error)); make it writable and run any shardstore command once"
-            )
+            return error
         }
+    }
+
+    /// The error for an index another process kept locked for the whole busy timeout.
+    ///
+    /// ```swift
+    /// catch let error as SQLiteError where error.code == .busy { throw IndexFile.busy(path) }
+    /// ```
+    public static func busy(_ path: String) -> IndexFileError {
+        IndexFileError(
+            path: path,
+            message:
+                "another process is writing this index (waited \(Database.defaultBusyTimeout / 1000) s for it); try again when it has finished"
+        )
     }
 
     /// The temporary name a new index at `path` is built under: `.NAME.partial-PID` beside it.

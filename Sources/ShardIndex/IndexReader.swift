@@ -27,7 +27,11 @@ public final class IndexReader {
         self.path = path
         try IndexFile.recoverInterruptedWrite(path)
         self.database = try Database(path: path, mode: .readOnly)
-        try IndexFile.checkSchema(database)
+        do {
+            try IndexFile.checkSchema(database)
+        } catch let error as SQLiteError where error.code == .busy {
+            throw IndexFile.busy(path)
+        }
     }
 
     /// Wraps an open connection (used by the writer to answer queries inside its transaction).

@@ -157,9 +157,13 @@ enum IndexEditing {
     /// Opens the existing index at `path` for writing and runs `body` in one transaction.
     static func withWriter<T>(_ path: String, _ body: (IndexWriter) throws -> T) throws -> T {
         guard IndexFile.exists(path) else { throw IndexError.indexNotFound(path: path) }
-        let db = try Database(path: path, mode: .readWrite)
-        try IndexFile.migrator.migrate(db)
-        let writer = try IndexWriter(database: db)
-        return try db.inTransaction(.immediate) { try body(writer) }
+        do {
+            let db = try Database(path: path, mode: .readWrite)
+            try IndexFile.migrator.migrate(db)
+            let writer = try IndexWriter(database: db)
+            return try db.inTransaction(.immediate) { try body(writer) }
+        } catch let error as SQLiteError where error.code == .busy {
+            throw IndexFile.busy(path)
+        }
     }
 }
