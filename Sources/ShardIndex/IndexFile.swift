@@ -95,7 +95,9 @@ public enum IndexFile {
         }
     }
 
-    /// The error for an index another process kept locked for the whole busy timeout.
+    /// The error for an index another process kept locked for the whole busy timeout: "index
+    /// 'PATH': another process is writing this index (waited 5 s for it); try again when it has
+    /// finished".
     ///
     /// ```swift
     /// catch let error as SQLiteError where error.code == .busy { throw IndexFile.busy(path) }
@@ -106,6 +108,46 @@ public enum IndexFile {
             message:
                 "another process is writing this index (waited \(Database.defaultBusyTimeout / 1000) s for it); try again when it has finished"
         )
+    }
+
+    /// Refuses a path that names a directory: SQLite would fail on it with "unable to open
+    /// database file" or "disk I/O error".
+    ///
+    /// ```swift
+    /// try IndexFile.checkNotDirectory(".")   // throws IndexError.indexIsDirectory(path: ".")
+    /// ```
+    ///
+    /// - Throws: ``IndexError/indexIsDirectory(path:)``.
+    /// - Complexity: one `stat`.
+    public static func checkNotDirectory(_ path: String) throws(IndexError) {
+        var st = stat()
+        if stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFDIR { throw .indexIsDirectory(path: path) }
+    }
+
+    /// Whether `path` is an existing file of 0 bytes (as `touch` makes): SQLite treats it as an
+    /// empty database, and an ingest builds a new index to replace it.
+    ///
+    /// ```swift
+    /// if IndexFile.isEmptyFile(path) { /* build under partialPath(for:), publish replacing it */ }
+    /// ```
+    ///
+    /// - Complexity: one `stat`.
+    public static func isEmptyFile(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFREG && st.st_size == 0
+    }
+
+    /// Whether this process may write the index at `path` and create its journal beside it
+    /// (`access(W_OK)` on both: false for a read-only file, folder or file system).
+    ///
+    /// ```swift
+    /// guard IndexFile.isWritable(path) else { /* read only: succeed only if nothing changes */ }
+    /// ```
+    ///
+    /// - Complexity: two `access` calls.
+    public static func isWritable(_ path: String) -> Bool {
+        let (dir, _) = split(path)
+        return access(path, W_OK) == 0 && access(dir.isEmpty ? "." : dir, W_OK) == 0
     }
 
     /// The temporary name a new index at `path` is built under: `.NAME.partial-PID` beside it.
@@ -138,16 +180,31 @@ public enum IndexFile {
     }
 
     /// Publishes a finished index built at `partial` under `path`: flushes it to disk, then links it
-    /// into place (failing if `path` appeared meanwhile) and removes the temporary name.
+    /// into place (failing if `path` appeared meanwhile) and removes the temporary name. With
+    /// `replacingEmptyFile`, `path` is a 0-byte file the new index replaces (renamed over it,
+    /// failing if it is no longer empty).
     ///
     /// - Throws: ``IndexFileError`` naming the path.
-    public static func publish(partial: String, as path: String) throws {
+    public static func publish(partial: String, as path: String, replacingEmptyFile: Bool = false) throws {
         let fd = open(partial, O_RDONLY | O_CLOEXEC)
         if fd >= 0 {
             fsync(fd)
             close(fd)
         }
-        if link(partial, path) != 0 {
+        if replacingEmptyFile {
+            guard isEmptyFile(path) else {
+                throw IndexFileError(
+                    path: path,
+                    message:
+                        "another process wrote to the empty file while this ingest ran; run the ingest again to add to it"
+                )
+            }
+            guard rename(partial, path) == 0 else {
+                throw IndexFileError(
+                    path: path,
+                    message: "cannot move the new index into place: \(String(cString: strerror(Glibc.errno)))")
+            }
+        } else if link(partial, path) != 0 {
             let e = Glibc.errno
             if e == EEXIST {
                 throw IndexFileError(

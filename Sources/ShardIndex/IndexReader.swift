@@ -24,6 +24,7 @@ public final class IndexReader {
     ///   file is not a ShardStore index or was written by a newer version; `SQLiteError` otherwise.
     public init(path: String) throws {
         guard IndexFile.exists(path) else { throw IndexError.indexNotFound(path: path) }
+        try IndexFile.checkNotDirectory(path)
         self.path = path
         try IndexFile.recoverInterruptedWrite(path)
         self.database = try Database(path: path, mode: .readOnly)
