@@ -29,6 +29,8 @@ public struct TarError: Error, Sendable, Equatable, CustomStringConvertible {
         case badNumericField(field: String)
         /// A pax extended header record is malformed.
         case badPaxRecord(String)
+        /// A GNU long name (`L` entry) longer than the reader accepts: `size` bytes, over `limit`.
+        case longNameTooLong(size: Int64, limit: Int64)
         /// The underlying read failed.
         case io(String)
     }
@@ -64,6 +66,9 @@ public struct TarError: Error, Sendable, Equatable, CustomStringConvertible {
             return "invalid numeric \(field) field in the tar header at offset \(offset)"
         case .badPaxRecord(let detail):
             return "malformed pax extended header at offset \(offset): \(detail)"
+        case .longNameTooLong(let size, let limit):
+            return
+                "the GNU long name at offset \(offset) is \(size) bytes, over the \(limit >> 20) MiB (\(limit) bytes) this reader accepts for a member name"
         case .io(let detail):
             return "read failed at offset \(offset): \(detail)"
         }

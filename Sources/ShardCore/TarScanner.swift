@@ -237,7 +237,7 @@ public struct TarScanner<Source: RandomAccessBytes> {
             let limit = Self.maximumExtendedHeaderSize >> 20
             let kind: TarError.Kind =
                 typeflag == UInt8(ascii: "L")
-                ? .badNumericField(field: "size")
+                ? .longNameTooLong(size: size, limit: Self.maximumExtendedHeaderSize)
                 : .badPaxRecord(
                     "its \(size) bytes of records exceed the \(limit) MiB this reader accepts")
             throw TarError(kind, at: headerOffset)

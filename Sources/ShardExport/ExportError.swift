@@ -69,7 +69,7 @@ public enum ExportError: Error, Sendable, Equatable, CustomStringConvertible {
                 "refusing to export \(names.count) member name\(names.count == 1 ? "" : "s") that cannot be written safely inside the output folder: \(shown.joined(separator: ", "))\(more); nothing was written. Rename them in the shards, or export with --format hdf5"
         case .badMember(let key, let ext, let shard, let offset, let reason):
             return
-                "cannot decode member '\(key).\(ext)' of '\(shard)' at byte offset \(offset): \(reason); fix or drop the member, or leave the extension out with --ext"
+                "cannot decode member '\(MessageText.escaped(key)).\(MessageText.escaped(ext))' of '\(shard)' at byte offset \(offset): \(reason); fix or drop the member, or leave the extension out with --ext"
         case .hdf5(let call, let path, let message):
             return "HDF5 \(call) failed on '\(path)': \(message)"
         case .invalidArgument(let message):

@@ -66,17 +66,10 @@ enum ExportPath {
     }
 
     /// Bytes shown to people: the text when it is valid UTF-8, `\xNN` for each byte that is not
-    /// and for control characters (so a name with a newline stays on one line of an error).
+    /// and for control characters (so a name with a newline stays on one line of an error); see
+    /// `MessageText`.
     static func display<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
-        var out = ""
-        for scalar in SampleKey(bytes: bytes).description.unicodeScalars {
-            if scalar.value < 0x20 || scalar.value == 0x7F {
-                out += "\\x" + String(scalar.value, radix: 16, uppercase: true).leftPadded(to: 2)
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
+        MessageText.escaped(bytes: bytes)
     }
 
     /// Components joined with `/`.
@@ -158,12 +151,5 @@ struct NameCheck {
     private mutating func refuse(_ name: [UInt8], _ shard: Int, _ reason: String) {
         refused.append(
             ExportError.UnsafeName(path: ExportPath.display(name), reason: reason, shard: shardNames[shard]))
-    }
-}
-
-extension String {
-    /// The string with `0`s in front up to `width` characters.
-    fileprivate func leftPadded(to width: Int) -> String {
-        String(repeating: "0", count: max(0, width - count)) + self
     }
 }

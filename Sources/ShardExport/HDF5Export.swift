@@ -143,7 +143,7 @@ private struct HDF5Exporter {
         let metadata = try reader.metadata()
         for entry in metadata where HDF5Export.ownAttributes.contains(entry.key) {
             throw ExportError.invalidArgument(
-                "the index's metadata key '\(entry.key)' has the name of an attribute the export writes itself; rename it with `shardstore meta`"
+                "the index's metadata key '\(MessageText.escaped(entry.key))' has the name of an attribute the export writes itself; rename it with `shardstore meta`"
             )
         }
         let shards = try reader.shards()
@@ -220,7 +220,7 @@ private struct HDF5Exporter {
                     }
                     if surveys[c].lastRow == row {
                         throw ExportError.invalidArgument(
-                            "sample '\(view.key)' has more than one '.\(member.ext)' member; an HDF5 export holds one a sample: leave the extension out with --ext, or export with --format raw"
+                            "sample '\(MessageText.escaped(view.key))' has more than one '.\(MessageText.escaped(member.ext))' member; an HDF5 export holds one a sample: leave the extension out with --ext, or export with --format raw"
                         )
                     }
                     do {
@@ -286,25 +286,35 @@ private struct HDF5Exporter {
         }
         for c in columns {
             if c.ext.isEmpty || c.ext == "." {
-                problems.append("the extension '\(c.ext)' cannot name an HDF5 dataset")
+                problems.append("the extension '\(MessageText.escaped(c.ext))' cannot name an HDF5 dataset")
                 continue
             }
             for name in c.names {
                 if let other = taken[name] {
-                    problems.append("'/\(name)' of the .\(c.ext) members would collide with \(other)")
+                    problems.append(
+                        "'/\(MessageText.escaped(name))' of the .\(MessageText.escaped(c.ext)) members would collide with \(MessageText.escaped(other))"
+                    )
                 } else {
                     taken[name] = name == c.ext ? "the .\(c.ext) members" : "'/\(name)' of the .\(c.ext) members"
                 }
             }
         }
+        var badSplits: [String] = []
         if splits.count > 1 {
             for name in splits where name.contains("/") || name == "." || name == ".." {
-                problems.append("the split name '\(name)' cannot name an HDF5 dataset in /splits")
+                badSplits.append("the split name '\(MessageText.escaped(name))' cannot name an HDF5 dataset in /splits")
             }
         }
-        guard problems.isEmpty else {
+        guard problems.isEmpty, badSplits.isEmpty else {
+            var advice: [String] = []
+            if !problems.isEmpty { advice.append("leave those extensions out with --ext, or export with --format raw") }
+            if !badSplits.isEmpty {
+                advice.append(
+                    "export such a split on its own (a single --split writes no /splits group), or assign its samples to a split with a plain name (`shardstore split INDEX assign NAME ...`)"
+                )
+            }
             throw ExportError.invalidArgument(
-                "cannot lay out the HDF5 file: \(problems.joined(separator: "; ")); leave those extensions out with --ext, or export with --format raw"
+                "cannot lay out the HDF5 file: \((problems + badSplits).joined(separator: "; ")); \(advice.joined(separator: "; "))"
             )
         }
         return columns

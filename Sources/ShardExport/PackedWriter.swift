@@ -73,7 +73,7 @@ final class PackedWriter {
         for member in view {
             guard let e = extensionNumbers[member.ext], !seen[e] else {
                 throw ExportError.invalidArgument(
-                    "the index changed while it was being exported (sample '\(ExportPath.display(UnsafeRawBufferPointer(view.keyBytes)))' has an unexpected member '.\(member.ext)'); run the export again"
+                    "the index changed while it was being exported (sample '\(ExportPath.display(UnsafeRawBufferPointer(view.keyBytes)))' has an unexpected member '.\(ExportPath.display(Array(member.ext.utf8)))'); run the export again"
                 )
             }
             seen[e] = true

@@ -146,7 +146,7 @@ public enum RawExport {
             }
         } catch let crossing as FileTree.Crossing {
             throw ExportError.invalidArgument(
-                "refusing to write into '\(output.temporaryPath)': the path \(crossing.reason), which the export did not make; something changed the folder while the export ran, and nothing was published"
+                "refusing to write into '\(output.temporaryPath)': the path \(crossing.reason), which the export did not make; another process changed the folder while the export ran, and nothing was published. Stop what writes there and run the export again, or choose another --out"
             )
         }
         guard done == total else {
@@ -176,13 +176,15 @@ public enum RawExport {
         do {
             try tree.writeFile(base + components, member.bytes)
         } catch let crossing as FileTree.Crossing {
-            // The planned member (its shard), looked up only here: the write path pays no lookup.
+            // The names were checked when planned: a symlink met now was planted by another
+            // process while the export ran. The planned member (its shard) is looked up only
+            // here: the write path pays no lookup.
             let origin = plan.files[ExportPath.joined(components)]
-            throw ExportError.unsafeNames([
-                ExportError.UnsafeName(
-                    path: ExportPath.display(ExportPath.memberName(key: key, ext: ext)), reason: crossing.reason,
-                    shard: origin.map { plan.shardNames[$0.shard] } ?? "?")
-            ])
+            let name = ExportPath.display(ExportPath.memberName(key: key, ext: ext))
+            let shard = origin.map { plan.shardNames[$0.shard] } ?? "?"
+            throw ExportError.invalidArgument(
+                "refusing to write '\(name)' (in '\(shard)') into '\(tree.rootPath)': it \(crossing.reason), which the export did not make; another process changed the folder while the export ran, and nothing was published. Stop what writes there and run the export again, or choose another --out"
+            )
         }
     }
 

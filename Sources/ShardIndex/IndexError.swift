@@ -5,6 +5,8 @@ import ShardCore
 public enum IndexError: Error, Sendable, Equatable, CustomStringConvertible {
     /// No index file at the path.
     case indexNotFound(path: String)
+    /// The path names a directory, not an index file.
+    case indexIsDirectory(path: String)
     /// A global index or split position outside `0..<count`.
     case indexOutOfRange(index: Int, count: Int, split: String?)
     /// No sample has this key.
@@ -22,31 +24,38 @@ public enum IndexError: Error, Sendable, Equatable, CustomStringConvertible {
     /// An argument the index rejects (bad ratio, reserved metadata key...).
     case invalidArgument(String)
 
+    /// One line: keys, names and extensions go through `MessageText.escaped`, so a key holding a
+    /// line break stays on the line.
     public var description: String {
         switch self {
         case .indexNotFound(let path):
             return "index '\(path)' does not exist; create it with `shardstore ingest \(path) SHARD...`"
+        case .indexIsDirectory(let path):
+            let example = (path.hasSuffix("/") ? path : path + "/") + "index.sqlite"
+            return "'\(path)' is a directory, not an index file; pass the index file's path, such as '\(example)'"
         case .indexOutOfRange(let index, let count, let split):
-            let scope = split.map { "split '\($0)'" } ?? "the dataset"
+            let scope = split.map { "split '\(MessageText.escaped($0))'" } ?? "the dataset"
             if count == 0 { return "index \(index) is out of range: \(scope) has no samples" }
             return "index \(index) is out of range: \(scope) has \(count) samples (valid: 0 to \(count - 1))"
         case .unknownKey(let key):
-            return "no sample has key '\(key)'; `shardstore ls INDEX` lists the keys"
+            return "no sample has key '\(MessageText.escaped(key))'; `shardstore ls INDEX` lists the keys"
         case .keyNotInSplit(let key, let split):
             return
-                "sample '\(key)' is not in split '\(split)'; open the dataset without a split to read it, or list the split's keys with `shardstore ls INDEX --split \(split)`"
+                "sample '\(MessageText.escaped(key))' is not in split '\(MessageText.escaped(split))'; open the dataset without a split to read it, or list the split's keys with `shardstore ls INDEX --split \(MessageText.escaped(split))`"
         case .ambiguousKey(let key, let indexes):
             let list = indexes.prefix(10).map(String.init).joined(separator: ", ")
             return
-                "key '\(key)' names \(indexes.count) samples (duplicates kept at ingest) at indexes \(list)\(indexes.count > 10 ? ", ..." : ""); select one by index with --index"
+                "key '\(MessageText.escaped(key))' names \(indexes.count) samples (duplicates kept at ingest) at indexes \(list)\(indexes.count > 10 ? ", ..." : ""); select one by index with --index"
         case .unknownSplit(let name, let available):
-            let list = available.isEmpty ? "the index has no splits" : "splits: " + available.joined(separator: ", ")
-            return "no split named '\(name)' (\(list))"
+            let list =
+                available.isEmpty
+                ? "the index has no splits" : "splits: " + available.map(MessageText.escaped).joined(separator: ", ")
+            return "no split named '\(MessageText.escaped(name))' (\(list))"
         case .unknownExtension(let ext, let key, let available):
             return
-                "sample '\(key)' has no member '.\(ext)' (members: \(available.map { "." + $0 }.joined(separator: ", ")))"
+                "sample '\(MessageText.escaped(key))' has no member '.\(MessageText.escaped(ext))' (members: \(available.map { "." + MessageText.escaped($0) }.joined(separator: ", ")))"
         case .unknownMetadataKey(let key):
-            return "no metadata entry '\(key)'; `shardstore meta INDEX list` shows the entries"
+            return "no metadata entry '\(MessageText.escaped(key))'; `shardstore meta INDEX list` shows the entries"
         case .invalidArgument(let message):
             return message
         }

@@ -51,26 +51,111 @@ public enum IndexFile {
     }
 
     /// Rolls back a write that was killed mid-transaction (`kill -9`, power loss), which leaves a
-    /// hot rollback journal beside the index. A read-only connection cannot roll it back and would
-    /// fail, so when a journal exists a short read-write connection reads the schema, which makes
-    /// SQLite restore the index as it was before the interrupted write.
+    /// hot rollback journal beside the index, and tells such a journal from the one a live writer
+    /// (an ingest, `split assign`) keeps while it runs.
     ///
-    /// - Throws: ``IndexFileError`` when a journal exists but the index cannot be opened for
-    ///   writing to roll it back (a read-only folder, for example).
+    /// Only SQLite knows which it is: a live writer holds a lock on the index (RESERVED while it
+    /// writes, PENDING or EXCLUSIVE while it commits or spills its cache), a dead one holds none.
+    /// So when a journal exists, a read-only connection reads the schema first. SQLite then waits
+    /// up to the busy timeout (5 s) for a committing writer, and reads the committed index beside
+    /// a writer that is still working; only when the journal is hot does it refuse
+    /// (`SQLITE_READONLY_ROLLBACK`), and then a short read-write connection reads the schema,
+    /// which makes SQLite restore the index as it was before the interrupted write.
+    ///
+    /// ```swift
+    /// try IndexFile.recoverInterruptedWrite("ds/index.sqlite")
+    /// let db = try Database(path: "ds/index.sqlite", mode: .readOnly)
+    /// ```
+    ///
+    /// - Throws: ``IndexFileError`` when another process kept the index locked for the whole busy
+    ///   timeout ("another process is writing this index"), or when the journal is hot but the
+    ///   index cannot be opened for writing to roll it back (a read-only folder, for example).
+    /// - Complexity: one `stat` when there is no journal; otherwise up to the busy timeout.
     public static func recoverInterruptedWrite(_ path: String) throws {
         var st = stat()
         guard stat(path + "-journal", &st) == 0, st.st_size > 0 else { return }
+        if let error = schemaReadError(path, .readOnly) {
+            if error.code == .busy { throw busy(path) }
+            guard error.extendedCode == .readonlyRollback else { throw error }
+            // A hot journal: a read-write connection rolls it back.
+            if let error = schemaReadError(path, .readWrite) {
+                if error.code == .busy { throw busy(path) }
+                throw IndexFileError(
+                    path: path,
+                    message:
+                        "an interrupted write (a killed ingest, split or meta command) left '\(path)-journal', which must be rolled back before the index can be read, but the index cannot be opened for writing (\(error)); make the index and its folder writable and run any shardstore command once"
+                )
+            }
+        }
+        // No error: a live writer, or one that finished meanwhile; nothing to roll back.
+    }
+
+    /// Opens the index at `path` in `mode` and reads its schema (which takes SQLite's shared lock
+    /// and, read-write, rolls back a hot journal); the error, if any.
+    private static func schemaReadError(_ path: String, _ mode: Database.Mode) -> SQLiteError? {
         do {
-            let db = try Database(path: path, mode: .readWrite)
+            let db = try Database(path: path, mode: mode)
             _ = try db.scalarInt("SELECT COUNT(*) FROM sqlite_master")
             db.close()
+            return nil
         } catch {
-            throw IndexFileError(
-                path: path,
-                message:
-                    "an interrupted ingest left '\(path)-journal', which must be rolled back before the index can be read, but the index cannot be opened for writing (\(error)); make it writable and run any shardstore command once"
-            )
+            return error
         }
+    }
+
+    /// The error for an index another process kept locked for the whole busy timeout: "index
+    /// 'PATH': another process is writing this index (waited 5 s for it); try again when it has
+    /// finished".
+    ///
+    /// ```swift
+    /// catch let error as SQLiteError where error.code == .busy { throw IndexFile.busy(path) }
+    /// ```
+    public static func busy(_ path: String) -> IndexFileError {
+        IndexFileError(
+            path: path,
+            message:
+                "another process is writing this index (waited \(Database.defaultBusyTimeout / 1000) s for it); try again when it has finished"
+        )
+    }
+
+    /// Refuses a path that names a directory: SQLite would fail on it with "unable to open
+    /// database file" or "disk I/O error".
+    ///
+    /// ```swift
+    /// try IndexFile.checkNotDirectory(".")   // throws IndexError.indexIsDirectory(path: ".")
+    /// ```
+    ///
+    /// - Throws: ``IndexError/indexIsDirectory(path:)``.
+    /// - Complexity: one `stat`.
+    public static func checkNotDirectory(_ path: String) throws(IndexError) {
+        var st = stat()
+        if stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFDIR { throw .indexIsDirectory(path: path) }
+    }
+
+    /// Whether `path` is an existing file of 0 bytes (as `touch` makes): SQLite treats it as an
+    /// empty database, and an ingest builds a new index to replace it.
+    ///
+    /// ```swift
+    /// if IndexFile.isEmptyFile(path) { /* build under partialPath(for:), publish replacing it */ }
+    /// ```
+    ///
+    /// - Complexity: one `stat`.
+    public static func isEmptyFile(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFREG && st.st_size == 0
+    }
+
+    /// Whether this process may write the index at `path` and create its journal beside it
+    /// (`access(W_OK)` on both: false for a read-only file, folder or file system).
+    ///
+    /// ```swift
+    /// guard IndexFile.isWritable(path) else { /* read only: succeed only if nothing changes */ }
+    /// ```
+    ///
+    /// - Complexity: two `access` calls.
+    public static func isWritable(_ path: String) -> Bool {
+        let (dir, _) = split(path)
+        return access(path, W_OK) == 0 && access(dir.isEmpty ? "." : dir, W_OK) == 0
     }
 
     /// The temporary name the location file writer uses beside `path`: `.NAME.partial-PID`.
@@ -112,12 +197,21 @@ public enum IndexFile {
 
     /// Publishes a finished index built in `partial`: flushes it to disk (checking the result),
     /// links it into place, failing if an index appeared at the destination meanwhile, and syncs
-    /// the folder. On a failure the partial index is removed.
+    /// the folder. With `replacingEmptyFile`, the destination is a 0-byte file (as `touch` makes)
+    /// that the new index replaces, failing if it is no longer empty. On a failure the partial
+    /// index is removed.
     ///
     /// - Throws: ``IndexFileError`` naming the path.
-    public static func publish(_ partial: AtomicFile) throws {
+    public static func publish(_ partial: AtomicFile, replacingEmptyFile: Bool = false) throws {
+        if replacingEmptyFile, !isEmptyFile(partial.destination) {
+            discard(partial)
+            throw IndexFileError(
+                path: partial.destination,
+                message:
+                    "another process wrote to the empty file while this ingest ran; run the ingest again to add to it")
+        }
         do {
-            try partial.commit(.refusingExisting)
+            try partial.commit(replacingEmptyFile ? .replacing : .refusingExisting)
         } catch let error where error.errno == EEXIST {
             discard(partial)
             throw IndexFileError(

@@ -24,10 +24,15 @@ public final class IndexReader {
     ///   file is not a ShardStore index or was written by a newer version; `SQLiteError` otherwise.
     public init(path: String) throws {
         guard IndexFile.exists(path) else { throw IndexError.indexNotFound(path: path) }
+        try IndexFile.checkNotDirectory(path)
         self.path = path
         try IndexFile.recoverInterruptedWrite(path)
         self.database = try Database(path: path, mode: .readOnly)
-        try IndexFile.checkSchema(database)
+        do {
+            try IndexFile.checkSchema(database)
+        } catch let error as SQLiteError where error.code == .busy {
+            throw IndexFile.busy(path)
+        }
     }
 
     /// Wraps an open connection (used by the writer to answer queries inside its transaction).

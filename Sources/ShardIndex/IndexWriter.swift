@@ -452,7 +452,8 @@ public final class IndexWriter {
     public func setMetadata(_ key: String, json: String) throws {
         try flush()
         guard try database.scalarInt("SELECT json_valid(?)", .text(json)) == 1 else {
-            throw IndexError.invalidArgument("metadata value for '\(key)' is not valid JSON: \(json)")
+            throw IndexError.invalidArgument(
+                "metadata value for '\(MessageText.escaped(key))' is not valid JSON: \(MessageText.escaped(json))")
         }
         try database.cachedStatement(
             "INSERT INTO metadata(key, value) VALUES (?, json(?)) ON CONFLICT(key) DO UPDATE SET value = excluded.value"

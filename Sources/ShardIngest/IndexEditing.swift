@@ -69,7 +69,7 @@ public enum SplitEditor {
             case .keys(let keys, let source):
                 let (ids, missing) = try writer.sampleIDs(forKeys: keys)
                 if !missing.isEmpty {
-                    let examples = missing.prefix(5).map { "'\($0)'" }.joined(separator: ", ")
+                    let examples = missing.prefix(5).map { "'\(MessageText.escaped($0))'" }.joined(separator: ", ")
                     throw SplitSelectionError(
                         description:
                             "\(missing.count) of the \(keys.count) keys in \(source) are not in the index (\(examples)\(missing.count > 5 ? ", ..." : "")); fix the list and run the command again"
@@ -157,9 +157,14 @@ enum IndexEditing {
     /// Opens the existing index at `path` for writing and runs `body` in one transaction.
     static func withWriter<T>(_ path: String, _ body: (IndexWriter) throws -> T) throws -> T {
         guard IndexFile.exists(path) else { throw IndexError.indexNotFound(path: path) }
-        let db = try Database(path: path, mode: .readWrite)
-        try IndexFile.migrator.migrate(db)
-        let writer = try IndexWriter(database: db)
-        return try db.inTransaction(.immediate) { try body(writer) }
+        try IndexFile.checkNotDirectory(path)
+        do {
+            let db = try Database(path: path, mode: .readWrite)
+            try IndexFile.migrator.migrate(db)
+            let writer = try IndexWriter(database: db)
+            return try db.inTransaction(.immediate) { try body(writer) }
+        } catch let error as SQLiteError where error.code == .busy {
+            throw IndexFile.busy(path)
+        }
     }
 }

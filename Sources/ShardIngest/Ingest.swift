@@ -104,6 +104,10 @@ public struct IngestReport: Sendable {
     public var phases: [(name: String, seconds: Double)] = []
     /// Seconds the writer spent waiting for scans (when large, scanning is the bottleneck).
     public var waitingForScans = 0.0
+    /// Whether the index could not be written (a read-only file, folder or file system) and did
+    /// not need to be: every shard was unchanged and no split was asked for, so the ingest only
+    /// read it.
+    public var indexWasReadOnly = false
     /// Partial index files left by killed ingests and removed now.
     public var removedPartials: [String] = []
     /// The location file written or found up to date beside the index (see `LocationFile`).
@@ -150,6 +154,7 @@ public enum Ingest {
             phases.append((name, now - phaseStart))
             phaseStart = now
         }
+        try IndexFile.checkNotDirectory(indexPath)
         let files = try ShardPatterns.expand(patterns)
         guard !files.isEmpty else { throw IngestError.noShards }
 
@@ -188,8 +193,24 @@ public enum Ingest {
         }
 
         phase("stat")
-        // Open the index: an existing one in place, a new one under a temporary name.
-        let creating = !IndexFile.exists(indexPath)
+        // Open the index: an existing one in place, a new one under a temporary name (also for an
+        // existing 0-byte file, which the new index replaces: a failed ingest leaves it as it was).
+        let replacingEmptyFile = IndexFile.isEmptyFile(indexPath)
+        let creating = replacingEmptyFile || !IndexFile.exists(indexPath)
+        if !creating, !IndexFile.isWritable(indexPath) {
+            // Nothing may be written: succeed only when nothing has to be.
+            try checkNothingToWrite(
+                index: indexPath, shards: planned.map { ($0.storedPath, $0.status) }, options: options,
+                report: &report)
+            phase("read")
+            do { report.locationFile = try LocationFile.ensure(index: indexPath) } catch {
+                report.locationFileError = "\(error)"
+            }
+            phase("locations")
+            report.phases = phases
+            report.seconds = elapsed()
+            return report
+        }
         // A new index is built in a file created for it (O_EXCL, O_NOFOLLOW), which SQLite then
         // opens without following symbolic links.
         let partial = creating ? try IndexFile.createPartial(for: indexPath) : nil
@@ -359,7 +380,7 @@ public enum Ingest {
         if creating {
             try writer.finishNewFile()
             db.close()
-            if let partial { try IndexFile.publish(partial) }
+            if let partial { try IndexFile.publish(partial, replacingEmptyFile: replacingEmptyFile) }
             published = true
             report.createdIndex = true
             phase("publish")
@@ -375,6 +396,34 @@ public enum Ingest {
         report.phases = phases
         report.seconds = elapsed()
         return report
+    }
+}
+
+extension Ingest {
+    /// For an index this process cannot write: fills `report` when the ingest has nothing to
+    /// write (every shard indexed with the same size and mtime, no split to assign), reading the
+    /// index only.
+    ///
+    /// - Throws: ``IngestError/readOnlyIndex(path:changedShards:split:)`` when a shard is new or
+    ///   changed or a split is asked for; `IndexError`, `SchemaError`, `SQLiteError` reading the
+    ///   index.
+    static func checkNothingToWrite(
+        index indexPath: String, shards: [(stored: String, status: FileStatus)], options: IngestOptions,
+        report: inout IngestReport
+    ) throws {
+        let reader = try IndexReader(path: indexPath)
+        var existing: [String: ShardRecord] = [:]
+        for s in try reader.shards() { existing[s.path] = s }
+        let changed = shards.filter { s in
+            guard let old = existing[s.stored] else { return true }
+            return old.size != s.status.size || old.modificationTimeNanoseconds != s.status.modificationTimeNanoseconds
+        }
+        guard changed.isEmpty, options.split == nil else {
+            throw IngestError.readOnlyIndex(path: indexPath, changedShards: changed.count, split: options.split)
+        }
+        report.unchanged = shards.map(\.stored)
+        report.totalSamples = try reader.sampleCount()
+        report.indexWasReadOnly = true
     }
 }
 

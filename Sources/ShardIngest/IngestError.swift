@@ -20,6 +20,9 @@ public enum IngestError: Error, Sendable, CustomStringConvertible {
     case indexFolderMissing(String)
     /// The shard arguments named no shard.
     case noShards
+    /// The index cannot be written (a read-only file, folder or file system) and the ingest has
+    /// something to write: shards that are new or changed, or a split to assign.
+    case readOnlyIndex(path: String, changedShards: Int, split: String?)
     /// Ctrl-C or another cancellation.
     case cancelled
     /// While recording the checksums of a shard indexed earlier (`--checksums`), a member's own
@@ -53,15 +56,21 @@ public enum IngestError: Error, Sendable, CustomStringConvertible {
             return "\(error)"
         case .duplicateMember(let key, let ext, let first, let again):
             return
-                "duplicate member '\(key).\(ext)': first at '\(first.path)' offset \(first.offset), again at '\(again.path)' offset \(again.offset); choose what to do with --on-duplicate first|last|keep"
+                "duplicate member '\(MessageText.escaped(key)).\(MessageText.escaped(ext))': first at '\(first.path)' offset \(first.offset), again at '\(again.path)' offset \(again.offset); choose what to do with --on-duplicate first|last|keep"
         case .extensionNotUTF8(let path, let offset, let name):
             return
-                "shard '\(path)': the member at offset \(offset) ('\(SampleKey(bytes: name))') has an extension that is not valid UTF-8; rename it in the tar, or leave the shard out of the ingest"
+                "shard '\(path)': the member at offset \(offset) ('\(MessageText.escaped(bytes: name))') has an extension that is not valid UTF-8; rename it in the tar, or leave the shard out of the ingest"
         case .indexFolderMissing(let folder):
             return "the index's folder '\(folder)' does not exist; create it first (mkdir -p '\(folder)')"
         case .noShards:
             return
                 "no shards to ingest: name .tar files, globs ('data/*.tar') or brace ranges ('train-{000000..000099}.tar')"
+        case .readOnlyIndex(let path, let changed, let split):
+            var work: [String] = []
+            if changed > 0 { work.append("\(changed) shard\(changed == 1 ? " is" : "s are") new or changed") }
+            if let split { work.append("--split '\(MessageText.escaped(split))' assigns samples") }
+            return
+                "index '\(path)' is read-only (this process cannot write it or its folder) and this ingest would change it: \(work.joined(separator: ", and ")); make the index and its folder writable and run the ingest again"
         case .cancelled:
             return "ingest cancelled"
         case .shardDiffersFromIndex(let path, let index, let offset, let member, let detail):

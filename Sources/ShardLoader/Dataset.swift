@@ -246,7 +246,7 @@ public final class Dataset: Sendable {
         // The table is built from sequential scans, which need no large page cache: 256 KiB
         // instead of SQLite's 2 MiB keeps the peak memory of a pread dataset low.
         try database.execute("PRAGMA cache_size = -256")
-        let wanted = extensions.map { Array(Set($0.map(Self.normalize))).sorted() }
+        let wanted = try extensions.map { Array(Set(try $0.map { try Self.normalize($0, in: database) })).sorted() }
         let splitID = try split.map { try reader.splitID($0) }
         let count = try split.map { try reader.sampleCount(inSplit: $0) } ?? reader.sampleCount()
         let shards = try reader.shards()
@@ -365,9 +365,11 @@ public final class Dataset: Sendable {
         return out
     }
 
-    /// `".JPG"` → `"jpg"`.
-    static func normalize(_ ext: String) -> String {
-        (ext.hasPrefix(".") ? String(ext.dropFirst()) : ext).lowercased()
+    /// `".JPG"` → `"jpg"`; `".png"` stays `".png"` when a member has that extension (`y..png`).
+    static func normalize(_ ext: String, in database: Database) throws -> String {
+        try WebDatasetName.requestedExtension(ext) {
+            try database.scalarInt("SELECT 1 FROM members WHERE ext = ? LIMIT 1", .text($0)) != nil
+        }
     }
 
     // MARK: Reading
@@ -791,7 +793,7 @@ public final class Dataset: Sendable {
         let missing = wanted.filter { !found.contains($0) }
         guard missing.isEmpty else {
             throw IndexError.invalidArgument(
-                "no member has extension \(missing.map { "'.\($0)'" }.joined(separator: ", ")) (extensions: \(found.sorted().map { "." + $0 }.joined(separator: ", ")))"
+                "no member has extension \(missing.map { "'.\(MessageText.escaped($0))'" }.joined(separator: ", ")) (extensions: \(found.sorted().map { "." + MessageText.escaped($0) }.joined(separator: ", ")))"
             )
         }
     }

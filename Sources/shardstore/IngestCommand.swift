@@ -92,6 +92,9 @@ struct IngestCommand: ParsableCommand {
         } catch IngestError.cancelled {
             Terminal.error("ingest interrupted; \(unchanged)")
             throw ExitCode(130)
+        } catch IndexError.indexIsDirectory(let path) {
+            Terminal.error(String(describing: IndexError.indexIsDirectory(path: path)))
+            throw ExitCode(1)
         } catch {
             Terminal.error(String(describing: error) + " (\(unchanged))")
             throw ExitCode(1)
@@ -102,6 +105,9 @@ struct IngestCommand: ParsableCommand {
         } else if !quiet {
             Terminal.line(Self.summary(report, index: index))
         }
+        // The summary goes out before the notes and timings: where stdout and stderr reach one
+        // terminal or file, each stays on its own line, in order.
+        try Terminal.flush()
         if !quiet { Self.notes(report) }
         if verbose {
             let phases = report.phases.map { "\($0.name) \(Format.fixed($0.seconds, 3)) s" }.joined(separator: ", ")
@@ -165,16 +171,22 @@ struct IngestCommand: ParsableCommand {
         }
         if r.keysSeenAgain > 0 {
             let examples = r.keysSeenAgainExamples.map {
-                "'\($0.key)' at \($0.path) offset \($0.offset) (first at \($0.firstPath) offset \($0.firstOffset))"
+                "'\(MessageText.escaped($0.key))' at \($0.path) offset \($0.offset) (first at \($0.firstPath) offset \($0.firstOffset))"
             }.joined(separator: "; ")
             Terminal.stderrLine(
                 "note: \(Format.count(r.keysSeenAgain, "member")) had a key seen earlier but not just before them; they were grouped with it: \(examples)"
             )
         }
         if let a = r.splitAssignment, !a.movedFrom.isEmpty {
-            let moved = a.movedFrom.sorted { $0.key < $1.key }.map { "\(Format.count($0.value)) from '\($0.key)'" }
-                .joined(separator: ", ")
-            Terminal.stderrLine("note: split '\(a.split)': moved \(moved)")
+            let moved = a.movedFrom.sorted { $0.key < $1.key }.map {
+                "\(Format.count($0.value)) from '\(MessageText.escaped($0.key))'"
+            }
+            .joined(separator: ", ")
+            Terminal.stderrLine("note: split '\(MessageText.escaped(a.split))': moved \(moved)")
+        }
+        if r.indexWasReadOnly {
+            Terminal.stderrLine(
+                "note: nothing changed (every shard is as indexed), so the read-only index was not written")
         }
         if !r.checksumsAdded.isEmpty {
             Terminal.stderrLine(

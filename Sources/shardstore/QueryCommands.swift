@@ -264,8 +264,8 @@ struct GetCommand: ParsableCommand {
                 try Terminal.flush()
                 return
             }
-            let wanted = ext.hasPrefix(".") ? String(ext.dropFirst()) : ext
-            guard let member = record.member(wanted.lowercased()) else {
+            let wanted = WebDatasetName.requestedExtension(ext) { e in record.members.contains { $0.ext == e } }
+            guard let member = record.member(wanted) else {
                 throw IndexError.unknownExtension(wanted, key: record.key, available: record.members.map(\.ext))
             }
             if let output {

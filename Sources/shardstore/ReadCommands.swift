@@ -149,11 +149,11 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Time reads through a dataset: random samples or a sequential pass, crc32 over every byte.",
         discussion: """
-            Reads every member of each sample visited and runs zlib's crc32 over all of its bytes, chained in visit order (members in archive order), as the peers in ../shared/bench do, so the work and the checksum are the same. Opening the dataset (building the location table and, for memory, the preload) is timed apart from the reads.
+            Reads every member of each sample visited and runs zlib's crc32 over all of its bytes, chained in visit order (members in archive order), as the peer readers ShardStore is measured against do (webdataset, wids, ratarmountcore, and a C pread/mmap loop over the tars), so the work and the checksum are the same; tools/bench in a ShardStore checkout runs them side by side. Opening the dataset (building the location table and, for memory, the preload) is timed apart from the reads.
 
             Pick the samples with one of:
               --random K [--seed N]   K positions drawn with SplitMix64 from seed N
-              --indices FILE          positions from a file of little-endian int64 (what ../shared/bench/peers.py indices writes)
+              --indices FILE          positions from a file of little-endian int64 (tools/bench writes one and hands it to every peer)
               --sequential            every sample, shard by shard, front to back
 
             Prints samples/s, MB/s (10^6 bytes of members), peak RSS and the strategy with its reason; --json prints one JSON object with samples_per_s, mb_per_s, peak_rss_mb, strategy, reason, checksum, open_s, run_s, k, bytes.
@@ -260,7 +260,7 @@ struct BenchCommand: ParsableCommand {
             let positions = try IndicesFile.read(indices)
             if let bad = positions.firstIndex(where: { $0 < 0 || $0 >= dataset.count }) {
                 throw IndexError.invalidArgument(
-                    "\(indices): entry \(bad) is \(positions[bad]), outside the dataset's 0 to \(dataset.count - 1); write the file for this dataset (peers.py indices --data ...)"
+                    "\(indices): entry \(bad) is \(positions[bad]), outside the dataset's 0 to \(dataset.count - 1); write the file for this dataset"
                 )
             }
             return positions

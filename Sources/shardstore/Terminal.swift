@@ -74,16 +74,17 @@ enum Terminal {
         t.withUTF8 { writeAll(2, UnsafeRawBufferPointer($0)) }
     }
 
-    /// `shardstore: error: MESSAGE` on stderr.
+    /// `shardstore: error: MESSAGE` on stderr, on one line.
     static func error(_ message: String) {
         clearProgress()
         stderrLine("shardstore: error: \(message)")
     }
 
-    /// A line on stderr.
+    /// A line on stderr. Control characters in `text` (a line break in a key or a path that got
+    /// into a message) are escaped, so one message is always one line.
     static func stderrLine(_ text: String) {
         clearProgress()
-        stderrWrite(text + "\n")
+        stderrWrite(MessageText.escaped(text) + "\n")
     }
 
     /// Redraws the one-line progress display on stderr.

@@ -267,3 +267,24 @@ func shardstoreVersion() throws -> String {
     let result = try CLI.run(["--version"], in: "/")
     return result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
 }
+
+// MARK: - Read-only indexes
+
+/// Makes `w`'s folder and every file in it read-only, runs `shardstore ARGS` there, and restores
+/// the permissions. Root ignores permissions, so as root the command runs as `nobody` (setpriv).
+func runReadOnly(_ arguments: [String], in w: Workspace) throws -> ProcessResult {
+    let names = try w.listing()
+    for name in names { chmod(w.file(name), 0o444) }
+    chmod(w.path, 0o555)
+    defer {
+        chmod(w.path, 0o755)
+        for name in names { chmod(w.file(name), 0o644) }
+    }
+    let executable = try CLI.executable.get()
+    if geteuid() == 0 {
+        return try runProcess(
+            "setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", executable] + arguments,
+            currentDirectory: w.path)
+    }
+    return try CLI.run(arguments, in: w.path)
+}

@@ -117,7 +117,7 @@ struct ReadCLITests {
         try expectFailure(
             ["bench", "index.sqlite", "--indices", "bad.bin"], in: w.path,
             message:
-                "bad.bin: entry 1 is 12, outside the dataset's 0 to 11; write the file for this dataset (peers.py indices --data ...)"
+                "bad.bin: entry 1 is 12, outside the dataset's 0 to 11; write the file for this dataset"
         )
         try Data([1, 2, 3]).write(to: URL(fileURLWithPath: w.path + "/short.bin"))
         try expectFailure(

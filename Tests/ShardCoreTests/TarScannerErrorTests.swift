@@ -312,7 +312,7 @@ struct TarScannerErrorTests {
                 TarError.Kind.badPaxRecord(
                     "its 104857600 bytes of records exceed the 64 MiB this reader accepts")
             ),
-            ("L", .badNumericField(field: "size")),
+            ("L", .longNameTooLong(size: size, limit: 64 << 20)),
         ] {
             let header = TarWriter.header(
                 name: Array(utf8: "big"), typeflag: Character(flag).asciiValue!, size: size,
@@ -321,6 +321,11 @@ struct TarScannerErrorTests {
             var scanner = TarScanner(source)
             #expect(throws: TarError(kind, at: 0)) { try scanner.next() }
         }
+        // The long name's message says what is too long, not "invalid numeric size field".
+        #expect(
+            TarError(.longNameTooLong(size: size, limit: 64 << 20), at: 0).description
+                == "the GNU long name at offset 0 is 104857600 bytes, over the 64 MiB (67108864 bytes) this reader accepts for a member name"
+        )
         // A long link name is skipped unread, whatever its size.
         let link = TarWriter.header(
             name: Array(utf8: "././@LongLink"), typeflag: UInt8(ascii: "K"), size: size,

@@ -168,7 +168,7 @@ struct RawExportSafetyTests {
         try expectRefused(
             ws,
             .invalidArgument(
-                "cannot write keys.txt: 2 keys hold a line break, and keys.txt has one key per line: 'a\\x0Ab' (in 'nl.tar'), 'c\\x0Dd' (in 'nl.tar'); nothing was written. Rename them in the shards, or export with --layout files"
+                "cannot write keys.txt: 2 keys hold a line break, and keys.txt has one key per line: 'a\\x0ab' (in 'nl.tar'), 'c\\x0dd' (in 'nl.tar'); nothing was written. Rename them in the shards, or export with --layout files"
             ), layout: .packed)
         _ = try RawExport.run(ExportRequest(index: ws.index, out: ws.path + "/f"), layout: .files)
         #expect(try tree(ws.path + "/f") == ["a\nb.jpg": [1], "c\rd.jpg": [2], "e.jpg": [3]])
@@ -215,22 +215,27 @@ struct RawExportSafetyTests {
             }
         }
         var temporary: String { temporaries.withLock { $0.last ?? "" } }
+        // The advice fits a link planted by another process (not "rename them in the shards").
+        let advice =
+            "which the export did not make; another process changed the folder while the export ran, and nothing was published. Stop what writes there and run the export again, or choose another --out"
         // A folder replaced by a link to a folder outside.
         #expect(
             plant("sub", outside.path) as? ExportError
-                == .unsafeNames([Unsafe(path: "sub/000001.jpg", reason: "crosses the symlink 'sub'", shard: "s.tar")]))
+                == .invalidArgument(
+                    "refusing to write 'sub/000001.jpg' (in 's.tar') into '\(temporary)': it crosses the symlink 'sub', \(advice)"
+                ))
         // A file's name taken by a link to a file outside.
         #expect(
             plant("top.jpg", outside.path + "/target.jpg") as? ExportError
-                == .unsafeNames([
-                    Unsafe(path: "top.jpg", reason: "meets the symlink 'top.jpg' where its file goes", shard: "s.tar")
-                ]))
+                == .invalidArgument(
+                    "refusing to write 'top.jpg' (in 's.tar') into '\(temporary)': it meets the symlink 'top.jpg' where its file goes, \(advice)"
+                ))
         // The split folder itself.
         try ws.assign("val", keys: ["top", "sub/000001"])
         #expect(
             plant("val", outside.path, split: "val") as? ExportError
                 == .invalidArgument(
-                    "refusing to write into '\(temporary)': the path crosses the symlink 'val', which the export did not make; something changed the folder while the export ran, and nothing was published"
+                    "refusing to write into '\(temporary)': the path crosses the symlink 'val', \(advice)"
                 ))
         #expect(try FileManager.default.contentsOfDirectory(atPath: outside.path) == ["target.jpg"])
         #expect(try fileBytes(outside.path + "/target.jpg") == [7])

@@ -167,15 +167,19 @@ struct MigratorTests {
         }
     }
 
-    @Test("check calls an empty file outdated (schema 0) and writes nothing")
+    @Test("check calls an empty file not an index (not an outdated one) and writes nothing")
     func checkEmptyFile() throws {
         try withSQLiteScratchDirectory { dir in
             let path = dir + "/empty.sqlite"
             _ = FileManager.default.createFile(atPath: path, contents: Data())
             let reader = try Database(path: path, mode: .readOnly)
-            #expect(throws: SchemaError.outdatedSchema(path: path, found: 0, known: 1)) {
+            let error = #expect(throws: SchemaError.emptyDatabase(path: path)) {
                 try Migrator([Self.first]).check(reader)
             }
+            #expect(
+                error?.description
+                    == "\(path) is not a ShardStore index: it holds no database (the file is empty, or too short to hold one); pass the index.sqlite that `shardstore ingest` wrote, or make an index there with `shardstore ingest \(path) SHARD...`"
+            )
             #expect(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int == 0)
         }
     }

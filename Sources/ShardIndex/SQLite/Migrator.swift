@@ -125,8 +125,9 @@ public struct Migrator: Sendable {
     /// ```
     ///
     /// - Throws: `SchemaError.newerSchema` ("… was written by a newer ShardStore (schema 7; this
-    ///   build knows up to 3); upgrade shardstore to read it"), `.outdatedSchema` (also for an
-    ///   empty file), `.notAShardStoreIndex`; `SQLiteError` when the file cannot be read.
+    ///   build knows up to 3); upgrade shardstore to read it"), `.outdatedSchema`,
+    ///   `.emptyDatabase` (an empty file: nothing to upgrade, it is not an index),
+    ///   `.notAShardStoreIndex`; `SQLiteError` when the file cannot be read.
     /// - Complexity: a few small queries.
     public func check(_ db: Database, oldestReadable: Int? = nil) throws {
         let path = db.path
@@ -135,6 +136,9 @@ public struct Migrator: Sendable {
             return try db.inTransaction(.deferred) { try SchemaState(db) }
         }
         try validate(state, path: path)
+        if !state.hasMigrationsTable, !state.hasOtherObjects, state.userVersion == 0 {
+            throw SchemaError.emptyDatabase(path: path)
+        }
         let complete = state.completeVersion
         if complete < max(1, min(oldestReadable ?? newestVersion, newestVersion)) {
             throw SchemaError.outdatedSchema(path: path, found: complete, known: newestVersion)

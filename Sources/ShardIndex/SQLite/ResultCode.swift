@@ -110,6 +110,9 @@ public struct ResultCode: RawRepresentable, Hashable, Sendable {
     public static let busyRecovery = ResultCode(rawValue: 5 | 1 << 8)
     /// `SQLITE_BUSY_SNAPSHOT`: a read transaction cannot be upgraded because its snapshot is stale.
     public static let busySnapshot = ResultCode(rawValue: 5 | 2 << 8)
+    /// `SQLITE_READONLY_ROLLBACK`: a hot journal (left by a writer that died mid-transaction) must
+    /// be rolled back, which a read-only connection cannot do.
+    public static let readonlyRollback = ResultCode(rawValue: 8 | 3 << 8)
     /// `SQLITE_READONLY_DBMOVED`: the database file was moved or unlinked while open.
     public static let readonlyDBMoved = ResultCode(rawValue: 8 | 4 << 8)
     /// `SQLITE_CONSTRAINT_CHECK`: a CHECK constraint failed.

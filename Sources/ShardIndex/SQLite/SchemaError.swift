@@ -16,6 +16,9 @@ public enum SchemaError: Error, CustomStringConvertible, Sendable, Equatable {
     case outdatedSchema(path: String, found: Int, known: Int)
     /// The file is not an SQLite database, or holds tables but no `schema_migrations` record.
     case notAShardStoreIndex(path: String)
+    /// The file holds no database at all (0 bytes, or too short for SQLite to read as one).
+    /// Raised by `Migrator.check`, which does not write; `migrate` makes an index in it.
+    case emptyDatabase(path: String)
     /// A migration failed and was rolled back; the migrations before it stay applied.
     /// `migration` is its file name (`0002_add_split_index.sql`).
     case migrationFailed(path: String, migration: String, underlying: SQLiteError)
@@ -32,6 +35,10 @@ public enum SchemaError: Error, CustomStringConvertible, Sendable, Equatable {
         case .notAShardStoreIndex(let path):
             "\(path) is not a ShardStore index (it has no schema_migrations table); "
                 + "pass the index.sqlite that `shardstore ingest` wrote"
+        case .emptyDatabase(let path):
+            "\(path) is not a ShardStore index: it holds no database (the file is empty, or too short to hold one); "
+                + "pass the index.sqlite that `shardstore ingest` wrote, or make an index there with "
+                + "`shardstore ingest \(path) SHARD...`"
         case .migrationFailed(let path, let migration, let underlying):
             "migration \(migration) failed on \(path) and was rolled back "
                 + "(earlier migrations stay applied): \(underlying)"
