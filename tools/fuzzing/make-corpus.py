@@ -204,6 +204,7 @@ def main():
     tar_seeds()
     npy_seeds()
     header_check_seeds()
+    # SLOT: the seeds of the location-slot and index-row harnesses go here with them.
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(CORPUS) for f in fs)
     print(f"make-corpus: {total} bytes in {CORPUS}")
 
