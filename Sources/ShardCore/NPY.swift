@@ -125,7 +125,7 @@ public enum NPYError: Error, Sendable, Equatable, CustomStringConvertible {
             return "malformed NPY header: it has no '\(key)' entry"
         case .unsupportedDType(let descr):
             return
-                "unsupported dtype '\(descr)' (bool, int8 to int64, uint8 to uint64, float16, float32 and float64 are read)"
+                "unsupported dtype '\(oneLine(descr))' (bool, int8 to int64, uint8 to uint64, float16, float32 and float64 are read)"
         case .shapeTooLarge(let shape):
             return "the shape \(NPYHeader.shapeText(shape)) is too large"
         case .dataLength(let actual, let expected, let shape, let descr):
@@ -133,6 +133,20 @@ public enum NPYError: Error, Sendable, Equatable, CustomStringConvertible {
                 "the data is \(actual) byte\(actual == 1 ? "" : "s"), but shape \(NPYHeader.shapeText(shape)) of '\(descr)' needs \(expected)"
         }
     }
+}
+
+/// `text` for an error message on one line: control characters (newlines among them) and the
+/// Unicode line and paragraph separators written as `\xNN` or `\u{NNNN}`.
+private func oneLine(_ text: String) -> String {
+    var out = ""
+    for scalar in text.unicodeScalars {
+        switch scalar.value {
+        case 0..<0x20, 0x7F: out += "\\x" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
+        case 0x80..<0xA0, 0x2028, 0x2029: out += "\\u{" + String(scalar.value, radix: 16) + "}"
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out
 }
 
 /// The header of an NPY array (numpy's `.npy` format, versions 1.0, 2.0 and 3.0): the element type,
@@ -426,7 +440,7 @@ private struct HeaderParser {
                 out.shape = try tuple()
             default:
                 at = keyAt
-                throw fail("unexpected key '\(key)'")
+                throw fail("unexpected key '\(oneLine(key))'")
             }
             if peek(",") { at += 1 } else if !peek("}") { throw fail("expected ',' or '}'") }
         }

@@ -251,4 +251,17 @@ struct NPYTests {
             reason(npyMember(header: npyDict("<f8", shape: "(4294967296, 4294967296)"), data: []))
                 == "the shape (4294967296, 4294967296) is too large")
     }
+
+    // Found by tools/fuzz (npy): a key or dtype holding a newline made a two-line error.
+    @Test("a reason quoting header text stays on one line: control characters are escaped")
+    func reasonsAreOneLine() {
+        let four = [UInt8](repeating: 0, count: 4)
+        #expect(
+            reason(npyMember(header: "{'a\nb': 1}", data: four, pad: false))
+                == "malformed NPY header: unexpected key 'a\\x0ab' at header byte 1")
+        #expect(
+            reason(npyMember(header: npyDict("<i\r\n4\u{7F}\u{85}\u{2028}", shape: "(1,)"), data: four))
+                == "unsupported dtype '<i\\x0d\\x0a4\\x7f\\u{85}\\u{2028}' (bool, int8 to int64, uint8 to uint64, float16, float32 and float64 are read)"
+        )
+    }
 }
