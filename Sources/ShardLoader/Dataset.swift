@@ -48,8 +48,8 @@ public final class Dataset: Sendable {
     public enum Lookup: Sendable, Equatable {
         /// The in-memory location table, of `bytes` bytes.
         case table(bytes: Int64)
-        /// The location file beside the index (``LocationFile``), read with two `pread`s a sample:
-        /// no table in memory.
+        /// The location file beside the index (``LocationFile``), read with one `pread` a sample
+        /// (two for a record in its overflow area), each slot checked: no table in memory.
         case file(path: String)
         /// Cached prepared statements on the index.
         case statements

@@ -410,24 +410,28 @@ public final class LocationFile: Sendable {
         let overflowStart = slotsStart + Int64(slotSize) * Int64(samples)
         var slots = FileWriter(fd: fd, path: temporary, at: slotsStart, capacity: 1 << 20)
         var overflow = FileWriter(fd: fd, path: temporary, at: overflowStart, capacity: 256 << 10)
-        var scratch: [UInt8] = []
-        scratch.reserveCapacity(maxSlotSize)
+        // Each slot or overflow record is built here, then copied into its writer's buffer.
+        var scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: maxSlotSize, alignment: 8)
+        defer { scratch.deallocate() }
         try scan.run(isCancelled) { id, record in
             let index = Int(id)
-            scratch.removeAll(keepingCapacity: true)
             let key = UnsafeRawBufferPointer(record.key)
             if record.size <= slotSize {
-                LocationSlot.appendRecord(
-                    to: &scratch, index: index, key: key, members: record.members, paddedTo: slotSize)
-                try scratch.withUnsafeBytes { try slots.append(bytes: $0) }
+                let slot = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<slotSize])
+                LocationSlot.encodeRecord(into: slot, index: index, key: key, members: record.members)
+                try slots.append(bytes: UnsafeRawBufferPointer(slot))
             } else {
+                if record.size > scratch.count {
+                    scratch.deallocate()
+                    scratch = .allocate(byteCount: record.size, alignment: 8)
+                }
+                let bytes = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<record.size])
+                LocationSlot.encodeRecord(into: bytes, index: index, key: key, members: record.members)
                 let at = overflow.position
-                LocationSlot.appendRecord(to: &scratch, index: index, key: key, members: record.members, paddedTo: 0)
-                try scratch.withUnsafeBytes { try overflow.append(bytes: $0) }
-                scratch.removeAll(keepingCapacity: true)
-                LocationSlot.appendPointer(
-                    to: &scratch, index: index, offset: at, length: record.size, slotSize: slotSize)
-                try scratch.withUnsafeBytes { try slots.append(bytes: $0) }
+                try overflow.append(bytes: UnsafeRawBufferPointer(bytes))
+                let slot = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<slotSize])
+                LocationSlot.encodePointer(into: slot, index: index, offset: at, length: record.size)
+                try slots.append(bytes: UnsafeRawBufferPointer(slot))
             }
         }
         let tailStart = overflow.position
@@ -474,7 +478,7 @@ public final class LocationFile: Sendable {
 private struct Record {
     var key: UnsafeBufferPointer<UInt8>
     var members: [LocationRecord.Member]
-    var size: Int { LocationSlot.recordHeaderSize + members.count * LocationSlot.memberSize + key.count }
+    var size: Int { LocationSlot.recordSize(members: members.count, keyLength: key.count) }
 }
 
 /// The samples with their members, in global index order: a merge of two sequential scans.

@@ -1,6 +1,7 @@
 /// The decoding and checking of one sample's slot of a ``LocationFile`` (format 2), apart from
 /// any I/O: what a reader trusts of the file is only what passes here. Pure functions over byte
-/// buffers, so that a libFuzzer harness can call them directly:
+/// buffers, in a file that needs only `CRC32C.swift` beside it, so that a libFuzzer harness can
+/// compile the two and call them directly:
 ///
 /// ```swift
 /// let bounds = LocationSlot.Bounds(
@@ -24,7 +25,7 @@
 /// What is checked, so that every value reaching a read or an allocation is in range: the CRC;
 /// the member count and key length within the slot (or exactly the overflow record); the
 /// overflow pointer within the overflow area; per member, a data offset that is a multiple of
-/// 512, at least 512 and within ``PackedMember/maxOffset``, a length of at least 0, a shard
+/// 512, at least 512 and below 2^48 (``PackedMember``'s limit), a length of at least 0, a shard
 /// number below the shard count, `offset + length` within that shard's size recorded at ingest,
 /// and an extension number below the extension count.
 struct LocationSlot {
@@ -57,6 +58,9 @@ struct LocationSlot {
         case overflow(offset: Int64, length: Int)
     }
 
+    /// The largest data offset: what ``PackedMember`` holds (48 bits). Repeated here so that this
+    /// file and `CRC32C.swift` compile on their own, as the fuzzing harness does.
+    static let maxOffset: Int64 = (1 << 48) - 1
     static let checksumSize = 4
     static let recordHeaderSize = 12
     static let memberSize = 24
@@ -128,7 +132,7 @@ struct LocationSlot {
             let shard = u32(bytes, at + 16)
             let ext = u32(bytes, at + 20)
             let offset = offsetField & ~1
-            guard offset >= 512, offset & 511 == 0, offset <= UInt64(PackedMember.maxOffset) else {
+            guard offset >= 512, offset & 511 == 0, offset <= UInt64(maxOffset) else {
                 throw Damage(reason: "member \(i): data offset \(offset)")
             }
             guard length >= 0 else { throw Damage(reason: "member \(i): length \(length)") }
@@ -152,49 +156,50 @@ struct LocationSlot {
         return CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[checksumSize...]), continuing: seed)
     }
 
-    /// Appends the record of sample `index` (its CRC included) to `out`, then zeros up to
-    /// `padding` bytes in all (nothing when the record is longer): a slot when `padding` is the
-    /// slot size, an overflow record when it is 0.
-    static func appendRecord(
-        to out: inout [UInt8], index: Int, key: UnsafeRawBufferPointer, members: [LocationRecord.Member],
-        paddedTo padding: Int
+    /// The size of a record with `members` members and a key of `keyLength` bytes.
+    static func recordSize(members: Int, keyLength: Int) -> Int {
+        recordHeaderSize + members * memberSize + keyLength
+    }
+
+    /// Writes the record of sample `index`, its CRC included, at the start of `out`, and zeros
+    /// after it: `out` is a whole slot, or exactly an overflow record
+    /// (``recordSize(members:keyLength:)`` bytes, at least).
+    static func encodeRecord(
+        into out: UnsafeMutableRawBufferPointer, index: Int, key: UnsafeRawBufferPointer,
+        members: [LocationRecord.Member]
     ) {
-        let start = out.count
-        put(UInt32(0), &out)
-        put(UInt32(members.count), &out)
-        put(UInt32(key.count), &out)
+        precondition(out.count >= recordSize(members: members.count, keyLength: key.count), "the record does not fit")
+        out.storeBytes(of: UInt32(members.count).littleEndian, toByteOffset: 4, as: UInt32.self)
+        out.storeBytes(of: UInt32(key.count).littleEndian, toByteOffset: 8, as: UInt32.self)
+        var at = recordHeaderSize
         for m in members {
-            put(UInt64(m.offset) | (m.isExtended ? 1 : 0), &out)
-            put(UInt64(bitPattern: m.length), &out)
-            put(UInt32(m.shard), &out)
-            put(UInt32(m.ext), &out)
+            out.storeBytes(
+                of: (UInt64(m.offset) | (m.isExtended ? 1 : 0)).littleEndian, toByteOffset: at, as: UInt64.self)
+            out.storeBytes(of: UInt64(bitPattern: m.length).littleEndian, toByteOffset: at + 8, as: UInt64.self)
+            out.storeBytes(of: UInt32(m.shard).littleEndian, toByteOffset: at + 16, as: UInt32.self)
+            out.storeBytes(of: UInt32(m.ext).littleEndian, toByteOffset: at + 20, as: UInt32.self)
+            at += memberSize
         }
-        out.append(contentsOf: key)
-        if out.count - start < padding {
-            out.append(contentsOf: repeatElement(0, count: padding - (out.count - start)))
-        }
-        seal(&out, from: start, index: index)
+        UnsafeMutableRawBufferPointer(rebasing: out[at..<(at + key.count)]).copyMemory(from: key)
+        UnsafeMutableRawBufferPointer(rebasing: out[(at + key.count)...]).initializeMemory(as: UInt8.self, repeating: 0)
+        seal(out, index: index)
     }
 
-    /// Appends the slot of sample `index` pointing to its record at `offset`, `length` bytes long.
-    static func appendPointer(to out: inout [UInt8], index: Int, offset: Int64, length: Int, slotSize: Int) {
-        let start = out.count
-        put(UInt32(0), &out)
-        put(overflowMark, &out)
-        put(UInt64(offset), &out)
-        put(UInt64(length), &out)
-        out.append(contentsOf: repeatElement(0, count: slotSize - pointerSize))
-        seal(&out, from: start, index: index)
+    /// Writes the slot (all of `out`) of sample `index` pointing to its record at `offset`,
+    /// `length` bytes long.
+    static func encodePointer(into out: UnsafeMutableRawBufferPointer, index: Int, offset: Int64, length: Int) {
+        precondition(out.count >= pointerSize, "a slot holds a pointer")
+        out.storeBytes(of: overflowMark.littleEndian, toByteOffset: 4, as: UInt32.self)
+        out.storeBytes(of: UInt64(offset).littleEndian, toByteOffset: 8, as: UInt64.self)
+        out.storeBytes(of: UInt64(length).littleEndian, toByteOffset: 16, as: UInt64.self)
+        UnsafeMutableRawBufferPointer(rebasing: out[pointerSize...]).initializeMemory(as: UInt8.self, repeating: 0)
+        seal(out, index: index)
     }
 
-    /// Writes the CRC of `out[start...]` into its first 4 bytes.
-    private static func seal(_ out: inout [UInt8], from start: Int, index: Int) {
-        let crc = out.withUnsafeBytes { checksum(UnsafeRawBufferPointer(rebasing: $0[start...]), index: index) }
-        withUnsafeBytes(of: crc.littleEndian) { for i in 0..<4 { out[start + i] = $0[i] } }
-    }
-
-    private static func put<T: FixedWidthInteger>(_ value: T, _ out: inout [UInt8]) {
-        withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
+    /// Writes the CRC of `out` into its first 4 bytes.
+    private static func seal(_ out: UnsafeMutableRawBufferPointer, index: Int) {
+        out.storeBytes(
+            of: checksum(UnsafeRawBufferPointer(out), index: index).littleEndian, toByteOffset: 0, as: UInt32.self)
     }
 
     static func u32(_ bytes: UnsafeRawBufferPointer, _ at: Int) -> UInt32 {

@@ -248,6 +248,7 @@ struct LocationFileDamageTests {
                 }
             }
         }
+        #expect(LocationSlot.maxOffset == PackedMember.maxOffset)
         #expect(layout.u64(72) == 4)
         #expect(decode({ _ in }) == "2 members, key m")
         #expect(decode({ $0[40] ^= 1 }, seal: false) == "checksum mismatch")
