@@ -1,6 +1,8 @@
+import Dispatch
 import Foundation
 import ShardStore
 import ShardTestSupport
+import Synchronization
 import Testing
 
 @testable import ShardLoader
@@ -376,6 +378,35 @@ struct LocationFileDamageTests {
         }
     }
 
+    @Test("4 threads reading through a file whose every slot is damaged: each gets the exact samples")
+    func concurrentFallback() throws {
+        let f = try StrategyFixture(shards: 2, perShard: 8)
+        let path = f.index + "-locations"
+        var bytes = try readBytes(path)
+        let layout = LocationLayout(bytes)
+        for i in 0..<16 { bytes[layout.slot(i) + 4 + i % 8] ^= 0x01 }
+        try writeBytes(bytes, to: path)
+        let ds = try Dataset(index: f.index, strategy: .pread, options: Dataset.Options(lookup: .file))
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 4) { thread in
+            do {
+                for round in 0..<3 {
+                    for p in 0..<ds.count {
+                        let q = (p + thread * 5 + round) % ds.count
+                        let sample = try ds[q]
+                        if sample.key != f.keys[q] || sample.members != f.members[f.keys[q]] {
+                            failures.withLock { $0.append("thread \(thread): sample \(q)") }
+                        }
+                    }
+                }
+            } catch {
+                failures.withLock { $0.append("thread \(thread): \(error)") }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
     @Test("each member carries whether it had pax or GNU long-name blocks before its own header")
     func extendedFlag() throws {
         let f = try DamageFixture(longKey: 4200)
@@ -400,6 +431,25 @@ struct LocationFileDamageTests {
                 "p/xxxx": [true], "b": [false, false], "g/yyyy": [true],
             ])
         #expect(!file.isDiscarded)
+    }
+
+    @Test("an index row no read could use is written as a slot that fails its checks: that sample goes to the index")
+    func unusableIndexRow() throws {
+        let f = try DamageFixture()
+        do {
+            let db = try Database(path: f.index, mode: .readWrite)
+            try db.execute("UPDATE members SET data_offset = data_offset + 1 WHERE sample_id = 3 AND ext = 'jpg'")
+            db.close()
+        }
+        #expect(unlink(f.path) == 0)
+        try LocationFile.ensure(index: f.index)
+        let reader = try IndexReader(path: f.index)
+        let id = try #require(try LocationFile.contentID(of: reader.database))
+        let file = try LocationFile.open(f.path, contentID: id, samples: f.samples.count, shards: try reader.shards())
+        for i in [0, 1, 2, 4] { #expect(try file.withRecord(i) { $0.memberCount } == f.samples[i].members.count) }
+        #expect(!file.isDiscarded)
+        #expect(try file.withRecord(3) { $0.memberCount } == nil)
+        #expect(file.isDiscarded)
     }
 
     @Test("CRC-32C: the standard check value, chaining, and every single-byte change detected")
