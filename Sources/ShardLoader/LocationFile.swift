@@ -581,10 +581,6 @@ private struct FileWriter {
         buffer.reserveCapacity(capacity)
     }
 
-    mutating func append<T: FixedWidthInteger>(_ value: T) throws {
-        try withUnsafeBytes(of: value.littleEndian) { try append(bytes: $0) }
-    }
-
     mutating func append(bytes: UnsafeRawBufferPointer) throws {
         if buffer.count + bytes.count > capacity { try flush() }
         buffer.append(contentsOf: bytes)
