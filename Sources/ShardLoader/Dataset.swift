@@ -48,8 +48,8 @@ public final class Dataset: Sendable {
     public enum Lookup: Sendable, Equatable {
         /// The in-memory location table, of `bytes` bytes.
         case table(bytes: Int64)
-        /// The location file beside the index (``LocationFile``), read with two `pread`s a sample:
-        /// no table in memory.
+        /// The location file beside the index (``LocationFile``), read with one `pread` a sample
+        /// (two for a record in its overflow area), each slot checked: no table in memory.
         case file(path: String)
         /// Cached prepared statements on the index.
         case statements
@@ -471,11 +471,9 @@ public final class Dataset: Sendable {
                 bytes: Array(table.keyBytes[Int(table.keyStarts[position])..<Int(table.keyStarts[position + 1])]))
         }
         if let locations {
-            return try locations.withRecord(splitIndexes.map { Int($0[position]) } ?? position) { record in
-                let members = Int(UInt32(littleEndian: record.loadUnaligned(as: UInt32.self)))
-                return SampleKey(
-                    bytes: Array(record[(LocationFile.recordHeaderSize + members * LocationFile.memberSize)...]))
-            }
+            // A slot that fails its checks gives nil: the key comes from the index then.
+            let index = splitIndexes.map { Int($0[position]) } ?? position
+            if let key = try locations.withRecord(index, { SampleKey(bytes: Array($0.key)) }) { return key }
         }
         return try pool.with { reader in
             let st: Statement
@@ -588,38 +586,27 @@ public final class Dataset: Sendable {
 
     // MARK: Location file path
 
+    /// Reads the sample through its slot of the location file, or from the index when the slot
+    /// fails its checks (``LocationFile/withRecord(_:_:)`` then returns nil): a damaged location
+    /// file never changes the bytes returned.
     private func withFileSample<R>(
         _ file: LocationFile, _ position: Int, _ window: ReadWindow?, _ body: (SampleView) throws -> R
     ) throws -> R {
         let index = splitIndexes.map { Int($0[position]) } ?? position
-        return try file.withRecord(index) { record in
-            let count = Int(UInt32(littleEndian: record.loadUnaligned(as: UInt32.self)))
-            let keyStart = LocationFile.recordHeaderSize + count * LocationFile.memberSize
-            let key = UnsafeRawBufferPointer(rebasing: record[keyStart...])
+        let read = try file.withRecord(index) { record in
+            // The count is checked against the bytes read: at most one member per 24 of them.
+            let count = record.memberCount
             return try withUnsafeTemporaryAllocation(of: PackedMember.self, capacity: max(count, 1)) { rows in
                 try withUnsafeTemporaryAllocation(of: Int.self, capacity: max(count, 1)) { lengths in
                     var n = 0
                     for i in 0..<count {
-                        let at = LocationFile.recordHeaderSize + i * LocationFile.memberSize
-                        let ext = Int(
-                            UInt32(littleEndian: record.loadUnaligned(fromByteOffset: at + 20, as: UInt32.self)))
-                        let shard = Int(
-                            UInt32(littleEndian: record.loadUnaligned(fromByteOffset: at + 16, as: UInt32.self)))
-                        let offset = Int64(littleEndian: record.loadUnaligned(fromByteOffset: at, as: Int64.self))
-                        let length = Int64(littleEndian: record.loadUnaligned(fromByteOffset: at + 8, as: Int64.self))
-                        guard ext < selectedExtensions.count, shard < shards.count, offset >= 0,
-                            offset <= PackedMember.maxOffset, length >= 0
-                        else {
-                            throw IOError(
-                                "read", path: file.path, errno: 0,
-                                detail:
-                                    "the location file is damaged (sample \(index), member \(i)); delete it, and it is written again at the next open"
-                            )
-                        }
-                        guard selectedExtensions[ext] else { continue }
+                        let m = record.member(i)
+                        guard selectedExtensions[m.ext] else { continue }
                         rows.initializeElement(
-                            at: n, to: PackedMember(offset: offset, ext: ext, length: 0, shard: shard))
-                        lengths.initializeElement(at: n, to: Int(length))
+                            at: n,
+                            to: PackedMember(
+                                offset: m.offset, ext: m.ext, length: 0, shard: m.shard, extended: m.isExtended))
+                        lengths.initializeElement(at: n, to: Int(m.length))
                         n += 1
                     }
                     let sizes = UnsafeBufferPointer(rebasing: lengths[0..<n])
@@ -627,12 +614,14 @@ public final class Dataset: Sendable {
                     return try withBytes(members, sizes, window) { pointers in
                         try body(
                             SampleView(
-                                position: position, index: index, keyBytes: key, rows: members, pointers: pointers,
-                                lengths: sizes, names: file.extensionNames))
+                                position: position, index: index, keyBytes: record.key, rows: members,
+                                pointers: pointers, lengths: sizes, names: file.extensionNames))
                     }
                 }
             }
         }
+        if let read { return read }
+        return try withQueriedSample(position, window, body)
     }
 
     // MARK: Statement path

@@ -19,20 +19,31 @@ import Synchronization
 /// stores in the metadata entry `shardstore.content_id`), the same sample count and the same shard
 /// ids.
 ///
-/// Layout, little-endian:
+/// Layout (format version 2), little-endian:
 /// - a 128-byte header: magic `SHRDLOC1`, format version, header size, the content id (32 ASCII
 ///   bytes), the sample, member, shard and extension counts, the slot size, where the slots, the
-///   overflow records and the tail start, and the file size;
+///   overflow records and the tail start, the file size, the tail's CRC-32C and, in its last 4
+///   bytes, the CRC-32C of the 124 bytes before;
 /// - one fixed-size slot per sample, in global index order, so that sample `i`'s slot is one read
-///   at `slotsStart + i * slotSize`. A record is the member count (UInt32), the key's length
-///   (UInt32), then per member (in archive order) the data offset (Int64), the length (Int64), the
-///   shard number (UInt32, its position among the shards ordered by id) and the extension number
-///   (UInt32), then the key's bytes. A record that fits its slot is stored there; a longer one goes
-///   to the overflow area, and its slot holds `UInt32.max`, 4 spare bytes, and the record's offset
-///   and length (UInt64 each). The slot size is chosen so that at least 99% of records fit;
+///   at `slotsStart + i * slotSize`. A record (see ``LocationSlot`` for every byte) is a CRC-32C,
+///   the member count and the key's length, then per member (in archive order) the data offset
+///   with the extended-header flag in its low bit, the length, the shard number (its position
+///   among the shards ordered by id) and the extension number, then the key's bytes. A record
+///   that fits its slot is stored there; a longer one goes to the overflow area, and its slot
+///   holds a pointer to it. Every slot and every overflow record carries its own CRC-32C, which
+///   covers the sample's index too. The slot size is chosen so that at least 99% of records fit;
 /// - the overflow records, back to back;
 /// - the tail: the shard ids (Int64 each), then per extension its total bytes (UInt64), the name's
 ///   length (UInt32) and the name.
+///
+/// **Nothing in it is trusted unchecked.** At open, the header's and the tail's checksums and
+/// every figure are checked; a file that fails (damaged, of format version 1, or out of date) is
+/// written again. On every read, the slot (and overflow record) is checked by ``LocationSlot``:
+/// its checksum, then every value against the index's figures (shard count and sizes, extension
+/// count). A slot that fails is never used: that sample is read from the index instead, and the
+/// file is unlinked (only when its path still names the file this dataset opened), so that the
+/// next open writes a fresh one; this dataset keeps using its open file, slot by slot, each one
+/// checked. No error reaches the caller for a damaged file.
 ///
 /// ```swift
 /// let written = try LocationFile.write(index: "ds/index.sqlite")
@@ -56,19 +67,21 @@ public final class LocationFile: Sendable {
     public var byteCount: Int64 { file.byteCount }
 
     private let file: ReadOnlyFile
-    private let slotSize: Int
+    /// The opened file's device and inode: it is unlinked only while its path still names it.
+    private let identity: (device: UInt64, inode: UInt64)?
+    private let bounds: LocationSlot.Bounds
+    private var slotSize: Int { bounds.slotSize }
     private let slotsStart: Int64
-    private let overflowStart: Int64
-    private let tailStart: Int64
+    /// Set once a damaged slot was found and the file was unlinked (see ``discard()``).
+    private let discarded = Atomic<Bool>(false)
 
     static let magic = Array("SHRDLOC1".utf8)
-    static let version: UInt32 = 1
+    static let version: UInt32 = 2
     static let headerSize = 128
     static let contentIDSize = 32
-    static let recordHeaderSize = 8
-    static let memberSize = 24
-    /// The member count that marks a slot whose record is in the overflow area.
-    static let overflowMark = UInt32.max
+    /// Where the header holds the tail's checksum and its own.
+    static let tailChecksumOffset = 120
+    static let headerChecksumOffset = 124
     /// Records longer than this always go to the overflow area.
     static let maxSlotSize = 4096
 
@@ -80,7 +93,7 @@ public final class LocationFile: Sendable {
 
     private init(
         path: String, file: ReadOnlyFile, sampleCount: Int, memberCount: Int, extensionNames: [String],
-        extensionBytes: [Int64], slotSize: Int, slotsStart: Int64, overflowStart: Int64, tailStart: Int64
+        extensionBytes: [Int64], slotsStart: Int64, bounds: LocationSlot.Bounds
     ) {
         self.path = path
         self.file = file
@@ -88,10 +101,10 @@ public final class LocationFile: Sendable {
         self.memberCount = memberCount
         self.extensionNames = extensionNames
         self.extensionBytes = extensionBytes
-        self.slotSize = slotSize
         self.slotsStart = slotsStart
-        self.overflowStart = overflowStart
-        self.tailStart = tailStart
+        self.bounds = bounds
+        var st = stat()
+        identity = fstat(file.descriptor, &st) == 0 ? (UInt64(st.st_dev), UInt64(st.st_ino)) : nil
     }
 
     // MARK: Opening
@@ -131,9 +144,8 @@ public final class LocationFile: Sendable {
                     "the index was written before location files existed; run `shardstore ingest` on it again (unchanged shards are not re-read) to add one"
             )
         }
-        let shardIDs = shards.map(\.id)
         let path = Self.path(forIndex: indexPath)
-        if let file = try? open(path, contentID: id, samples: samples, shardIDs: shardIDs) {
+        if let file = try? open(path, contentID: id, samples: samples, shards: shards) {
             return file
         }
         do {
@@ -142,7 +154,7 @@ public final class LocationFile: Sendable {
             throw Unusable(reason: "cannot write the location file: \(error)")
         }
         do {
-            return try open(path, contentID: id, samples: samples, shardIDs: shardIDs)
+            return try open(path, contentID: id, samples: samples, shards: shards)
         } catch {
             throw Unusable(
                 reason:
@@ -151,8 +163,13 @@ public final class LocationFile: Sendable {
         }
     }
 
-    /// Opens and checks the file at `path` against the index's figures.
-    static func open(_ path: String, contentID: String, samples: Int, shardIDs: [Int64]) throws(Unusable)
+    /// Opens and checks the file at `path` against the index's figures: the header's checksum,
+    /// format version, content id and counts, and the tail's checksum and shard ids.
+    ///
+    /// - Parameter shards: the index's shards in id order (their ids and sizes at ingest).
+    /// - Throws: ``Unusable`` saying what does not match (the file is then written again).
+    /// - Complexity: two reads: the header and the tail (8 bytes a shard, plus the extensions).
+    static func open(_ path: String, contentID: String, samples: Int, shards: [ShardRecord]) throws(Unusable)
         -> LocationFile
     {
         let file: ReadOnlyFile
@@ -169,23 +186,33 @@ public final class LocationFile: Sendable {
         guard h.u32(8) == version, h.u32(12) == UInt32(headerSize) else {
             throw Unusable(reason: "'\(path)' has format version \(h.u32(8)), not \(version)")
         }
+        let headerChecksum = header.withUnsafeBytes {
+            CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<headerChecksumOffset]))
+        }
+        guard headerChecksum == h.u32(headerChecksumOffset) else {
+            throw Unusable(reason: "'\(path)' is damaged (header checksum)")
+        }
         let storedID = String(decoding: header[16..<(16 + contentIDSize)].prefix { $0 != 0 }, as: UTF8.self)
         guard storedID == contentID else { throw Unusable(reason: "'\(path)' describes another version of the index") }
         let (sampleCount, memberCount, shardCount, extCount) = (h.u64(48), h.u64(56), h.u64(64), h.u64(72))
-        let slotSize = Int(h.u64(80))
-        let slotsStart = Int64(bitPattern: h.u64(88))
-        let overflowStart = Int64(bitPattern: h.u64(96))
-        let tailStart = Int64(bitPattern: h.u64(104))
-        let fileSize = Int64(bitPattern: h.u64(112))
-        guard sampleCount == UInt64(samples), memberCount < UInt64(Int.max), shardCount == UInt64(shardIDs.count),
-            extCount < 1 << 16, slotSize >= 24, slotSize <= maxSlotSize, slotsStart == Int64(headerSize),
-            overflowStart == slotsStart + Int64(slotSize) * Int64(samples), tailStart >= overflowStart,
-            fileSize >= tailStart, fileSize == file.byteCount
+        let (slotSize, slotsStart, overflowStart) = (h.u64(80), h.u64(88), h.u64(96))
+        let (tailStart, fileSize) = (h.u64(104), h.u64(112))
+        // Each figure is compared before it is used in arithmetic, so that nothing can overflow.
+        guard sampleCount == UInt64(samples), memberCount < UInt64(Int.max), shardCount == UInt64(shards.count),
+            extCount < UInt64(PackedMember.maxExtensions), slotSize >= UInt64(LocationSlot.pointerSize),
+            slotSize <= UInt64(maxSlotSize), slotSize % 8 == 0, slotsStart == UInt64(headerSize),
+            fileSize == UInt64(file.byteCount), overflowStart >= slotsStart, overflowStart <= fileSize,
+            (overflowStart - slotsStart) % slotSize == 0, (overflowStart - slotsStart) / slotSize == UInt64(samples),
+            tailStart >= overflowStart, fileSize >= tailStart
         else { throw Unusable(reason: "'\(path)' does not match the index's counts") }
-        let tail = ByteReader(try read(Int(fileSize - tailStart), at: tailStart))
+        let tailBytes = try read(Int(fileSize - tailStart), at: Int64(tailStart))
+        guard tailBytes.withUnsafeBytes({ CRC32C.checksum($0) }) == h.u32(tailChecksumOffset) else {
+            throw Unusable(reason: "'\(path)' is damaged (tail checksum)")
+        }
+        let tail = ByteReader(tailBytes)
         var at = 0
-        for expected in shardIDs {
-            guard at + 8 <= tail.count, Int64(bitPattern: tail.u64(at)) == expected else {
+        for shard in shards {
+            guard at + 8 <= tail.count, Int64(bitPattern: tail.u64(at)) == shard.id else {
                 throw Unusable(reason: "'\(path)' lists other shards than the index")
             }
             at += 8
@@ -193,66 +220,84 @@ public final class LocationFile: Sendable {
         var names: [String] = []
         var totals: [Int64] = []
         for _ in 0..<Int(extCount) {
-            guard at + 12 <= tail.count else { throw Unusable(reason: "'\(path)' is damaged (extension list)") }
+            guard tail.count - at >= 12 else { throw Unusable(reason: "'\(path)' is damaged (extension list)") }
             let total = Int64(bitPattern: tail.u64(at))
             let length = Int(tail.u32(at + 8))
             at += 12
-            guard at + length <= tail.count else { throw Unusable(reason: "'\(path)' is damaged (extension list)") }
+            guard tail.count - at >= length else { throw Unusable(reason: "'\(path)' is damaged (extension list)") }
             names.append(String(decoding: tail.bytes[at..<(at + length)], as: UTF8.self))
             totals.append(total)
             at += length
         }
+        guard at == tail.count else { throw Unusable(reason: "'\(path)' is damaged (extension list)") }
+        let bounds = LocationSlot.Bounds(
+            slotSize: Int(slotSize), shardSizes: shards.map(\.size), extensionCount: Int(extCount),
+            overflowStart: Int64(overflowStart), tailStart: Int64(tailStart))
         return LocationFile(
             path: path, file: file, sampleCount: samples, memberCount: Int(memberCount), extensionNames: names,
-            extensionBytes: totals, slotSize: slotSize, slotsStart: slotsStart, overflowStart: overflowStart,
-            tailStart: tailStart)
+            extensionBytes: totals, slotsStart: Int64(slotsStart), bounds: bounds)
     }
 
     // MARK: Reading
 
-    /// Calls `body` with the record of the sample with global index `index` (see the layout above):
-    /// one `pread` of its slot, and a second one for a record in the overflow area.
+    /// Calls `body` with the checked record of the sample with global index `index`: one `pread`
+    /// of its slot, and a second one for a record in the overflow area. Returns nil, without
+    /// calling `body`, when the slot cannot be trusted (it fails ``LocationSlot``'s checks, or
+    /// cannot be read): the caller then reads the sample from the index, and the file was
+    /// unlinked so that the next open writes it again (see ``discard()``).
     ///
-    /// - Throws: `IOError` naming this file when a read fails or the record is damaged.
-    func withRecord<R>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+    /// - Throws: only what `body` throws.
+    /// - Complexity: O(slot size) to read and check the slot, O(record size) for an overflow record.
+    func withRecord<R>(_ index: Int, _ body: (LocationRecord) throws -> R) throws -> R? {
+        // An index out of range comes from the index (a split member), not from this file.
+        guard index >= 0, index < sampleCount else { return nil }
         let at = slotsStart + Int64(index) * Int64(slotSize)
-        return try withUnsafeTemporaryAllocation(byteCount: slotSize, alignment: 8) { slot in
-            guard try file.readAll(into: slot, at: at) == slotSize else { throw damaged(at: at) }
-            let members = slot.loadUnaligned(as: UInt32.self).littleEndian
-            if members != Self.overflowMark {
-                let size = try recordSize(UnsafeRawBufferPointer(slot), at: at)
-                guard size <= slotSize else { throw damaged(at: at) }
-                return try body(UnsafeRawBufferPointer(rebasing: slot[0..<size]))
+        return try withUnsafeTemporaryAllocation(byteCount: slotSize, alignment: 8) { slot -> R? in
+            let content: LocationSlot.Content
+            do {
+                guard try file.readAll(into: slot, at: at) == slotSize else {
+                    throw LocationSlot.Damage(reason: "short")
+                }
+                content = try LocationSlot.decode(UnsafeRawBufferPointer(slot), index: index, bounds: bounds)
+            } catch {
+                discard()
+                return nil
             }
-            let start = Int64(bitPattern: slot.loadUnaligned(fromByteOffset: 8, as: UInt64.self).littleEndian)
-            let length = Int64(bitPattern: slot.loadUnaligned(fromByteOffset: 16, as: UInt64.self).littleEndian)
-            guard start >= overflowStart, length >= Int64(Self.recordHeaderSize), length <= tailStart - start else {
-                throw damaged(at: at)
+            switch content {
+            case .record(let record):
+                return try body(record)
+            case .overflow(let start, let length):
+                // `length` lies within the overflow area, which lies within the file's size.
+                let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: 8)
+                defer { bytes.deallocate() }
+                let record: LocationRecord
+                do {
+                    guard try file.readAll(into: bytes, at: start) == length else {
+                        throw LocationSlot.Damage(reason: "short")
+                    }
+                    record = try LocationSlot.decodeRecord(UnsafeRawBufferPointer(bytes), index: index, bounds: bounds)
+                } catch {
+                    discard()
+                    return nil
+                }
+                return try body(record)
             }
-            let record = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(length), alignment: 8)
-            defer { record.deallocate() }
-            guard try file.readAll(into: record, at: start) == Int(length),
-                try recordSize(UnsafeRawBufferPointer(record), at: start) == Int(length)
-            else { throw damaged(at: start) }
-            return try body(UnsafeRawBufferPointer(record))
         }
     }
 
-    /// The size a record claims (header, members, key), checked against the buffer it is in.
-    private func recordSize(_ record: UnsafeRawBufferPointer, at offset: Int64) throws -> Int {
-        let members = Int(record.loadUnaligned(as: UInt32.self).littleEndian)
-        let keyLength = Int(record.loadUnaligned(fromByteOffset: 4, as: UInt32.self).littleEndian)
-        let size = Self.recordHeaderSize + members * Self.memberSize + keyLength
-        guard size <= record.count else { throw damaged(at: offset) }
-        return size
-    }
+    /// Whether a damaged slot was found (the file was then unlinked, when its path still named it).
+    var isDiscarded: Bool { discarded.load(ordering: .relaxed) }
 
-    private func damaged(at offset: Int64) -> IOError {
-        IOError(
-            "read", path: path, errno: 0,
-            detail:
-                "the location file is damaged or changed while in use, at byte offset \(offset); delete it, and it is written again at the next open"
-        )
+    /// Treats the file as a damaged cache: unlinks it, once, if its path still names the file
+    /// opened (same device and inode), so that the next open writes a fresh one. A file another
+    /// process wrote since is left alone; so is one in a folder that cannot be written (each
+    /// damaged slot is then read from the index every time).
+    private func discard() {
+        guard !discarded.exchange(true, ordering: .relaxed), let identity else { return }
+        var st = stat()
+        guard lstat(path, &st) == 0, UInt64(st.st_dev) == identity.device, UInt64(st.st_ino) == identity.inode
+        else { return }
+        unlink(path)
     }
 
     // MARK: Writing
@@ -350,65 +395,76 @@ public final class LocationFile: Sendable {
             if record.size <= maxSlotSize { sizes[(record.size + 7) / 8] += 1 }
         }
         // When more than 1% of records exceed the largest slot, slots only point to records.
-        var slotSize = 24
+        var slotSize = LocationSlot.pointerSize
         var fitting = 0
         for (bucket, n) in sizes.enumerated() {
             fitting += n
             if fitting * 100 >= samples * 99 {
-                slotSize = max(24, bucket * 8)
+                slotSize = max(LocationSlot.pointerSize, bucket * 8)
                 break
             }
         }
 
-        // Pass 2: the slots in order, longer records to the overflow area.
+        // Pass 2: the slots in order, longer records to the overflow area, each with its CRC.
         let slotsStart = Int64(headerSize)
         let overflowStart = slotsStart + Int64(slotSize) * Int64(samples)
         var slots = FileWriter(fd: fd, path: temporary, at: slotsStart, capacity: 1 << 20)
         var overflow = FileWriter(fd: fd, path: temporary, at: overflowStart, capacity: 256 << 10)
-        let padding = [UInt8](repeating: 0, count: maxSlotSize)
-        try scan.run(isCancelled) { _, record in
+        // Each slot or overflow record is built here, then copied into its writer's buffer.
+        var scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: maxSlotSize, alignment: 8)
+        defer { scratch.deallocate() }
+        try scan.run(isCancelled) { id, record in
+            let index = Int(id)
+            let key = UnsafeRawBufferPointer(record.key)
             if record.size <= slotSize {
-                try record.write(to: &slots)
-                try padding.withUnsafeBytes {
-                    try slots.append(bytes: UnsafeRawBufferPointer(rebasing: $0[0..<(slotSize - record.size)]))
-                }
+                let slot = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<slotSize])
+                LocationSlot.encodeRecord(into: slot, index: index, key: key, members: record.members)
+                try slots.append(bytes: UnsafeRawBufferPointer(slot))
             } else {
-                try slots.append(overflowMark)
-                try slots.append(UInt32(0))
-                try slots.append(UInt64(overflow.position))
-                try slots.append(UInt64(record.size))
-                try padding.withUnsafeBytes {
-                    try slots.append(bytes: UnsafeRawBufferPointer(rebasing: $0[0..<(slotSize - 24)]))
+                if record.size > scratch.count {
+                    scratch.deallocate()
+                    scratch = .allocate(byteCount: record.size, alignment: 8)
                 }
-                try record.write(to: &overflow)
+                let bytes = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<record.size])
+                LocationSlot.encodeRecord(into: bytes, index: index, key: key, members: record.members)
+                let at = overflow.position
+                try overflow.append(bytes: UnsafeRawBufferPointer(bytes))
+                let slot = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<slotSize])
+                LocationSlot.encodePointer(into: slot, index: index, offset: at, length: record.size)
+                try slots.append(bytes: UnsafeRawBufferPointer(slot))
             }
         }
         let tailStart = overflow.position
-        for s in shardIDs { try overflow.append(UInt64(bitPattern: s)) }
-        for n in scan.extensions {
-            try overflow.append(UInt64(bitPattern: n.total))
-            try overflow.append(UInt32(n.bytes.count))
-            try n.bytes.withUnsafeBytes { try overflow.append(bytes: $0) }
+        var tail: [UInt8] = []
+        func put<T: FixedWidthInteger>(_ value: T, _ out: inout [UInt8]) {
+            withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
         }
+        for s in shardIDs { put(UInt64(bitPattern: s), &tail) }
+        for n in scan.extensions {
+            put(UInt64(bitPattern: n.total), &tail)
+            put(UInt32(n.bytes.count), &tail)
+            tail += n.bytes
+        }
+        try tail.withUnsafeBytes { try overflow.append(bytes: $0) }
         let fileSize = overflow.position
         try slots.flush()
         try overflow.flush()
 
-        var header = FileWriter(fd: fd, path: temporary, at: 0, capacity: headerSize)
-        try magic.withUnsafeBytes { try header.append(bytes: $0) }
-        try header.append(version)
-        try header.append(UInt32(headerSize))
+        var header: [UInt8] = magic
+        put(version, &header)
+        put(UInt32(headerSize), &header)
         var idBytes = Array(id.utf8.prefix(contentIDSize))
         idBytes += [UInt8](repeating: 0, count: contentIDSize - idBytes.count)
-        try idBytes.withUnsafeBytes { try header.append(bytes: $0) }
+        header += idBytes
         for v in [
             UInt64(samples), UInt64(scan.memberCount), UInt64(shardIDs.count), UInt64(scan.extensions.count),
             UInt64(slotSize), UInt64(slotsStart), UInt64(overflowStart), UInt64(tailStart), UInt64(fileSize),
-        ] { try header.append(v) }
-        try padding.withUnsafeBytes {
-            try header.append(bytes: UnsafeRawBufferPointer(rebasing: $0[0..<(headerSize - 120)]))
-        }
-        try header.flush()
+        ] { put(v, &header) }
+        put(tail.withUnsafeBytes { CRC32C.checksum($0) }, &header)
+        put(header.withUnsafeBytes { CRC32C.checksum($0) }, &header)
+        var headerWriter = FileWriter(fd: fd, path: temporary, at: 0, capacity: headerSize)
+        try header.withUnsafeBytes { try headerWriter.append(bytes: $0) }
+        try headerWriter.flush()
         guard fsync(fd) == 0 else { throw IOError("sync", path: temporary, errno: errno) }
         guard rename(temporary, path) == 0 else {
             throw IOError("rename", path: temporary, errno: errno, detail: "to '\(path)'")
@@ -421,20 +477,8 @@ public final class LocationFile: Sendable {
 /// One sample's record while the location file is written.
 private struct Record {
     var key: UnsafeBufferPointer<UInt8>
-    var members: [(shard: UInt32, offset: Int64, length: Int64, ext: UInt32)]
-    var size: Int { LocationFile.recordHeaderSize + members.count * LocationFile.memberSize + key.count }
-
-    func write(to out: inout FileWriter) throws {
-        try out.append(UInt32(members.count))
-        try out.append(UInt32(key.count))
-        for m in members {
-            try out.append(UInt64(bitPattern: m.offset))
-            try out.append(UInt64(bitPattern: m.length))
-            try out.append(m.shard)
-            try out.append(m.ext)
-        }
-        try out.append(bytes: UnsafeRawBufferPointer(key))
-    }
+    var members: [LocationRecord.Member]
+    var size: Int { LocationSlot.recordSize(members: members.count, keyLength: key.count) }
 }
 
 /// The samples with their members, in global index order: a merge of two sequential scans.
@@ -459,7 +503,7 @@ private struct RecordScan {
         memberCount = 0
         let keys = try database.prepare("SELECT id, key FROM samples ORDER BY id")
         let rows = try database.prepare(
-            "SELECT sample_id, ext, shard_id, data_offset, length FROM members ORDER BY sample_id")
+            "SELECT sample_id, ext, shard_id, data_offset, length, header_offset FROM members ORDER BY sample_id")
         var hasRow = try rows.step()
         var expected: Int64 = 0
         var record = Record(key: UnsafeBufferPointer(start: nil, count: 0), members: [])
@@ -485,13 +529,18 @@ private struct RecordScan {
                         throw IndexError.invalidArgument(
                             "the index lists a member in shard #\(shardRow), which it does not list")
                     }
+                    let offset = rows.int64(at: 3)
                     let length = rows.int64(at: 4)
-                    extensions[ext].total += length
-                    record.members.append((shard, rows.int64(at: 3), length, UInt32(ext)))
+                    extensions[ext].total &+= length
+                    record.members.append(
+                        Self.member(
+                            offset: offset, length: length, header: rows.int64(at: 5),
+                            shard: Int(shard), ext: ext))
                 }
                 hasRow = try rows.step()
             }
             record.members.sort { $0.shard != $1.shard ? $0.shard < $1.shard : $0.offset < $1.offset }
+
             memberCount += record.members.count
             try keys.withTextBytes(at: 1) { key in
                 record.key = key
@@ -501,6 +550,16 @@ private struct RecordScan {
         guard expected == Int64(samples) else {
             throw IndexError.invalidArgument("the index changed while its location file was written; open it again")
         }
+    }
+
+    /// A member as stored. A row whose values no read could use (an offset that is not a multiple
+    /// of 512 or below 512, a negative length: a damaged index) is stored with offset 0, which no
+    /// reader accepts, so that the sample is read from the index, whose own checks report it.
+    static func member(offset: Int64, length: Int64, header: Int64, shard: Int, ext: Int) -> LocationRecord.Member {
+        let usable = offset >= 512 && offset & 511 == 0 && offset <= PackedMember.maxOffset && length >= 0
+        return LocationRecord.Member(
+            offset: usable ? offset : 0, length: length, shard: shard, ext: ext,
+            isExtended: usable && header < offset - 512)
     }
 }
 
@@ -520,10 +579,6 @@ private struct FileWriter {
         flushed = offset
         self.capacity = capacity
         buffer.reserveCapacity(capacity)
-    }
-
-    mutating func append<T: FixedWidthInteger>(_ value: T) throws {
-        try withUnsafeBytes(of: value.littleEndian) { try append(bytes: $0) }
     }
 
     mutating func append(bytes: UnsafeRawBufferPointer) throws {
