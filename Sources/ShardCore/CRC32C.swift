@@ -26,6 +26,10 @@ public struct CRC32C: Sendable, Equatable {
     /// A checksum of no bytes yet.
     public init() {}
 
+    /// A checksum continuing from `crc`, the checksum of the bytes before (0 for none): feeding
+    /// `b` then gives the checksum of `a + b` when `crc` is that of `a`.
+    public init(continuing crc: UInt32) { register = ~crc }
+
     /// The checksum of every byte fed so far (0 for none).
     public var value: UInt32 { ~register }
 
@@ -69,6 +73,27 @@ public struct CRC32C: Sendable, Equatable {
         var crc = CRC32C()
         crc.update(bytes)
         return crc.value
+    }
+
+    /// The CRC-32C of `bytes`, continuing from the checksum `crc` of the bytes before them:
+    /// `checksum(b, continuing: checksum(a))` is the checksum of `a + b`.
+    ///
+    /// ```swift
+    /// let crc = CRC32C.checksum(slot, continuing: CRC32C.checksum(littleEndian: UInt64(index)))
+    /// ```
+    ///
+    /// - Complexity: O(bytes.count).
+    public static func checksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
+        var c = CRC32C(continuing: crc)
+        c.update(bytes)
+        return c.value
+    }
+
+    /// The CRC-32C of the 8 little-endian bytes of `value`, continuing from `crc`.
+    ///
+    /// - Complexity: O(1).
+    public static func checksum(littleEndian value: UInt64, continuing crc: UInt32 = 0) -> UInt32 {
+        withUnsafeBytes(of: value.littleEndian) { checksum($0, continuing: crc) }
     }
 
     /// The CRC-32C of `bytes`.

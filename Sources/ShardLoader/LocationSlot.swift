@@ -1,7 +1,9 @@
+import ShardCore
+
 /// The decoding and checking of one sample's slot of a ``LocationFile`` (format 2), apart from
 /// any I/O: what a reader trusts of the file is only what passes here. Pure functions over byte
-/// buffers, in a file that needs only `CRC32C.swift` beside it, so that a libFuzzer harness can
-/// compile the two and call them directly:
+/// buffers that need only ShardCore (its ``CRC32C``), so that a libFuzzer harness can call them
+/// directly:
 ///
 /// ```swift
 /// let bounds = LocationSlot.Bounds(
@@ -58,9 +60,8 @@ struct LocationSlot {
         case overflow(offset: Int64, length: Int)
     }
 
-    /// The largest data offset: what ``PackedMember`` holds (48 bits). Repeated here so that this
-    /// file and `CRC32C.swift` compile on their own, as the fuzzing harness does.
-    static let maxOffset: Int64 = (1 << 48) - 1
+    /// The largest data offset: what ``PackedMember`` holds (48 bits).
+    static let maxOffset: Int64 = PackedMember.maxOffset
     static let checksumSize = 4
     static let recordHeaderSize = 12
     static let memberSize = 24
