@@ -199,12 +199,34 @@ def header_check_seeds():
     header_check_seed("symlink.bin", symlink[:512], 0, b"x", b"txt")
 
 
+def location_slot_seed(name, slot, flags=1, index=7, shard_sizes=(4096, 4096), extensions=3):
+    """An input of the location-slot harness: flags, index, shards, extensions, then the slot."""
+    head = bytes([flags]) + struct.pack("<H", index) + bytes([len(shard_sizes) - 1])
+    head += b"".join(struct.pack("<I", s) for s in shard_sizes) + bytes([extensions])
+    write("location-slot", name, head + slot)
+
+
+def location_slot_seeds():
+    # A record: CRC (resealed by the harness), member count, key length, members (offset with the
+    # extended flag in bit 0, length, shard, extension), key, zeros to the slot's size.
+    members = struct.pack("<QqII", 1024, 100, 0, 1) + struct.pack("<QqII", 2048 | 1, 5, 1, 2)
+    record = b"\0" * 4 + struct.pack("<II", 2, 6) + members + b"000007"
+    location_slot_seed("record.bin", record.ljust(72, b"\0"))
+    location_slot_seed("record-bad-crc.bin", record.ljust(72, b"\0"), flags=0)
+    location_slot_seed("overflow-record.bin", record, flags=3)
+    pointer = b"\0" * 4 + struct.pack("<IIQQ", 0xFFFFFFFF, 0, 5000, len(record))
+    location_slot_seed("overflow-pointer.bin", pointer)
+    empty = b"\0" * 4 + struct.pack("<II", 0, 0)
+    location_slot_seed("no-members.bin", empty.ljust(24, b"\0"))
+
+
 def main():
     shutil.rmtree(CORPUS, ignore_errors=True)
     tar_seeds()
     npy_seeds()
     header_check_seeds()
-    # SLOT: the seeds of the location-slot and index-row harnesses go here with them.
+    location_slot_seeds()
+    # SLOT: the seeds of the index-row harness go here with them.
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(CORPUS) for f in fs)
     print(f"make-corpus: {total} bytes in {CORPUS}")
 
