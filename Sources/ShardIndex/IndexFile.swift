@@ -136,7 +136,7 @@ public enum IndexFile {
     /// empty database, and an ingest builds a new index to replace it.
     ///
     /// ```swift
-    /// if IndexFile.isEmptyFile(path) { /* build under partialPath(for:), publish replacing it */ }
+    /// if IndexFile.isEmptyFile(path) { /* build in createPartial(for:), publish replacing it */ }
     /// ```
     ///
     /// - Complexity: one `stat`.
@@ -156,13 +156,6 @@ public enum IndexFile {
     public static func isWritable(_ path: String) -> Bool {
         let (dir, _) = split(path)
         return access(path, W_OK) == 0 && access(dir.isEmpty ? "." : dir, W_OK) == 0
-    }
-
-    /// The temporary name the location file writer uses beside `path`: `.NAME.partial-PID`.
-    /// (New indexes are built in an ``AtomicFile`` instead: see ``createPartial(for:)``.)
-    public static func partialPath(for path: String, pid: Int32 = getpid()) -> String {
-        let (dir, name) = split(path)
-        return dir + ".\(name).partial-\(pid)"
     }
 
     /// Removes the temporaries beside `path` whose process no longer runs (left by a killed

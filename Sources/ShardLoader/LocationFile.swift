@@ -357,23 +357,13 @@ public final class LocationFile: Sendable {
     /// size, the second writes them.
     @discardableResult
     static func write(database: Database, to path: String, isCancelled: () -> Bool) throws -> Int64 {
-        // The temporary name holds the process id: one writer at a time in this process.
-        try writing.withLock { _ in try writeLocked(database: database, to: path, isCancelled: isCancelled) }
-    }
-
-    private static let writing = Mutex(())
-
-    private static func writeLocked(database: Database, to path: String, isCancelled: () -> Bool) throws -> Int64 {
-        IndexFile.removeStalePartials(for: path)
-        let temporary = IndexFile.partialPath(for: path)
-        unlink(temporary)
-        let fd = temporary.withCString { Glibc.open($0, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
-        guard fd >= 0 else { throw IOError("create", path: temporary, errno: errno) }
-        var published = false
-        defer {
-            close(fd)
-            if !published { unlink(temporary) }
-        }
+        // The file is built in an ``AtomicFile`` (created O_EXCL|O_NOFOLLOW under a random name
+        // beside `path`, fsync checked, renamed into place, removed on any failure).
+        AtomicFile.removeStalePartials(for: path)
+        let file = try AtomicFile(destination: path)
+        defer { file.discard() }
+        let fd = file.descriptor
+        let temporary = file.temporaryPath
         // One read transaction: the content id and every scan see the same version of the index.
         try database.execute("BEGIN")
         defer { try? database.execute("COMMIT") }
@@ -408,8 +398,8 @@ public final class LocationFile: Sendable {
         // Pass 2: the slots in order, longer records to the overflow area, each with its CRC.
         let slotsStart = Int64(headerSize)
         let overflowStart = slotsStart + Int64(slotSize) * Int64(samples)
-        var slots = FileWriter(fd: fd, path: temporary, at: slotsStart, capacity: 1 << 20)
-        var overflow = FileWriter(fd: fd, path: temporary, at: overflowStart, capacity: 256 << 10)
+        var slots = PositionalWriter(descriptor: fd, path: temporary, at: slotsStart, capacity: 1 << 20)
+        var overflow = PositionalWriter(descriptor: fd, path: temporary, at: overflowStart, capacity: 256 << 10)
         // Each slot or overflow record is built here, then copied into its writer's buffer.
         var scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: maxSlotSize, alignment: 8)
         defer { scratch.deallocate() }
@@ -462,14 +452,8 @@ public final class LocationFile: Sendable {
         ] { put(v, &header) }
         put(tail.withUnsafeBytes { CRC32C.checksum($0) }, &header)
         put(header.withUnsafeBytes { CRC32C.checksum($0) }, &header)
-        var headerWriter = FileWriter(fd: fd, path: temporary, at: 0, capacity: headerSize)
-        try header.withUnsafeBytes { try headerWriter.append(bytes: $0) }
-        try headerWriter.flush()
-        guard fsync(fd) == 0 else { throw IOError("sync", path: temporary, errno: errno) }
-        guard rename(temporary, path) == 0 else {
-            throw IOError("rename", path: temporary, errno: errno, detail: "to '\(path)'")
-        }
-        published = true
+        try header.withUnsafeBytes { try file.write($0, at: 0) }
+        try file.commit()
         return fileSize
     }
 }
@@ -560,47 +544,6 @@ private struct RecordScan {
         return LocationRecord.Member(
             offset: usable ? offset : 0, length: length, shard: shard, ext: ext,
             isExtended: usable && header < offset - 512)
-    }
-}
-
-/// Buffered little-endian writes at increasing offsets of a file.
-private struct FileWriter {
-    let fd: Int32
-    let path: String
-    private(set) var position: Int64
-    private var flushed: Int64
-    private var buffer: [UInt8] = []
-    private let capacity: Int
-
-    init(fd: Int32, path: String, at offset: Int64, capacity: Int) {
-        self.fd = fd
-        self.path = path
-        position = offset
-        flushed = offset
-        self.capacity = capacity
-        buffer.reserveCapacity(capacity)
-    }
-
-    mutating func append(bytes: UnsafeRawBufferPointer) throws {
-        if buffer.count + bytes.count > capacity { try flush() }
-        buffer.append(contentsOf: bytes)
-        position += Int64(bytes.count)
-    }
-
-    mutating func flush() throws {
-        var done = 0
-        try buffer.withUnsafeBytes { raw in
-            while done < raw.count {
-                let n = pwrite(fd, raw.baseAddress! + done, raw.count - done, off_t(flushed) + off_t(done))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw IOError("write", path: path, errno: errno, detail: "at byte offset \(flushed + Int64(done))")
-                }
-                done += n
-            }
-        }
-        flushed += Int64(buffer.count)
-        buffer.removeAll(keepingCapacity: true)
     }
 }
 
