@@ -8,12 +8,18 @@
 /// - when the member had no pax or GNU long-name header (its header is its first block), the name
 ///   the block holds (`prefix/name` for ustar) is the whole name, so it must split into the
 ///   indexed key and extension under the webdataset rule;
-/// - when it had one, producers fill the block's name as they like (Python's `tarfile` keeps the
-///   first 100 bytes and writes `?` for characters outside ASCII, GNU tar cuts the name,
-///   libarchive keeps the start of the folders and the end of the file name), so the block's name
-///   must be the full name with bytes left out: a subsequence of `key.ext` compared without ASCII
-///   case, where a `?` may stand for one character. The size field may then hold 0 (the size is
-///   in the pax record).
+/// - when it had one, and the full name is 100 bytes or longer or holds bytes outside ASCII,
+///   producers shorten the block's name as they like (Python's `tarfile` keeps the first 100
+///   bytes and writes `?` for characters outside ASCII, GNU tar keeps the first 100 bytes,
+///   libarchive keeps the start of the folders and the end of the file name, Go's `archive/tar`
+///   leaves out bytes outside ASCII), so the block's name must be the full name with bytes left
+///   out: a subsequence of `key.ext` compared without ASCII case, where a `?` may stand for one
+///   character; a shorter ASCII name (a pax header that only carries `mtime`, as webdataset's
+///   writer makes) must still be whole. The size field may then hold 0 (the size is in the pax
+///   record), or anything when the size does not fit its 11 octal digits.
+///
+/// Not handled: a pax *global* header that sets `path` or `size` for the members after it (no
+/// known producer writes one); such members are refused.
 ///
 /// ```swift
 /// if let mismatch = MemberHeaderCheck.check(block, length: 1234, key: key, ext: ext, extended: false) {
@@ -51,26 +57,15 @@ public enum MemberHeaderCheck {
             }
         }
 
-        /// Bytes as a quoted, one-line string: printable ASCII as is, anything else escaped.
-        static func quoted(_ bytes: [UInt8]) -> String {
-            var out = "'"
-            for b in bytes {
-                switch b {
-                case UInt8(ascii: "\\"): out += "\\\\"
-                case UInt8(ascii: "'"): out += "\\'"
-                case 0x20..<0x7f: out.unicodeScalars.append(Unicode.Scalar(b))
-                case UInt8(ascii: "\n"): out += "\\n"
-                default:
-                    let hex = String(b, radix: 16)
-                    out += "\\x" + (hex.count == 1 ? "0" + hex : hex)
-                }
-            }
-            return out + "'"
-        }
+        /// Bytes as a quoted, one-line string (see ``MessageText/quoted(_:)``).
+        static func quoted(_ bytes: [UInt8]) -> String { MessageText.quoted(bytes) }
     }
 
     /// The size of a header block.
     public static var blockSize: Int { TarHeader.blockSize }
+
+    /// The largest size the 12-byte field holds in octal (11 digits).
+    static let maximumOctalSize: Int64 = 0o77777777777
 
     /// Checks `block` (at least 512 bytes: the member's own header) against the indexed `length`,
     /// `key` and lower-cased `ext`; `extended` says whether the member had pax or GNU long-name
@@ -95,7 +90,9 @@ public enum MemberHeaderCheck {
         }
         let size: Int64?
         if case .value(let v) = TarHeader.number(in: block, TarHeader.Field.size) { size = v } else { size = nil }
-        if size != length, !(extended && size == 0) {
+        // After a pax header the size may be in its `size` record: producers then write 0 in the
+        // field (Python) or, for sizes the 11 octal digits cannot hold, what they like.
+        if size != length, !(extended && (size == 0 || length > maximumOctalSize)) {
             return .size(header: size, indexed: length)
         }
         return withHeaderName(block) { name in
@@ -146,13 +143,23 @@ public enum MemberHeaderCheck {
         {
             return true
         }
-        guard extended else { return false }
+        // A shortened name only when a producer had to shorten it: a name of 100 bytes or more
+        // (the field holds 100), or one with bytes outside ASCII (Python writes `?` for them,
+        // Go's archive/tar leaves them out). An ASCII name under 100 bytes is always written whole.
+        guard extended, key.count + 1 + ext.count >= 100 || !isASCII(key) || !isASCII(ext) else { return false }
         return isSubsequence(name, ofKey: key, ext: ext)
+    }
+
+    private static func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        for b in bytes where b >= 0x80 { return false }
+        return true
     }
 
     /// Whether `name` is `key.ext` with bytes left out, ASCII case ignored, `?` standing for any
     /// one character (a UTF-8 sequence, or one byte that is not part of one).
-    static func isSubsequence(_ name: UnsafeRawBufferPointer, ofKey key: UnsafeRawBufferPointer, ext: UnsafeRawBufferPointer)
+    static func isSubsequence(
+        _ name: UnsafeRawBufferPointer, ofKey key: UnsafeRawBufferPointer, ext: UnsafeRawBufferPointer
+    )
         -> Bool
     {
         let fullCount = key.count + 1 + ext.count

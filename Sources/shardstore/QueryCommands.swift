@@ -268,7 +268,7 @@ struct GetCommand: ParsableCommand {
             guard let member = record.member(wanted.lowercased()) else {
                 throw IndexError.unknownExtension(wanted, key: record.key, available: record.members.map(\.ext))
             }
-            let bytes = try shards.bytes(of: member.location)
+            let bytes = try shards.bytes(of: member, key: record.key, sample: record.id)
             if let output {
                 try AtomicFile.write(bytes, to: output)
             } else {
