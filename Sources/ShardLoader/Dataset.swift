@@ -274,8 +274,10 @@ public final class Dataset: Sendable {
 
         // The table, unless it would not fit.
         let totalSamples = try reader.sampleCount()
-        let totalMembers = shards.reduce(0) { $0 + $1.memberCount }
-        let expectedMembers = totalSamples == 0 ? 0 : Int(Int64(totalMembers) * Int64(count) / Int64(totalSamples))
+        // In floating point, clamped: member counts come from disk and must not trap when damaged.
+        let totalMembers = shards.reduce(0.0) { $0 + Double(max($1.memberCount, 0)) }
+        let expectedMembers =
+            totalSamples == 0 ? 0 : Int(min(totalMembers * Double(count) / Double(totalSamples), Double(Int32.max)))
         let estimate = LocationTable.estimatedBytes(samples: count, members: expectedMembers, isSplit: split != nil)
         let mode = options.lookup
         if strategy == .memory, mode == .file || mode == .statements {
@@ -298,7 +300,9 @@ public final class Dataset: Sendable {
             do {
                 let built = try LocationTable.build(
                     database: database, splitID: splitID, count: count, extensions: wanted.map(Set.init),
-                    shards: shards, shardNumbers: numbers, expectedMembers: wanted == nil ? expectedMembers : 0,
+                    // A reservation only: bounded so that a damaged member count cannot make it huge.
+                    shards: shards, shardNumbers: numbers,
+                    expectedMembers: wanted == nil ? min(expectedMembers, count * 16) : 0,
                     indexPath: path)
                 try Self.checkExtensions(wanted, found: built.allExtensionNames)
                 used = [Bool](repeating: false, count: shards.count)

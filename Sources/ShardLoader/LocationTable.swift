@@ -212,7 +212,9 @@ final class LocationTable: @unchecked Sendable {
             let offset = location.dataOffset
             let length = location.length
             guard offset <= PackedMember.maxOffset else { throw Overflow(reason: "offset \(offset)") }
-            table.selectionBytes += length
+            // Saturating: rows are validated against shard sizes read from disk, not yet the files.
+            let (sum, overflow) = table.selectionBytes.addingReportingOverflow(length)
+            table.selectionBytes = overflow ? Int64.max : sum
             let member = PackedMember(
                 offset: offset, ext: ext, length: length, shard: shard!,
                 extended: location.headerOffset < offset - Int64(MemberHeaderCheck.blockSize))
