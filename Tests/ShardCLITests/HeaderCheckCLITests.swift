@@ -130,6 +130,16 @@ struct HeaderCheckCLITests {
         }
     }
 
+    @Test("a damaged shards.member_count does not trap an export's reading plan (it overflowed)")
+    func hugeMemberCount() throws {
+        let t = try TwinShards()
+        try t.sql("UPDATE shards SET member_count = 9223372036854775807")
+        try expectRun(
+            ["export", "index.sqlite", "--format", "raw", "--out", "raw-out", "--ext", "jpg", "--quiet"], in: t.path)
+        #expect(
+            FileManager.default.contents(atPath: t.path + "/raw-out/a000.jpg") == Data(repeating: 0x41, count: 1024))
+    }
+
     @Test("bench --no-header-check says what it is for")
     func benchHelp() throws {
         let result = try expectRun(["bench", "--help"], in: "/")

@@ -192,6 +192,16 @@ struct HeaderCheckTests {
         }
     }
 
+    @Test("a damaged shards.member_count (Int64.max) does not trap the table estimate: reads go on")
+    func hugeMemberCount() throws {
+        let f = try SwappedShards(swap: false)
+        try f.damage("UPDATE shards SET member_count = 9223372036854775807")
+        for (strategy, lookup) in strategyLookups {
+            #expect(
+                readErrors(f.index, strategy, lookup) == ["no error", "no error", "no error"], "\(strategy) \(lookup)")
+        }
+    }
+
     @Test("pax long names, names outside ASCII, GNU long names and upper-case extensions read without a false alarm")
     func longNames() throws {
         let dir = try TemporaryDirectory()
