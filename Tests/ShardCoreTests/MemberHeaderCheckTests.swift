@@ -154,6 +154,35 @@ struct MemberHeaderCheckTests {
         #expect(check(signed, length: 3, key: "0000\u{e9}", ext: "jpg") == nil)
     }
 
+    @Test("the fast unsigned checksum equals TarHeader's on any bytes (all 0xff, seeded random)")
+    func fastChecksum() {
+        var rng = SplitMix64(seed: 42)
+        var blocks: [[UInt8]] = [[UInt8](repeating: 0xff, count: 512), [UInt8](repeating: 0, count: 512)]
+        for _ in 0..<200 { blocks.append((0..<512).map { _ in UInt8(truncatingIfNeeded: rng.next()) }) }
+        for block in blocks {
+            block.withUnsafeBytes { b in
+                #expect(MemberHeaderCheck.unsignedChecksum(b) == TarHeader.checksum(of: b).unsigned)
+            }
+        }
+    }
+
+    @Test("the name field alone is not enough when the prefix field holds folders")
+    func prefixAndExactName() {
+        let block = rawHeader(name: Array("000001.jpg".utf8), prefix: Array("dir".utf8))
+        #expect(
+            check(block, length: 3, key: "000001", ext: "jpg")
+                == .name(header: Array("dir/000001.jpg".utf8), expected: Array("000001.jpg".utf8)))
+        #expect(check(block, length: 3, key: "dir/000001", ext: "jpg") == nil)
+        // A GNU header has no prefix field: those bytes are something else.
+        var gnu = TarWriter.header(name: Array("000001.jpg".utf8), typeflag: UInt8(ascii: "0"), size: 3, format: .gnu)
+        gnu[345] = 0x31
+        TarWriter.setChecksum(&gnu)
+        #expect(check(gnu, length: 3, key: "000001", ext: "jpg") == nil)
+        // A name of exactly 100 bytes fills the field without a NUL.
+        let key = String(repeating: "k", count: 96)
+        #expect(check(rawHeader(name: Array((key + ".jpg").utf8)), length: 3, key: key, ext: "jpg") == nil)
+    }
+
     @Test("the size field must be the indexed length; after a pax header it may be 0")
     func sizes() {
         #expect(check(header("a.jpg", size: 3), length: 4, key: "a", ext: "jpg") == .size(header: 3, indexed: 4))
