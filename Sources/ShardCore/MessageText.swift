@@ -24,14 +24,7 @@ public enum MessageText {
                 out.append(scalar)
                 continue
             }
-            let escape: String
-            if scalar.value < 0x80 {
-                escape = "\\x" + hex2(UInt8(scalar.value))
-            } else {
-                let digits = String(scalar.value, radix: 16)
-                escape = "\\u{" + String(repeating: "0", count: max(0, 4 - digits.count)) + digits + "}"
-            }
-            out.append(contentsOf: escape.unicodeScalars)
+            out.append(contentsOf: escape(scalar).unicodeScalars)
         }
         return String(out)
     }
@@ -49,6 +42,49 @@ public enum MessageText {
     /// - Complexity: O(n) in the name's length.
     public static func escaped<C: Collection>(bytes: C) -> String where C.Element == UInt8 {
         escaped(SampleKey(bytes: bytes).description)
+    }
+
+    /// `bytes` (a key, a tar name, an extension) as they are shown in messages: ``escaped(bytes:)``.
+    ///
+    /// - Complexity: O(n) in the bytes.
+    public static func escaped(_ bytes: [UInt8]) -> String {
+        escaped(bytes: bytes)
+    }
+
+    /// `bytes` in single quotes, escaped as ``escaped(bytes:)`` does, with a `'` or `\` inside
+    /// written `\'` and `\\`, so the quoted text reads back unambiguously:
+    /// `MessageText.quoted(Array("it's\n".utf8))` is `'it\'s\x0a'`.
+    ///
+    /// - Complexity: O(n) in the bytes.
+    public static func quoted<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
+        var out = "'"
+        forEachUTF8Run(Array(bytes)) { run in
+            switch run {
+            case .invalid(let byte): out += "\\x" + hex2(byte)
+            case .text(let text):
+                for scalar in text.unicodeScalars {
+                    if scalar == "'" || scalar == "\\" {
+                        out += "\\"
+                        out.unicodeScalars.append(scalar)
+                    } else if needsEscape(scalar) {
+                        out += escape(scalar)
+                    } else {
+                        out.unicodeScalars.append(scalar)
+                    }
+                }
+            }
+        }
+        return out + "'"
+    }
+
+    /// `text` in single quotes: ``quoted(_:)-(Bytes)`` of its UTF-8.
+    public static func quoted(_ text: String) -> String { quoted(Array(text.utf8)) }
+
+    /// The escape for a scalar that ``needsEscape(_:)``: `\xNN` below 0x80, else `\u{NNNN}`.
+    static func escape(_ scalar: Unicode.Scalar) -> String {
+        if scalar.value < 0x80 { return "\\x" + hex2(UInt8(scalar.value)) }
+        let digits = String(scalar.value, radix: 16)
+        return "\\u{" + String(repeating: "0", count: max(0, 4 - digits.count)) + digits + "}"
     }
 
     /// Whether `scalar` would break a line or drive a terminal: C0, DEL, C1, U+2028 and U+2029.

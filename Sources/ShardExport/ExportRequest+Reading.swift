@@ -48,8 +48,9 @@ extension ExportRequest {
                 options: options)
         }
         if options.lookup == .auto {
-            let members = try IndexReader(path: index).shards().reduce(Int64(0)) { $0 + Int64($1.memberCount) }
-            if let available, members * 24 <= available / 4 { options.lookup = .table }
+            // In floating point: member counts come from disk and must not trap when damaged.
+            let members = try IndexReader(path: index).shards().reduce(0.0) { $0 + Double(max($1.memberCount, 0)) }
+            if let available, members * 24 <= Double(available) / 4 { options.lookup = .table }
         }
         let list = extensions.map { "." + $0 }.joined(separator: ", ")
         return Reading(

@@ -176,7 +176,7 @@ enum ShardScanner {
             for (i, m) in members.enumerated() {
                 if i & 0xFF == 0xFF, isCancelled() { throw Cancelled() }
                 let key = m.key?.bytes ?? []
-                let name = OneLine.quoted(key + [UInt8(ascii: ".")] + Array(m.ext.utf8))
+                let name = MessageText.quoted(key + [UInt8(ascii: ".")] + Array(m.ext.utf8))
                 let l = m.location
                 let (end, overflow) = l.dataOffset.addingReportingOverflow(l.length)
                 guard l.length >= 0, l.dataOffset >= 512, l.dataOffset % 512 == 0, !overflow,

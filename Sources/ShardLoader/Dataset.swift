@@ -38,7 +38,12 @@ import Synchronization
 ///
 /// **Changed shards.** Every shard the selection uses is checked at open against the size and
 /// modification time recorded at ingest; a shard that changed or vanished is refused with a
-/// ``ShardChangedError`` naming it. Shards must not be modified while a dataset reads them: with
+/// ``ShardChangedError`` naming it. Every read also checks each member's own tar header (the
+/// 512-byte block before its data: checksum, type, size, name) against the index, read with the
+/// member (`pread` reads from 512 bytes earlier, `mmap` finds it in the mapping, `memory` checks
+/// it once during the preload), so a shard swapped for another of the same size and time, or a
+/// damaged index row, is refused with a ``MemberHeaderError`` instead of giving wrong bytes; index
+/// rows are validated when loaded (``IndexRowError``). Shards must not be modified while a dataset reads them: with
 /// `pread`, a shard truncated later gives an `IOError` naming the shard and offset; with `mmap`,
 /// reading a mapped page past the new end of a truncated file raises `SIGBUS`, which ends the
 /// process (it cannot be caught safely); with `memory`, the bytes were copied at open and are
@@ -81,11 +86,20 @@ public final class Dataset: Sendable {
         /// The most shards open (descriptors or mappings) at once; nil uses
         /// ``ShardFileCache/defaultCapacity()``.
         public var maxOpenShards: Int?
+        /// Whether every read checks each member's own tar header against the index (see
+        /// ``MemberHeaderError``). On by default; turn it off only to measure what the check
+        /// costs (`shardstore bench --no-header-check`): without it, a shard swapped for another
+        /// of the same size and modification time is read without notice.
+        public var verifiesHeaders: Bool
 
-        public init(memory: MemoryFigures? = nil, lookup: LookupMode = .auto, maxOpenShards: Int? = nil) {
+        public init(
+            memory: MemoryFigures? = nil, lookup: LookupMode = .auto, maxOpenShards: Int? = nil,
+            verifiesHeaders: Bool = true
+        ) {
             self.memory = memory
             self.lookup = lookup
             self.maxOpenShards = maxOpenShards
+            self.verifiesHeaders = verifiesHeaders
         }
     }
 
@@ -110,6 +124,8 @@ public final class Dataset: Sendable {
 
     /// The strategy in use (never `auto`).
     public var strategy: LoadingStrategy { choice.strategy }
+    /// Whether reads check each member's own tar header (``Options/verifiesHeaders``).
+    public let verifiesHeaders: Bool
 
     private let table: LocationTable?
     private let locations: LocationFile?
@@ -155,6 +171,7 @@ public final class Dataset: Sendable {
         self.split = split
         self.extensions = plan.extensions
         count = plan.count
+        verifiesHeaders = options.verifiesHeaders
         choice = plan.choice
         lookup = plan.lookup
         memory = plan.memory
@@ -178,7 +195,8 @@ public final class Dataset: Sendable {
         case .memory:
             let files = try ShardFiles<ReadOnlyFile>(
                 records: shards, paths: paths, used: used, capacity: capacity, indexPath: path)
-            storage = .memory(try Preload.load(prepared.table!, from: files))
+            storage = .memory(
+                try Preload.load(prepared.table!, from: files, verifiesHeaders: options.verifiesHeaders))
         case .mmap:
             storage = .mapped(
                 try ShardFiles<MappedFile>(
@@ -256,8 +274,10 @@ public final class Dataset: Sendable {
 
         // The table, unless it would not fit.
         let totalSamples = try reader.sampleCount()
-        let totalMembers = shards.reduce(0) { $0 + $1.memberCount }
-        let expectedMembers = totalSamples == 0 ? 0 : Int(Int64(totalMembers) * Int64(count) / Int64(totalSamples))
+        // In floating point, clamped: member counts come from disk and must not trap when damaged.
+        let totalMembers = shards.reduce(0.0) { $0 + Double(max($1.memberCount, 0)) }
+        let expectedMembers =
+            totalSamples == 0 ? 0 : Int(min(totalMembers * Double(count) / Double(totalSamples), Double(Int32.max)))
         let estimate = LocationTable.estimatedBytes(samples: count, members: expectedMembers, isSplit: split != nil)
         let mode = options.lookup
         if strategy == .memory, mode == .file || mode == .statements {
@@ -280,7 +300,10 @@ public final class Dataset: Sendable {
             do {
                 let built = try LocationTable.build(
                     database: database, splitID: splitID, count: count, extensions: wanted.map(Set.init),
-                    shardNumbers: numbers, expectedMembers: wanted == nil ? expectedMembers : 0)
+                    // A reservation only: bounded so that a damaged member count cannot make it huge.
+                    shards: shards, shardNumbers: numbers,
+                    expectedMembers: wanted == nil ? min(expectedMembers, count * 16) : 0,
+                    indexPath: path)
                 try Self.checkExtensions(wanted, found: built.allExtensionNames)
                 used = [Bool](repeating: false, count: shards.count)
                 for m in built.members { used[Int(m.shard)] = true }
@@ -573,7 +596,7 @@ public final class Dataset: Sendable {
                         lengths[i] = l == UInt32.max ? Int(table.longLengths[start + i] ?? Int64(l)) : Int(l)
                     }
                     let sizes = UnsafeBufferPointer(rebasing: lengths[0..<rows.count])
-                    return try withBytes(rows, sizes, window) { pointers in
+                    return try withBytes(rows, sizes, window, key, table.extensionNames) { pointers in
                         try body(
                             SampleView(
                                 position: position, index: index, keyBytes: key, rows: rows, pointers: pointers,
@@ -611,7 +634,7 @@ public final class Dataset: Sendable {
                     }
                     let sizes = UnsafeBufferPointer(rebasing: lengths[0..<n])
                     let members = UnsafeBufferPointer(rebasing: rows[0..<n])
-                    return try withBytes(members, sizes, window) { pointers in
+                    return try withBytes(members, sizes, window, record.key, file.extensionNames) { pointers in
                         try body(
                             SampleView(
                                 position: position, index: index, keyBytes: record.key, rows: members,
@@ -630,7 +653,9 @@ public final class Dataset: Sendable {
         -> R
     {
         let found = try pool.with { reader in
-            try Self.queryMembers(reader.database, position: position, splitID: splitID, extensions: extensions)
+            try Self.queryMembers(
+                reader.database, position: position, splitID: splitID, extensions: extensions, shards: shards,
+                shardNumbers: shardNumbers, indexPath: path)
         }
         var rows: [PackedMember] = []
         var lengths: [Int] = []
@@ -645,13 +670,15 @@ public final class Dataset: Sendable {
                 names.append(m.ext)
                 ext = names.count - 1
             }
-            rows.append(PackedMember(offset: m.location.dataOffset, ext: ext!, length: 0, shard: shard))
+            let extended = m.location.headerOffset < m.location.dataOffset - Int64(MemberHeaderCheck.blockSize)
+            rows.append(
+                PackedMember(offset: m.location.dataOffset, ext: ext!, length: 0, shard: shard, extended: extended))
             lengths.append(Int(m.location.length))
         }
         return try rows.withUnsafeBufferPointer { rows in
             try lengths.withUnsafeBufferPointer { sizes in
                 try found.key.withUnsafeBytes { key in
-                    try withBytes(rows, sizes, window) { pointers in
+                    try withBytes(rows, sizes, window, key, names) { pointers in
                         try body(
                             SampleView(
                                 position: position, index: found.index, keyBytes: key, rows: rows, pointers: pointers,
@@ -664,64 +691,86 @@ public final class Dataset: Sendable {
 
     // MARK: Bytes
 
-    /// Calls `body` with a pointer to each member's first byte.
+    /// Calls `body` with a pointer to each member's first byte, after checking each member's own
+    /// tar header against the index (unless ``verifiesHeaders`` is off): `key` is the sample's
+    /// key, `names` the extension names the rows' numbers refer to.
+    ///
+    /// - Throws: ``MemberHeaderError`` when a header does not match; `IOError`,
+    ///   ``ShardChangedError``; what `body` throws.
     private func withBytes<R>(
         _ rows: UnsafeBufferPointer<PackedMember>, _ lengths: UnsafeBufferPointer<Int>, _ window: ReadWindow?,
-        _ body: (UnsafeBufferPointer<UnsafeRawPointer?>) throws -> R
+        _ key: UnsafeRawBufferPointer, _ names: [String], _ body: (UnsafeBufferPointer<UnsafeRawPointer?>) throws -> R
     ) throws -> R {
         try withUnsafeTemporaryAllocation(of: UnsafeRawPointer?.self, capacity: max(rows.count, 1)) { slots in
             let pointers = UnsafeBufferPointer(rebasing: slots[0..<rows.count])
             switch storage {
             case .memory(let arenas):
+                // Checked once, when the preload read them.
                 for i in 0..<rows.count { slots[i] = arenas.pointer(shard: Int(rows[i].shard), offset: rows[i].offset) }
                 return try body(pointers)
             case .mapped(let files):
-                return try withMapped(files, rows, lengths, slots, 0) { try body(pointers) }
+                return try withMapped(files, rows, lengths, key, names, slots, 0) { try body(pointers) }
             case .pread(let files):
-                return try withRead(files, rows, lengths, slots, window) { try body(pointers) }
+                return try withRead(files, rows, lengths, key, names, slots, window) { try body(pointers) }
             }
         }
     }
 
-    /// Fills `slots[from...]` with pointers into the mappings, holding each mapping until `body` returns.
+    /// The bytes read before each member's data: its header block when headers are checked.
+    private var headerBytes: Int { verifiesHeaders ? MemberHeaderCheck.blockSize : 0 }
+
+    /// Fills `slots[from...]` with pointers into the mappings, checking each member's header
+    /// there, and holds each mapping until `body` returns.
     private func withMapped<R>(
         _ files: ShardFiles<MappedFile>, _ rows: UnsafeBufferPointer<PackedMember>, _ lengths: UnsafeBufferPointer<Int>,
-        _ slots: UnsafeMutableBufferPointer<UnsafeRawPointer?>, _ from: Int, _ body: () throws -> R
+        _ key: UnsafeRawBufferPointer, _ names: [String], _ slots: UnsafeMutableBufferPointer<UnsafeRawPointer?>,
+        _ from: Int, _ body: () throws -> R
     ) throws -> R {
         guard from < rows.count else { return try body() }
         let shard = Int(rows[from].shard)
         let file = try files.file(shard)
+        let header = headerBytes
         return try file.withMapping { map in
             var i = from
             while i < rows.count, Int(rows[i].shard) == shard {
                 let offset = Int(rows[i].offset)
+                guard offset >= header else { throw noRoomForHeader(rows[i], key, names) }
                 guard offset <= map.count, lengths[i] <= map.count - offset else {
                     throw ShardCheck.shortRead(
                         files.paths[shard], size: Int64(map.count), offset: rows[i].offset, lengths[i])
                 }
-                slots[i] = map.baseAddress.map { $0 + offset }
+                let data = map.baseAddress! + offset
+                if header > 0 {
+                    try MemberHeaderError.check(
+                        data - header, rows[i], length: lengths[i], key: key, ext: names[rows[i].ext],
+                        shardPath: files.paths[shard])
+                }
+                slots[i] = UnsafeRawPointer(data)
                 i += 1
             }
             // Members from another shard (rare: a sample merged across shards) hold that mapping too.
-            return try withMapped(files, rows, lengths, slots, i, body)
+            return try withMapped(files, rows, lengths, key, names, slots, i, body)
         }
     }
 
-    /// Reads the members into one buffer (one `pread` when they are adjacent in one shard) and
-    /// fills `slots` with pointers into it.
+    /// Reads the members with their header blocks into one buffer (one `pread` when they are
+    /// adjacent in one shard, from the first member's header: the others' headers lie between
+    /// the members), checks the headers and fills `slots` with pointers to the data.
     private func withRead<R>(
         _ files: ShardFiles<ReadOnlyFile>, _ rows: UnsafeBufferPointer<PackedMember>,
-        _ lengths: UnsafeBufferPointer<Int>,
+        _ lengths: UnsafeBufferPointer<Int>, _ key: UnsafeRawBufferPointer, _ names: [String],
         _ slots: UnsafeMutableBufferPointer<UnsafeRawPointer?>, _ window: ReadWindow?, _ body: () throws -> R
     ) throws -> R {
         guard !rows.isEmpty else { return try body() }
+        let header = headerBytes
         var total = 0
         var low = Int64.max
         var high = Int64.min
         var oneShard = true
         for i in 0..<rows.count {
-            total += lengths[i]
-            low = min(low, rows[i].offset)
+            guard rows[i].offset >= Int64(header) else { throw noRoomForHeader(rows[i], key, names) }
+            total += header + lengths[i]
+            low = min(low, rows[i].offset - Int64(header))
             high = max(high, rows[i].offset + Int64(lengths[i]))
             oneShard = oneShard && rows[i].shard == rows[0].shard
         }
@@ -742,6 +791,7 @@ public final class Dataset: Sendable {
                 })
         {
             for i in 0..<rows.count { slots[i] = UnsafeRawPointer(base + Int(rows[i].offset - low)) }
+            try checkHeaders(files, rows, lengths, key, names, slots)
             return try body()
         }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(coalesce ? span : total, 1), alignment: 16)
@@ -754,14 +804,42 @@ public final class Dataset: Sendable {
             var at = 0
             for i in 0..<rows.count {
                 let shard = Int(rows[i].shard)
+                let count = header + lengths[i]
                 try read(
-                    files, shard, into: UnsafeMutableRawBufferPointer(rebasing: buffer[at..<(at + lengths[i])]),
-                    at: rows[i].offset)
-                slots[i] = UnsafeRawPointer(buffer.baseAddress! + at)
-                at += lengths[i]
+                    files, shard, into: UnsafeMutableRawBufferPointer(rebasing: buffer[at..<(at + count)]),
+                    at: rows[i].offset - Int64(header))
+                slots[i] = UnsafeRawPointer(buffer.baseAddress! + at + header)
+                at += count
             }
         }
+        try checkHeaders(files, rows, lengths, key, names, slots)
         return try body()
+    }
+
+    /// The error for a member whose data offset leaves no room for its header (a damaged location
+    /// file slot: table and statement rows are validated when loaded).
+    private func noRoomForHeader(_ row: PackedMember, _ key: UnsafeRawBufferPointer, _ names: [String])
+        -> IndexRowError
+    {
+        IndexRowError(
+            indexPath: path, sample: nil, key: SampleKey(bytes: key), ext: names[row.ext],
+            defect: MemberLocation.Defect(
+                field: "data_offset", detail: "\(row.offset) is not a positive multiple of 512"))
+    }
+
+    /// Checks the header block right before each `slots[i]` (read with the member) when headers
+    /// are checked.
+    @inline(__always)
+    private func checkHeaders<F>(
+        _ files: ShardFiles<F>, _ rows: UnsafeBufferPointer<PackedMember>, _ lengths: UnsafeBufferPointer<Int>,
+        _ key: UnsafeRawBufferPointer, _ names: [String], _ slots: UnsafeMutableBufferPointer<UnsafeRawPointer?>
+    ) throws {
+        guard verifiesHeaders else { return }
+        for i in 0..<rows.count {
+            try MemberHeaderError.check(
+                slots[i]! - MemberHeaderCheck.blockSize, rows[i], length: lengths[i], key: key, ext: names[rows[i].ext],
+                shardPath: files.paths[Int(rows[i].shard)])
+        }
     }
 
     private func read(
@@ -822,9 +900,14 @@ public final class Dataset: Sendable {
         return st.int64(at: 0)
     }
 
-    private static func queryMembers(_ database: Database, position: Int, splitID: Int64?, extensions: [String]?)
-        throws -> (key: [UInt8], index: Int, members: [MemberRecord])
-    {
+    /// The key, global index and members of the sample at `position`, each member row validated
+    /// (``MemberLocation/defect(shardSize:)``).
+    ///
+    /// - Throws: ``IndexRowError`` for a damaged row; `SQLiteError`; `IndexError`.
+    private static func queryMembers(
+        _ database: Database, position: Int, splitID: Int64?, extensions: [String]?, shards: [ShardRecord],
+        shardNumbers: [Int64: Int], indexPath: String
+    ) throws -> (key: [UInt8], index: Int, members: [MemberRecord]) {
         let filter = extensionFilter(extensions, column: "ext")
         let head: Statement
         if let splitID {
@@ -847,18 +930,23 @@ public final class Dataset: Sendable {
         let key = head.textBytes(at: 1)
         head.reset()
         let st = try database.cachedStatement(
-            "SELECT ext, shard_id, data_offset, length FROM members WHERE sample_id = ?" + filter.sql)
+            "SELECT ext, shard_id, header_offset, data_offset, length FROM members WHERE sample_id = ?" + filter.sql)
         try st.bind([.integer(id)] + filter.values)
         var members: [MemberRecord] = []
+        defer { st.reset() }
         while try st.step() {
-            members.append(
-                MemberRecord(
-                    ext: st.text(at: 0),
-                    location: MemberLocation(
-                        shardID: st.int64(at: 1), headerOffset: 0, dataOffset: st.int64(at: 2),
-                        length: st.int64(at: 3))))
+            let member = MemberRecord(
+                ext: st.text(at: 0),
+                location: MemberLocation(
+                    shardID: st.int64(at: 1), headerOffset: st.int64(at: 2), dataOffset: st.int64(at: 3),
+                    length: st.int64(at: 4)))
+            let shardSize = shardNumbers[member.location.shardID].map { shards[$0].size }
+            if let defect = member.location.defect(shardSize: shardSize) {
+                throw IndexRowError(
+                    indexPath: indexPath, sample: id, key: SampleKey(bytes: key), ext: member.ext, defect: defect)
+            }
+            members.append(member)
         }
-        st.reset()
         members.sort { ($0.location.shardID, $0.location.dataOffset) < ($1.location.shardID, $1.location.dataOffset) }
         return (key, Int(id), members)
     }

@@ -85,6 +85,20 @@ final class LocationTable: @unchecked Sendable {
         return m.length32 == UInt32.max ? longLengths[i] ?? Int64(UInt32.max) : Int64(m.length32)
     }
 
+    /// The position of the sample member number `m` belongs to.
+    ///
+    /// - Complexity: O(log samples).
+    func position(ofMember m: Int) -> Int {
+        // The last p with memberStarts[p] <= m (samples without members share their start).
+        var low = 0
+        var high = count - 1
+        while low < high {
+            let mid = (low + high + 1) / 2
+            if Int(memberStarts[mid]) <= m { low = mid } else { high = mid - 1 }
+        }
+        return low
+    }
+
     /// Why a table cannot hold a selection (it then goes through SQL).
     struct Overflow: Error {
         var reason: String
@@ -94,17 +108,20 @@ final class LocationTable: @unchecked Sendable {
     /// the members whose extension is in `extensions` (all when nil).
     ///
     /// Two sequential passes: keys in dataset order, then the members table in `sample_id` order.
+    /// Every selected member row is validated (``MemberLocation/defect(shardSize:)``) before it
+    /// is packed.
     ///
     /// - Parameters:
+    ///   - shards: the dataset's shard list (sizes recorded at ingest), by number.
     ///   - shardNumbers: shard row id → the shard's number in the dataset's shard list.
     ///   - expectedMembers: the members expected, reserved up front so the array does not grow by doubling.
-    ///   - isCancelled: polled every few thousand rows.
-    /// - Throws: `SQLiteError`; ``Overflow`` when a count, an offset or the number of extensions
-    ///   does not fit the packed form.
+    ///   - indexPath: the index's path, for errors.
+    /// - Throws: `SQLiteError`; ``IndexRowError`` for a damaged member row; ``Overflow`` when a
+    ///   count, an offset or the number of extensions does not fit the packed form.
     /// - Complexity: O(samples + members) rows read, plus sorting each sample's few members.
     static func build(
-        database: Database, splitID: Int64?, count: Int, extensions: Set<String>?, shardNumbers: [Int64: Int],
-        expectedMembers: Int
+        database: Database, splitID: Int64?, count: Int, extensions: Set<String>?, shards: [ShardRecord],
+        shardNumbers: [Int64: Int], expectedMembers: Int, indexPath: String
     ) throws -> LocationTable {
         let table = LocationTable()
         table.members.reserveCapacity(expectedMembers)
@@ -151,7 +168,7 @@ final class LocationTable: @unchecked Sendable {
         // scan: datasets have a handful of extensions, and this avoids an allocation per row.
         var seen: [(bytes: [UInt8], number: Int?)] = []
         let rows = try database.prepare(
-            "SELECT sample_id, ext, shard_id, data_offset, length FROM members ORDER BY sample_id")
+            "SELECT sample_id, ext, shard_id, data_offset, length, header_offset FROM members ORDER BY sample_id")
         // For the whole dataset, rows arrive in position order and the starts are written as they
         // come; for a split they are scattered and are bucketed by position afterwards.
         var scattered: [(position: Int32, member: PackedMember, long: Int64)] = []
@@ -182,16 +199,25 @@ final class LocationTable: @unchecked Sendable {
             }
             guard let ext else { continue }
             guard ext < PackedMember.maxExtensions else { throw Overflow(reason: "more than 65536 extensions") }
-            let shardRow = rows.int64(at: 2)
-            guard let shard = shardNumbers[shardRow] else {
-                throw IndexError.invalidArgument(
-                    "the index lists a member in shard #\(shardRow), which it does not list")
+            let location = MemberLocation(
+                shardID: rows.int64(at: 2), headerOffset: rows.int64(at: 5), dataOffset: rows.int64(at: 3),
+                length: rows.int64(at: 4))
+            let shard = shardNumbers[location.shardID]
+            if let defect = location.defect(shardSize: shard.map { shards[$0].size }) {
+                let keyBytes = table.keyBytes[Int(table.keyStarts[position])..<Int(table.keyStarts[position + 1])]
+                throw IndexRowError(
+                    indexPath: indexPath, sample: sampleID, key: SampleKey(bytes: keyBytes),
+                    ext: table.extensionNames[ext], defect: defect)
             }
-            let offset = rows.int64(at: 3)
-            let length = rows.int64(at: 4)
-            guard offset >= 0, offset <= PackedMember.maxOffset else { throw Overflow(reason: "offset \(offset)") }
-            table.selectionBytes += length
-            let member = PackedMember(offset: offset, ext: ext, length: length, shard: shard)
+            let offset = location.dataOffset
+            let length = location.length
+            guard offset <= PackedMember.maxOffset else { throw Overflow(reason: "offset \(offset)") }
+            // Saturating: rows are validated against shard sizes read from disk, not yet the files.
+            let (sum, overflow) = table.selectionBytes.addingReportingOverflow(length)
+            table.selectionBytes = overflow ? Int64.max : sum
+            let member = PackedMember(
+                offset: offset, ext: ext, length: length, shard: shard!,
+                extended: location.headerOffset < offset - Int64(MemberHeaderCheck.blockSize))
             if splitID != nil {
                 scattered.append((Int32(position), member, length))
             } else {

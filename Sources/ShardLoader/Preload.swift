@@ -27,12 +27,17 @@ enum Preload {
     static let window = 8 << 20
 
     /// Reads every member of `table` into per-shard buffers, shards in parallel, and rewrites each
-    /// member's offset to its place in its shard's buffer.
+    /// member's offset to its place in its shard's buffer. With `verifiesHeaders`, each member's
+    /// own tar header is read with it (the reads start 512 bytes earlier; the headers of the
+    /// next members lie in the gaps read anyway) and checked; the RAM copy is not checked again.
     ///
-    /// - Throws: ``ShardChangedError``; `IOError` naming the shard and offset when a read fails or
-    ///   a shard is shorter than the index says. Nothing stays allocated then.
+    /// - Throws: ``MemberHeaderError`` when a header does not match; ``ShardChangedError``;
+    ///   `IOError` naming the shard and offset when a read fails or a shard is shorter than the
+    ///   index says. Nothing stays allocated then.
     /// - Complexity: one pass over the selected bytes, mostly in reads of up to 8 MiB.
-    static func load(_ table: LocationTable, from files: ShardFiles<ReadOnlyFile>) throws -> Arenas {
+    static func load(_ table: LocationTable, from files: ShardFiles<ReadOnlyFile>, verifiesHeaders: Bool = true) throws
+        -> Arenas
+    {
         let shardCount = files.records.count
         // Member numbers grouped by shard, each group in file order.
         var bytes = [Int](repeating: 0, count: shardCount)
@@ -63,7 +68,7 @@ enum Preload {
                 do {
                     try loadShard(
                         files, s, order[starts[s]..<starts[s + 1]], offsets, lengths, into: arenas.buffers[s],
-                        placed: placed)
+                        placed: placed, checking: verifiesHeaders ? table : nil)
                 } catch {
                     failure.withLock { if $0 == nil { $0 = error } }
                 }
@@ -75,22 +80,41 @@ enum Preload {
         return arenas
     }
 
-    /// Reads shard `s`'s members (`members`, in file order) into `arena`, recording where each went.
+    /// Reads shard `s`'s members (`members`, in file order) into `arena`, recording where each
+    /// went; with `checking` (the table, still holding shard offsets), checks each member's header.
     private static func loadShard(
         _ files: ShardFiles<ReadOnlyFile>, _ s: Int, _ members: ArraySlice<Int>, _ offsets: [Int64], _ lengths: [Int64],
-        into arena: UnsafeMutableRawBufferPointer, placed: UnsafeMutableBufferPointer<Int64>
+        into arena: UnsafeMutableRawBufferPointer, placed: UnsafeMutableBufferPointer<Int64>,
+        checking table: LocationTable?
     ) throws {
         let file = try files.file(s)
         let record = files.records[s]
         let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: window, alignment: 64)
         defer { staging.deallocate() }
+        let header = table == nil ? 0 : Int64(MemberHeaderCheck.blockSize)
+        func check(_ m: Int, _ block: UnsafeRawPointer) throws {
+            guard let table else { return }
+            try table.keyBytes.withUnsafeBytes { keys in
+                let p = table.position(ofMember: m)
+                let key = UnsafeRawBufferPointer(rebasing: keys[Int(table.keyStarts[p])..<Int(table.keyStarts[p + 1])])
+                let row = table.members[m]
+                try MemberHeaderError.check(
+                    block, row, length: Int(lengths[m]), key: key, ext: table.extensionNames[row.ext],
+                    shardPath: files.paths[s])
+            }
+        }
         var at = 0
         var i = members.startIndex
         while i < members.endIndex {
             let first = members[i]
             let start = offsets[first]
-            if lengths[first] >= Int64(window) {
-                // A large member: straight into the arena.
+            if lengths[first] + header >= Int64(window) {
+                // A large member: its header into the staging buffer, its data straight into the arena.
+                if header > 0 {
+                    let block = UnsafeMutableRawBufferPointer(rebasing: staging[0..<Int(header)])
+                    try readExactly(file, record, into: block, at: start - header)
+                    try check(first, UnsafeRawPointer(block.baseAddress!))
+                }
                 let count = Int(lengths[first])
                 try readExactly(
                     file, record, into: UnsafeMutableRawBufferPointer(rebasing: arena[at..<(at + count)]), at: start)
@@ -99,22 +123,25 @@ enum Preload {
                 i += 1
                 continue
             }
-            // A window of nearby members: one read, then copies.
+            // A window of nearby members, from the first one's header: one read, then copies.
+            let readStart = start - header
             var j = i + 1
             var end = start + lengths[first]
             while j < members.endIndex {
                 let m = members[j]
                 let mEnd = offsets[m] + lengths[m]
-                guard offsets[m] - end <= gapLimit, mEnd - start <= Int64(window) else { break }
+                guard offsets[m] - end <= gapLimit, mEnd - readStart <= Int64(window) else { break }
                 end = max(end, mEnd)
                 j += 1
             }
-            let span = Int(end - start)
-            try readExactly(file, record, into: UnsafeMutableRawBufferPointer(rebasing: staging[0..<span]), at: start)
+            let span = Int(end - readStart)
+            try readExactly(
+                file, record, into: UnsafeMutableRawBufferPointer(rebasing: staging[0..<span]), at: readStart)
             for k in i..<j {
                 let m = members[k]
                 let count = Int(lengths[m])
-                let from = Int(offsets[m] - start)
+                let from = Int(offsets[m] - readStart)
+                if header > 0 { try check(m, UnsafeRawPointer(staging.baseAddress! + from - Int(header))) }
                 UnsafeMutableRawBufferPointer(rebasing: arena[at..<(at + count)]).copyMemory(
                     from: UnsafeRawBufferPointer(rebasing: staging[from..<(from + count)]))
                 placed[m] = Int64(at)

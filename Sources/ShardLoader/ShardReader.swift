@@ -84,12 +84,39 @@ public final class ShardReader: Sendable {
         }
     }
 
-    /// The exact bytes of the member at `location`.
+    /// The exact bytes of `member` of the sample with key `key`, after validating its index row
+    /// (``MemberLocation/defect(shardSize:)``) and checking its own tar header, read in the same
+    /// `pread` as the data, against the row.
     ///
-    /// - Throws: ``ShardChangedError``, `IOError`.
-    /// - Complexity: one `pread` of `location.length` bytes.
-    public func bytes(of location: MemberLocation) throws -> [UInt8] {
-        try file(forShard: location.shardID).read(count: Int(location.length), at: location.dataOffset)
+    /// ```swift
+    /// let record = try index.sample(forKey: SampleKey("000001"))
+    /// let jpeg = try reader.bytes(of: record.member("jpg")!, key: record.key, sample: record.id)
+    /// ```
+    ///
+    /// - Parameter sample: the sample's row id, for errors.
+    /// - Throws: ``IndexRowError`` (a damaged row), ``MemberHeaderError`` (the header does not
+    ///   match: the shard or the index changed), ``ShardChangedError``, `IOError`.
+    /// - Complexity: one `pread` of `512 + length` bytes.
+    public func bytes(of member: MemberRecord, key: SampleKey, sample: Int64? = nil) throws -> [UInt8] {
+        let location = member.location
+        if let defect = location.defect(shardSize: shards[location.shardID]?.size) {
+            throw IndexRowError(indexPath: indexPath, sample: sample, key: key, ext: member.ext, defect: defect)
+        }
+        let file = try file(forShard: location.shardID)
+        let header = MemberHeaderCheck.blockSize
+        let count = header + Int(location.length)
+        let bytes = try file.read(count: count, at: location.dataOffset - Int64(header))
+        let row = PackedMember(
+            offset: location.dataOffset, ext: 0, length: location.length, shard: 0,
+            extended: location.headerOffset < location.dataOffset - Int64(header))
+        try bytes.withUnsafeBytes { all in
+            try key.bytes.withUnsafeBytes { keyBytes in
+                try MemberHeaderError.check(
+                    all.baseAddress!, row, length: Int(location.length), key: keyBytes, ext: member.ext,
+                    shardPath: file.path)
+            }
+        }
+        return Array(bytes[header...])
     }
 }
 

@@ -58,10 +58,10 @@ public struct VerificationProblem: Sendable, Equatable, CustomStringConvertible 
     /// One line, every name quoted and escaped:
     /// `shard 'a.tar' byte 1536 key '000003' ext 'jpg': header: the header there names …`.
     public var description: String {
-        var s = "shard " + OneLine.quoted(shardPath)
+        var s = "shard " + MessageText.quoted(shardPath)
         if let offset { s += " byte \(offset)" }
-        if let key { s += " key " + OneLine.quoted(key.bytes) }
-        if let ext { s += " ext " + OneLine.quoted(ext) }
+        if let key { s += " key " + MessageText.quoted(key.bytes) }
+        if let ext { s += " ext " + MessageText.quoted(ext) }
         return s + ": \(kind.rawValue): " + detail
     }
 }
@@ -146,7 +146,7 @@ public enum VerificationError: Error, Sendable, Equatable, CustomStringConvertib
                 return "this index has no checksums; \(fix) (ingest reads the whole shards then)"
             }
             return
-                "\(missing) of \(total) shards have no checksums (\(OneLine.quoted(example)) is one); \(fix) (ingest reads the shards without them whole)"
+                "\(missing) of \(total) shards have no checksums (\(MessageText.quoted(example)) is one); \(fix) (ingest reads the shards without them whole)"
         case .cancelled(let members):
             return "verify interrupted after \(members) members"
         }
@@ -433,9 +433,9 @@ public enum Verifier {
     static func values(of mismatch: MemberHeaderCheck.Mismatch) -> (expected: String?, found: String?) {
         switch mismatch {
         case .checksum(let stored, let computed): ("\(computed)", stored.map(String.init) ?? "not a number")
-        case .type(let typeflag): ("regular file", OneLine.quoted([typeflag]))
+        case .type(let typeflag): ("regular file", MessageText.quoted([typeflag]))
         case .size(let header, let indexed): ("\(indexed)", header.map(String.init) ?? "not a number")
-        case .name(let header, let expected): (OneLine.quoted(expected), OneLine.quoted(header))
+        case .name(let header, let expected): (MessageText.quoted(expected), MessageText.quoted(header))
         }
     }
 

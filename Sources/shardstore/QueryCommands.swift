@@ -277,12 +277,12 @@ struct GetCommand: ParsableCommand {
                     throw IndexError.invalidArgument(
                         "refusing to write '\(output)': it is \(input.role) ('\(input.path)'); choose another -o path")
                 }
-                let bytes = try shards.bytes(of: member.location)
+                let bytes = try shards.bytes(of: member, key: record.key, sample: record.id)
                 let file = try AtomicFile(destination: output)
                 try bytes.withUnsafeBytes { try file.write($0) }
                 try file.commit()
             } else {
-                let bytes = try shards.bytes(of: member.location)
+                let bytes = try shards.bytes(of: member, key: record.key, sample: record.id)
                 bytes.withUnsafeBytes { Terminal.write(bytes: $0) }
                 try Terminal.flush()
             }

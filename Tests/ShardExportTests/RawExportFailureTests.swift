@@ -44,11 +44,11 @@ struct RawExportFailureTests {
                     })
             }
             // b.tar's first sample (.JPG at 512, 700 bytes; .cls at 2048) lies within the 2560 bytes
-            // kept; the second's .JPG (705 bytes) and .cls (1 byte) are one 1537-byte read from
-            // 3072. The error names the shard's real path and its size now.
+            // kept; the second's .JPG (705 bytes at 3072) and .cls (1 byte) are one 2049-byte read
+            // from 2560, the .JPG's own header. The error names the shard's real path and its size now.
             #expect(
                 "\(error.map { "\($0)" } ?? "no error")"
-                    == "cannot read '\(try Paths.real(shard))' (the shard ends at byte 2560 but 1537 bytes are needed from offset 3072; it was truncated after the dataset was opened: run `shardstore ingest` again)",
+                    == "cannot read '\(try Paths.real(shard))' (the shard ends at byte 2560 but 2049 bytes are needed from offset 2560; it was truncated after the dataset was opened: run `shardstore ingest` again)",
                 "\(layout)")
             #expect(!exists(ws.path + "/out") && !exists(ws.temporary(of: "out")))
             // Restore the shard's size and time for the next layout: rewrite it from the fixture.

@@ -238,14 +238,15 @@ struct DatasetStrategyTests {
         let bin = last.members.first { $0.ext == "bin" }!.location
         let cls = last.members.first { $0.ext == "cls" }!.location
         let cut = bin.dataOffset + 10
-        let span = cls.dataOffset + cls.length - bin.dataOffset
+        // The read starts at the .bin member's own header, 512 bytes before its data.
+        let span = cls.dataOffset + cls.length - (bin.dataOffset - 512)
         #expect(truncate(shard, off_t(cut)) == 0)
         var visited = 0
         let error = #expect(throws: IOError.self) { try dataset.forEachSample { _ in visited += 1 } }
         #expect(visited == 39)
         #expect(
             error?.description
-                == "cannot read '\(try Paths.real(shard))' (the shard ends at byte \(cut) but \(span) bytes are needed from offset \(bin.dataOffset); it was truncated after the dataset was opened: run `shardstore ingest` again)"
+                == "cannot read '\(try Paths.real(shard))' (the shard ends at byte \(cut) but \(span) bytes are needed from offset \(bin.dataOffset - 512); it was truncated after the dataset was opened: run `shardstore ingest` again)"
         )
     }
 

@@ -108,6 +108,17 @@ struct RoundTripTests {
         #expect(shards.first?.skippedCount == tree.expectedSkips.total)
         #expect(shards.first?.size == Int64(try readBytes(shard).count))
         try expectDataset(index, equals: expected, ordered: ordered)
+        // Every strategy and lookup checks each member's own header: no false alarm on any
+        // producer's long, non-ASCII or upper-case names.
+        for (strategy, lookup) in strategyLookups {
+            let ds = try Dataset(index: index, strategy: strategy, options: Dataset.Options(lookup: lookup))
+            let all = try loadAll(ds)
+            #expect(Set(all.map(\.description)) == Set(expected.map(\.description)), "\(strategy) \(lookup)")
+            for e in expected { #expect(try ds.sample(forKey: e.key).members == e.members, "\(strategy) \(lookup)") }
+            var seen = 0
+            try ds.forEachSample { _ in seen += 1 }
+            #expect(seen == expected.count, "\(strategy) \(lookup)")
+        }
     }
 
     @Test("TarWriter shards in every format", arguments: TarWriter.Format.allCases)

@@ -399,7 +399,7 @@ public struct TarWriter: Sendable {
     }
 
     /// Splits a name into a ustar prefix and name at a `/`, the name part as long as possible.
-    static func split(_ name: [UInt8], prefixLimit: Int) -> (prefix: [UInt8], name: [UInt8]) {
+    public static func split(_ name: [UInt8], prefixLimit: Int) -> (prefix: [UInt8], name: [UInt8]) {
         if name.count <= 100 { return ([], name) }
         for index in name.indices where name[index] == UInt8(ascii: "/") {
             let rest = name.count - index - 1
