@@ -38,7 +38,7 @@ extension MemberLocation {
             return Defect(field: "data_offset", detail: "\(dataOffset) is not a positive multiple of 512")
         }
         if headerOffset < 0 || headerOffset & 511 != 0 {
-            return Defect(field: "header_offset", detail: "\(headerOffset) is not a multiple of 512")
+            return Defect(field: "header_offset", detail: "\(headerOffset) is negative or not a multiple of 512")
         }
         if headerOffset > dataOffset - 512 {
             return Defect(
@@ -46,8 +46,9 @@ extension MemberLocation {
                 detail: "\(headerOffset) is not at least one block before data_offset \(dataOffset)")
         }
         if length < 0 { return Defect(field: "length", detail: "\(length) is negative") }
-        // `dataOffset` is positive, so the subtraction cannot overflow.
-        if length > shardSize - dataOffset {
+        // `dataOffset` is positive and `shardSize` is not negative, so the subtraction cannot
+        // overflow (a damaged, negative shard size would: it is past the end of any member).
+        if shardSize < 0 || length > shardSize - dataOffset {
             return Defect(
                 field: "length",
                 detail:

@@ -410,23 +410,10 @@ public enum Verifier {
         return report
     }
 
-    /// What is wrong with a member row in itself, or nil when it can be right.
+    /// What is wrong with a member row in itself, or nil when it can be right: the check every
+    /// loader of rows runs (`MemberLocation.defect(shardSize:)`).
     static func rowDefect(_ l: MemberLocation, shardSize: Int64) -> String? {
-        if l.headerOffset < 0 || l.headerOffset % 512 != 0 {
-            return "header offset \(l.headerOffset) is not a multiple of 512"
-        }
-        if l.dataOffset % 512 != 0 { return "data offset \(l.dataOffset) is not a multiple of 512" }
-        if l.dataOffset - 512 < l.headerOffset {
-            return
-                "data offset \(l.dataOffset) is not at least one 512-byte block after the header offset \(l.headerOffset)"
-        }
-        if l.length < 0 { return "length \(l.length) is negative" }
-        let (end, overflow) = l.dataOffset.addingReportingOverflow(l.length)
-        if overflow || end > shardSize {
-            return
-                "the data (offset \(l.dataOffset), length \(l.length)) ends past the shard's \(shardSize) bytes recorded at ingest"
-        }
-        return nil
+        l.defect(shardSize: shardSize)?.description
     }
 
     /// The expected (index) and found (header) values a mismatch compares, as text.

@@ -323,7 +323,7 @@ struct VerifierTests {
             ext: "b\\in", detail: "the header there names 'x'")
         #expect(
             p.description
-                == "shard 'dir\\nx\\'.tar' byte 1024 key 'k\\n1\\xff' ext 'b\\\\in': header: the header there names 'x'"
+                == "shard 'dir\\x0ax\\'.tar' byte 1024 key 'k\\x0a1\\xff' ext 'b\\\\in': header: the header there names 'x'"
         )
         #expect(!p.description.contains("\n"))
     }

@@ -220,13 +220,27 @@ def location_slot_seeds():
     location_slot_seed("no-members.bin", empty.ljust(24, b"\0"))
 
 
+def index_row_seeds():
+    """Inputs of the index-row harness: shard id, header offset, data offset, length, shard size, flags."""
+    def row(name, shard, header, data, length, size, flags=0):
+        write("index-row", name, struct.pack("<qqqqqB", shard, header, data, length, size, flags))
+    row("valid.bin", 1, 1024, 1536, 100, 1 << 20)
+    row("pax-header.bin", 1, 0, 1536, 0, 2048)
+    row("negative-length.bin", 1, 0, 512, -5, 1 << 20)
+    row("off-grid.bin", 1, 0, 513, 5, 1 << 20)
+    row("header-after-data.bin", 1, 1024, 1024, 5, 1 << 20)
+    row("past-end.bin", 1, 0, 512, 1 << 20, 1 << 20)
+    row("unknown-shard.bin", 9, 0, 512, 5, 1 << 20, flags=1)
+    row("negative-size.bin", 1, 0, 512, 5, -(1 << 63))
+
+
 def main():
     shutil.rmtree(CORPUS, ignore_errors=True)
     tar_seeds()
     npy_seeds()
     header_check_seeds()
     location_slot_seeds()
-    # SLOT: the seeds of the index-row harness go here with them.
+    index_row_seeds()
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(CORPUS) for f in fs)
     print(f"make-corpus: {total} bytes in {CORPUS}")
 

@@ -48,7 +48,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             switch try LocationSlot.decode(bytes, index: index, bounds: bounds) {
             case .record(let record): check(record, bytes, bounds)
             case .overflow(let offset, let length):
-                require(offset >= overflowStart && length >= 0 && offset + Int64(length) <= tailStart,
+                require(
+                    offset >= overflowStart && length >= 0 && offset + Int64(length) <= tailStart,
                     "overflow pointer \(offset)+\(length) outside \(overflowStart)..<\(tailStart)")
             }
         } catch {
