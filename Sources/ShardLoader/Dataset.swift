@@ -352,6 +352,13 @@ public final class Dataset: Sendable {
             case (nil, _) where overflow != nil: "the location table cannot hold this selection: \(overflow!)"
             default: nil
             }
+        // A preload asked for by name must fit what is available: an allocation past it would be
+        // killed by the kernel (or abort), not refused.
+        if strategy == .memory, let available = memory.available, selectionBytes > available {
+            throw IndexError.invalidArgument(
+                "the memory strategy would read \(selectionBytes) bytes into RAM, more than the \(available) bytes available; use --strategy mmap or pread, or auto to choose"
+            )
+        }
         let choice = StrategyChoice.choose(
             requested: strategy, selectionBytes: selectionBytes, tableBytes: table?.byteCount ?? estimate,
             memory: memory, tableFits: table != nil, withoutTable: withoutTable)

@@ -285,6 +285,21 @@ struct DatasetStrategyTests {
         }.count
     }
 
+    @Test("--strategy memory on a selection larger than the available memory is refused before any allocation")
+    func memoryStrategyTooBig() throws {
+        let f = try StrategyFixture(shards: 2, perShard: 3)
+        let all = try Dataset(index: f.index, strategy: .pread)
+        let tiny = Dataset.Options(memory: MemoryFigures(memAvailable: 100))
+        let error = try #require(caught { _ = try Dataset(index: f.index, strategy: .memory, options: tiny) })
+        #expect(
+            String(describing: error)
+                == "the memory strategy would read \(all.selectionBytes) bytes into RAM, more than the 100 bytes available; use --strategy mmap or pread, or auto to choose"
+        )
+        // Enough memory: the preload goes ahead.
+        let roomy = Dataset.Options(memory: MemoryFigures(memAvailable: all.selectionBytes))
+        #expect(try Dataset(index: f.index, strategy: .memory, options: roomy).strategy == .memory)
+    }
+
     @Test("auto with injected memory figures: memory on a big host, pread and SQL lookups on a tiny budget")
     func autoChoice() throws {
         let f = try StrategyFixture(shards: 2, perShard: 3)
