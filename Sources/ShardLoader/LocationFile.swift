@@ -31,7 +31,8 @@ import Synchronization
 ///   among the shards ordered by id) and the extension number, then the key's bytes. A record
 ///   that fits its slot is stored there; a longer one goes to the overflow area, and its slot
 ///   holds a pointer to it. Every slot and every overflow record carries its own CRC-32C, which
-///   covers the sample's index too. The slot size is chosen so that at least 99% of records fit;
+///   covers the sample's index too. The slot size is chosen so that 99% of the records of up to
+///   4096 samples spread evenly over the index fit (every sample of a smaller index);
 /// - the overflow records, back to back;
 /// - the tail: the shard ids (Int64 each), then per extension its total bytes (UInt64), the name's
 ///   length (UInt32) and the name.
@@ -84,6 +85,8 @@ public final class LocationFile: Sendable {
     static let headerChecksumOffset = 124
     /// Records longer than this always go to the overflow area.
     static let maxSlotSize = 4096
+    /// How many samples' record sizes choose the slot size (see ``write(database:to:isCancelled:)``).
+    static let slotProbes = 4096
 
     /// Why the file cannot be used (it is then rebuilt, or the dataset does without it).
     public struct Unusable: Error, Sendable, CustomStringConvertible {
@@ -353,8 +356,8 @@ public final class LocationFile: Sendable {
     /// Writes the file for the index open as `database` to `path` (through a temporary name).
     /// Returns its size.
     ///
-    /// Two passes over the samples and members: the first measures the records to choose the slot
-    /// size, the second writes them.
+    /// Up to 4096 point lookups choose the slot size, then one pass over the samples and members
+    /// writes the records.
     @discardableResult
     static func write(database: Database, to path: String, isCancelled: () -> Bool) throws -> Int64 {
         // The file is built in an ``AtomicFile`` (created O_EXCL|O_NOFOLLOW under a random name
@@ -379,17 +382,35 @@ public final class LocationFile: Sendable {
         while try shardRows.step() { shardIDs.append(shardRows.int64(at: 0)) }
         var scan = RecordScan(database: database, shardIDs: shardIDs, samples: samples)
 
-        // Pass 1: the smallest slot (a multiple of 8) that holds at least 99% of the records.
+        // The slot size, estimated: the record sizes of up to `slotProbes` samples spread evenly
+        // over the index (every sample of a smaller one) choose the smallest slot (a multiple of
+        // 8) that holds 99% of them. A record that does not fit its slot goes to the overflow
+        // area, so a rough estimate costs a second read for a few samples, never a wrong byte;
+        // measuring every record took a full pass over the members table, as long as writing.
         var sizes = [Int](repeating: 0, count: maxSlotSize / 8 + 1)
-        try scan.run(isCancelled) { _, record in
-            if record.size <= maxSlotSize { sizes[(record.size + 7) / 8] += 1 }
+        let probes = min(samples, slotProbes)
+        let keyLength = try database.prepare("SELECT length(CAST(key AS BLOB)) FROM samples WHERE id = ?")
+        let memberCount = try database.prepare("SELECT COUNT(*) FROM members WHERE sample_id = ?")
+        for i in 0..<probes {
+            let id = Int64(i) * Int64(samples) / Int64(probes)
+            try keyLength.bind(id, at: 1)
+            try memberCount.bind(id, at: 1)
+            guard try keyLength.step(), try memberCount.step() else {
+                throw IndexError.invalidArgument(
+                    "the index's sample ids are not dense (no sample \(id) of \(samples)); run `shardstore ingest` again into a new index"
+                )
+            }
+            let size = LocationSlot.recordSize(members: memberCount.int(at: 0), keyLength: keyLength.int(at: 0))
+            keyLength.reset()
+            memberCount.reset()
+            if size <= maxSlotSize { sizes[(size + 7) / 8] += 1 }
         }
         // When more than 1% of records exceed the largest slot, slots only point to records.
         var slotSize = LocationSlot.pointerSize
         var fitting = 0
         for (bucket, n) in sizes.enumerated() {
             fitting += n
-            if fitting * 100 >= samples * 99 {
+            if fitting * 100 >= probes * 99 {
                 slotSize = max(LocationSlot.pointerSize, bucket * 8)
                 break
             }

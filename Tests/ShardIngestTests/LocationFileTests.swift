@@ -44,6 +44,38 @@ struct LocationFileTests {
         #expect(try readBytes(path) == before)
     }
 
+    @Test(
+        "the slot size is estimated from 4096 evenly spread samples: records it does not fit go to the overflow area, and every byte still comes back"
+    )
+    func estimatedSlotSize() throws {
+        let dir = try TemporaryDirectory()
+        // 8192 samples: every even one (those the estimate probes) has a short key, every odd one
+        // a 300-byte key, so half of the records outgrow the slot chosen.
+        var files: [(String, [UInt8])] = []
+        var keys: [String] = []
+        for n in 0..<8192 {
+            let key =
+                n % 2 == 0 ? String(format: "%05d", n) : String(format: "%05d-", n) + String(repeating: "x", count: 294)
+            keys.append(key)
+            files.append(("\(key).cls", Array(String(n).utf8)))
+        }
+        try writeShard(dir.path + "/s.tar", files, format: .pax)
+        let index = dir.path + "/index.sqlite"
+        _ = try Ingest.run(index: index, shards: [dir.path + "/s.tar"])
+        let ds = try Dataset(index: index, strategy: .pread, options: Dataset.Options(lookup: .file))
+        #expect(ds.lookup == .file(path: index + "-locations"))
+        // Slots sized for the short records (48 bytes) and the long ones in the overflow area:
+        // about 1.77 MB, where slots sized for the long records (336 bytes) would take 2.75 MB.
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: index + "-locations")[.size] as? Int)
+        #expect(size > 1_700_000 && size < 1_850_000, "\(size) bytes")
+        for n in 0..<8192 {
+            let sample = try ds[n]
+            #expect(sample.key == SampleKey(keys[n]))
+            #expect(sample["cls"] == Array(String(n).utf8))
+            #expect(try ds.key(at: n) == SampleKey(keys[n]))
+        }
+    }
+
     @Test("an ingest that adds samples replaces it; an old file put back is detected and written again at open")
     func staleFile() throws {
         let f = try StrategyFixture(shards: 2, perShard: 4)
