@@ -102,7 +102,8 @@ public final class ExportOutput {
     /// removed; a crash between the two renames leaves both folders, never a half-written one.
     ///
     /// For a folder, sync the written data before calling this.
-    /// - Throws: `IOError` naming the sync or rename that failed; the temporary is then removed.
+    /// - Throws: `IOError` naming the sync or rename that failed; the temporary is then removed
+    ///   (a failed sync of the folder after the rename leaves the output in place).
     public func publish() throws {
         precondition(!published, "ExportOutput.publish() called twice")
         do {
@@ -128,13 +129,13 @@ public final class ExportOutput {
                     throw IOError("rename '\(temporaryPath)' to", path: destination, errno: e)
                 }
                 if let aside { try? FileTreeRemoval.remove(aside) }
-                syncDirectory(Paths.directory(of: Paths.absolute(destination)))
             }
             published = true
         } catch {
             discard()
             throw error
         }
+        if kind == .directory { try syncFolder(Paths.directory(of: Paths.absolute(destination))) }
     }
 
     /// Removes the temporary (nothing happens to the destination). Safe to call more than once.
@@ -148,10 +149,21 @@ public final class ExportOutput {
 
     deinit { discard() }
 
-    private func syncDirectory(_ path: String) {
+    /// `fsync`s the folder that now holds the published output, so the rename survives a power
+    /// loss; folders that cannot be synced (`EINVAL`, `EROFS`: some network file systems) need no
+    /// sync, as for ``AtomicFile/commit(_:)``.
+    ///
+    /// - Throws: `IOError` naming the folder when it cannot be opened or synced (the output is in
+    ///   place then, but may not survive a power loss).
+    private func syncFolder(_ path: String) throws {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        _ = fsync(fd)
-        close(fd)
+        guard fd >= 0 else { throw IOError("open folder", path: path, errno: errno) }
+        defer { close(fd) }
+        while fsync(fd) != 0 {
+            let e = errno
+            if e == EINTR { continue }
+            if e == EINVAL || e == EROFS { return }
+            throw IOError("sync folder", path: path, errno: e)
+        }
     }
 }
