@@ -993,11 +993,19 @@ final class ConnectionPool: Sendable {
     }
 
     /// Runs `body` with a connection no other thread is using.
+    ///
+    /// - Throws: what `body` throws; an ``IndexFileError`` saying another process is writing the
+    ///   index when a lookup waited out the busy timeout (a writer took its lock after the
+    ///   dataset opened), instead of SQLite's bare "database is locked".
     func with<R>(_ body: (IndexReader) throws -> R) throws -> R {
         let taken = idle.withLock { $0.popLast() }
         let connection = try taken ?? Connection(IndexReader(path: path))
         defer { idle.withLock { $0.append(connection) } }
-        return try body(connection.reader)
+        do {
+            return try body(connection.reader)
+        } catch let error as SQLiteError where error.code == .busy {
+            throw IndexFile.busy(path)
+        }
     }
 }
 

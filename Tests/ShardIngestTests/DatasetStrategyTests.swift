@@ -285,6 +285,21 @@ struct DatasetStrategyTests {
         }.count
     }
 
+    @Test("a writer that locks the index after the dataset opened: lookups wait the busy timeout, then say so in words")
+    func busyAfterOpen() throws {
+        let f = try StrategyFixture(shards: 2, perShard: 3)
+        let ds = try Dataset(index: f.index, strategy: .pread, options: Dataset.Options(lookup: .statements))
+        #expect(try ds[0].key == f.keys[0])
+        // Another process takes the EXCLUSIVE lock (as a writer does while it commits).
+        let writer = try SQLiteWriterProcess(path: f.index, lock: .exclusive, holdSeconds: 30)
+        defer { writer.stop() }
+        let error = try #require(caught { _ = try ds[1] })
+        #expect(
+            String(describing: error)
+                == "index '\(f.index)': another process is writing this index (waited 5 s for it); try again when it has finished"
+        )
+    }
+
     @Test("--strategy memory on a selection larger than the available memory is refused before any allocation")
     func memoryStrategyTooBig() throws {
         let f = try StrategyFixture(shards: 2, perShard: 3)
