@@ -225,7 +225,9 @@ public enum Verifier {
         }
 
         // The shard being read: its number, its file (nil when missing or unreadable).
-        var current: (n: Int, file: ReadOnlyFile?, reader: SequentialReader?)?
+        // Headers alone are read through a 4 KiB read-ahead window (the headers of small members
+        // share one `pread`), with `data` from the sequential reader's large reads.
+        var current: (n: Int, file: ReadAheadFile?, reader: SequentialReader?)?
         var headerBytesRead: Int64 = 0
         var readerBytesDone: Int64 = 0
         func finishShard() {
@@ -263,7 +265,7 @@ public enum Verifier {
                         expected: "\(record.modificationTimeNanoseconds)",
                         found: "\(file.status.modificationTimeNanoseconds)"))
             }
-            current = (n, file, options.data ? SequentialReader(file: file) : nil)
+            current = (n, ReadAheadFile(file), options.data ? SequentialReader(file: file) : nil)
         }
 
         let headerBlock = UnsafeMutableRawBufferPointer.allocate(byteCount: 512, alignment: 512)
@@ -334,15 +336,15 @@ public enum Verifier {
                 }
             } else {
                 let got: Int
-                do throws(IOError) { got = try file.readAll(into: headerBlock, at: headerOffset) } catch {
-                    shortFile(error)
+                do { got = try file.read(into: headerBlock, at: headerOffset) } catch {
+                    shortFile(error as? IOError ?? IOError("read", path: file.file.path, errno: 0, detail: "\(error)"))
                     return true
                 }
                 headerBytesRead += Int64(got)
                 guard got == 512 else {
                     shortFile(
                         IOError(
-                            "read", path: file.path, errno: 0,
+                            "read", path: file.file.path, errno: 0,
                             detail: "the shard ends at byte \(headerOffset + Int64(got)), before the member's header"))
                     return true
                 }
