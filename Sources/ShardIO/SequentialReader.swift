@@ -28,11 +28,20 @@ public final class SequentialReader: RandomAccessBytes {
     private var windowStart: Int64 = 0
     private var windowCount = 0
 
+    /// The default buffer: 4 MiB, large enough that the syscall cost is small against the copy
+    /// when every byte is read (checksums).
+    public static let defaultBufferSize = 4 << 20
+
+    /// A buffer for reading tar headers alone (a scan, `verify`): 4 KiB, so that in a shard of
+    /// small members (a label, a JSON record and an array beside each image) several headers
+    /// share one `pread`, for a few KiB more copied.
+    public static let headerWindowSize = 4096
+
     /// A reader over `file` with a buffer of `bufferSize` bytes (4 MiB by default); tells the
     /// kernel the file will be read sequentially (`posix_fadvise`).
     ///
     /// - Precondition: `bufferSize >= 512`.
-    public init(file: ReadOnlyFile, bufferSize: Int = 4 << 20) {
+    public init(file: ReadOnlyFile, bufferSize: Int = defaultBufferSize) {
         precondition(bufferSize >= 512, "a sequential reader needs a buffer of at least one tar block")
         self.file = file
         buffer = .allocate(byteCount: bufferSize, alignment: 4096)

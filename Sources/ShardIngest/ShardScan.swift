@@ -64,29 +64,6 @@ struct ShardScan: Sendable {
     var crc32c: [UInt32] = []
 }
 
-/// What the tar scanner reads: the file itself (headers only), or a ``SequentialReader`` whose
-/// large buffer also serves the members' data for their checksums, so a scan with checksums is
-/// one pass over the shard.
-enum ScanSource: RandomAccessBytes {
-    /// Headers only, through a small read-ahead window.
-    case file(ReadAheadFile)
-    case sequential(SequentialReader)
-
-    var byteCount: Int64 {
-        switch self {
-        case .file(let f): f.byteCount
-        case .sequential(let r): r.byteCount
-        }
-    }
-
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
-        switch self {
-        case .file(let f): try f.read(into: buffer, at: offset)
-        case .sequential(let r): try r.read(into: buffer, at: offset)
-        }
-    }
-}
-
 enum ShardScanner {
     /// Scans the headers of the shard at `path`; with `checksums`, reads the whole shard front to
     /// back instead (large reads into one buffer), computing each member's CRC-32C as its header
@@ -98,8 +75,13 @@ enum ShardScanner {
     {
         let file: ReadOnlyFile
         do { file = try ReadOnlyFile(path: path) } catch { throw .unreadableShard(error) }
-        let sequential = checksums ? SequentialReader(file: file) : nil
-        var scanner = TarScanner(sequential.map(ScanSource.sequential) ?? .file(ReadAheadFile(file)))
+        // The scanner reads through one buffer: a small window for headers alone (the headers of
+        // small members share one `pread`), or large reads that also serve the members' data for
+        // their checksums, so a scan with checksums is one pass over the shard.
+        let reader = SequentialReader(
+            file: file, bufferSize: checksums ? SequentialReader.defaultBufferSize : SequentialReader.headerWindowSize)
+        let sequential = checksums ? reader : nil
+        var scanner = TarScanner(reader)
         var result = ShardScan()
         var extensions: [[UInt8]: Int32] = [:]
         var n = 0

@@ -227,7 +227,7 @@ public enum Verifier {
         // The shard being read: its number, its file (nil when missing or unreadable).
         // Headers alone are read through a 4 KiB read-ahead window (the headers of small members
         // share one `pread`), with `data` from the sequential reader's large reads.
-        var current: (n: Int, file: ReadAheadFile?, reader: SequentialReader?)?
+        var current: (n: Int, file: SequentialReader?, reader: SequentialReader?)?
         var headerBytesRead: Int64 = 0
         var readerBytesDone: Int64 = 0
         func finishShard() {
@@ -265,7 +265,10 @@ public enum Verifier {
                         expected: "\(record.modificationTimeNanoseconds)",
                         found: "\(file.status.modificationTimeNanoseconds)"))
             }
-            current = (n, ReadAheadFile(file), options.data ? SequentialReader(file: file) : nil)
+            current = (
+                n, SequentialReader(file: file, bufferSize: SequentialReader.headerWindowSize),
+                options.data ? SequentialReader(file: file) : nil
+            )
         }
 
         let headerBlock = UnsafeMutableRawBufferPointer.allocate(byteCount: 512, alignment: 512)
