@@ -133,18 +133,11 @@ public final class Dataset: Sendable {
     private let splitIndexes: [UInt32]?
     /// With the location file: whether each of its extension numbers is read.
     private let selectedExtensions: [Bool]
-    private let storage: Storage
+    private let source: any ByteSource
     private let pool: ConnectionPool
     private let splitID: Int64?
     private let shardNumbers: [Int64: Int]
     private let keyIndex = Mutex<KeyIndex?>(nil)
-
-    /// Where member bytes come from.
-    private enum Storage: Sendable {
-        case memory(Arenas)
-        case mapped(ShardFiles<MappedFile>)
-        case pread(ShardFiles<ReadOnlyFile>)
-    }
 
     /// Opens the index at `path`, optionally limited to split `split` and to the members with the
     /// given extensions, reading with `strategy`.
@@ -191,22 +184,68 @@ public final class Dataset: Sendable {
         let indexDirectory = try Paths.real(Paths.directory(of: Paths.absolute(path)))
         let paths = shards.map { Paths.resolveStoredShardPath($0.path, indexDirectory: indexDirectory) }
         let capacity = options.maxOpenShards ?? ShardFileCache<MappedFile>.defaultCapacity()
+        let policy = HeaderPolicy(verifies: options.verifiesHeaders, indexPath: path)
         switch plan.choice.strategy {
         case .memory:
             let files = try ShardFiles<ReadOnlyFile>(
                 records: shards, paths: paths, used: used, capacity: capacity, indexPath: path)
-            storage = .memory(
-                try Preload.load(prepared.table!, from: files, verifiesHeaders: options.verifiesHeaders))
+            source = PreloadedSource(
+                arenas: try Preload.load(prepared.table!, from: files, verifiesHeaders: options.verifiesHeaders))
         case .mmap:
-            storage = .mapped(
-                try ShardFiles<MappedFile>(
-                    records: shards, paths: paths, used: used, capacity: capacity, indexPath: path))
+            source = MappedSource(
+                files: try ShardFiles<MappedFile>(
+                    records: shards, paths: paths, used: used, capacity: capacity, indexPath: path),
+                policy: policy)
         case .pread, .auto:
-            storage = .pread(
-                try ShardFiles<ReadOnlyFile>(
-                    records: shards, paths: paths, used: used, capacity: capacity, indexPath: path))
+            source = FileSource(
+                files: try ShardFiles<ReadOnlyFile>(
+                    records: shards, paths: paths, used: used, capacity: capacity, indexPath: path),
+                policy: policy)
         }
         pool = ConnectionPool(path: path, first: prepared.reader)
+        openedInProcess = getpid()
+    }
+
+    /// The process that opened this dataset (``reopenedAfterFork()`` sets the child's).
+    public let openedInProcess: pid_t
+
+    /// This dataset for the current process after `fork()`: it shares what a fork copies or
+    /// inherits safely (the location table, the preload, mappings and descriptors of open
+    /// shards, the location file) and makes anew what must not cross a fork: SQLite connections
+    /// (opened again, in this process, on first use) and locks (a lock a parent's thread held at
+    /// the fork would never be released). Nothing of the parent's is closed or released here:
+    /// closing an inherited SQLite connection in the child could harm the parent's.
+    ///
+    /// Call it in the child before its first read, once; the C ABI does so when it sees a new
+    /// process id (see ``openedInProcess``).
+    ///
+    /// ```swift
+    /// if getpid() != dataset.openedInProcess { dataset = dataset.reopenedAfterFork() }
+    /// ```
+    ///
+    /// - Complexity: O(shards).
+    public func reopenedAfterFork() -> Dataset { Dataset(forkOf: self) }
+
+    private init(forkOf parent: Dataset) {
+        path = parent.path
+        split = parent.split
+        extensions = parent.extensions
+        count = parent.count
+        choice = parent.choice
+        lookup = parent.lookup
+        memory = parent.memory
+        selectionBytes = parent.selectionBytes
+        shards = parent.shards
+        verifiesHeaders = parent.verifiesHeaders
+        table = parent.table
+        locations = parent.locations
+        splitIndexes = parent.splitIndexes
+        selectedExtensions = parent.selectedExtensions
+        source = parent.source.forChildProcess()
+        pool = ConnectionPool(path: parent.path, first: nil)
+        splitID = parent.splitID
+        shardNumbers = parent.shardNumbers
+        openedInProcess = getpid()
     }
 
     /// What opening a dataset would do, decided without reading any member bytes.
@@ -442,6 +481,15 @@ public final class Dataset: Sendable {
 
     /// ``withSample(at:_:)``, reading through `window` with `pread` (nil: one read a sample).
     private func withSample<R>(at position: Int, window: ReadWindow?, _ body: (SampleView) throws -> R) throws -> R {
+        try withKeptSample(at: position, window: window) { view, _ in try body(view) }
+    }
+
+    /// Calls `body` with a view of the sample at `position` and the object that keeps the view's
+    /// member bytes valid (nil: the dataset, or `window` until its next use); the key bytes are
+    /// valid only inside `body`.
+    func withKeptSample<R>(
+        at position: Int, window: ReadWindow?, _ body: (SampleView, AnyObject?) throws -> R
+    ) throws -> R {
         guard position >= 0, position < count else {
             throw IndexError.indexOutOfRange(index: position, count: count, split: split)
         }
@@ -559,15 +607,10 @@ public final class Dataset: Sendable {
     /// - Throws: what ``withSample(at:_:)`` or `body` throws.
     /// - Complexity: O(samples log samples) for the order in a split, then one read per sample.
     public func forEachSample(_ body: (SampleView) throws -> Void) throws {
-        if case .mapped(let files) = storage {
-            for f in files.openNow { f.advise(.sequential) }
-        }
-        defer {
-            if case .mapped(let files) = storage { for f in files.openNow { f.advise(.normal) } }
-        }
-        // With pread, samples that follow each other in a shard come out of one large read.
-        var window: ReadWindow?
-        if case .pread = storage { window = ReadWindow() }
+        source.sequentialPass(true)
+        defer { source.sequentialPass(false) }
+        // Samples that follow each other in a shard come out of one large read (sources that copy).
+        let window = ReadWindow()
         guard let table, splitID != nil else {
             for p in 0..<count { try withSample(at: p, window: window, body) }
             return
@@ -587,7 +630,7 @@ public final class Dataset: Sendable {
     // MARK: Table path
 
     private func withTableSample<R>(
-        _ table: LocationTable, _ position: Int, _ window: ReadWindow?, _ body: (SampleView) throws -> R
+        _ table: LocationTable, _ position: Int, _ window: ReadWindow?, _ body: (SampleView, AnyObject?) throws -> R
     ) throws -> R {
         let start = Int(table.memberStarts[position])
         let end = Int(table.memberStarts[position + 1])
@@ -603,11 +646,11 @@ public final class Dataset: Sendable {
                         lengths[i] = l == UInt32.max ? Int(table.longLengths[start + i] ?? Int64(l)) : Int(l)
                     }
                     let sizes = UnsafeBufferPointer(rebasing: lengths[0..<rows.count])
-                    return try withBytes(rows, sizes, window, key, table.extensionNames) { pointers in
+                    return try withBytes(rows, sizes, window, key, table.extensionNames) { pointers, keeper in
                         try body(
                             SampleView(
                                 position: position, index: index, keyBytes: key, rows: rows, pointers: pointers,
-                                lengths: sizes, names: table.extensionNames))
+                                lengths: sizes, names: table.extensionNames), keeper)
                     }
                 }
             }
@@ -620,7 +663,7 @@ public final class Dataset: Sendable {
     /// fails its checks (``LocationFile/withRecord(_:_:)`` then returns nil): a damaged location
     /// file never changes the bytes returned.
     private func withFileSample<R>(
-        _ file: LocationFile, _ position: Int, _ window: ReadWindow?, _ body: (SampleView) throws -> R
+        _ file: LocationFile, _ position: Int, _ window: ReadWindow?, _ body: (SampleView, AnyObject?) throws -> R
     ) throws -> R {
         let index = splitIndexes.map { Int($0[position]) } ?? position
         let read = try file.withRecord(index) { record in
@@ -641,11 +684,11 @@ public final class Dataset: Sendable {
                     }
                     let sizes = UnsafeBufferPointer(rebasing: lengths[0..<n])
                     let members = UnsafeBufferPointer(rebasing: rows[0..<n])
-                    return try withBytes(members, sizes, window, record.key, file.extensionNames) { pointers in
+                    return try withBytes(members, sizes, window, record.key, file.extensionNames) { pointers, keeper in
                         try body(
                             SampleView(
                                 position: position, index: index, keyBytes: record.key, rows: members,
-                                pointers: pointers, lengths: sizes, names: file.extensionNames))
+                                pointers: pointers, lengths: sizes, names: file.extensionNames), keeper)
                     }
                 }
             }
@@ -656,7 +699,9 @@ public final class Dataset: Sendable {
 
     // MARK: Statement path
 
-    private func withQueriedSample<R>(_ position: Int, _ window: ReadWindow?, _ body: (SampleView) throws -> R) throws
+    private func withQueriedSample<R>(
+        _ position: Int, _ window: ReadWindow?, _ body: (SampleView, AnyObject?) throws -> R
+    ) throws
         -> R
     {
         let found = try pool.with { reader in
@@ -685,11 +730,11 @@ public final class Dataset: Sendable {
         return try rows.withUnsafeBufferPointer { rows in
             try lengths.withUnsafeBufferPointer { sizes in
                 try found.key.withUnsafeBytes { key in
-                    try withBytes(rows, sizes, window, key, names) { pointers in
+                    try withBytes(rows, sizes, window, key, names) { pointers, keeper in
                         try body(
                             SampleView(
                                 position: position, index: found.index, keyBytes: key, rows: rows, pointers: pointers,
-                                lengths: sizes, names: names))
+                                lengths: sizes, names: names), keeper)
                     }
                 }
             }
@@ -698,165 +743,24 @@ public final class Dataset: Sendable {
 
     // MARK: Bytes
 
-    /// Calls `body` with a pointer to each member's first byte, after checking each member's own
-    /// tar header against the index (unless ``verifiesHeaders`` is off): `key` is the sample's
-    /// key, `names` the extension names the rows' numbers refer to.
+    /// Calls `body` with a pointer to each member's first byte, from the ``ByteSource``, which
+    /// checks each member's own tar header against the index (unless ``verifiesHeaders`` is off),
+    /// and with the object that keeps those bytes valid: `key` is the sample's key, `names` the
+    /// extension names the rows' numbers refer to.
     ///
     /// - Throws: ``MemberHeaderError`` when a header does not match; `IOError`,
     ///   ``ShardChangedError``; what `body` throws.
     private func withBytes<R>(
         _ rows: UnsafeBufferPointer<PackedMember>, _ lengths: UnsafeBufferPointer<Int>, _ window: ReadWindow?,
-        _ key: UnsafeRawBufferPointer, _ names: [String], _ body: (UnsafeBufferPointer<UnsafeRawPointer?>) throws -> R
+        _ key: UnsafeRawBufferPointer, _ names: [String],
+        _ body: (UnsafeBufferPointer<UnsafeRawPointer?>, AnyObject?) throws -> R
     ) throws -> R {
         try withUnsafeTemporaryAllocation(of: UnsafeRawPointer?.self, capacity: max(rows.count, 1)) { slots in
-            let pointers = UnsafeBufferPointer(rebasing: slots[0..<rows.count])
-            switch storage {
-            case .memory(let arenas):
-                // Checked once, when the preload read them.
-                for i in 0..<rows.count { slots[i] = arenas.pointer(shard: Int(rows[i].shard), offset: rows[i].offset) }
-                return try body(pointers)
-            case .mapped(let files):
-                return try withMapped(files, rows, lengths, key, names, slots, 0) { try body(pointers) }
-            case .pread(let files):
-                return try withRead(files, rows, lengths, key, names, slots, window) { try body(pointers) }
+            let reads = MemberReads(rows: rows, lengths: lengths, key: key, names: names)
+            let keeper = try source.locate(reads, window: window, into: slots)
+            return try withExtendedLifetime(keeper) {
+                try body(UnsafeBufferPointer(rebasing: slots[0..<rows.count]), keeper)
             }
-        }
-    }
-
-    /// The bytes read before each member's data: its header block when headers are checked.
-    private var headerBytes: Int { verifiesHeaders ? MemberHeaderCheck.blockSize : 0 }
-
-    /// Fills `slots[from...]` with pointers into the mappings, checking each member's header
-    /// there, and holds each mapping until `body` returns.
-    private func withMapped<R>(
-        _ files: ShardFiles<MappedFile>, _ rows: UnsafeBufferPointer<PackedMember>, _ lengths: UnsafeBufferPointer<Int>,
-        _ key: UnsafeRawBufferPointer, _ names: [String], _ slots: UnsafeMutableBufferPointer<UnsafeRawPointer?>,
-        _ from: Int, _ body: () throws -> R
-    ) throws -> R {
-        guard from < rows.count else { return try body() }
-        let shard = Int(rows[from].shard)
-        let file = try files.file(shard)
-        let header = headerBytes
-        return try file.withMapping { map in
-            var i = from
-            while i < rows.count, Int(rows[i].shard) == shard {
-                let offset = Int(rows[i].offset)
-                guard offset >= header else { throw noRoomForHeader(rows[i], key, names) }
-                guard offset <= map.count, lengths[i] <= map.count - offset else {
-                    throw ShardCheck.shortRead(
-                        files.paths[shard], size: Int64(map.count), offset: rows[i].offset, lengths[i])
-                }
-                let data = map.baseAddress! + offset
-                if header > 0 {
-                    try MemberHeaderError.check(
-                        data - header, rows[i], length: lengths[i], key: key, ext: names[rows[i].ext],
-                        shardPath: files.paths[shard])
-                }
-                slots[i] = UnsafeRawPointer(data)
-                i += 1
-            }
-            // Members from another shard (rare: a sample merged across shards) hold that mapping too.
-            return try withMapped(files, rows, lengths, key, names, slots, i, body)
-        }
-    }
-
-    /// Reads the members with their header blocks into one buffer (one `pread` when they are
-    /// adjacent in one shard, from the first member's header: the others' headers lie between
-    /// the members), checks the headers and fills `slots` with pointers to the data.
-    private func withRead<R>(
-        _ files: ShardFiles<ReadOnlyFile>, _ rows: UnsafeBufferPointer<PackedMember>,
-        _ lengths: UnsafeBufferPointer<Int>, _ key: UnsafeRawBufferPointer, _ names: [String],
-        _ slots: UnsafeMutableBufferPointer<UnsafeRawPointer?>, _ window: ReadWindow?, _ body: () throws -> R
-    ) throws -> R {
-        guard !rows.isEmpty else { return try body() }
-        let header = headerBytes
-        var total = 0
-        var low = Int64.max
-        var high = Int64.min
-        var oneShard = true
-        for i in 0..<rows.count {
-            guard rows[i].offset >= Int64(header) else { throw noRoomForHeader(rows[i], key, names) }
-            total += header + lengths[i]
-            low = min(low, rows[i].offset - Int64(header))
-            high = max(high, rows[i].offset + Int64(lengths[i]))
-            oneShard = oneShard && rows[i].shard == rows[0].shard
-        }
-        // One read over the span when the gaps (tar headers and padding) are small.
-        let span = Int(high - low)
-        let coalesce = oneShard && span - total <= max(64 << 10, total)
-        if coalesce, let window,
-            let base = try window.bytes(
-                shard: Int(rows[0].shard), from: low, count: span,
-                { buffer, offset in
-                    let file = try files.file(Int(rows[0].shard))
-                    let n = try file.readAll(into: buffer, at: offset)
-                    if n < span {
-                        throw ShardCheck.shortRead(
-                            files.paths[Int(rows[0].shard)], size: offset + Int64(n), offset: offset, span)
-                    }
-                    return n
-                })
-        {
-            for i in 0..<rows.count { slots[i] = UnsafeRawPointer(base + Int(rows[i].offset - low)) }
-            try checkHeaders(files, rows, lengths, key, names, slots)
-            return try body()
-        }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(coalesce ? span : total, 1), alignment: 16)
-        defer { buffer.deallocate() }
-        if coalesce {
-            let shard = Int(rows[0].shard)
-            try read(files, shard, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<span]), at: low)
-            for i in 0..<rows.count { slots[i] = UnsafeRawPointer(buffer.baseAddress! + Int(rows[i].offset - low)) }
-        } else {
-            var at = 0
-            for i in 0..<rows.count {
-                let shard = Int(rows[i].shard)
-                let count = header + lengths[i]
-                try read(
-                    files, shard, into: UnsafeMutableRawBufferPointer(rebasing: buffer[at..<(at + count)]),
-                    at: rows[i].offset - Int64(header))
-                slots[i] = UnsafeRawPointer(buffer.baseAddress! + at + header)
-                at += count
-            }
-        }
-        try checkHeaders(files, rows, lengths, key, names, slots)
-        return try body()
-    }
-
-    /// The error for a member whose data offset leaves no room for its header (a damaged location
-    /// file slot: table and statement rows are validated when loaded).
-    private func noRoomForHeader(_ row: PackedMember, _ key: UnsafeRawBufferPointer, _ names: [String])
-        -> IndexRowError
-    {
-        IndexRowError(
-            indexPath: path, sample: nil, key: SampleKey(bytes: key), ext: names[row.ext],
-            defect: MemberLocation.Defect(
-                field: "data_offset", detail: "\(row.offset) is not a positive multiple of 512"))
-    }
-
-    /// Checks the header block right before each `slots[i]` (read with the member) when headers
-    /// are checked.
-    @inline(__always)
-    private func checkHeaders<F>(
-        _ files: ShardFiles<F>, _ rows: UnsafeBufferPointer<PackedMember>, _ lengths: UnsafeBufferPointer<Int>,
-        _ key: UnsafeRawBufferPointer, _ names: [String], _ slots: UnsafeMutableBufferPointer<UnsafeRawPointer?>
-    ) throws {
-        guard verifiesHeaders else { return }
-        for i in 0..<rows.count {
-            try MemberHeaderError.check(
-                slots[i]! - MemberHeaderCheck.blockSize, rows[i], length: lengths[i], key: key, ext: names[rows[i].ext],
-                shardPath: files.paths[Int(rows[i].shard)])
-        }
-    }
-
-    private func read(
-        _ files: ShardFiles<ReadOnlyFile>, _ shard: Int, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64
-    ) throws {
-        guard !buffer.isEmpty else { return }
-        let file = try files.file(shard)
-        let n = try file.readAll(into: buffer, at: offset)
-        if n < buffer.count {
-            throw ShardCheck.shortRead(files.paths[shard], size: offset + Int64(n), offset: offset, buffer.count)
         }
     }
 
@@ -987,9 +891,10 @@ final class ConnectionPool: Sendable {
     private let path: String
     private let idle: Mutex<[Connection]>
 
-    init(path: String, first: IndexReader) {
+    /// A pool holding `first`, or empty (connections are opened on first use).
+    init(path: String, first: IndexReader?) {
         self.path = path
-        idle = Mutex([Connection(first)])
+        idle = Mutex(first.map { [Connection($0)] } ?? [])
     }
 
     /// Runs `body` with a connection no other thread is using.

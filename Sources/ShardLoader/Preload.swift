@@ -1,4 +1,3 @@
-import Dispatch
 import ShardCore
 import ShardIO
 import ShardIndex
@@ -26,7 +25,8 @@ enum Preload {
     /// The largest read into the staging buffer; a member larger than this is read directly.
     static let window = 8 << 20
 
-    /// Reads every member of `table` into per-shard buffers, shards in parallel, and rewrites each
+    /// Reads every member of `table` into per-shard buffers, shards in parallel (on
+    /// ``ParallelLoop`` threads, never Dispatch: a forked child may preload too), and rewrites each
     /// member's offset to its place in its shard's buffer. With `verifiesHeaders`, each member's
     /// own tar header is read with it (the reads start 512 bytes earlier; the headers of the
     /// next members lie in the gaps read anyway) and checked; the RAM copy is not checked again.
@@ -73,7 +73,7 @@ enum Preload {
                     failure.withLock { if $0 == nil { $0 = error } }
                 }
             }
-            DispatchQueue.concurrentPerform(iterations: shardCount, execute: run)
+            ParallelLoop.run(iterations: shardCount, run)
             if let error = failure.withLock({ $0 }) { throw error }
         }
         for i in table.members.indices { table.members[i].offset = newOffsets[i] }

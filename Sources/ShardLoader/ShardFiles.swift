@@ -116,6 +116,31 @@ final class ShardFiles<F: OpenedShard>: Sendable {
         }
     }
 
+    private init(records: [ShardRecord], paths: [String], indexPath: String, opened: [F?], cache: ShardFileCache<F>?) {
+        self.records = records
+        self.paths = paths
+        self.indexPath = indexPath
+        self.opened = opened
+        self.cache = cache
+    }
+
+    /// The same shards for a child process after `fork()`: the shards kept open are shared
+    /// (descriptors and mappings are inherited), and a cache is replaced by a new, empty one,
+    /// because a thread of the parent may have held its lock at the fork.
+    ///
+    /// - Complexity: O(shards).
+    func forChildProcess() -> ShardFiles<F> {
+        guard cache != nil else { return self }
+        let records = records
+        let paths = paths
+        let indexPath = indexPath
+        return ShardFiles(
+            records: records, paths: paths, indexPath: indexPath, opened: opened,
+            cache: ShardFileCache<F>(capacity: cache!.capacity) { n in
+                try ShardCheck.open(F.self, records[Int(n)], at: paths[Int(n)], indexPath: indexPath)
+            })
+    }
+
     /// Whether every shard is open (no cache).
     var allOpen: Bool { cache == nil }
 
