@@ -30,10 +30,13 @@ public enum ParallelLoop {
         for _ in 0..<helpers {
             var thread = pthread_t()
             let context = Unmanaged.passRetained(work).toOpaque()
-            if pthread_create(&thread, nil, { context in
-                Unmanaged<Work>.fromOpaque(context!).takeRetainedValue().drain()
-                return nil
-            }, context) == 0 {
+            if pthread_create(
+                &thread, nil,
+                { context in
+                    Unmanaged<Work>.fromOpaque(context!).takeRetainedValue().drain()
+                    return nil
+                }, context) == 0
+            {
                 threads.append(thread)
             } else {
                 Unmanaged<Work>.fromOpaque(context).release()
