@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""One measurement of the `shardstore` Python package, printed as one JSON line (tools/bench runs it).
+
+    bench-python.py random     --index INDEX --indices FILE [--strategy auto]
+    bench-python.py batch      --index INDEX --indices FILE [--batch 256] [--strategy auto]
+    bench-python.py sequential --index INDEX [--strategy auto]
+    bench-python.py rss        --index INDEX [--strategy pread]
+
+The work per sample is the peers' (../shared/bench/README.md): one running zlib crc32, fed every
+member's bytes in archive order, so `checksum` equals random-c's (random, batch) or seq-c's
+(sequential) in the same run. `random` reads ds[i] for each of the K indices (raw little-endian
+int64, from `peers.py indices`); `batch` calls ds.get_batch on 256 of them at a time; `sequential`
+iterates the dataset (storage order: shard by shard). `rss` reports VmRSS of this interpreter
+with numpy imported, then after `import shardstore` and opening the dataset (and reading one
+sample): `rss_above_bare_mb` is the difference.
+"""
+import argparse
+import json
+import resource
+import sys
+import time
+import zlib
+
+
+def vm_rss_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def load_indices(path):
+    import numpy as np
+
+    return np.fromfile(path, dtype="<i8").tolist()
+
+
+def members(sample):
+    """The member values of a sample dict, in archive order (the `__` entries left out)."""
+    return [v for k, v in sample.items() if not k.startswith("__")]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("mode", choices=["random", "batch", "sequential", "rss"])
+    ap.add_argument("--index", required=True)
+    ap.add_argument("--indices")
+    ap.add_argument("--strategy", default=None)
+    ap.add_argument("--batch", type=int, default=256)
+    a = ap.parse_args()
+    strategy = a.strategy or ("pread" if a.mode == "rss" else "auto")
+
+    if a.mode == "rss":
+        import numpy  # noqa: F401  (the bare interpreter the target is measured against has numpy)
+
+        bare = vm_rss_mb()
+        t = time.perf_counter()
+        import shardstore
+
+        ds = shardstore.Dataset(a.index, strategy=strategy)
+        open_s = time.perf_counter() - t
+        sample = ds[0]
+        checksum = 0
+        for m in members(sample):
+            checksum = zlib.crc32(m, checksum)
+        after = vm_rss_mb()
+        print(json.dumps({"peer": "shardstore-python", "mode": "rss", "strategy": ds.strategy,
+                          "rss_bare_mb": round(bare, 1), "rss_open_mb": round(after, 1),
+                          "rss_above_bare_mb": round(after - bare, 1), "open_s": round(open_s, 4),
+                          "samples": len(ds), "checksum": checksum}))
+        return
+
+    t = time.perf_counter()
+    import shardstore
+
+    ds = shardstore.Dataset(a.index, strategy=strategy)
+    open_s = time.perf_counter() - t
+    acc = 0
+    total = 0
+    crc32 = zlib.crc32
+    if a.mode == "sequential":
+        n = len(ds)
+        t = time.perf_counter()
+        for sample in ds:
+            for k, v in sample.items():
+                if k[0] != "_":
+                    acc = crc32(v, acc)
+                    total += len(v)
+        run_s = time.perf_counter() - t
+    else:
+        indices = load_indices(a.indices)
+        n = len(indices)
+        if a.mode == "random":
+            t = time.perf_counter()
+            for i in indices:
+                for k, v in ds[i].items():
+                    if k[0] != "_":
+                        acc = crc32(v, acc)
+                        total += len(v)
+            run_s = time.perf_counter() - t
+        else:
+            size = a.batch
+            t = time.perf_counter()
+            for start in range(0, n, size):
+                for sample in ds.get_batch(indices[start:start + size]):
+                    for k, v in sample.items():
+                        if k[0] != "_":
+                            acc = crc32(v, acc)
+                            total += len(v)
+            run_s = time.perf_counter() - t
+    record = {"peer": "shardstore-python", "mode": a.mode, "strategy": ds.strategy, "lookup": ds.lookup,
+              "samples_per_s": round(n / run_s, 1), "run_s" if a.mode != "sequential" else "wall_s": round(run_s, 4),
+              "open_s": round(open_s, 4), "k": n, "bytes": total, "touch": "crc32", "checksum": acc,
+              "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if a.mode == "batch":
+        record["batch"] = a.batch
+    print(json.dumps(record))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
