@@ -6,12 +6,14 @@ import ShardIndex
 extension Dataset {
     /// Throws unless every extension in `wanted` (nil: no restriction) is among `found`.
     ///
-    /// - Throws: ``IndexError/invalidArgument(_:)`` naming the missing extensions and listing those found.
+    /// - Throws: ``DatasetError`` (``ErrorCode/unknownExtension``) naming the missing extensions
+    ///   and listing those found.
     static func checkExtensions(_ wanted: [String]?, found: [String]) throws {
         guard let wanted else { return }
         let missing = wanted.filter { !found.contains($0) }
         guard missing.isEmpty else {
-            throw IndexError.invalidArgument(
+            throw DatasetError(
+                .unknownExtension,
                 "no member has extension \(missing.map { "'.\(MessageText.escaped($0))'" }.joined(separator: ", ")) (extensions: \(found.sorted().map { "." + MessageText.escaped($0) }.joined(separator: ", ")))"
             )
         }

@@ -44,7 +44,7 @@ import Synchronization
 /// it once during the preload), so a shard swapped for another of the same size and time, or a
 /// damaged index row, is refused with a ``MemberHeaderError`` instead of giving wrong bytes; index
 /// rows are validated when loaded (``IndexRowError``). Shards must not be modified while a dataset reads them: with
-/// `pread`, a shard truncated later gives an `IOError` naming the shard and offset; with `mmap`,
+/// `pread`, a shard truncated later gives a ``ShardChangedError`` naming the shard and offset; with `mmap`,
 /// reading a mapped page past the new end of a truncated file raises `SIGBUS`, which ends the
 /// process (it cannot be caught safely); with `memory`, the bytes were copied at open and are
 /// not affected. Use `pread` when shards may change under a running job.
@@ -280,9 +280,11 @@ public final class Dataset: Sendable {
         let estimate = LocationTable.estimatedBytes(samples: count, members: expectedMembers, isSplit: split != nil)
         let mode = options.lookup
         if strategy == .memory, mode == .file || mode == .statements {
-            throw IndexError.invalidArgument(
-                "the memory strategy needs the in-memory location table; use --lookup auto or table, or another strategy"
-            )
+            let lookups = OptionSetting(.lookup, ["auto", "table"])
+            throw DatasetError(
+                .invalidArgument,
+                "the memory strategy needs the in-memory location table; use \(lookups.text(.api)), or another strategy",
+                mentioning: [lookups])
         }
         let buildTable: Bool
         switch mode {
@@ -309,9 +311,11 @@ public final class Dataset: Sendable {
                 table = built
             } catch let tooBig as LocationTable.Overflow {
                 guard strategy != .memory else {
-                    throw IndexError.invalidArgument(
-                        "the memory strategy cannot be used here: \(tooBig.reason) do not fit the location table; use --strategy mmap or pread"
-                    )
+                    let others = OptionSetting(.strategy, ["mmap", "pread"])
+                    throw DatasetError(
+                        .invalidArgument,
+                        "the memory strategy cannot be used here: \(tooBig.reason) do not fit the location table; use \(others.text(.api))",
+                        mentioning: [others])
                 }
                 table = nil
                 overflow = "\(tooBig.reason) do not fit it"
@@ -344,23 +348,34 @@ public final class Dataset: Sendable {
             selectionBytes = try reader.selectionBytes(splitID: splitID, extensions: wanted)
             if let wanted, locations == nil { try Self.checkExtensions(wanted, reader: reader) }
         }
-        let withoutTable: String? =
+        let lookupWithoutTable: OptionSetting? =
             switch (table, mode) {
-            case (nil, .file): "--lookup file keeps no location table"
-            case (nil, .statements): "--lookup statements keeps no location table"
-            case (nil, _) where overflow != nil: "the location table cannot hold this selection: \(overflow!)"
+            case (nil, .file): OptionSetting(.lookup, ["file"])
+            case (nil, .statements): OptionSetting(.lookup, ["statements"])
             default: nil
+            }
+        let withoutTable: String? =
+            if let lookupWithoutTable {
+                "\(lookupWithoutTable.text(.api)) keeps no location table"
+            } else if table == nil, let overflow {
+                "the location table cannot hold this selection: \(overflow)"
+            } else {
+                nil
             }
         // A preload asked for by name must fit what is available: an allocation past it would be
         // killed by the kernel (or abort), not refused.
         if strategy == .memory, let available = memory.available, selectionBytes > available {
-            throw IndexError.invalidArgument(
-                "the memory strategy would read \(selectionBytes) bytes into RAM, more than the \(available) bytes available; use --strategy mmap or pread, or auto to choose"
-            )
+            let others = OptionSetting(.strategy, ["mmap", "pread"])
+            let auto = OptionSetting(.strategy, ["auto"])
+            throw DatasetError(
+                .outOfMemory,
+                "the memory strategy would read \(selectionBytes) bytes into RAM, more than the \(available) bytes available; use \(others.text(.api)), or \(auto.text(.api)) to choose",
+                mentioning: [others, auto])
         }
         let choice = StrategyChoice.choose(
             requested: strategy, selectionBytes: selectionBytes, tableBytes: table?.byteCount ?? estimate,
-            memory: memory, tableFits: table != nil, withoutTable: withoutTable)
+            memory: memory, tableFits: table != nil, withoutTable: withoutTable,
+            mentioning: lookupWithoutTable.map { [$0] } ?? [])
         let lookup: Lookup =
             if let table { .table(bytes: table.byteCount) } else if let locations { .file(path: locations.path) } else {
                 .statements
