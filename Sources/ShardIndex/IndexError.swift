@@ -55,7 +55,8 @@ public enum IndexError: Error, Sendable, Equatable, CustomStringConvertible {
             let problem =
                 "sample '\(MessageText.escaped(key))' is not in split '\(MessageText.escaped(split))'; open the dataset without a split to read it"
             guard style == .commandLine else { return problem }
-            return problem + ", or list the split's keys with `shardstore ls INDEX --split \(MessageText.escaped(split))`"
+            return problem
+                + ", or list the split's keys with `shardstore ls INDEX --split \(MessageText.escaped(split))`"
         case .ambiguousKey(let key, let indexes):
             let list = indexes.prefix(10).map(String.init).joined(separator: ", ")
             let problem =

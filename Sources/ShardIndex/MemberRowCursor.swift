@@ -34,8 +34,7 @@ public struct MemberRowCursor {
     ///
     /// - Throws: what `body` throws.
     /// - Complexity: O(1) plus `body`.
-    public func withExtensionBytes<R, E: Error>(_ body: (UnsafeBufferPointer<UInt8>) throws(E) -> R) throws(E) -> R
-    {
+    public func withExtensionBytes<R, E: Error>(_ body: (UnsafeBufferPointer<UInt8>) throws(E) -> R) throws(E) -> R {
         try statement.withTextBytes(at: 1, body)
     }
 }

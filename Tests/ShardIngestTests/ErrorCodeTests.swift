@@ -95,7 +95,7 @@ struct ErrorCodeTests {
         let f = try StrategyFixture(shards: 1, perShard: 2)
         let error = try #require(
             caught { _ = try Dataset(index: f.index, strategy: .memory, options: Dataset.Options(lookup: .statements)) }
-            as? DatasetError)
+                as? DatasetError)
         #expect(error.mentions == [OptionSetting(.lookup, ["auto", "table"])])
         #expect(!error.description.contains("--"))
         #expect(error.message(.commandLine).hasSuffix("; use --lookup auto or table, or another strategy"))
