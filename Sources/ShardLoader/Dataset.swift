@@ -156,7 +156,8 @@ public final class Dataset: Sendable {
     /// - Parameters:
     ///   - extensions: the extensions to read (`"jpg"`, `".JPG"` and `"seg.png"` are accepted);
     ///     samples keep their positions even when they have none of them. Nil reads every member.
-    /// - Throws: `IndexError` (no such index, split or extension), `SchemaError`,
+    /// - Throws: `IndexError` (no such index or split), ``DatasetError`` (no such extension; the
+    ///   `memory` strategy with another lookup, or larger than the memory available), `SchemaError`,
     ///   ``ShardChangedError`` (a shard changed or vanished since ingest), `IOError`,
     ///   `MemorySizeError` (a bad `SHARDSTORE_MEMORY_LIMIT`), `SQLiteError`.
     /// - Complexity: O(samples + members) to build the table; with `memory`, reading the
