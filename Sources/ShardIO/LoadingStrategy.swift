@@ -26,14 +26,31 @@ public enum LoadingStrategy: String, CaseIterable, Sendable {
 public struct StrategyChoice: Sendable, Equatable {
     /// The strategy to use; never ``LoadingStrategy/auto``.
     public var strategy: LoadingStrategy
-    /// Why: `"requested"`, or a sentence starting with the strategy's name and giving the figures.
+    /// Why: `"requested"`, or a sentence starting with the strategy's name and giving the figures,
+    /// in the API's words (see ``reason(_:)``).
     public var reason: String
+    /// The option settings ``reason`` mentions (`lookup 'file'`), so that the CLI can name them as
+    /// flags.
+    public var mentions: [OptionSetting]
 
     /// Makes a choice; `strategy` must not be ``LoadingStrategy/auto``.
-    public init(strategy: LoadingStrategy, reason: String) {
+    public init(strategy: LoadingStrategy, reason: String, mentions: [OptionSetting] = []) {
         precondition(strategy != .auto, "a StrategyChoice names a concrete strategy, not auto")
         self.strategy = strategy
         self.reason = reason
+        self.mentions = mentions
+    }
+
+    /// ``reason`` with the options it mentions in `style`: `"mmap: --lookup file keeps no location
+    /// table, ..."` for the command line.
+    ///
+    /// ```swift
+    /// print(dataset.choice.reason(.commandLine))
+    /// ```
+    ///
+    /// - Complexity: O(reason length × mentions).
+    public func reason(_ style: MessageStyle) -> String {
+        OptionSetting.rendering(reason, in: style, mentions)
     }
 
     /// Below this much available memory (64 MiB) `auto` uses `pread` rather than `mmap`.
@@ -67,16 +84,21 @@ public struct StrategyChoice: Sendable, Equatable {
     ///   - tableFits: false when the location table itself does not fit: `memory` is then never
     ///     chosen, and the reason names the table's size.
     ///   - withoutTable: why there is no location table for another cause than its size (the
-    ///     caller chose another lookup, say "--lookup file keeps no location table"): `memory`,
+    ///     caller chose another lookup, say "lookup 'file' keeps no location table"): `memory`,
     ///     which preloads through the table, is then never chosen, and the reason says so.
+    ///   - mentioning: the option settings `withoutTable` mentions, kept in ``mentions``.
     /// - Complexity: O(1).
     public static func choose(
         requested: LoadingStrategy, selectionBytes: Int64, tableBytes: Int64, memory: MemoryFigures,
-        tableFits: Bool = true, withoutTable: String? = nil
+        tableFits: Bool = true, withoutTable: String? = nil, mentioning: [OptionSetting] = []
     ) -> StrategyChoice {
         precondition(selectionBytes >= 0 && tableBytes >= 0, "byte counts cannot be negative")
         if requested != .auto { return StrategyChoice(strategy: requested, reason: "requested") }
-        if let withoutTable { return chooseWithoutTable(withoutTable, memory: memory) }
+        if let withoutTable {
+            var choice = chooseWithoutTable(withoutTable, memory: memory)
+            choice.mentions = mentioning
+            return choice
+        }
         let (sum, overflow) = selectionBytes.addingReportingOverflow(tableBytes)
         let needed = overflow ? Int64.max : sum
         var needs = "the selection needs \(formatBytes(needed))"

@@ -1,4 +1,5 @@
 import ShardCore
+import ShardIO
 
 /// A query the index cannot answer, or an index that cannot be used. Each message says what
 /// failed and what to do.
@@ -24,9 +25,20 @@ public enum IndexError: Error, Sendable, Equatable, CustomStringConvertible {
     /// An argument the index rejects (bad ratio, reserved metadata key...).
     case invalidArgument(String)
 
-    /// One line: keys, names and extensions go through `MessageText.escaped`, so a key holding a
-    /// line break stays on the line.
-    public var description: String {
+    /// One line in the library API's words (``message(_:)`` in `.api` style): keys, names and
+    /// extensions go through `MessageText.escaped`, so a key holding a line break stays on the line.
+    public var description: String { message(.api) }
+
+    /// The message, naming what to do in `style`: `.api` for a library caller, `.commandLine` for
+    /// the CLI, whose options (`--index`, `shardstore ls --split`) a library caller does not have.
+    ///
+    /// ```swift
+    /// IndexError.ambiguousKey(SampleKey("a"), indexes: [0, 1]).message(.commandLine)
+    /// // "key 'a' names 2 samples (duplicates kept at ingest) at indexes 0, 1; select one by index with --index"
+    /// ```
+    ///
+    /// - Complexity: O(message length).
+    public func message(_ style: MessageStyle) -> String {
         switch self {
         case .indexNotFound(let path):
             return "index '\(path)' does not exist; create it with `shardstore ingest \(path) SHARD...`"
@@ -40,12 +52,16 @@ public enum IndexError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unknownKey(let key):
             return "no sample has key '\(MessageText.escaped(key))'; `shardstore ls INDEX` lists the keys"
         case .keyNotInSplit(let key, let split):
-            return
-                "sample '\(MessageText.escaped(key))' is not in split '\(MessageText.escaped(split))'; open the dataset without a split to read it, or list the split's keys with `shardstore ls INDEX --split \(MessageText.escaped(split))`"
+            let problem =
+                "sample '\(MessageText.escaped(key))' is not in split '\(MessageText.escaped(split))'; open the dataset without a split to read it"
+            guard style == .commandLine else { return problem }
+            return problem
+                + ", or list the split's keys with `shardstore ls INDEX --split \(MessageText.escaped(split))`"
         case .ambiguousKey(let key, let indexes):
             let list = indexes.prefix(10).map(String.init).joined(separator: ", ")
-            return
-                "key '\(MessageText.escaped(key))' names \(indexes.count) samples (duplicates kept at ingest) at indexes \(list)\(indexes.count > 10 ? ", ..." : ""); select one by index with --index"
+            let problem =
+                "key '\(MessageText.escaped(key))' names \(indexes.count) samples (duplicates kept at ingest) at indexes \(list)\(indexes.count > 10 ? ", ..." : ""); select one by index"
+            return style == .commandLine ? problem + " with --index" : problem
         case .unknownSplit(let name, let available):
             let list =
                 available.isEmpty

@@ -44,7 +44,7 @@ import Synchronization
 /// it once during the preload), so a shard swapped for another of the same size and time, or a
 /// damaged index row, is refused with a ``MemberHeaderError`` instead of giving wrong bytes; index
 /// rows are validated when loaded (``IndexRowError``). Shards must not be modified while a dataset reads them: with
-/// `pread`, a shard truncated later gives an `IOError` naming the shard and offset; with `mmap`,
+/// `pread`, a shard truncated later gives a ``ShardChangedError`` naming the shard and offset; with `mmap`,
 /// reading a mapped page past the new end of a truncated file raises `SIGBUS`, which ends the
 /// process (it cannot be caught safely); with `memory`, the bytes were copied at open and are
 /// not affected. Use `pread` when shards may change under a running job.
@@ -149,7 +149,8 @@ public final class Dataset: Sendable {
     /// - Parameters:
     ///   - extensions: the extensions to read (`"jpg"`, `".JPG"` and `"seg.png"` are accepted);
     ///     samples keep their positions even when they have none of them. Nil reads every member.
-    /// - Throws: `IndexError` (no such index, split or extension), `SchemaError`,
+    /// - Throws: `IndexError` (no such index or split), ``DatasetError`` (no such extension; the
+    ///   `memory` strategy with another lookup, or larger than the memory available), `SchemaError`,
     ///   ``ShardChangedError`` (a shard changed or vanished since ingest), `IOError`,
     ///   `MemorySizeError` (a bad `SHARDSTORE_MEMORY_LIMIT`), `SQLiteError`.
     /// - Complexity: O(samples + members) to build the table; with `memory`, reading the
@@ -299,11 +300,10 @@ public final class Dataset: Sendable {
         _ path: String, _ split: String?, _ extensions: [String]?, _ strategy: LoadingStrategy, _ options: Options
     ) throws -> Prepared {
         let reader = try IndexReader(path: path)
-        let database = reader.database
         // The table is built from sequential scans, which need no large page cache: 256 KiB
         // instead of SQLite's 2 MiB keeps the peak memory of a pread dataset low.
-        try database.execute("PRAGMA cache_size = -256")
-        let wanted = try extensions.map { Array(Set(try $0.map { try Self.normalize($0, in: database) })).sorted() }
+        try reader.useSmallPageCache()
+        let wanted = try extensions.map { Array(Set(try $0.map { try Self.normalize($0, in: reader) })).sorted() }
         let splitID = try split.map { try reader.splitID($0) }
         let count = try split.map { try reader.sampleCount(inSplit: $0) } ?? reader.sampleCount()
         let shards = try reader.shards()
@@ -320,9 +320,11 @@ public final class Dataset: Sendable {
         let estimate = LocationTable.estimatedBytes(samples: count, members: expectedMembers, isSplit: split != nil)
         let mode = options.lookup
         if strategy == .memory, mode == .file || mode == .statements {
-            throw IndexError.invalidArgument(
-                "the memory strategy needs the in-memory location table; use --lookup auto or table, or another strategy"
-            )
+            let lookups = OptionSetting(.lookup, ["auto", "table"])
+            throw DatasetError(
+                .invalidArgument,
+                "the memory strategy needs the in-memory location table; use \(lookups.text(.api)), or another strategy",
+                mentioning: [lookups])
         }
         let buildTable: Bool
         switch mode {
@@ -338,7 +340,7 @@ public final class Dataset: Sendable {
         if buildTable {
             do {
                 let built = try LocationTable.build(
-                    database: database, splitID: splitID, count: count, extensions: wanted.map(Set.init),
+                    reader: reader, splitID: splitID, count: count, extensions: wanted.map(Set.init),
                     // A reservation only: bounded so that a damaged member count cannot make it huge.
                     shards: shards, shardNumbers: numbers,
                     expectedMembers: wanted == nil ? min(expectedMembers, count * 16) : 0,
@@ -349,9 +351,11 @@ public final class Dataset: Sendable {
                 table = built
             } catch let tooBig as LocationTable.Overflow {
                 guard strategy != .memory else {
-                    throw IndexError.invalidArgument(
-                        "the memory strategy cannot be used here: \(tooBig.reason) do not fit the location table; use --strategy mmap or pread"
-                    )
+                    let others = OptionSetting(.strategy, ["mmap", "pread"])
+                    throw DatasetError(
+                        .invalidArgument,
+                        "the memory strategy cannot be used here: \(tooBig.reason) do not fit the location table; use \(others.text(.api))",
+                        mentioning: [others])
                 }
                 table = nil
                 overflow = "\(tooBig.reason) do not fit it"
@@ -362,7 +366,7 @@ public final class Dataset: Sendable {
         var splitIndexes: [UInt32]?
         if table == nil, mode == .auto || mode == .file {
             do {
-                locations = try LocationFile.openOrWrite(indexPath: path, database: database, shards: shards)
+                locations = try LocationFile.openOrWrite(indexPath: path, reader: reader, shards: shards)
             } catch {
                 if mode == .file {
                     throw IndexError.invalidArgument("the location file cannot be used: \(error.reason)")
@@ -370,7 +374,7 @@ public final class Dataset: Sendable {
             }
             if let locations {
                 try Self.checkExtensions(wanted, found: locations.extensionNames)
-                if let splitID { splitIndexes = try Self.splitIndexes(database, splitID: splitID, count: count) }
+                if let splitID { splitIndexes = try reader.splitSampleIDs(splitID: splitID, count: count) }
             }
         }
         let selectionBytes: Int64
@@ -381,26 +385,37 @@ public final class Dataset: Sendable {
                 wanted.map { $0.contains(ext.0) } ?? true ? sum + ext.1 : sum
             }
         } else {
-            selectionBytes = try Self.sumLengths(database, splitID: splitID, extensions: wanted)
-            if let wanted, locations == nil { try Self.checkExtensions(wanted, database: database) }
+            selectionBytes = try reader.selectionBytes(splitID: splitID, extensions: wanted)
+            if let wanted, locations == nil { try Self.checkExtensions(wanted, reader: reader) }
         }
-        let withoutTable: String? =
+        let lookupWithoutTable: OptionSetting? =
             switch (table, mode) {
-            case (nil, .file): "--lookup file keeps no location table"
-            case (nil, .statements): "--lookup statements keeps no location table"
-            case (nil, _) where overflow != nil: "the location table cannot hold this selection: \(overflow!)"
+            case (nil, .file): OptionSetting(.lookup, ["file"])
+            case (nil, .statements): OptionSetting(.lookup, ["statements"])
             default: nil
+            }
+        let withoutTable: String? =
+            if let lookupWithoutTable {
+                "\(lookupWithoutTable.text(.api)) keeps no location table"
+            } else if table == nil, let overflow {
+                "the location table cannot hold this selection: \(overflow)"
+            } else {
+                nil
             }
         // A preload asked for by name must fit what is available: an allocation past it would be
         // killed by the kernel (or abort), not refused.
         if strategy == .memory, let available = memory.available, selectionBytes > available {
-            throw IndexError.invalidArgument(
-                "the memory strategy would read \(selectionBytes) bytes into RAM, more than the \(available) bytes available; use --strategy mmap or pread, or auto to choose"
-            )
+            let others = OptionSetting(.strategy, ["mmap", "pread"])
+            let auto = OptionSetting(.strategy, ["auto"])
+            throw DatasetError(
+                .outOfMemory,
+                "the memory strategy would read \(selectionBytes) bytes into RAM, more than the \(available) bytes available; use \(others.text(.api)), or \(auto.text(.api)) to choose",
+                mentioning: [others, auto])
         }
         let choice = StrategyChoice.choose(
             requested: strategy, selectionBytes: selectionBytes, tableBytes: table?.byteCount ?? estimate,
-            memory: memory, tableFits: table != nil, withoutTable: withoutTable)
+            memory: memory, tableFits: table != nil, withoutTable: withoutTable,
+            mentioning: lookupWithoutTable.map { [$0] } ?? [])
         let lookup: Lookup =
             if let table { .table(bytes: table.byteCount) } else if let locations { .file(path: locations.path) } else {
                 .statements
@@ -413,32 +428,9 @@ public final class Dataset: Sendable {
             splitID: splitID, shards: shards, shardNumbers: numbers, used: used)
     }
 
-    /// The global index of each position of split `splitID`: 4 bytes a sample.
-    private static func splitIndexes(_ database: Database, splitID: Int64, count: Int) throws -> [UInt32] {
-        var out: [UInt32] = []
-        out.reserveCapacity(count)
-        let st = try database.prepare("SELECT sample_id FROM split_members WHERE split_id = ? ORDER BY position")
-        try st.bind(splitID, at: 1)
-        while try st.step() {
-            let id = st.int64(at: 0)
-            guard id >= 0, id < Int64(UInt32.max) else {
-                throw IndexError.invalidArgument("the index has a split member with sample id \(id)")
-            }
-            out.append(UInt32(id))
-        }
-        guard out.count == count else {
-            throw IndexError.invalidArgument(
-                "the index changed while it was being read (\(out.count) samples in the split, not \(count)); open it again"
-            )
-        }
-        return out
-    }
-
     /// `".JPG"` → `"jpg"`; `".png"` stays `".png"` when a member has that extension (`y..png`).
-    static func normalize(_ ext: String, in database: Database) throws -> String {
-        try WebDatasetName.requestedExtension(ext) {
-            try database.scalarInt("SELECT 1 FROM members WHERE ext = ? LIMIT 1", .text($0)) != nil
-        }
+    static func normalize(_ ext: String, in reader: IndexReader) throws -> String {
+        try WebDatasetName.requestedExtension(ext) { try reader.hasMember(withExtension: $0) }
     }
 
     // MARK: Reading
@@ -517,7 +509,7 @@ public final class Dataset: Sendable {
             }
             found = keys.positions(of: key.bytes, in: table)
         } else {
-            found = try pool.with { try Self.queryPositions(of: key, in: $0, splitID: splitID) }
+            found = try pool.with { try $0.positions(ofKey: key, splitID: splitID) }
         }
         if found.count == 1 { return found[0] }
         if found.count > 1 {
@@ -554,24 +546,10 @@ public final class Dataset: Sendable {
             if let key = try locations.withRecord(index, { SampleKey(bytes: Array($0.key)) }) { return key }
         }
         return try pool.with { reader in
-            let st: Statement
-            if let splitID {
-                st = try reader.database.cachedStatement(
-                    "SELECT s.key FROM split_members sm JOIN samples s ON s.id = sm.sample_id WHERE sm.split_id = ? AND sm.position = ?"
-                )
-                try st.bind(splitID, at: 1)
-                try st.bind(Int64(position), at: 2)
-            } else {
-                st = try reader.database.cachedStatement("SELECT key FROM samples WHERE id = ?")
-                try st.bind(Int64(position), at: 1)
+            guard let key = try reader.key(atPosition: position, splitID: splitID) else {
+                throw Self.noSample(at: position)
             }
-            defer { st.reset() }
-            guard try st.step() else {
-                throw IndexError.invalidArgument(
-                    "the index has no sample at position \(position) although it counted more; was it changed while being read?"
-                )
-            }
-            return SampleKey(bytes: st.textBytes(at: 0))
+            return key
         }
     }
 
@@ -583,12 +561,7 @@ public final class Dataset: Sendable {
         if let table { return table.globalIndexes.map { Int($0[position]) } ?? position }
         if let splitIndexes { return Int(splitIndexes[position]) }
         guard let splitID else { return position }
-        return try pool.with { reader in
-            Int(
-                try reader.database.scalarInt(
-                    "SELECT sample_id FROM split_members WHERE split_id = ? AND position = ?", .integer(splitID),
-                    .integer(Int64(position))) ?? -1)
-        }
+        return try pool.with { Int(try $0.globalIndex(atPosition: position, splitID: splitID) ?? -1) }
     }
 
     /// Calls `body` with every sample, walking each shard front to back (shards in ingest order),
@@ -706,7 +679,7 @@ public final class Dataset: Sendable {
     {
         let found = try pool.with { reader in
             try Self.queryMembers(
-                reader.database, position: position, splitID: splitID, extensions: extensions, shards: shards,
+                reader, position: position, splitID: splitID, extensions: extensions, shards: shards,
                 shardNumbers: shardNumbers, indexPath: path)
         }
         var rows: [PackedMember] = []
@@ -762,122 +735,6 @@ public final class Dataset: Sendable {
                 try body(UnsafeBufferPointer(rebasing: slots[0..<rows.count]), keeper)
             }
         }
-    }
-
-    // MARK: SQL helpers
-
-    private static func checkExtensions(_ wanted: [String]?, found: [String]) throws {
-        guard let wanted else { return }
-        let missing = wanted.filter { !found.contains($0) }
-        guard missing.isEmpty else {
-            throw IndexError.invalidArgument(
-                "no member has extension \(missing.map { "'.\(MessageText.escaped($0))'" }.joined(separator: ", ")) (extensions: \(found.sorted().map { "." + MessageText.escaped($0) }.joined(separator: ", ")))"
-            )
-        }
-    }
-
-    private static func checkExtensions(_ wanted: [String], database: Database) throws {
-        var found: [String] = []
-        for ext in wanted where try database.scalarInt("SELECT 1 FROM members WHERE ext = ? LIMIT 1", .text(ext)) != nil
-        {
-            found.append(ext)
-        }
-        if found.count < wanted.count {
-            var all: [String] = []
-            let st = try database.prepare("SELECT DISTINCT ext FROM members")
-            while try st.step() { all.append(st.text(at: 0)) }
-            try checkExtensions(wanted, found: all)
-        }
-    }
-
-    private static func extensionFilter(_ extensions: [String]?, column: String) -> (sql: String, values: [SQLValue]) {
-        guard let extensions else { return ("", []) }
-        return (
-            " AND \(column) IN (\(extensions.map { _ in "?" }.joined(separator: ", ")))", extensions.map { .text($0) }
-        )
-    }
-
-    private static func sumLengths(_ database: Database, splitID: Int64?, extensions: [String]?) throws -> Int64 {
-        let filter = extensionFilter(extensions, column: "m.ext")
-        var sql = "SELECT COALESCE(SUM(m.length), 0) FROM members m WHERE 1"
-        var values: [SQLValue] = []
-        if let splitID {
-            sql += " AND m.sample_id IN (SELECT sample_id FROM split_members WHERE split_id = ?)"
-            values.append(.integer(splitID))
-        }
-        let st = try database.prepare(sql + filter.sql)
-        try st.bind(values + filter.values)
-        _ = try st.step()
-        return st.int64(at: 0)
-    }
-
-    /// The key, global index and members of the sample at `position`, each member row validated
-    /// (``MemberLocation/defect(shardSize:)``).
-    ///
-    /// - Throws: ``IndexRowError`` for a damaged row; `SQLiteError`; `IndexError`.
-    private static func queryMembers(
-        _ database: Database, position: Int, splitID: Int64?, extensions: [String]?, shards: [ShardRecord],
-        shardNumbers: [Int64: Int], indexPath: String
-    ) throws -> (key: [UInt8], index: Int, members: [MemberRecord]) {
-        let filter = extensionFilter(extensions, column: "ext")
-        let head: Statement
-        if let splitID {
-            head = try database.cachedStatement(
-                "SELECT s.id, s.key FROM split_members sm JOIN samples s ON s.id = sm.sample_id WHERE sm.split_id = ? AND sm.position = ?"
-            )
-            try head.bind(splitID, at: 1)
-            try head.bind(Int64(position), at: 2)
-        } else {
-            head = try database.cachedStatement("SELECT id, key FROM samples WHERE id = ?")
-            try head.bind(Int64(position), at: 1)
-        }
-        guard try head.step() else {
-            head.reset()
-            throw IndexError.invalidArgument(
-                "the index has no sample at position \(position) although it counted more; was it changed while being read?"
-            )
-        }
-        let id = head.int64(at: 0)
-        let key = head.textBytes(at: 1)
-        head.reset()
-        let st = try database.cachedStatement(
-            "SELECT ext, shard_id, header_offset, data_offset, length FROM members WHERE sample_id = ?" + filter.sql)
-        try st.bind([.integer(id)] + filter.values)
-        var members: [MemberRecord] = []
-        defer { st.reset() }
-        while try st.step() {
-            let member = MemberRecord(
-                ext: st.text(at: 0),
-                location: MemberLocation(
-                    shardID: st.int64(at: 1), headerOffset: st.int64(at: 2), dataOffset: st.int64(at: 3),
-                    length: st.int64(at: 4)))
-            let shardSize = shardNumbers[member.location.shardID].map { shards[$0].size }
-            if let defect = member.location.defect(shardSize: shardSize) {
-                throw IndexRowError(
-                    indexPath: indexPath, sample: id, key: SampleKey(bytes: key), ext: member.ext, defect: defect)
-            }
-            members.append(member)
-        }
-        members.sort { ($0.location.shardID, $0.location.dataOffset) < ($1.location.shardID, $1.location.dataOffset) }
-        return (key, Int(id), members)
-    }
-
-    private static func queryPositions(of key: SampleKey, in reader: IndexReader, splitID: Int64?) throws -> [Int] {
-        let st: Statement
-        if let splitID {
-            st = try reader.database.cachedStatement(
-                "SELECT sm.position FROM samples s JOIN split_members sm ON sm.sample_id = s.id WHERE s.key = ? AND sm.split_id = ? ORDER BY sm.position"
-            )
-            try st.bind(textBytes: key.bytes, at: 1)
-            try st.bind(splitID, at: 2)
-        } else {
-            st = try reader.database.cachedStatement("SELECT id FROM samples WHERE key = ? ORDER BY id")
-            try st.bind(textBytes: key.bytes, at: 1)
-        }
-        var out: [Int] = []
-        while try st.step() { out.append(st.int(at: 0)) }
-        st.reset()
-        return out
     }
 }
 

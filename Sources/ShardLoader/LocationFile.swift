@@ -85,7 +85,7 @@ public final class LocationFile: Sendable {
     static let headerChecksumOffset = 124
     /// Records longer than this always go to the overflow area.
     static let maxSlotSize = 4096
-    /// How many samples' record sizes choose the slot size (see ``write(database:to:isCancelled:)``).
+    /// How many samples' record sizes choose the slot size (see ``write(reader:to:isCancelled:)``).
     static let slotProbes = 4096
 
     /// Why the file cannot be used (it is then rebuilt, or the dataset does without it).
@@ -117,27 +117,22 @@ public final class LocationFile: Sendable {
     ///
     /// - Throws: `SQLiteError`.
     public static func contentID(of database: Database) throws -> String? {
-        guard
-            let json = try database.scalarText(
-                "SELECT value FROM metadata WHERE key = ?", .text(IndexFile.contentIDKey))
-        else { return nil }
-        return json.count >= 2 && json.hasPrefix("\"") && json.hasSuffix("\"")
-            ? String(json.dropFirst().dropLast()) : json
+        try IndexReader(database: database).contentID()
     }
 
-    /// Opens the location file of the index `database` reads (at `indexPath`), writing it first
+    /// Opens the location file of the index `reader` reads (at `indexPath`), writing it first
     /// when it is missing or does not match the index.
     ///
     /// - Throws: ``Unusable`` saying why there is no usable file (an index from before location
     ///   files, a folder that cannot be written, ...).
-    static func openOrWrite(indexPath: String, database: Database, shards: [ShardRecord]) throws(Unusable)
+    static func openOrWrite(indexPath: String, reader: IndexReader, shards: [ShardRecord]) throws(Unusable)
         -> LocationFile
     {
         let id: String?
         let samples: Int
         do {
-            id = try contentID(of: database)
-            samples = Int(try database.scalarInt("SELECT COUNT(*) FROM samples") ?? 0)
+            id = try reader.contentID()
+            samples = try reader.sampleRowCount()
         } catch {
             throw Unusable(reason: "cannot read the index: \(error)")
         }
@@ -152,7 +147,7 @@ public final class LocationFile: Sendable {
             return file
         }
         do {
-            try write(database: database, to: path, isCancelled: { false })
+            try write(reader: reader, to: path, isCancelled: { false })
         } catch {
             throw Unusable(reason: "cannot write the location file: \(error)")
         }
@@ -327,8 +322,8 @@ public final class LocationFile: Sendable {
     @discardableResult
     public static func ensure(index: String) throws -> Written {
         let reader = try IndexReader(path: index)
-        try reader.database.execute("PRAGMA cache_size = -256")
-        let file = try openOrWrite(indexPath: index, database: reader.database, shards: try reader.shards())
+        try reader.useSmallPageCache()
+        let file = try openOrWrite(indexPath: index, reader: reader, shards: try reader.shards())
         return Written(path: file.path, bytes: file.byteCount)
     }
 
@@ -347,40 +342,41 @@ public final class LocationFile: Sendable {
     @discardableResult
     public static func write(index: String, isCancelled: () -> Bool = { false }) throws -> Written {
         let reader = try IndexReader(path: index)
-        try reader.database.execute("PRAGMA cache_size = -256")
+        try reader.useSmallPageCache()
         let path = Self.path(forIndex: index)
-        let bytes = try write(database: reader.database, to: path, isCancelled: isCancelled)
+        let bytes = try write(reader: reader, to: path, isCancelled: isCancelled)
         return Written(path: path, bytes: bytes)
     }
 
-    /// Writes the file for the index open as `database` to `path` (through a temporary name).
+    /// Writes the file for the index `reader` reads to `path` (through a temporary name).
     /// Returns its size.
     ///
     /// Up to 4096 point lookups choose the slot size, then one pass over the samples and members
     /// writes the records.
     @discardableResult
-    static func write(database: Database, to path: String, isCancelled: () -> Bool) throws -> Int64 {
+    static func write(reader: IndexReader, to path: String, isCancelled: () -> Bool) throws -> Int64 {
         // The file is built in an ``AtomicFile`` (created O_EXCL|O_NOFOLLOW under a random name
         // beside `path`, fsync checked, renamed into place, removed on any failure).
         AtomicFile.removeStalePartials(for: path)
         let file = try AtomicFile(destination: path)
         defer { file.discard() }
+        // One read transaction: the content id and every scan see the same version of the index.
+        return try reader.readingSnapshot { try write(reader: reader, file: file, isCancelled: isCancelled) }
+    }
+
+    /// ``write(reader:to:isCancelled:)`` inside its read transaction, into `file`.
+    private static func write(reader: IndexReader, file: AtomicFile, isCancelled: () -> Bool) throws -> Int64 {
         let fd = file.descriptor
         let temporary = file.temporaryPath
-        // One read transaction: the content id and every scan see the same version of the index.
-        try database.execute("BEGIN")
-        defer { try? database.execute("COMMIT") }
-        guard let id = try contentID(of: database) else {
+        guard let id = try reader.contentID() else {
             throw Unusable(
                 reason:
                     "the index was written before location files existed; run `shardstore ingest` on it again to add one"
             )
         }
-        let samples = Int(try database.scalarInt("SELECT COUNT(*) FROM samples") ?? 0)
-        var shardIDs: [Int64] = []
-        let shardRows = try database.prepare("SELECT id FROM shards ORDER BY id")
-        while try shardRows.step() { shardIDs.append(shardRows.int64(at: 0)) }
-        var scan = RecordScan(database: database, shardIDs: shardIDs, samples: samples)
+        let samples = try reader.sampleRowCount()
+        let shardIDs = try reader.shardIDs()
+        var scan = RecordScan(reader: reader, shardIDs: shardIDs, samples: samples)
 
         // The slot size, estimated: the record sizes of up to `slotProbes` samples spread evenly
         // over the index (every sample of a smaller one) choose the smallest slot (a multiple of
@@ -389,20 +385,14 @@ public final class LocationFile: Sendable {
         // measuring every record took a full pass over the members table, as long as writing.
         var sizes = [Int](repeating: 0, count: maxSlotSize / 8 + 1)
         let probes = min(samples, slotProbes)
-        let keyLength = try database.prepare("SELECT length(CAST(key AS BLOB)) FROM samples WHERE id = ?")
-        let memberCount = try database.prepare("SELECT COUNT(*) FROM members WHERE sample_id = ?")
         for i in 0..<probes {
             let id = Int64(i) * Int64(samples) / Int64(probes)
-            try keyLength.bind(id, at: 1)
-            try memberCount.bind(id, at: 1)
-            guard try keyLength.step(), try memberCount.step() else {
+            guard let probe = try reader.keyLengthAndMemberCount(ofSample: id) else {
                 throw IndexError.invalidArgument(
                     "the index's sample ids are not dense (no sample \(id) of \(samples)); run `shardstore ingest` again into a new index"
                 )
             }
-            let size = LocationSlot.recordSize(members: memberCount.int(at: 0), keyLength: keyLength.int(at: 0))
-            keyLength.reset()
-            memberCount.reset()
+            let size = LocationSlot.recordSize(members: probe.members, keyLength: probe.keyLength)
             if size <= maxSlotSize { sizes[(size + 7) / 8] += 1 }
         }
         // When more than 1% of records exceed the largest slot, slots only point to records.
@@ -488,15 +478,15 @@ private struct Record {
 
 /// The samples with their members, in global index order: a merge of two sequential scans.
 private struct RecordScan {
-    let database: Database
+    let reader: IndexReader
     let samples: Int
     var shardNumber: [Int64: UInt32] = [:]
     /// The extensions in order of first appearance, with their total bytes.
     private(set) var extensions: [(bytes: [UInt8], total: Int64)] = []
     private(set) var memberCount = 0
 
-    init(database: Database, shardIDs: [Int64], samples: Int) {
-        self.database = database
+    init(reader: IndexReader, shardIDs: [Int64], samples: Int) {
+        self.reader = reader
         self.samples = samples
         for (n, s) in shardIDs.enumerated() { shardNumber[s] = UInt32(n) }
     }
@@ -506,14 +496,13 @@ private struct RecordScan {
     mutating func run(_ isCancelled: () -> Bool, _ body: (Int64, Record) throws -> Void) throws {
         extensions = []
         memberCount = 0
-        let keys = try database.prepare("SELECT id, key FROM samples ORDER BY id")
-        let rows = try database.prepare(
-            "SELECT sample_id, ext, shard_id, data_offset, length, header_offset FROM members ORDER BY sample_id")
-        var hasRow = try rows.step()
+        let keys = try reader.sampleKeys(inSplit: nil)
+        let rows = try reader.membersInSampleOrder()
+        var hasRow = try rows.next()
         var expected: Int64 = 0
         var record = Record(key: UnsafeBufferPointer(start: nil, count: 0), members: [])
-        while try keys.step() {
-            let id = keys.int64(at: 0)
+        while try keys.next() {
+            let id = keys.sampleID
             guard id == expected else {
                 throw IndexError.invalidArgument(
                     "the index's sample ids are not dense (\(id) after \(expected - 1)); run `shardstore ingest` on it again"
@@ -522,32 +511,30 @@ private struct RecordScan {
             expected += 1
             if id & 0xfff == 0, isCancelled() { throw CancellationError() }
             record.members.removeAll(keepingCapacity: true)
-            while hasRow, rows.int64(at: 0) <= id {
-                if rows.int64(at: 0) == id {
-                    let ext: Int = rows.withTextBytes(at: 1) { text in
+            while hasRow, rows.sampleID <= id {
+                if rows.sampleID == id {
+                    let ext: Int = rows.withExtensionBytes { text in
                         if let n = extensions.firstIndex(where: { $0.bytes.elementsEqual(text) }) { return n }
                         extensions.append((Array(text), 0))
                         return extensions.count - 1
                     }
-                    let shardRow = rows.int64(at: 2)
-                    guard let shard = shardNumber[shardRow] else {
+                    let location = rows.location
+                    guard let shard = shardNumber[location.shardID] else {
                         throw IndexError.invalidArgument(
-                            "the index lists a member in shard #\(shardRow), which it does not list")
+                            "the index lists a member in shard #\(location.shardID), which it does not list")
                     }
-                    let offset = rows.int64(at: 3)
-                    let length = rows.int64(at: 4)
-                    extensions[ext].total &+= length
+                    extensions[ext].total &+= location.length
                     record.members.append(
                         Self.member(
-                            offset: offset, length: length, header: rows.int64(at: 5),
+                            offset: location.dataOffset, length: location.length, header: location.headerOffset,
                             shard: Int(shard), ext: ext))
                 }
-                hasRow = try rows.step()
+                hasRow = try rows.next()
             }
             record.members.sort { $0.shard != $1.shard ? $0.shard < $1.shard : $0.offset < $1.offset }
 
             memberCount += record.members.count
-            try keys.withTextBytes(at: 1) { key in
+            try keys.withKeyBytes { key in
                 record.key = key
                 try body(id, record)
             }

@@ -120,7 +120,7 @@ final class LocationTable: @unchecked Sendable {
     ///   count, an offset or the number of extensions does not fit the packed form.
     /// - Complexity: O(samples + members) rows read, plus sorting each sample's few members.
     static func build(
-        database: Database, splitID: Int64?, count: Int, extensions: Set<String>?, shards: [ShardRecord],
+        reader: IndexReader, splitID: Int64?, count: Int, extensions: Set<String>?, shards: [ShardRecord],
         shardNumbers: [Int64: Int], expectedMembers: Int, indexPath: String
     ) throws -> LocationTable {
         let table = LocationTable()
@@ -129,21 +129,13 @@ final class LocationTable: @unchecked Sendable {
         // Keys in dataset order, and for a split the sample id → position map.
         var positionOfSample: [Int32] = []
         table.keyStarts.reserveCapacity(count + 1)
-        let keys: Statement
-        if let splitID {
-            keys = try database.prepare(
-                """
-                SELECT sm.sample_id, s.key FROM split_members sm JOIN samples s ON s.id = sm.sample_id
-                WHERE sm.split_id = ? ORDER BY sm.position
-                """)
-            try keys.bind(splitID, at: 1)
+        let keys = try reader.sampleKeys(inSplit: splitID)
+        if splitID != nil {
             table.globalIndexes = []
             table.globalIndexes!.reserveCapacity(count)
-        } else {
-            keys = try database.prepare("SELECT id, key FROM samples ORDER BY id")
         }
-        while try keys.step() {
-            let id = keys.int64(at: 0)
+        while try keys.next() {
+            let id = keys.sampleID
             if splitID != nil {
                 guard id >= 0, id < Int64(Int32.max) else { throw Overflow(reason: "sample id \(id)") }
                 if positionOfSample.count <= Int(id) {
@@ -152,7 +144,7 @@ final class LocationTable: @unchecked Sendable {
                 positionOfSample[Int(id)] = Int32(table.globalIndexes!.count)
                 table.globalIndexes!.append(UInt32(id))
             }
-            keys.withTextBytes(at: 1) { table.keyBytes.append(contentsOf: $0) }
+            keys.withKeyBytes { table.keyBytes.append(contentsOf: $0) }
             guard table.keyBytes.count < Int(UInt32.max) else { throw Overflow(reason: "keys of 4 GiB") }
             table.keyStarts.append(UInt32(table.keyBytes.count))
         }
@@ -167,14 +159,13 @@ final class LocationTable: @unchecked Sendable {
         // Extensions seen so far, as stored bytes, with their number (nil: not selected). A linear
         // scan: datasets have a handful of extensions, and this avoids an allocation per row.
         var seen: [(bytes: [UInt8], number: Int?)] = []
-        let rows = try database.prepare(
-            "SELECT sample_id, ext, shard_id, data_offset, length, header_offset FROM members ORDER BY sample_id")
+        let rows = try reader.membersInSampleOrder()
         // For the whole dataset, rows arrive in position order and the starts are written as they
         // come; for a split they are scattered and are bucketed by position afterwards.
         var scattered: [(position: Int32, member: PackedMember, long: Int64)] = []
         if splitID == nil { table.memberStarts.reserveCapacity(count + 1) }
-        while try rows.step() {
-            let sampleID = rows.int64(at: 0)
+        while try rows.next() {
+            let sampleID = rows.sampleID
             let position: Int
             if splitID != nil {
                 guard sampleID >= 0, Int(sampleID) < positionOfSample.count else { continue }
@@ -185,7 +176,7 @@ final class LocationTable: @unchecked Sendable {
                 guard sampleID >= 0, sampleID < Int64(count) else { continue }
                 position = Int(sampleID)
             }
-            let ext: Int? = rows.withTextBytes(at: 1) { text in
+            let ext: Int? = rows.withExtensionBytes { text in
                 for entry in seen where entry.bytes.elementsEqual(text) { return entry.number }
                 let name = String(decoding: text, as: UTF8.self)
                 var number: Int?
@@ -199,9 +190,7 @@ final class LocationTable: @unchecked Sendable {
             }
             guard let ext else { continue }
             guard ext < PackedMember.maxExtensions else { throw Overflow(reason: "more than 65536 extensions") }
-            let location = MemberLocation(
-                shardID: rows.int64(at: 2), headerOffset: rows.int64(at: 5), dataOffset: rows.int64(at: 3),
-                length: rows.int64(at: 4))
+            let location = rows.location
             let shard = shardNumbers[location.shardID]
             if let defect = location.defect(shardSize: shard.map { shards[$0].size }) {
                 let keyBytes = table.keyBytes[Int(table.keyStarts[position])..<Int(table.keyStarts[position + 1])]

@@ -55,10 +55,10 @@ enum ShardCheck {
     /// ended; the file's size now, from `stat`, is reported when it can be had.
     static func shortRead(
         _ path: String, size: Int64, offset: Int64, _ count: Int, since: String = "the dataset was opened"
-    ) -> IOError {
+    ) -> ShardChangedError {
         let end = (try? FileStatus.of(path))?.size ?? size
-        return IOError(
-            "read", path: path, errno: 0,
+        return ShardChangedError(
+            truncated: path,
             detail:
                 "the shard ends at byte \(end) but \(count) bytes are needed from offset \(offset); it was truncated after \(since): run `shardstore ingest` again"
         )

@@ -5,23 +5,43 @@ import Synchronization
 
 /// A shard that no longer matches the index: changed or vanished since ingest.
 public struct ShardChangedError: Error, Sendable, CustomStringConvertible {
-    /// The shard's path as stored in the index.
+    /// The shard's path as stored in the index (as opened, for a shard ``isTruncated`` on read).
     public var path: String
     /// What differs.
     public var detail: String
-    /// The index that recorded the shard.
+    /// The index that recorded the shard (empty for a shard ``isTruncated`` on read).
     public var indexPath: String
     /// Whether the shard file is gone.
     public var isMissing: Bool
+    /// Whether a read found the shard shorter than it was when the dataset opened it (it was
+    /// truncated while being read).
+    public var isTruncated: Bool
 
     public init(path: String, detail: String, indexPath: String, isMissing: Bool = false) {
         self.path = path
         self.detail = detail
         self.indexPath = indexPath
         self.isMissing = isMissing
+        isTruncated = false
+    }
+
+    /// A shard at `path` (as opened) found truncated by a read: `detail` says where it ends and
+    /// what the read needed.
+    ///
+    /// ```swift
+    /// ShardChangedError(truncated: "/d/a.tar", detail: "the shard ends at byte 2560 but ...")
+    /// // "cannot read '/d/a.tar' (the shard ends at byte 2560 but ...)"
+    /// ```
+    public init(truncated path: String, detail: String) {
+        self.path = path
+        self.detail = detail
+        indexPath = ""
+        isMissing = false
+        isTruncated = true
     }
 
     public var description: String {
+        if isTruncated { return "cannot read '\(path)' (\(detail))" }
         if isMissing {
             return
                 "shard '\(path)' is missing (it was indexed in '\(indexPath)'); restore the file, or ingest the remaining shards into a new index"

@@ -114,7 +114,7 @@ struct ExportCommand: ParsableCommand {
             throw ExitCode(128 + (signal > 0 ? signal : SIGINT))
         } catch {
             Terminal.clearProgress()
-            Terminal.error(String(describing: error))
+            Terminal.error(Terminal.message(for: error))
             throw ExitCode(1)
         }
         Terminal.clearProgress()
@@ -160,7 +160,7 @@ struct ExportCommand: ParsableCommand {
         o.add("bytes_written", int: r.bytesWritten)
         o.add("entries", JSONObject.array(r.entries.map(JSON.quote)))
         o.add("strategy", string: r.choice.strategy.rawValue)
-        o.add("reason", string: r.choice.reason)
+        o.add("reason", string: r.choice.reason(.commandLine))
         o.add("seconds", double: r.seconds)
         return o.text
     }

@@ -96,7 +96,7 @@ struct IngestCommand: ParsableCommand {
             Terminal.error(String(describing: IndexError.indexIsDirectory(path: path)))
             throw ExitCode(1)
         } catch {
-            Terminal.error(String(describing: error) + " (\(unchanged))")
+            Terminal.error(Terminal.message(for: error) + " (\(unchanged))")
             throw ExitCode(1)
         }
         Terminal.clearProgress()

@@ -125,7 +125,7 @@ extension InfoCommand {
             Terminal.line(o.text)
         } else {
             Terminal.line("strategy   \(plan.choice.strategy.rawValue)")
-            Terminal.line("reason     \(plan.choice.reason)")
+            Terminal.line("reason     \(plan.choice.reason(.commandLine))")
             Terminal.line("lookup     \(describe(plan.lookup))")
             Terminal.line("selection  \(Format.count(plan.count, "sample")), \(Format.bytes(plan.selectionBytes))")
             Terminal.line("memory     \(available.map { Format.bytes($0) } ?? "unknown") available (\(source))")

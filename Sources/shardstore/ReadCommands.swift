@@ -81,7 +81,7 @@ extension JSONObject {
     /// `strategy`, `reason`, `lookup` and, with the table, `table_bytes`.
     mutating func add(_ choice: StrategyChoice, _ lookup: Dataset.Lookup) {
         add("strategy", string: choice.strategy.rawValue)
-        add("reason", string: choice.reason)
+        add("reason", string: choice.reason(.commandLine))
         switch lookup {
         case .table(let bytes):
             add("lookup", string: "table")
@@ -125,7 +125,7 @@ struct CatCommand: ParsableCommand {
             let clock = ContinuousClock()
             let start = clock.now
             let dataset = try read.open(index)
-            if read.verbose { Terminal.stderrLine("strategy: \(dataset.choice.reason)") }
+            if read.verbose { Terminal.stderrLine("strategy: \(dataset.choice.reason(.commandLine))") }
             var bytes = 0
             for p in 0..<dataset.count {
                 try dataset.withSample(at: p) { view in
@@ -221,7 +221,7 @@ struct BenchCommand: ParsableCommand {
             let opening = clock.now
             let dataset = try read.open(index, verifiesHeaders: !noHeaderCheck)
             let openSeconds = (clock.now - opening).seconds
-            if read.verbose { Terminal.stderrLine("strategy: \(dataset.choice.reason)") }
+            if read.verbose { Terminal.stderrLine("strategy: \(dataset.choice.reason(.commandLine))") }
             let positions = try chosenPositions(dataset)
             let started = clock.now
             let result = try Checksummer.run(dataset, positions: positions, threads: threads)
@@ -247,7 +247,7 @@ struct BenchCommand: ParsableCommand {
                 o.add("header_check", bool: dataset.verifiesHeaders)
                 Terminal.line(o.text)
             } else {
-                Terminal.line("strategy   \(dataset.strategy.rawValue) (\(dataset.choice.reason))")
+                Terminal.line("strategy   \(dataset.strategy.rawValue) (\(dataset.choice.reason(.commandLine)))")
                 Terminal.line("lookup     \(describe(dataset.lookup))")
                 Terminal.line("opened in  \(Format.fixed(openSeconds, 3)) s")
                 Terminal.line(

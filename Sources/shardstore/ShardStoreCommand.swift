@@ -33,7 +33,7 @@ func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     } catch let error as ValidationError {
         throw error
     } catch {
-        Terminal.error(String(describing: error))
+        Terminal.error(Terminal.message(for: error))
         throw ExitCode(1)
     }
 }

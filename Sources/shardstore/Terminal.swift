@@ -74,6 +74,16 @@ enum Terminal {
         t.withUTF8 { writeAll(2, UnsafeRawBufferPointer($0)) }
     }
 
+    /// `error`'s message with the options it suggests as this tool's flags (`--lookup table`):
+    /// library errors speak the API's words (`lookup 'table'`).
+    static func message(for error: any Error) -> String {
+        switch error {
+        case let error as DatasetError: error.message(.commandLine)
+        case let error as IndexError: error.message(.commandLine)
+        default: String(describing: error)
+        }
+    }
+
     /// `shardstore: error: MESSAGE` on stderr, on one line.
     static func error(_ message: String) {
         clearProgress()

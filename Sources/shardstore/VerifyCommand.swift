@@ -69,7 +69,7 @@ struct VerifyCommand: ParsableCommand {
             throw ExitCode(1)
         } catch {
             try? Terminal.flush()
-            Terminal.error(String(describing: error))
+            Terminal.error(Terminal.message(for: error))
             throw ExitCode(1)
         }
         Terminal.clearProgress()

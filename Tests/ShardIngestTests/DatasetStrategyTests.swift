@@ -148,6 +148,10 @@ struct DatasetStrategyTests {
             #expect(outside as? IndexError == .keyNotInSplit(trainKey, split: "val"))
             #expect(
                 String(describing: outside)
+                    == "sample '\(trainKey)' is not in split 'val'; open the dataset without a split to read it"
+            )
+            #expect(
+                (outside as? IndexError)?.message(.commandLine)
                     == "sample '\(trainKey)' is not in split 'val'; open the dataset without a split to read it, or list the split's keys with `shardstore ls INDEX --split val`"
             )
         }
@@ -242,7 +246,7 @@ struct DatasetStrategyTests {
         let span = cls.dataOffset + cls.length - (bin.dataOffset - 512)
         #expect(truncate(shard, off_t(cut)) == 0)
         var visited = 0
-        let error = #expect(throws: IOError.self) { try dataset.forEachSample { _ in visited += 1 } }
+        let error = #expect(throws: ShardChangedError.self) { try dataset.forEachSample { _ in visited += 1 } }
         #expect(visited == 39)
         #expect(
             error?.description
@@ -308,7 +312,11 @@ struct DatasetStrategyTests {
         let error = try #require(caught { _ = try Dataset(index: f.index, strategy: .memory, options: tiny) })
         #expect(
             String(describing: error)
-                == "the memory strategy would read \(all.selectionBytes) bytes into RAM, more than the 100 bytes available; use --strategy mmap or pread, or auto to choose"
+                == "the memory strategy would read \(all.selectionBytes) bytes into RAM, more than the 100 bytes available; use strategy 'mmap' or 'pread', or strategy 'auto' to choose"
+        )
+        #expect(
+            (error as? DatasetError)?.message(.commandLine)
+                == "the memory strategy would read \(all.selectionBytes) bytes into RAM, more than the 100 bytes available; use --strategy mmap or pread, or --strategy auto to choose"
         )
         // Enough memory: the preload goes ahead.
         let roomy = Dataset.Options(memory: MemoryFigures(memAvailable: all.selectionBytes))
@@ -347,6 +355,10 @@ struct DatasetStrategyTests {
         #expect(file.strategy == .mmap)
         #expect(
             file.choice.reason
+                == "mmap: lookup 'file' keeps no location table, which the memory strategy needs; 68.7 GB are available (MemAvailable), at least the 64 MiB floor for mmap"
+        )
+        #expect(
+            file.choice.reason(.commandLine)
                 == "mmap: --lookup file keeps no location table, which the memory strategy needs; 68.7 GB are available (MemAvailable), at least the 64 MiB floor for mmap"
         )
         let statements = try Dataset(
@@ -354,7 +366,7 @@ struct DatasetStrategyTests {
         #expect(statements.strategy == .pread)
         #expect(
             statements.choice.reason
-                == "pread: --lookup statements keeps no location table, which the memory strategy needs; SHARDSTORE_MEMORY_LIMIT allows 1.0 MB, under the 64 MiB floor for mmap"
+                == "pread: lookup 'statements' keeps no location table, which the memory strategy needs; SHARDSTORE_MEMORY_LIMIT allows 1.0 MB, under the 64 MiB floor for mmap"
         )
         #expect(try file[5] == big[5] && statements[5] == big[5])
     }
@@ -388,7 +400,7 @@ struct DatasetStrategyTests {
         let before = try memory[4]
         #expect(truncate(shard, 1024) == 0)  // the same file, shorter: the open descriptor sees it
         let error = try #require(caught { _ = try pread[4] })
-        #expect(error is IOError)
+        #expect(error is ShardChangedError)
         let text = String(describing: error)
         #expect(text.contains("shard-0.tar"), "\(text)")
         #expect(

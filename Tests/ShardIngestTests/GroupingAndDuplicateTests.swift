@@ -225,6 +225,10 @@ struct DuplicatePolicyTests {
         #expect(error as? IndexError == .ambiguousKey(SampleKey("x"), indexes: [0, 3, 4]))
         #expect(
             String(describing: error)
+                == "key 'x' names 3 samples (duplicates kept at ingest) at indexes 0, 3, 4; select one by index"
+        )
+        #expect(
+            (error as? IndexError)?.message(.commandLine)
                 == "key 'x' names 3 samples (duplicates kept at ingest) at indexes 0, 3, 4; select one by index with --index"
         )
         #expect(try IndexReader(path: f.index).samples(forKey: SampleKey("x")).map(\.index) == [0, 3, 4])

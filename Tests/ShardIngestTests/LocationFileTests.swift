@@ -244,6 +244,10 @@ struct LocationFileTests {
                 caught { _ = try Dataset(index: f.index, strategy: .memory, options: Dataset.Options(lookup: lookup)) })
             #expect(
                 String(describing: error)
+                    == "the memory strategy needs the in-memory location table; use lookup 'auto' or 'table', or another strategy"
+            )
+            #expect(
+                (error as? DatasetError)?.message(.commandLine)
                     == "the memory strategy needs the in-memory location table; use --lookup auto or table, or another strategy"
             )
         }
