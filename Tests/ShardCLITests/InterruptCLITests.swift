@@ -77,9 +77,12 @@ struct InterruptCLITests {
         }
     }
 
-    static func runAndSignal(_ arguments: [String], in w: Workspace, after delay: Double, signal: Int32) throws
-        -> Outcome
-    {
+    /// Runs the CLI with `arguments` and sends `signal` after `delay` seconds, or, with `ready`, as
+    /// soon as `ready()` holds (polled every 2 ms; a fixed delay races with a machine that got
+    /// faster or slower since the full run was timed).
+    static func runAndSignal(
+        _ arguments: [String], in w: Workspace, after delay: Double, signal: Int32, when ready: (() -> Bool)? = nil
+    ) throws -> Outcome {
         let executable = try CLI.executable.get()
         let out = w.file(".stdout")
         let err = w.file(".stderr")
@@ -109,7 +112,12 @@ struct InterruptCLITests {
         let spawned = posix_spawn(&pid, executable, &actions, &attributes, cArguments, environ)
         guard spawned == 0 else { throw CocoaError(.executableLoad, userInfo: ["errno": spawned]) }
 
-        Thread.sleep(forTimeInterval: delay)
+        if let ready {
+            let deadline = Date().addingTimeInterval(60)
+            while !ready(), Date() < deadline { Thread.sleep(forTimeInterval: 0.002) }
+        } else {
+            Thread.sleep(forTimeInterval: delay)
+        }
         if signal != SIGKILL { Self.waitUntilCatching(pid, signal) }
         kill(pid, signal)
         var status: Int32 = 0
