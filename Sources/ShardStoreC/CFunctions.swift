@@ -185,7 +185,7 @@ public func shardstoreStorageOrder(
         guard handle.count == 0 || positions != nil else {
             throw DatasetError(.invalidArgument, "positions is NULL; pass an array of shardstore_count() positions")
         }
-        for (i, p) in try handle.dataset().storageOrder().enumerated() { positions![i] = Int64(p) }
+        for (i, p) in handle.dataset().storageOrder().enumerated() { positions![i] = Int64(p) }
     }
 }
 
@@ -232,7 +232,7 @@ public func shardstoreGetBatch(
         }
         guard let positions else { throw DatasetError(.invalidArgument, "positions is NULL; pass count positions") }
         let samples = try EntryPoint.required(samples, "samples")
-        let ds = try handle.dataset()
+        let ds = handle.dataset()
         var first: SampleLease?
         var others: [SampleLease] = []
         others.reserveCapacity(count - 1)

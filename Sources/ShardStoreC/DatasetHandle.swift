@@ -8,25 +8,14 @@ import Synchronization
 /// What a `shardstore_dataset *` points to: the dataset for the current process, and the C
 /// strings `shardstore_info` hands out (owned here, valid until the handle is closed).
 ///
-/// **Fork safety.** The dataset in use belongs to the process that made it (``ProcessDataset``).
+/// **Fork safety.** A dataset belongs to the process that made it (``Dataset/openedInProcess``).
 /// An entry point called in a forked child finds another process id and switches, once, to
 /// ``Dataset/reopenedAfterFork()`` of the parent's dataset: the threads of the child that race
-/// there each make one, one wins the swap, the others discard theirs. The parent's objects are
-/// never released in the child (its SQLite connections must not be closed there): they leak.
+/// there each make one, one wins the swap, the others discard theirs. The parent's dataset is
+/// never released in the child (its SQLite connections must not be closed there): it leaks.
 final class DatasetHandle {
-    /// A dataset and the process it may be used in.
-    final class ProcessDataset {
-        let pid: pid_t
-        let dataset: Dataset
-
-        init(pid: pid_t, dataset: Dataset) {
-            self.pid = pid
-            self.dataset = dataset
-        }
-    }
-
     /// The dataset for the process that last swapped it in; retained once by the handle.
-    private let current: Atomic<Unmanaged<ProcessDataset>>
+    private let current: Atomic<Unmanaged<Dataset>>
 
     /// The number of samples (the same in every process).
     let count: Int
@@ -67,7 +56,7 @@ final class DatasetHandle {
         reasonText = try copy(dataset.choice.reason)
         splitText = try dataset.split.map { try copy($0) }
         pathText = try copy(dataset.path)
-        current = Atomic(Unmanaged.passRetained(ProcessDataset(pid: getpid(), dataset: dataset)))
+        current = Atomic(Unmanaged.passRetained(dataset))
     }
 
     deinit {
@@ -78,32 +67,30 @@ final class DatasetHandle {
         free(pathText)
         // Only this process's dataset is released; a parent's leaks (see the type's comment).
         let state = current.load(ordering: .acquiring)
-        if state.takeUnretainedValue().pid == getpid() { state.release() }
+        if state.takeUnretainedValue().openedInProcess == getpid() { state.release() }
     }
 
     /// The dataset to use in the calling process, reopened once after a fork.
     ///
-    /// - Throws: what ``Dataset/reopenedAfterFork()`` throws, in a forked child.
     /// - Complexity: O(1) (a `getpid` and an atomic load) except for the first call in a child.
     @inline(__always)
-    func dataset() throws -> Dataset {
+    func dataset() -> Dataset {
         let pid = getpid()
         let state = current.load(ordering: .acquiring)
         let found = state.takeUnretainedValue()
-        if found.pid == pid { return found.dataset }
-        return try reopen(from: state, pid: pid)
+        if found.openedInProcess == pid { return found }
+        return reopen(from: state, pid: pid)
     }
 
-    private func reopen(from start: Unmanaged<ProcessDataset>, pid: pid_t) throws -> Dataset {
+    private func reopen(from start: Unmanaged<Dataset>, pid: pid_t) -> Dataset {
         var state = start
         while true {
             let found = state.takeUnretainedValue()
-            if found.pid == pid { return found.dataset }
-            let fresh = Unmanaged.passRetained(
-                ProcessDataset(pid: pid, dataset: try found.dataset.reopenedAfterFork()))
+            if found.openedInProcess == pid { return found }
+            let fresh = Unmanaged.passRetained(found.reopenedAfterFork())
             let (exchanged, original) = current.compareExchange(
                 expected: state, desired: fresh, ordering: .acquiringAndReleasing)
-            if exchanged { return fresh.takeUnretainedValue().dataset }
+            if exchanged { return fresh.takeUnretainedValue() }
             // Another thread of this process won: ours was made here and may be released.
             fresh.release()
             state = original
