@@ -112,11 +112,7 @@ public func shardstoreSplitsJSON(
     _ dataset: OpaquePointer?, _ json: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
     _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
 ) -> shardstore_status {
-    EntryPoint.run(error) {
-        let handle = try EntryPoint.handle(dataset)
-        let out = try EntryPoint.required(json, "json")
-        out.pointee = try copied(IndexJSON.splits(index: handle.path))
-    }
+    storeJSON(dataset, json, error, IndexJSON.splits(index:))
 }
 
 /// `shardstore_metadata_json`: the index's metadata as a JSON object, to free with
@@ -126,19 +122,23 @@ public func shardstoreMetadataJSON(
     _ dataset: OpaquePointer?, _ json: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
     _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
 ) -> shardstore_status {
+    storeJSON(dataset, json, error, IndexJSON.metadata(index:))
+}
+
+/// Stores in `*json` a `malloc`ed copy of the text `make` gives for the dataset's index path.
+private func storeJSON(
+    _ dataset: OpaquePointer?, _ json: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
+    _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ make: (String) throws -> String
+) -> shardstore_status {
     EntryPoint.run(error) {
         let handle = try EntryPoint.handle(dataset)
         let out = try EntryPoint.required(json, "json")
-        out.pointee = try copied(IndexJSON.metadata(index: handle.path))
+        let text = try make(handle.path)
+        guard let copy = strdup(text) else {
+            throw DatasetError(.outOfMemory, "no memory for a JSON text of \(text.utf8.count) bytes")
+        }
+        out.pointee = copy
     }
-}
-
-/// A `malloc`ed copy of `text`.
-private func copied(_ text: String) throws -> UnsafeMutablePointer<CChar> {
-    guard let copy = strdup(text) else {
-        throw DatasetError(.outOfMemory, "no memory for a JSON text of \(text.utf8.count) bytes")
-    }
-    return copy
 }
 
 // MARK: Lookups
