@@ -195,6 +195,9 @@ import Testing
         #expect(
             open(fixture.index, OpenOptions(strategy: "memory", lookup: "file")).1.status == SHARDSTORE_INVALID_ARGUMENT
         )
+        let tooSmall = open(fixture.index, OpenOptions(strategy: "memory", memoryLimit: "1K")).1
+        #expect(tooSmall.status == SHARDSTORE_OUT_OF_MEMORY)
+        #expect(tooSmall.message?.hasPrefix("the memory strategy would read ") == true)
         let small = OpenOptions()
         small.options.struct_size = 0
         #expect(
