@@ -141,7 +141,7 @@ import Testing
                 == Outcome(
                     status: SHARDSTORE_UNKNOWN_KEY,
                     message:
-                        "sample 'k0' is not in split 'val'; open the dataset without a split to read it, or list the split's keys with `shardstore ls INDEX --split val`"
+                        "sample 'k0' is not in split 'val'; open the dataset without a split to read it"
                 ))
     }
 
