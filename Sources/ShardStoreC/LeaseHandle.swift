@@ -19,7 +19,7 @@ final class LeaseHandle {
     private let block: UnsafeMutableRawPointer
 
     private init(first: SampleLease, others: [SampleLease], block: UnsafeMutableRawPointer) {
-        pid = ProcessID.current
+        pid = getpid()
         self.first = first
         self.others = others
         self.block = block
@@ -79,7 +79,7 @@ final class LeaseHandle {
     /// Releases the lease behind `pointer` (from ``make(first:others:into:)``, passed retained).
     static func release(_ pointer: OpaquePointer) {
         let lease = Unmanaged<LeaseHandle>.fromOpaque(UnsafeRawPointer(pointer))
-        if lease.takeUnretainedValue().pid == ProcessID.current {
+        if lease.takeUnretainedValue().pid == getpid() {
             lease.release()
         } else {
             // Taken before a fork: free the block, keep the Swift objects (see the type's comment).
