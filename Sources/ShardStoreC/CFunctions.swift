@@ -20,15 +20,14 @@ import ShardLoader
 @c(shardstore_abi_version)
 public func shardstoreABIVersion() -> UInt32 { UInt32(SHARDSTORE_ABI_VERSION) }
 
-/// The library's version as a C string, allocated once and never freed (immutable: safe to share).
-nonisolated(unsafe) private let versionText: UnsafePointer<CChar> =
-    UnsafePointer(strdup(ShardStoreVersion.string))
-    ?? UnsafeRawPointer(("" as StaticString).utf8Start)
-    .assumingMemoryBound(to: CChar.self)
-
 /// `shardstore_version`: the library's version (`"0.1.0"`), a static string.
 @c(shardstore_version)
-public func shardstoreVersion() -> UnsafePointer<CChar> { versionText }
+public func shardstoreVersion() -> UnsafePointer<CChar> {
+    // A literal (NUL-terminated, in read-only data), not a lazily made global: no first-use
+    // initialization that a fork could catch half done. Equal to ShardStoreVersion.string (tested).
+    let text: StaticString = "0.1.0"
+    return UnsafeRawPointer(text.utf8Start).assumingMemoryBound(to: CChar.self)
+}
 
 // MARK: Strings
 
