@@ -6,6 +6,9 @@ let package = Package(
     products: [
         .library(name: "ShardStore", targets: ["ShardStore"]),
         .executable(name: "shardstore", targets: ["shardstore"]),
+        // The C ABI (shardstore.h) for the Python package; tools/build-c-library builds it with the
+        // Swift runtime and SQLite linked in and only the C functions exported.
+        .library(name: "ShardStoreC", type: .dynamic, targets: ["ShardStoreC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2")
@@ -49,6 +52,15 @@ let package = Package(
             name: "ShardExport",
             dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardLoader", "CShardHDF5", "CShardZlib"]
         ),
+        // The C ABI's contract: the committed header shardstore.h, compile-time checks of its layouts,
+        // and the linker version script that exports only its functions.
+        .target(name: "CShardStoreABI", exclude: ["shardstore.exports"]),
+        // The C ABI over the Swift core: one @c function per function of shardstore.h. No Foundation,
+        // no ingest or export (HDF5, zlib stay out of libShardStoreC.so).
+        .target(
+            name: "ShardStoreC",
+            dependencies: ["CShardStoreABI", "ShardCore", "ShardIO", "ShardIndex", "ShardLoader"]
+        ),
         // The façade users import.
         .target(
             name: "ShardStore",
@@ -75,5 +87,9 @@ let package = Package(
         ),
         .testTarget(name: "ShardExportTests", dependencies: ["ShardStore", "ShardTestSupport"]),
         .testTarget(name: "ShardCLITests", dependencies: ["shardstore", "ShardTestSupport"]),
+        .testTarget(
+            name: "ShardStoreCTests",
+            dependencies: ["ShardStoreC", "CShardStoreABI", "ShardStore", "ShardTestSupport"]
+        ),
     ]
 )

@@ -12,8 +12,8 @@
  *   in UTF-8 (what failed, where, what to do), allocated by the library: free it with
  *   shardstore_string_free(). On success *error is left untouched.
  * - Strings passed in are NUL-terminated UTF-8 unless a length is given; keys are byte strings
- *   (a key may hold any bytes but NUL and '/'-free rules of the producer) and always cross with a
- *   length.
+ *   (a tar member name up to its extension: any bytes but NUL, not necessarily UTF-8) and always
+ *   cross with a length. Text that is not valid UTF-8 is refused with SHARDSTORE_INVALID_ARGUMENT.
  * - Thread safety: a dataset may be used from many threads at once. Calls block on I/O and never
  *   call back into the caller.
  * - Fork safety: after fork(), the child may go on using a dataset its parent opened; the library
@@ -82,7 +82,8 @@ typedef struct shardstore_dataset shardstore_dataset;
 /* What keeps the bytes of one or more samples alive; see shardstore_lease_release(). */
 typedef struct shardstore_lease shardstore_lease;
 
-/* How to open a dataset. Zero-fill it (or use shardstore_open_options_init()), then set fields. */
+/* How to open a dataset. Fill it with shardstore_open_options_init(), then set fields: a zero-filled
+   struct is refused (its struct_size is 0) rather than read with header checks off. */
 typedef struct shardstore_open_options {
     /* sizeof(shardstore_open_options), so that later versions can add fields. */
     uint32_t struct_size;
@@ -91,7 +92,8 @@ typedef struct shardstore_open_options {
     int32_t verify_headers;
     /* The split to limit the dataset to, or NULL for the whole dataset. */
     const char *split;
-    /* The extensions to read ("jpg", ".JPG" and "seg.png" are accepted), or NULL for all. */
+    /* The extensions to read ("jpg", ".JPG" and "seg.png" are accepted), or NULL (with a count of
+       0) for all. A count of 0 with a non-NULL list, or a NULL list with a count, is refused. */
     const char *const *extensions;
     size_t extension_count;
     /* "auto" (or NULL), "memory", "mmap" or "pread". */
@@ -175,7 +177,7 @@ void shardstore_close(shardstore_dataset *dataset);
 
 /* ---- Facts -------------------------------------------------------------------------------- */
 
-/* The number of samples. */
+/* The number of samples; -1 when dataset is NULL. */
 int64_t shardstore_count(const shardstore_dataset *dataset);
 
 /* Fills *info (set info->struct_size first). */
@@ -212,7 +214,8 @@ shardstore_status shardstore_get(const shardstore_dataset *dataset, int64_t posi
 
 /* Reads `count` samples at once: samples[i] is the sample at positions[i] (positions may repeat
    and come in any order). One lease keeps all of them valid. On failure nothing is leased and
-   the message names the position that failed. */
+   the message names the position that failed. A count of 0 reads nothing and stores NULL in
+   *lease (releasing NULL is a no-op). */
 shardstore_status shardstore_get_batch(const shardstore_dataset *dataset, const int64_t *positions,
                                        size_t count, shardstore_sample *samples,
                                        shardstore_lease **lease, char **error);

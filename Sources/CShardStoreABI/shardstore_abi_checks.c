@@ -1,0 +1,45 @@
+/*
+ * Compile-time checks of shardstore.h: the layouts the Swift implementation and every binding
+ * (ctypes, cffi) rely on. A change here is an ABI change: bump SHARDSTORE_ABI_VERSION.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shardstore.h"
+
+_Static_assert(SHARDSTORE_ABI_VERSION == 1, "the layouts below are those of ABI version 1");
+_Static_assert(sizeof(shardstore_status) == 4, "shardstore_status is a 32-bit enum");
+_Static_assert(SHARDSTORE_OK == 0 && SHARDSTORE_BUFFER_TOO_SMALL == 15 && SHARDSTORE_INTERNAL == 99,
+               "status codes are stable");
+
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(shardstore_open_options) == 56, "shardstore_open_options is 56 bytes on LP64");
+_Static_assert(offsetof(shardstore_open_options, verify_headers) == 4, "verify_headers follows struct_size");
+_Static_assert(offsetof(shardstore_open_options, split) == 8, "split at 8");
+_Static_assert(offsetof(shardstore_open_options, extensions) == 16, "extensions at 16");
+_Static_assert(offsetof(shardstore_open_options, extension_count) == 24, "extension_count at 24");
+_Static_assert(offsetof(shardstore_open_options, strategy) == 32, "strategy at 32");
+_Static_assert(offsetof(shardstore_open_options, lookup) == 40, "lookup at 40");
+_Static_assert(offsetof(shardstore_open_options, memory_limit) == 48, "memory_limit at 48");
+
+_Static_assert(sizeof(shardstore_member) == 32, "shardstore_member is 32 bytes on LP64");
+_Static_assert(offsetof(shardstore_member, ext_length) == 8, "ext_length at 8");
+_Static_assert(offsetof(shardstore_member, data) == 16, "data at 16");
+_Static_assert(offsetof(shardstore_member, length) == 24, "length at 24");
+
+_Static_assert(sizeof(shardstore_sample) == 48, "shardstore_sample is 48 bytes on LP64");
+_Static_assert(offsetof(shardstore_sample, key_length) == 8, "key_length at 8");
+_Static_assert(offsetof(shardstore_sample, position) == 16, "position at 16");
+_Static_assert(offsetof(shardstore_sample, index) == 24, "index at 24");
+_Static_assert(offsetof(shardstore_sample, members) == 32, "members at 32");
+_Static_assert(offsetof(shardstore_sample, member_count) == 40, "member_count at 40");
+
+_Static_assert(sizeof(shardstore_dataset_info) == 64, "shardstore_dataset_info is 64 bytes on LP64");
+_Static_assert(offsetof(shardstore_dataset_info, count) == 8, "count at 8");
+_Static_assert(offsetof(shardstore_dataset_info, strategy) == 16, "strategy at 16");
+_Static_assert(offsetof(shardstore_dataset_info, lookup) == 24, "lookup at 24");
+_Static_assert(offsetof(shardstore_dataset_info, reason) == 32, "reason at 32");
+_Static_assert(offsetof(shardstore_dataset_info, selection_bytes) == 40, "selection_bytes at 40");
+_Static_assert(offsetof(shardstore_dataset_info, split) == 48, "split at 48");
+_Static_assert(offsetof(shardstore_dataset_info, index_path) == 56, "index_path at 56");
+#endif

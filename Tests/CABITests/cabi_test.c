@@ -1,0 +1,362 @@
+/*
+ * The C ABI from C: libShardStoreC.so as a C program (or Python's ctypes) sees it. Run by
+ * tools/test-c-abi, which makes the dataset and checks what this program writes.
+ *
+ *   cabi_test INDEX STRATEGY LOOKUP COUNT OUTDIR
+ *
+ * Reads every sample of INDEX (COUNT samples) with STRATEGY and LOOKUP and writes OUTDIR/<position>.key and
+ * OUTDIR/<position>.<ext> for the script to compare with the shards; OUTDIR/splits.json and
+ * OUTDIR/metadata.json. Checks in itself: batches equal single reads, positions by key, error
+ * codes and messages, storage order, leases outliving their dataset, and reading in a forked
+ * child (from several threads at once) after the parent opened and read; with the statements
+ * lookup, that the child opened connections of its own to the index. Exits 1 at the first
+ * failure, saying what failed.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "shardstore.h"
+
+static const char *strategy;
+static const char *lookup;
+
+#define CHECK(cond, ...)                                                                          \
+    do {                                                                                          \
+        if (!(cond)) {                                                                            \
+            fprintf(stderr, "cabi_test (%s, %s) line %d: ", strategy, lookup, __LINE__);          \
+            fprintf(stderr, __VA_ARGS__);                                                         \
+            fprintf(stderr, "\n");                                                                \
+            exit(1);                                                                              \
+        }                                                                                         \
+    } while (0)
+
+/* Checks a call succeeded, printing its message otherwise. */
+#define OK(call)                                                                                  \
+    do {                                                                                          \
+        char *error_ = NULL;                                                                      \
+        shardstore_status status_ = (call);                                                       \
+        CHECK(status_ == SHARDSTORE_OK, "%s gave %d: %s", #call, (int)status_,                   \
+              error_ ? error_ : "(no message)");                                                  \
+    } while (0)
+
+/* Checks a call failed with `code` and message `message` (NULL: any message). */
+#define FAILS(call, code, message, what)                                                          \
+    do {                                                                                          \
+        char *error_ = NULL;                                                                      \
+        shardstore_status status_ = (call);                                                       \
+        expect_failure(status_, error_, code, message, what);                                     \
+    } while (0)
+
+static void expect_failure(shardstore_status status, char *error, shardstore_status code,
+                           const char *message, const char *what) {
+    CHECK(status == code, "%s gave %d (%s), expected %d", what, (int)status, error ? error : "-", (int)code);
+    CHECK(error != NULL, "%s left no message", what);
+    if (message) CHECK(strcmp(error, message) == 0, "%s said\n  %s\nexpected\n  %s", what, error, message);
+    CHECK(strchr(error, '\n') == NULL, "%s: the message is not one line: %s", what, error);
+    shardstore_string_free(error);
+}
+
+/* A copy of a sample, to compare across calls, closes and forks. */
+typedef struct copied_sample {
+    uint8_t *key;
+    size_t key_length;
+    int64_t position, index;
+    size_t member_count;
+    char **exts;
+    uint8_t **data;
+    uint64_t *lengths;
+} copied_sample;
+
+static copied_sample copy_sample(const shardstore_sample *s) {
+    copied_sample c = {0};
+    c.key = malloc(s->key_length + 1);
+    memcpy(c.key, s->key, s->key_length);
+    c.key_length = s->key_length;
+    c.position = s->position;
+    c.index = s->index;
+    c.member_count = s->member_count;
+    c.exts = calloc(s->member_count + 1, sizeof(char *));
+    c.data = calloc(s->member_count + 1, sizeof(uint8_t *));
+    c.lengths = calloc(s->member_count + 1, sizeof(uint64_t));
+    for (size_t i = 0; i < s->member_count; i++) {
+        const shardstore_member *m = &s->members[i];
+        CHECK(m->ext[m->ext_length] == '\0' && strlen(m->ext) == m->ext_length, "ext not NUL-terminated");
+        CHECK((m->length == 0) == (m->data == NULL), "data must be NULL exactly when length is 0");
+        c.exts[i] = strdup(m->ext);
+        c.data[i] = malloc(m->length + 1);
+        if (m->length) memcpy(c.data[i], m->data, m->length);
+        c.lengths[i] = m->length;
+    }
+    return c;
+}
+
+/* Whether `s` (a leased sample) equals the copy `c`. */
+static int same(const shardstore_sample *s, const copied_sample *c) {
+    if (s->key_length != c->key_length || memcmp(s->key, c->key, c->key_length) != 0) return 0;
+    if (s->position != c->position || s->index != c->index || s->member_count != c->member_count) return 0;
+    for (size_t i = 0; i < c->member_count; i++) {
+        const shardstore_member *m = &s->members[i];
+        if (strcmp(m->ext, c->exts[i]) != 0 || m->length != c->lengths[i]) return 0;
+        if (m->length && memcmp(m->data, c->data[i], m->length) != 0) return 0;
+    }
+    return 1;
+}
+
+static void write_file(const char *dir, const char *name, const void *bytes, size_t length) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL, "cannot write %s: %s", path, strerror(errno));
+    CHECK(fwrite(bytes, 1, length, f) == length && fclose(f) == 0, "cannot write %s", path);
+}
+
+static shardstore_dataset *open_dataset(const char *index, const char *split) {
+    shardstore_open_options options;
+    shardstore_open_options_init(&options);
+    options.strategy = strategy;
+    options.lookup = lookup;
+    options.split = split;
+    shardstore_dataset *dataset = NULL;
+    OK(shardstore_open(index, &options, &dataset, &error_));
+    return dataset;
+}
+
+/* ---- fork ---------------------------------------------------------------------------------- */
+
+typedef struct reader_job {
+    shardstore_dataset *dataset;
+    copied_sample *expected;
+    int64_t count;
+    int thread;
+    int failures;
+} reader_job;
+
+static void *read_all(void *argument) {
+    reader_job *job = argument;
+    for (int64_t i = 0; i < job->count; i++) {
+        int64_t p = (i * 7 + job->thread * 3) % job->count;
+        shardstore_sample s;
+        shardstore_lease *lease = NULL;
+        char *error = NULL;
+        if (shardstore_get(job->dataset, p, &s, &lease, &error) != SHARDSTORE_OK) {
+            fprintf(stderr, "child thread %d, position %" PRId64 ": %s\n", job->thread, p, error ? error : "-");
+            shardstore_string_free(error);
+            job->failures++;
+            continue;
+        }
+        if (!same(&s, &job->expected[p])) {
+            fprintf(stderr, "child thread %d, position %" PRId64 ": other bytes than the parent read\n",
+                    job->thread, p);
+            job->failures++;
+        }
+        shardstore_lease_release(lease);
+    }
+    return NULL;
+}
+
+/* The number of this process's descriptors open on the file at `path`. */
+static int descriptors_on(const char *path) {
+    char real[PATH_MAX], link[PATH_MAX + 32], target[PATH_MAX];
+    CHECK(realpath(path, real) != NULL, "realpath %s", path);
+    DIR *dir = opendir("/proc/self/fd");
+    CHECK(dir != NULL, "/proc/self/fd");
+    int n = 0;
+    for (struct dirent *e; (e = readdir(dir)) != NULL;) {
+        snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+        ssize_t length = readlink(link, target, sizeof target - 1);
+        if (length < 0) continue;
+        target[length] = '\0';
+        if (strcmp(target, real) == 0) n++;
+    }
+    closedir(dir);
+    return n;
+}
+
+/* In a child: checks a lease the parent took before the fork, reads every sample from `threads`
+   threads at once (their first calls race to reopen the dataset), releases the lease and closes.
+   With one thread and the statements lookup, also checks that the child opened a connection of
+   its own: one thread alone would otherwise reuse the parent's idle connection. */
+static int child_reads(const char *index, shardstore_dataset *dataset, copied_sample *expected, int64_t count,
+                       const shardstore_sample *before_fork, shardstore_lease *lease, int threads) {
+    int inherited = descriptors_on(index);
+    if (!same(before_fork, &expected[0])) {
+        fprintf(stderr, "child: the lease taken before the fork changed\n");
+        return 1;
+    }
+    pthread_t ids[4];
+    reader_job jobs[4];
+    for (int t = 0; t < threads; t++) {
+        jobs[t] = (reader_job){dataset, expected, count, t, 0};
+        if (pthread_create(&ids[t], NULL, read_all, &jobs[t]) != 0) return 1;
+    }
+    int failures = 0;
+    for (int t = 0; t < threads; t++) {
+        pthread_join(ids[t], NULL);
+        failures += jobs[t].failures;
+    }
+    if (threads == 1 && strcmp(lookup, "statements") == 0 && descriptors_on(index) <= inherited) {
+        fprintf(stderr, "child: no connection of its own to the index (%d descriptors before reading, %d after)\n",
+                inherited, descriptors_on(index));
+        failures++;
+    }
+    shardstore_lease_release(lease);
+    shardstore_close(dataset);
+    return failures ? 1 : 0;
+}
+
+/* ---- main ---------------------------------------------------------------------------------- */
+
+int main(int argc, char **argv) {
+    if (argc != 6) {
+        fprintf(stderr, "usage: cabi_test INDEX STRATEGY LOOKUP COUNT OUTDIR\n");
+        return 2;
+    }
+    const char *index = argv[1];
+    strategy = argv[2];
+    lookup = argv[3];
+    int64_t count = strtoll(argv[4], NULL, 10);
+    const char *out = argv[5];
+
+    CHECK(shardstore_abi_version() == SHARDSTORE_ABI_VERSION, "ABI version %u", shardstore_abi_version());
+    CHECK(strlen(shardstore_version()) > 0, "empty version");
+
+    shardstore_dataset *dataset = open_dataset(index, NULL);
+    CHECK(shardstore_count(dataset) == count, "count %" PRId64 ", expected %" PRId64, shardstore_count(dataset), count);
+    shardstore_dataset_info info = {.struct_size = sizeof info};
+    OK(shardstore_info(dataset, &info, &error_));
+    CHECK(strcmp(info.strategy, strategy) == 0, "strategy %s", info.strategy);
+    CHECK(strcmp(lookup, "auto") == 0 || strcmp(info.lookup, lookup) == 0, "lookup %s", info.lookup);
+    CHECK(info.count == count && info.split == NULL && strcmp(info.index_path, index) == 0, "info");
+
+    /* Every sample, written out for the script; kept for the checks below. */
+    copied_sample *expected = calloc((size_t)count, sizeof *expected);
+    for (int64_t p = 0; p < count; p++) {
+        shardstore_sample s;
+        shardstore_lease *lease = NULL;
+        OK(shardstore_get(dataset, p, &s, &lease, &error_));
+        CHECK(s.position == p && s.index == p, "position %" PRId64 " read as %" PRId64 "/%" PRId64, p, s.position, s.index);
+        expected[p] = copy_sample(&s);
+        char name[256];
+        snprintf(name, sizeof name, "%" PRId64 ".key", p);
+        write_file(out, name, s.key, s.key_length);
+        for (size_t i = 0; i < s.member_count; i++) {
+            snprintf(name, sizeof name, "%" PRId64 ".%s", p, s.members[i].ext);
+            write_file(out, name, s.members[i].data, s.members[i].length);
+        }
+        shardstore_lease_release(lease);
+
+        int64_t found = -1;
+        OK(shardstore_position(dataset, expected[p].key, expected[p].key_length, &found, &error_));
+        CHECK(found == p, "key of position %" PRId64 " found at %" PRId64, p, found);
+    }
+
+    /* A batch, in reverse with a repeat, equals the single reads. */
+    int64_t *positions = malloc(sizeof(int64_t) * (size_t)(count + 1));
+    for (int64_t i = 0; i < count; i++) positions[i] = count - 1 - i;
+    positions[count] = 0;
+    shardstore_sample *batch = calloc((size_t)count + 1, sizeof *batch);
+    shardstore_lease *batch_lease = NULL;
+    OK(shardstore_get_batch(dataset, positions, (size_t)count + 1, batch, &batch_lease, &error_));
+    for (int64_t i = 0; i <= count; i++) CHECK(same(&batch[i], &expected[positions[i]]), "batch item %" PRId64, i);
+    shardstore_lease_release(batch_lease);
+
+    /* Errors: codes and messages. */
+    char message[9000];
+    shardstore_sample s;
+    shardstore_lease *lease = NULL;
+    snprintf(message, sizeof message, "index %" PRId64 " is out of range: the dataset has %" PRId64
+             " samples (valid: 0 to %" PRId64 ")", count, count, count - 1);
+    FAILS(shardstore_get(dataset, count, &s, &lease, &error_), SHARDSTORE_OUT_OF_RANGE, message,
+                   "get(count)");
+    FAILS(shardstore_get(dataset, -1, &s, &lease, &error_), SHARDSTORE_OUT_OF_RANGE, NULL, "get(-1)");
+    int64_t found = 0;
+    FAILS(shardstore_position(dataset, (const uint8_t *)"nope", 4, &found, &error_),
+                   SHARDSTORE_UNKNOWN_KEY, "no sample has key 'nope'; `shardstore ls INDEX` lists the keys",
+                   "position(nope)");
+    positions[0] = 1;
+    positions[1] = count + 5;
+    snprintf(message, sizeof message, "batch item 1 (position %" PRId64 "): index %" PRId64
+             " is out of range: the dataset has %" PRId64 " samples (valid: 0 to %" PRId64 ")",
+             count + 5, count + 5, count, count - 1);
+    FAILS(shardstore_get_batch(dataset, positions, 2, batch, &lease, &error_), SHARDSTORE_OUT_OF_RANGE,
+                   message, "get_batch");
+    CHECK(lease == NULL, "a failed batch leased something");
+    shardstore_dataset *none = NULL;
+    char missing[4096];
+    snprintf(missing, sizeof missing, "%s/missing.sqlite", out);
+    snprintf(message, sizeof message, "index '%s' does not exist; create it with `shardstore ingest %s SHARD...`",
+             missing, missing);
+    FAILS(shardstore_open(missing, NULL, &none, &error_), SHARDSTORE_INDEX_NOT_FOUND, message,
+                   "open(missing)");
+    CHECK(none == NULL, "a failed open stored a dataset");
+    FAILS(shardstore_get(NULL, 0, &s, &lease, &error_), SHARDSTORE_INVALID_ARGUMENT,
+                   "dataset is NULL; pass a dataset from shardstore_open", "get(NULL)");
+
+    /* Splits and metadata, for the script. */
+    char *json = NULL;
+    OK(shardstore_splits_json(dataset, &json, &error_));
+    write_file(out, "splits.json", json, strlen(json));
+    shardstore_string_free(json);
+    OK(shardstore_metadata_json(dataset, &json, &error_));
+    write_file(out, "metadata.json", json, strlen(json));
+    shardstore_string_free(json);
+
+    /* Storage order of the val split: a permutation of its positions. */
+    shardstore_dataset *val = open_dataset(index, "val");
+    int64_t val_count = shardstore_count(val);
+    CHECK(val_count > 0 && val_count < count, "val has %" PRId64 " samples", val_count);
+    int64_t *order = malloc(sizeof(int64_t) * (size_t)val_count);
+    char *seen = calloc((size_t)val_count, 1);
+    OK(shardstore_storage_order(val, order, (size_t)val_count, &error_));
+    for (int64_t i = 0; i < val_count; i++) {
+        CHECK(order[i] >= 0 && order[i] < val_count && !seen[order[i]], "storage order is not a permutation");
+        seen[order[i]] = 1;
+    }
+    FAILS(shardstore_storage_order(val, order, (size_t)val_count - 1, &error_),
+                   SHARDSTORE_BUFFER_TOO_SMALL, NULL, "storage_order(too small)");
+    shardstore_close(val);
+
+    /* A lease outlives its dataset. */
+    shardstore_dataset *brief = open_dataset(index, NULL);
+    OK(shardstore_get(brief, count - 1, &s, &lease, &error_));
+    shardstore_close(brief);
+    CHECK(same(&s, &expected[count - 1]), "a lease changed when its dataset closed");
+    shardstore_lease_release(lease);
+
+    /* Fork: a child reads a dataset the parent opened and read (one child with one thread, one
+       with 4 threads); the parent goes on. */
+    shardstore_sample before_fork;
+    shardstore_lease *fork_lease = NULL;
+    OK(shardstore_get(dataset, 0, &before_fork, &fork_lease, &error_));
+    for (int threads = 1; threads <= 4; threads += 3) {
+        fflush(NULL);
+        pid_t child = fork();
+        CHECK(child >= 0, "fork: %s", strerror(errno));
+        if (child == 0) _exit(child_reads(index, dataset, expected, count, &before_fork, fork_lease, threads));
+        int wstatus = 0;
+        CHECK(waitpid(child, &wstatus, 0) == child, "waitpid");
+        CHECK(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0, "the forked child (%d threads) failed (status %d)",
+              threads, wstatus);
+    }
+    CHECK(same(&before_fork, &expected[0]), "the parent's lease changed after the fork");
+    shardstore_lease_release(fork_lease);
+    for (int64_t p = 0; p < count; p++) {
+        OK(shardstore_get(dataset, p, &s, &lease, &error_));
+        CHECK(same(&s, &expected[p]), "parent after the fork: position %" PRId64, p);
+        shardstore_lease_release(lease);
+    }
+
+    printf("cabi_test (%s, lookup %s): %" PRId64 " samples, batch, errors, storage order, lease after close, fork: ok\n",
+           strategy, info.lookup, count);
+    shardstore_close(dataset);
+    return 0;
+}
