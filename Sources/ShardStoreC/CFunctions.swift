@@ -124,7 +124,8 @@ public func shardstoreMetadataJSON(
     storeJSON(dataset, json, error, IndexJSON.metadata(index:))
 }
 
-/// Stores in `*json` a `malloc`ed copy of the text `make` gives for the dataset's index path.
+/// Stores in `*json` a `malloc`ed copy of the text `make` gives for the dataset's index path
+/// (absolute: the caller may have changed directory since it opened a relative one).
 private func storeJSON(
     _ dataset: OpaquePointer?, _ json: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
     _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ make: (String) throws -> String
@@ -132,7 +133,7 @@ private func storeJSON(
     EntryPoint.run(error) {
         let handle = try EntryPoint.handle(dataset)
         let out = try EntryPoint.required(json, "json")
-        let text = try make(handle.path)
+        let text = try make(handle.absolutePath)
         guard let copy = strdup(text) else {
             throw DatasetError(.outOfMemory, "no memory for a JSON text of \(text.utf8.count) bytes")
         }

@@ -1,3 +1,4 @@
+import ShardIO
 import ShardLoader
 import Synchronization
 
@@ -21,6 +22,9 @@ final class DatasetHandle {
     let count: Int
     /// The index path as given.
     let path: String
+    /// The index path made absolute at open, for the calls that open the index again
+    /// (``IndexJSON``): the caller may change directory after opening a relative path.
+    let absolutePath: String
     /// The total bytes of the selected members.
     let selectionBytes: Int64
     let strategyText: UnsafeMutablePointer<CChar>
@@ -35,6 +39,7 @@ final class DatasetHandle {
     init(_ dataset: Dataset) throws {
         count = dataset.count
         path = dataset.path
+        absolutePath = Paths.absolute(dataset.path)
         selectionBytes = dataset.selectionBytes
         let lookup: String
         switch dataset.lookup {
