@@ -49,6 +49,8 @@ class BuildNative(build_ext):
         for extension in self.extensions:
             extension.include_dirs.append(str(library_dir))
             extension.library_dirs.append(str(library_dir))
+            # Rebuild when the library or its header changed, not only native.c.
+            extension.depends.extend([str(library_dir / HEADER), str(library_dir / LIBRARY)])
         self.library_dir = library_dir
         super().run()
 
