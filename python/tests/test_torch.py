@@ -10,6 +10,14 @@ from conftest import Expected, key_text
 
 torch = pytest.importorskip("torch")
 
+# A worker that delivers nothing for this long is deadlocked: DataLoader raises instead of hanging.
+DEADLOCK_SECONDS = 300
+
+
+def to_tensors(sample):
+    """A transform at module level, so that spawned workers can unpickle it."""
+    return torch.from_numpy(sample["npy"].copy()), sample["cls"]
+
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_dataloader_with_two_workers(corpus: Expected, method):
@@ -19,7 +27,9 @@ def test_dataloader_with_two_workers(corpus: Expected, method):
 
     dataset = ShardDataset(corpus.index, split="train", extensions=["jpg", "cls", "npy"])
     assert len(dataset) == len(corpus.splits["train"])  # opens the index in the parent (fork inherits it)
-    loader = DataLoader(dataset, batch_size=3, shuffle=True, num_workers=2, multiprocessing_context=method)
+    loader = DataLoader(
+        dataset, batch_size=3, shuffle=True, num_workers=2, multiprocessing_context=method, timeout=DEADLOCK_SECONDS
+    )
     seen = {}
     for batch in loader:
         assert isinstance(batch["__index__"], torch.Tensor)
@@ -40,11 +50,10 @@ def test_dataloader_decoded_tensors(corpus: Expected):
 
     from shardstore.torch import ShardDataset
 
-    def transform(sample):
-        return torch.from_numpy(sample["npy"]), sample["cls"]
-
-    dataset = ShardDataset(corpus.index, decode="numpy", transform=transform)
-    loader = DataLoader(dataset, batch_size=4, shuffle=False, num_workers=2, multiprocessing_context="spawn")
+    dataset = ShardDataset(corpus.index, decode="numpy", transform=to_tensors)
+    loader = DataLoader(
+        dataset, batch_size=4, shuffle=False, num_workers=2, multiprocessing_context="spawn", timeout=DEADLOCK_SECONDS
+    )
     arrays, classes = [], []
     with _no_warning():
         for npy, cls in loader:
