@@ -153,6 +153,45 @@ static PyObject *member_view(LeaseObject *lease, const void *data, uint64_t leng
     return view;
 }
 
+/* Extension names seen before, as str objects (hash computed once), looked up by their bytes: a
+   dataset has a handful of extensions, so most samples decode none. Used with the GIL held. */
+#define EXTENSION_CACHE_SIZE 32
+#define EXTENSION_CACHE_MAX_LENGTH 32
+
+typedef struct {
+    size_t length;
+    char bytes[EXTENSION_CACHE_MAX_LENGTH];
+    PyObject *name;
+} CachedExtension;
+
+static CachedExtension extension_cache[EXTENSION_CACHE_SIZE];
+static size_t extension_cache_count = 0;
+
+/* A new reference to the str for an extension's bytes. */
+static PyObject *extension_name(const char *ext, size_t length) {
+    for (size_t i = 0; i < extension_cache_count; i++) {
+        CachedExtension *entry = &extension_cache[i];
+        if (entry->length == length && memcmp(entry->bytes, ext, length) == 0) {
+            Py_INCREF(entry->name);
+            return entry->name;
+        }
+    }
+    PyObject *name = PyUnicode_DecodeUTF8(ext, (Py_ssize_t)length, "surrogateescape");
+    if (name == NULL) return NULL;
+    if (length <= EXTENSION_CACHE_MAX_LENGTH && extension_cache_count < EXTENSION_CACHE_SIZE) {
+        if (PyObject_Hash(name) == -1) {
+            Py_DECREF(name);
+            return NULL;
+        }
+        CachedExtension *entry = &extension_cache[extension_cache_count++];
+        entry->length = length;
+        memcpy(entry->bytes, ext, length);
+        Py_INCREF(name);
+        entry->name = name;
+    }
+    return name;
+}
+
 /* The sample dict: __key__ (str, surrogateescape), __index__ (position) and ext -> memoryview. */
 static PyObject *sample_dict(const shardstore_sample *sample, LeaseObject *lease) {
     PyObject *dict = PyDict_New();
@@ -166,7 +205,7 @@ static PyObject *sample_dict(const shardstore_sample *sample, LeaseObject *lease
     Py_DECREF(value);
     for (size_t i = 0; i < sample->member_count; i++) {
         const shardstore_member *member = &sample->members[i];
-        PyObject *ext = PyUnicode_DecodeUTF8(member->ext, (Py_ssize_t)member->ext_length, "surrogateescape");
+        PyObject *ext = extension_name(member->ext, member->ext_length);
         if (ext == NULL) goto fail_dict;
         value = member_view(lease, member->data, member->length);
         if (value == NULL) {

@@ -40,7 +40,7 @@ def child_reads_everything(ds, corpus: Expected) -> int:
 
 # A child that has not ended after this long is deadlocked (it reads a few dozen samples): it is
 # killed and the test fails, instead of hanging the suite. Not a timing assertion.
-DEADLOCK_SECONDS = 300
+DEADLOCK_SECONDS = 120
 
 
 def wait_exit_status(pid: int):

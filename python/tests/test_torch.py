@@ -11,7 +11,7 @@ from conftest import Expected, key_text
 torch = pytest.importorskip("torch")
 
 # A worker that delivers nothing for this long is deadlocked: DataLoader raises instead of hanging.
-DEADLOCK_SECONDS = 300
+DEADLOCK_SECONDS = 120
 
 
 def to_tensors(sample):
