@@ -28,12 +28,53 @@ static PyObject *closed_error = NULL;
 /* Bumped in the child after fork(): calls in flight in the parent do not exist in the child. */
 static volatile unsigned long fork_generation = 0;
 
+/* Every library call holds this shared; fork() (any thread, through pthread_atfork) takes it
+   exclusively first. So no thread is inside the library when a process forks, and the child
+   never inherits a lock (SQLite's, the library's) that a thread of the parent held mid-call.
+   Calls take it after releasing the GIL and drop it before taking the GIL back, and a thread
+   that forks from Python holds the GIL, so the two locks never wait on each other. Writers are
+   preferred, so a fork is not starved by a stream of reads. */
+#ifdef PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP
+#define FORK_GUARD_INITIALIZER PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP
+#else
+#define FORK_GUARD_INITIALIZER PTHREAD_RWLOCK_INITIALIZER
+#endif
+static pthread_rwlock_t fork_guard = FORK_GUARD_INITIALIZER;
+
+static void before_fork(void) { pthread_rwlock_wrlock(&fork_guard); }
+
+static void after_fork_in_parent(void) { pthread_rwlock_unlock(&fork_guard); }
+
+/* A library call with the GIL released and the fork guard held. */
+#define LIBRARY_CALL(statement)                  \
+    do {                                         \
+        Py_BEGIN_ALLOW_THREADS                   \
+        pthread_rwlock_rdlock(&fork_guard);      \
+        statement;                               \
+        pthread_rwlock_unlock(&fork_guard);      \
+        Py_END_ALLOW_THREADS                     \
+    } while (0)
+
+/* A short library call made with the GIL held (releasing a lease, reading facts). */
+#define LIBRARY_CALL_WITH_GIL(statement)         \
+    do {                                         \
+        pthread_rwlock_rdlock(&fork_guard);      \
+        statement;                               \
+        pthread_rwlock_unlock(&fork_guard);      \
+    } while (0)
+
 static PyObject *str_key = NULL;   /* "__key__" */
 static PyObject *str_index = NULL; /* "__index__" */
 
 static char empty_bytes[1];
 
-static void after_fork_in_child(void) { fork_generation++; }
+/* In the child the forking thread has a new thread id, so the guard it took in before_fork() is
+   not released by unlocking but set back to its initial state: the child has no other thread. */
+static void after_fork_in_child(void) {
+    pthread_rwlock_t unlocked = FORK_GUARD_INITIALIZER;
+    memcpy(&fork_guard, &unlocked, sizeof(fork_guard));
+    fork_generation++;
+}
 
 /* Raises the Error subclass for `status` with the library's message (freed here). */
 static void raise_status(shardstore_status status, char *message) {
@@ -76,8 +117,9 @@ typedef struct {
 
 static void Lease_dealloc(LeaseObject *self) {
     if (self->lease != NULL) {
-        shardstore_lease_release(self->lease);
+        shardstore_lease *lease = self->lease;
         self->lease = NULL;
+        LIBRARY_CALL_WITH_GIL(shardstore_lease_release(lease));
     }
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -95,7 +137,7 @@ static PyTypeObject LeaseType = {
 static LeaseObject *lease_wrap(shardstore_lease *lease) {
     LeaseObject *object = PyObject_New(LeaseObject, &LeaseType);
     if (object == NULL) {
-        shardstore_lease_release(lease);
+        LIBRARY_CALL_WITH_GIL(shardstore_lease_release(lease));
         return NULL;
     }
     object->lease = lease;
@@ -271,9 +313,7 @@ static void dataset_leave(DatasetObject *self) {
     if (self->closed && self->active == 0 && self->dataset != NULL) {
         shardstore_dataset *dataset = self->dataset;
         self->dataset = NULL;
-        Py_BEGIN_ALLOW_THREADS
-        shardstore_close(dataset);
-        Py_END_ALLOW_THREADS
+        LIBRARY_CALL(shardstore_close(dataset));
     }
 }
 
@@ -306,9 +346,7 @@ static void Dataset_dealloc(DatasetObject *self) {
     if (self->dataset != NULL) {
         shardstore_dataset *dataset = self->dataset;
         self->dataset = NULL;
-        Py_BEGIN_ALLOW_THREADS
-        shardstore_close(dataset);
-        Py_END_ALLOW_THREADS
+        LIBRARY_CALL(shardstore_close(dataset));
     }
     Dataset_clear(self);
     Py_CLEAR(self->index_path);
@@ -407,15 +445,13 @@ static int Dataset_init(DatasetObject *self, PyObject *args, PyObject *kwargs) {
     char *error = NULL;
     shardstore_status status;
     const char *path_string = PyBytes_AS_STRING(path);
-    Py_BEGIN_ALLOW_THREADS
-    status = shardstore_open(path_string, &options, &dataset, &error);
-    Py_END_ALLOW_THREADS
+    LIBRARY_CALL(status = shardstore_open(path_string, &options, &dataset, &error));
     if (status != SHARDSTORE_OK) {
         raise_status(status, error);
         goto done;
     }
     self->dataset = dataset;
-    self->count = shardstore_count(dataset);
+    LIBRARY_CALL_WITH_GIL(self->count = shardstore_count(dataset));
     self->closed = 0;
     self->active = 0;
     self->generation = fork_generation;
@@ -475,9 +511,7 @@ static PyObject *dataset_read(DatasetObject *self, int64_t position) {
     shardstore_status status;
     if (dataset_enter(self) < 0) return NULL;
     shardstore_dataset *dataset = self->dataset;
-    Py_BEGIN_ALLOW_THREADS
-    status = shardstore_get(dataset, position, &sample, &lease, &error);
-    Py_END_ALLOW_THREADS
+    LIBRARY_CALL(status = shardstore_get(dataset, position, &sample, &lease, &error));
     dataset_leave(self);
     if (status != SHARDSTORE_OK) {
         raise_status(status, error);
@@ -516,9 +550,7 @@ static int dataset_position_of(DatasetObject *self, PyObject *key, int64_t *posi
     shardstore_dataset *dataset = self->dataset;
     const uint8_t *data = (const uint8_t *)PyBytes_AS_STRING(bytes);
     size_t length = (size_t)PyBytes_GET_SIZE(bytes);
-    Py_BEGIN_ALLOW_THREADS
-    status = shardstore_position(dataset, data, length, &found, &error);
-    Py_END_ALLOW_THREADS
+    LIBRARY_CALL(status = shardstore_position(dataset, data, length, &found, &error));
     dataset_leave(self);
     Py_DECREF(bytes);
     if (status != SHARDSTORE_OK) {
@@ -546,9 +578,7 @@ static PyObject *dataset_read_batch(DatasetObject *self, const int64_t *position
         return NULL;
     }
     shardstore_dataset *dataset = self->dataset;
-    Py_BEGIN_ALLOW_THREADS
-    status = shardstore_get_batch(dataset, positions, count, samples, &lease, &error);
-    Py_END_ALLOW_THREADS
+    LIBRARY_CALL(status = shardstore_get_batch(dataset, positions, count, samples, &lease, &error));
     dataset_leave(self);
     if (status != SHARDSTORE_OK) {
         PyMem_Free(samples);
@@ -687,9 +717,7 @@ static PyObject *Dataset_storage_order(DatasetObject *self, PyObject *unused) {
     char *error = NULL;
     shardstore_status status = SHARDSTORE_OK;
     if (count > 0) {
-        Py_BEGIN_ALLOW_THREADS
-        status = shardstore_storage_order(dataset, positions, (size_t)count, &error);
-        Py_END_ALLOW_THREADS
+        LIBRARY_CALL(status = shardstore_storage_order(dataset, positions, (size_t)count, &error));
     }
     dataset_leave(self);
     if (status != SHARDSTORE_OK) {
@@ -714,7 +742,8 @@ static PyObject *Dataset_info(DatasetObject *self, PyObject *unused) {
     memset(&info, 0, sizeof(info));
     info.struct_size = (uint32_t)sizeof(info);
     char *error = NULL;
-    shardstore_status status = shardstore_info(self->dataset, &info, &error);
+    shardstore_status status;
+    LIBRARY_CALL_WITH_GIL(status = shardstore_info(self->dataset, &info, &error));
     PyObject *result = NULL;
     if (status != SHARDSTORE_OK) {
         raise_status(status, error);
@@ -736,9 +765,7 @@ static PyObject *dataset_json(DatasetObject *self, json_function function) {
     shardstore_dataset *dataset = self->dataset;
     char *json = NULL, *error = NULL;
     shardstore_status status;
-    Py_BEGIN_ALLOW_THREADS
-    status = function(dataset, &json, &error);
-    Py_END_ALLOW_THREADS
+    LIBRARY_CALL(status = function(dataset, &json, &error));
     dataset_leave(self);
     if (status != SHARDSTORE_OK) {
         raise_status(status, error);
@@ -775,9 +802,7 @@ static PyObject *Dataset_close(DatasetObject *self, PyObject *unused) {
     if (self->active == 0 && self->dataset != NULL) {
         shardstore_dataset *dataset = self->dataset;
         self->dataset = NULL;
-        Py_BEGIN_ALLOW_THREADS
-        shardstore_close(dataset);
-        Py_END_ALLOW_THREADS
+        LIBRARY_CALL(shardstore_close(dataset));
     }
     Py_RETURN_NONE;
 }
@@ -921,7 +946,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     if (PyType_Ready(&LeaseType) < 0 || PyType_Ready(&MemberType) < 0 || PyType_Ready(&DatasetType) < 0) {
         return NULL;
     }
-    if (pthread_atfork(NULL, NULL, after_fork_in_child) != 0) {
+    if (pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child) != 0) {
         PyErr_SetString(PyExc_ImportError, "pthread_atfork failed; cannot track forks");
         return NULL;
     }

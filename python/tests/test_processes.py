@@ -166,8 +166,9 @@ def test_threads_read_one_dataset(shardstore_module, corpus: Expected, strategy)
     ds.close()
 
 
-def test_threads_read_while_another_thread_forks(shardstore_module, corpus: Expected):
-    ds = shardstore_module.Dataset(corpus.index, strategy="pread", lookup="statements")
+@pytest.mark.parametrize("strategy,lookup", FORK_COMBINATIONS)
+def test_threads_read_while_another_thread_forks(shardstore_module, corpus: Expected, strategy, lookup):
+    ds = shardstore_module.Dataset(corpus.index, strategy=strategy, lookup=lookup)
     wanted = expected_digests(corpus, range(len(ds)))
     stop = threading.Event()
     failures = []
