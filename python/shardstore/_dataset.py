@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, Iterable, Iterator, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, Optional, Sequence, Tuple, Type, Union
 
 from . import _native
 from ._decode import Decoder, resolve_decoder
@@ -123,22 +123,22 @@ class Dataset(_native.Dataset):
     @property
     def strategy(self) -> str:
         """How bytes are read: ``"memory"``, ``"mmap"`` or ``"pread"`` (what ``"auto"`` chose)."""
-        return self._info["strategy"]
+        return str(self._info["strategy"])
 
     @property
     def lookup(self) -> str:
         """How positions are found: ``"table"``, ``"file"`` or ``"statements"``."""
-        return self._info["lookup"]
+        return str(self._info["lookup"])
 
     @property
     def reason(self) -> str:
         """Why the strategy was chosen, in one sentence with the figures."""
-        return self._info["reason"]
+        return str(self._info["reason"])
 
     @property
     def selection_bytes(self) -> int:
         """The total bytes of the selected members."""
-        return self._info["selection_bytes"]
+        return int(self._info["selection_bytes"])
 
     def info(self) -> Dict[str, Any]:
         """count, strategy, lookup, reason, selection_bytes, split and index_path, as a dict."""
@@ -152,7 +152,8 @@ class Dataset(_native.Dataset):
     @property
     def metadata(self) -> Dict[str, Any]:
         """The index's metadata (``shardstore meta set``), values JSON-decoded."""
-        return json.loads(self.metadata_json())
+        metadata: Dict[str, Any] = json.loads(self.metadata_json())
+        return metadata
 
     # ---- Reading -----------------------------------------------------------------------------
     # ds[i], ds[key], ds[a:b], len(ds), get(i) and get_batch(positions) are implemented in C
@@ -196,7 +197,7 @@ class Dataset(_native.Dataset):
         return f"shardstore.Dataset({self.index!r}{split}) <{state}>"
 
 
-def _reopen(cls: type, arguments: Tuple[Any, ...], verify_headers: bool) -> Dataset:
+def _reopen(cls: Type[Dataset], arguments: Tuple[Any, ...], verify_headers: bool) -> Dataset:
     return cls(*arguments, verify_headers=verify_headers)
 
 

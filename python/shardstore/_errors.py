@@ -9,7 +9,7 @@ unknown key and ``except FileNotFoundError`` a missing index.
 from __future__ import annotations
 
 import enum
-from typing import Dict, Type
+from typing import Any, Dict, Tuple, Type
 
 
 class ErrorCode(enum.IntEnum):
@@ -58,7 +58,7 @@ class Error(Exception):
     def __str__(self) -> str:
         return self.message
 
-    def __reduce__(self):  # picklable across worker processes
+    def __reduce__(self) -> Tuple[Any, ...]:  # picklable across worker processes
         return (type(self), (self.message, int(self.code)))
 
 

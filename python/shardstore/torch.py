@@ -43,7 +43,7 @@ def _portable_value(value: Any) -> Any:
     return value
 
 
-class ShardDataset(torch.utils.data.Dataset):
+class ShardDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
     """A ``torch.utils.data.Dataset`` reading samples from a ShardStore index.
 
     Example::
