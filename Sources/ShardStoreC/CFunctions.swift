@@ -66,7 +66,7 @@ public func shardstoreOpen(
 @c(shardstore_close)
 public func shardstoreClose(_ dataset: OpaquePointer?) {
     guard let dataset else { return }
-    Unmanaged<DatasetHandle>.fromOpaque(UnsafeRawPointer(dataset)).release()
+    EntryPoint.guarded { Unmanaged<DatasetHandle>.fromOpaque(UnsafeRawPointer(dataset)).release() }
 }
 
 // MARK: Facts
@@ -254,5 +254,5 @@ public func shardstoreGetBatch(
 @c(shardstore_lease_release)
 public func shardstoreLeaseRelease(_ lease: OpaquePointer?) {
     guard let lease else { return }
-    LeaseHandle.release(lease)
+    EntryPoint.guarded { LeaseHandle.release(lease) }
 }

@@ -14,8 +14,11 @@ enum EntryPoint {
     /// Runs `body`: `SHARDSTORE_OK` when it returns; otherwise the error's code
     /// (``ErrorCode/init(classifying:)``), with its one-line description stored in `*error` (a
     /// `malloc`ed copy, NULL when even that cannot be allocated) when `error` is not NULL.
+    /// Holds the fork guard (`shardstore_fork_guard.h`) while `body` runs.
     @inline(__always)
     static func run(_ error: ErrorOut?, _ body: () throws -> Void) -> shardstore_status {
+        shardstore_fork_guard_enter()
+        defer { shardstore_fork_guard_leave() }
         do {
             try body()
             return SHARDSTORE_OK
@@ -28,6 +31,15 @@ enum EntryPoint {
     static func fail(_ failure: any Error, _ error: ErrorOut?) -> shardstore_status {
         if let error { error.pointee = strdup("\(failure)") }
         return shardstore_status(rawValue: UInt32(ErrorCode(classifying: failure).rawValue))
+    }
+
+    /// Runs `body` holding the fork guard: no fork happens while a thread is inside the library,
+    /// so a child never finds a lock (SQLite's, the Swift runtime's, ours) held by a thread it lacks.
+    @inline(__always)
+    static func guarded<R>(_ body: () -> R) -> R {
+        shardstore_fork_guard_enter()
+        defer { shardstore_fork_guard_leave() }
+        return body()
     }
 
     /// The handle behind a `shardstore_dataset *`.

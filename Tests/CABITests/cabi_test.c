@@ -18,6 +18,7 @@
 #include <limits.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,6 +214,70 @@ static int child_reads(const char *index, shardstore_dataset *dataset, copied_sa
     return failures ? 1 : 0;
 }
 
+/* Readers that loop until told to stop, for forks made while they read. */
+typedef struct looping_job {
+    reader_job job;
+    volatile int stop;
+} looping_job;
+
+static void *read_until_stopped(void *argument) {
+    looping_job *l = argument;
+    while (!l->stop && l->job.failures == 0) read_all(&l->job);
+    return NULL;
+}
+
+/* In a child forked while other threads were inside the library: one read, then exit. */
+static int child_reads_once(shardstore_dataset *dataset, copied_sample *expected, int64_t count, int round) {
+    int64_t p = (round * 11) % count;
+    shardstore_sample s;
+    shardstore_lease *lease = NULL;
+    char *error = NULL;
+    if (shardstore_get(dataset, p, &s, &lease, &error) != SHARDSTORE_OK) {
+        fprintf(stderr, "child of round %d: %s\n", round, error ? error : "-");
+        return 1;
+    }
+    int ok = same(&s, &expected[p]);
+    shardstore_lease_release(lease);
+    return ok ? 0 : 1;
+}
+
+/* Forks `rounds` times while 3 threads read: every child must read and exit within 30 s (a child
+   that finds a lock held by a thread it does not have, SQLite's among them, never does). */
+static void fork_while_reading(shardstore_dataset *dataset, copied_sample *expected, int64_t count, int rounds) {
+    looping_job readers[3];
+    pthread_t ids[3];
+    for (int t = 0; t < 3; t++) {
+        readers[t] = (looping_job){{dataset, expected, count, t, 0}, 0};
+        CHECK(pthread_create(&ids[t], NULL, read_until_stopped, &readers[t]) == 0, "pthread_create");
+    }
+    for (int round = 0; round < rounds; round++) {
+        fflush(NULL);
+        pid_t child = fork();
+        CHECK(child >= 0, "fork: %s", strerror(errno));
+        if (child == 0) _exit(child_reads_once(dataset, expected, count, round));
+        int wstatus = 0;
+        int waited = 0;
+        pid_t done;
+        while ((done = waitpid(child, &wstatus, WNOHANG)) == 0 && waited < 30000) {
+            usleep(1000);
+            waited++;
+        }
+        if (done == 0) {
+            kill(child, SIGKILL);
+            waitpid(child, &wstatus, 0);
+        }
+        CHECK(done == child, "a child forked while 3 threads read did not finish in 30 s (round %d): deadlocked",
+              round);
+        CHECK(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0, "a child forked while 3 threads read failed (round %d)",
+              round);
+    }
+    for (int t = 0; t < 3; t++) {
+        readers[t].stop = 1;
+        pthread_join(ids[t], NULL);
+        CHECK(readers[t].job.failures == 0, "a reading thread failed while the process forked");
+    }
+}
+
 /* ---- main ---------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
@@ -347,6 +412,7 @@ int main(int argc, char **argv) {
         CHECK(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0, "the forked child (%d threads) failed (status %d)",
               threads, wstatus);
     }
+    fork_while_reading(dataset, expected, count, 50);
     CHECK(same(&before_fork, &expected[0]), "the parent's lease changed after the fork");
     shardstore_lease_release(fork_lease);
     for (int64_t p = 0; p < count; p++) {
@@ -355,7 +421,7 @@ int main(int argc, char **argv) {
         shardstore_lease_release(lease);
     }
 
-    printf("cabi_test (%s, lookup %s): %" PRId64 " samples, batch, errors, storage order, lease after close, fork: ok\n",
+    printf("cabi_test (%s, lookup %s): %" PRId64 " samples, batch, errors, storage order, lease after close, fork, fork while reading: ok\n",
            strategy, info.lookup, count);
     shardstore_close(dataset);
     return 0;

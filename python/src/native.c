@@ -1,0 +1,942 @@
+/*
+ * shardstore._native: the CPython extension over libShardStoreC (shardstore.h).
+ *
+ * One C call per sample (or per batch): the GIL is released around every library call, the
+ * sample dict is built here, and each member's bytes are a read-only memoryview over the lease
+ * (no copy). A memoryview keeps its lease alive through a tiny exporter object, so views stay
+ * valid after the sample, the dataset, or its close() are gone (leases outlive close in the ABI).
+ *
+ * Types:
+ *   Dataset  owns a shardstore_dataset*; subclassed by shardstore.Dataset (Python).
+ *   Lease    owns a shardstore_lease*, released when the last view over it is dropped.
+ *   _Member  a buffer exporter: one member's bytes, holding a reference to its Lease.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "shardstore.h"
+
+/* ---- Module state (single-phase init: the library is process-wide anyway) ------------------- */
+
+/* Error classes by status code, from shardstore._errors._BY_CODE; base class Error. */
+static PyObject *error_by_code = NULL;
+static PyObject *error_base = NULL;
+static PyObject *closed_error = NULL;
+
+/* Bumped in the child after fork(): calls in flight in the parent do not exist in the child. */
+static volatile unsigned long fork_generation = 0;
+
+/* Library calls. libShardStoreC keeps forks safe itself: each of its entry points holds its fork
+   guard shared, and its pthread_atfork handler takes it exclusively, so no thread is inside the
+   library when a process forks. Calls here release the GIL around the library call; a thread
+   that forks from Python holds the GIL while the library's handler waits for the calls in
+   flight, which do not need the GIL to finish. */
+#define LIBRARY_CALL(statement)                  \
+    do {                                         \
+        Py_BEGIN_ALLOW_THREADS                   \
+        statement;                               \
+        Py_END_ALLOW_THREADS                     \
+    } while (0)
+
+/* A short library call made with the GIL held (releasing a lease, reading facts). */
+#define LIBRARY_CALL_WITH_GIL(statement) \
+    do {                                 \
+        statement;                       \
+    } while (0)
+
+static PyObject *str_key = NULL;   /* "__key__" */
+static PyObject *str_index = NULL; /* "__index__" */
+
+static char empty_bytes[1];
+
+/* In the child: calls in flight in the parent do not exist here. */
+static void after_fork_in_child(void) { fork_generation++; }
+
+/* Raises the Error subclass for `status` with the library's message (freed here). */
+static void raise_status(shardstore_status status, char *message) {
+    PyObject *text;
+    if (message != NULL) {
+        text = PyUnicode_DecodeUTF8(message, (Py_ssize_t)strlen(message), "replace");
+        shardstore_string_free(message);
+    } else {
+        text = PyUnicode_FromFormat("shardstore failed with status %d and no message", (int)status);
+    }
+    if (text == NULL) return;
+    PyObject *code = PyLong_FromLong((long)status);
+    if (code == NULL) {
+        Py_DECREF(text);
+        return;
+    }
+    PyObject *cls = PyDict_GetItemWithError(error_by_code, code); /* borrowed */
+    if (cls == NULL) {
+        if (PyErr_Occurred()) {
+            Py_DECREF(text);
+            Py_DECREF(code);
+            return;
+        }
+        cls = error_base;
+    }
+    PyObject *exc = PyObject_CallFunctionObjArgs(cls, text, code, NULL);
+    Py_DECREF(text);
+    Py_DECREF(code);
+    if (exc == NULL) return;
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_DECREF(exc);
+}
+
+/* ---- Lease ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    shardstore_lease *lease;
+} LeaseObject;
+
+static void Lease_dealloc(LeaseObject *self) {
+    if (self->lease != NULL) {
+        shardstore_lease *lease = self->lease;
+        self->lease = NULL;
+        LIBRARY_CALL_WITH_GIL(shardstore_lease_release(lease));
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject LeaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "shardstore._native.Lease",
+    .tp_doc = "Keeps the bytes of one or more leased samples valid; released when dropped.",
+    .tp_basicsize = sizeof(LeaseObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)Lease_dealloc,
+};
+
+/* Takes ownership of `lease` (released on failure too). */
+static LeaseObject *lease_wrap(shardstore_lease *lease) {
+    LeaseObject *object = PyObject_New(LeaseObject, &LeaseType);
+    if (object == NULL) {
+        LIBRARY_CALL_WITH_GIL(shardstore_lease_release(lease));
+        return NULL;
+    }
+    object->lease = lease;
+    return object;
+}
+
+/* ---- _Member: a read-only buffer over one member's bytes ------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    LeaseObject *lease;
+    const char *data;
+    Py_ssize_t length;
+} MemberObject;
+
+static int Member_getbuffer(MemberObject *self, Py_buffer *view, int flags) {
+    return PyBuffer_FillInfo(view, (PyObject *)self, (void *)self->data, self->length, 1, flags);
+}
+
+static void Member_dealloc(MemberObject *self) {
+    Py_XDECREF(self->lease);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyBufferProcs Member_as_buffer = {
+    .bf_getbuffer = (getbufferproc)Member_getbuffer,
+    .bf_releasebuffer = NULL,
+};
+
+static PyTypeObject MemberType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "shardstore._native._Member",
+    .tp_doc = "Read-only bytes of one leased member (exported through the buffer protocol).",
+    .tp_basicsize = sizeof(MemberObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)Member_dealloc,
+    .tp_as_buffer = &Member_as_buffer,
+};
+
+/* A read-only memoryview over `length` bytes at `data`, keeping `lease` alive. */
+static PyObject *member_view(LeaseObject *lease, const void *data, uint64_t length) {
+    if (length > (uint64_t)PY_SSIZE_T_MAX) {
+        PyErr_Format(PyExc_OverflowError, "a member of %llu bytes does not fit in a memoryview",
+                     (unsigned long long)length);
+        return NULL;
+    }
+    MemberObject *member = PyObject_New(MemberObject, &MemberType);
+    if (member == NULL) return NULL;
+    Py_INCREF(lease);
+    member->lease = lease;
+    member->data = (data != NULL && length > 0) ? (const char *)data : empty_bytes;
+    member->length = (Py_ssize_t)length;
+    PyObject *view = PyMemoryView_FromObject((PyObject *)member);
+    Py_DECREF(member);
+    return view;
+}
+
+/* Extension names seen before, as str objects (hash computed once), looked up by their bytes: a
+   dataset has a handful of extensions, so most samples decode none. Used with the GIL held. */
+#define EXTENSION_CACHE_SIZE 32
+#define EXTENSION_CACHE_MAX_LENGTH 32
+
+typedef struct {
+    size_t length;
+    char bytes[EXTENSION_CACHE_MAX_LENGTH];
+    PyObject *name;
+} CachedExtension;
+
+static CachedExtension extension_cache[EXTENSION_CACHE_SIZE];
+static size_t extension_cache_count = 0;
+
+/* A new reference to the str for an extension's bytes. */
+static PyObject *extension_name(const char *ext, size_t length) {
+    for (size_t i = 0; i < extension_cache_count; i++) {
+        CachedExtension *entry = &extension_cache[i];
+        if (entry->length == length && memcmp(entry->bytes, ext, length) == 0) {
+            Py_INCREF(entry->name);
+            return entry->name;
+        }
+    }
+    PyObject *name = PyUnicode_DecodeUTF8(ext, (Py_ssize_t)length, "surrogateescape");
+    if (name == NULL) return NULL;
+    if (length <= EXTENSION_CACHE_MAX_LENGTH && extension_cache_count < EXTENSION_CACHE_SIZE) {
+        if (PyObject_Hash(name) == -1) {
+            Py_DECREF(name);
+            return NULL;
+        }
+        CachedExtension *entry = &extension_cache[extension_cache_count++];
+        entry->length = length;
+        memcpy(entry->bytes, ext, length);
+        Py_INCREF(name);
+        entry->name = name;
+    }
+    return name;
+}
+
+/* The sample dict: __key__ (str, surrogateescape), __index__ (position) and ext -> memoryview. */
+static PyObject *sample_dict(const shardstore_sample *sample, LeaseObject *lease) {
+    PyObject *dict = PyDict_New();
+    if (dict == NULL) return NULL;
+    PyObject *value = PyUnicode_DecodeUTF8((const char *)sample->key, (Py_ssize_t)sample->key_length,
+                                           "surrogateescape");
+    if (value == NULL || PyDict_SetItem(dict, str_key, value) < 0) goto fail;
+    Py_DECREF(value);
+    value = PyLong_FromLongLong((long long)sample->position);
+    if (value == NULL || PyDict_SetItem(dict, str_index, value) < 0) goto fail;
+    Py_DECREF(value);
+    for (size_t i = 0; i < sample->member_count; i++) {
+        const shardstore_member *member = &sample->members[i];
+        PyObject *ext = extension_name(member->ext, member->ext_length);
+        if (ext == NULL) goto fail_dict;
+        value = member_view(lease, member->data, member->length);
+        if (value == NULL) {
+            Py_DECREF(ext);
+            goto fail_dict;
+        }
+        int failed = PyDict_SetItem(dict, ext, value);
+        Py_DECREF(ext);
+        if (failed < 0) goto fail;
+        Py_DECREF(value);
+    }
+    return dict;
+fail:
+    Py_XDECREF(value);
+fail_dict:
+    Py_DECREF(dict);
+    return NULL;
+}
+
+/* ---- Dataset -------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    shardstore_dataset *dataset;
+    int64_t count;
+    int closed;
+    /* Calls in flight (GIL released inside the library); close() waits for the last one. */
+    long active;
+    unsigned long generation;
+    PyObject *decoder; /* None or a callable applied to each sample */
+    PyObject *index_path;
+} DatasetObject;
+
+/* Marks a call in flight; fails when the dataset is closed. Always called with the GIL. */
+static int dataset_enter(DatasetObject *self) {
+    if (self->generation != fork_generation) {
+        /* A forked child: the calls the parent had in flight are not running here. */
+        self->active = 0;
+        self->generation = fork_generation;
+    }
+    if (self->dataset == NULL || self->closed) {
+        PyObject *cls = closed_error != NULL ? closed_error : PyExc_ValueError;
+        if (self->index_path != NULL) {
+            PyErr_Format(cls, "the dataset %R is closed; open it again with shardstore.Dataset(%R)",
+                         self->index_path, self->index_path);
+        } else {
+            PyErr_SetString(cls, "the dataset is not open; call shardstore.Dataset(index) to open one");
+        }
+        return -1;
+    }
+    self->active++;
+    return 0;
+}
+
+/* Ends a call; the last one out closes a dataset that close() left open for it. */
+static void dataset_leave(DatasetObject *self) {
+    if (self->generation != fork_generation) {
+        self->active = 0;
+        self->generation = fork_generation;
+    } else if (self->active > 0) {
+        self->active--;
+    }
+    if (self->closed && self->active == 0 && self->dataset != NULL) {
+        shardstore_dataset *dataset = self->dataset;
+        self->dataset = NULL;
+        LIBRARY_CALL(shardstore_close(dataset));
+    }
+}
+
+static PyObject *Dataset_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    DatasetObject *self = (DatasetObject *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->dataset = NULL;
+    self->count = 0;
+    self->closed = 0;
+    self->active = 0;
+    self->generation = fork_generation;
+    Py_INCREF(Py_None);
+    self->decoder = Py_None;
+    self->index_path = NULL;
+    return (PyObject *)self;
+}
+
+static int Dataset_traverse(DatasetObject *self, visitproc visit, void *arg) {
+    Py_VISIT(self->decoder);
+    return 0;
+}
+
+static int Dataset_clear(DatasetObject *self) {
+    Py_CLEAR(self->decoder);
+    return 0;
+}
+
+static void Dataset_dealloc(DatasetObject *self) {
+    PyObject_GC_UnTrack(self);
+    if (self->dataset != NULL) {
+        shardstore_dataset *dataset = self->dataset;
+        self->dataset = NULL;
+        LIBRARY_CALL(shardstore_close(dataset));
+    }
+    Dataset_clear(self);
+    Py_CLEAR(self->index_path);
+    /* A Python subclass's subtype_dealloc drops the reference to its heap type after this. */
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* UTF-8 bytes of a str (strict), or NULL with None. Returns 0 on success. */
+static int optional_utf8(PyObject *object, const char *name, PyObject **bytes) {
+    *bytes = NULL;
+    if (object == NULL || object == Py_None) return 0;
+    if (!PyUnicode_Check(object)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a str or None, not %.100s", name, Py_TYPE(object)->tp_name);
+        return -1;
+    }
+    *bytes = PyUnicode_AsUTF8String(object);
+    return *bytes == NULL ? -1 : 0;
+}
+
+PyDoc_STRVAR(Dataset_init_doc,
+             "Dataset(index, split=None, extensions=None, strategy=None, lookup=None, memory_limit=None,\n"
+             "        verify_headers=True, decoder=None)\n\n"
+             "Opens an index (shardstore_open). extensions is a sequence of str; memory_limit a str\n"
+             "(\"2G\" or a byte count); decoder None or a callable applied to each sample read.");
+
+static int Dataset_init(DatasetObject *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"index",  "split",        "extensions",     "strategy", "lookup",
+                               "memory_limit", "verify_headers", "decoder", NULL};
+    PyObject *path = NULL, *split = Py_None, *extensions = Py_None, *strategy = Py_None, *lookup = Py_None;
+    PyObject *memory_limit = Py_None, *decoder = Py_None;
+    int verify_headers = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|OOOOOpO", keywords, PyUnicode_FSConverter, &path, &split,
+                                     &extensions, &strategy, &lookup, &memory_limit, &verify_headers, &decoder)) {
+        return -1;
+    }
+    if (self->dataset != NULL) {
+        Py_DECREF(path);
+        PyErr_SetString(PyExc_RuntimeError, "this Dataset is already open; create a new one instead");
+        return -1;
+    }
+    if (decoder != Py_None && !PyCallable_Check(decoder)) {
+        Py_DECREF(path);
+        PyErr_Format(PyExc_TypeError, "decoder must be callable or None, not %.100s", Py_TYPE(decoder)->tp_name);
+        return -1;
+    }
+    int result = -1;
+    PyObject *split_bytes = NULL, *strategy_bytes = NULL, *lookup_bytes = NULL, *limit_bytes = NULL;
+    PyObject *extension_list = NULL;
+    const char **extension_pointers = NULL;
+    Py_ssize_t extension_count = 0;
+    if (optional_utf8(split, "split", &split_bytes) < 0 || optional_utf8(strategy, "strategy", &strategy_bytes) < 0 ||
+        optional_utf8(lookup, "lookup", &lookup_bytes) < 0 ||
+        optional_utf8(memory_limit, "memory_limit", &limit_bytes) < 0) {
+        goto done;
+    }
+    if (extensions != Py_None) {
+        if (PyUnicode_Check(extensions) || PyBytes_Check(extensions)) {
+            PyErr_SetString(PyExc_TypeError, "extensions must be a sequence of str, such as [\"jpg\", \"cls\"]");
+            goto done;
+        }
+        PyObject *sequence = PySequence_Fast(extensions, "extensions must be a sequence of str");
+        if (sequence == NULL) goto done;
+        extension_count = PySequence_Fast_GET_SIZE(sequence);
+        extension_list = PyList_New(extension_count);
+        extension_pointers = PyMem_Calloc(extension_count > 0 ? (size_t)extension_count : 1, sizeof(char *));
+        if (extension_list == NULL || extension_pointers == NULL) {
+            Py_DECREF(sequence);
+            if (extension_pointers == NULL) PyErr_NoMemory();
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < extension_count; i++) {
+            PyObject *item = PySequence_Fast_GET_ITEM(sequence, i);
+            PyObject *bytes = NULL;
+            if (item == Py_None || optional_utf8(item, "each extension", &bytes) < 0) {
+                if (item == Py_None) PyErr_SetString(PyExc_TypeError, "each extension must be a str, not None");
+                Py_DECREF(sequence);
+                goto done;
+            }
+            PyList_SET_ITEM(extension_list, i, bytes);
+            extension_pointers[i] = PyBytes_AS_STRING(bytes);
+        }
+        Py_DECREF(sequence);
+    }
+
+    shardstore_open_options options;
+    shardstore_open_options_init(&options);
+    options.verify_headers = verify_headers ? 1 : 0;
+    options.split = split_bytes != NULL ? PyBytes_AS_STRING(split_bytes) : NULL;
+    options.extensions = extension_list != NULL ? extension_pointers : NULL;
+    options.extension_count = extension_list != NULL ? (size_t)extension_count : 0;
+    options.strategy = strategy_bytes != NULL ? PyBytes_AS_STRING(strategy_bytes) : NULL;
+    options.lookup = lookup_bytes != NULL ? PyBytes_AS_STRING(lookup_bytes) : NULL;
+    options.memory_limit = limit_bytes != NULL ? PyBytes_AS_STRING(limit_bytes) : NULL;
+
+    shardstore_dataset *dataset = NULL;
+    char *error = NULL;
+    shardstore_status status;
+    const char *path_string = PyBytes_AS_STRING(path);
+    LIBRARY_CALL(status = shardstore_open(path_string, &options, &dataset, &error));
+    if (status != SHARDSTORE_OK) {
+        raise_status(status, error);
+        goto done;
+    }
+    self->dataset = dataset;
+    LIBRARY_CALL_WITH_GIL(self->count = shardstore_count(dataset));
+    self->closed = 0;
+    self->active = 0;
+    self->generation = fork_generation;
+    Py_INCREF(decoder);
+    Py_SETREF(self->decoder, decoder);
+    Py_XSETREF(self->index_path, PyUnicode_DecodeFSDefault(path_string));
+    if (self->index_path == NULL) goto done;
+    result = 0;
+done:
+    Py_DECREF(path);
+    Py_XDECREF(split_bytes);
+    Py_XDECREF(strategy_bytes);
+    Py_XDECREF(lookup_bytes);
+    Py_XDECREF(limit_bytes);
+    Py_XDECREF(extension_list);
+    PyMem_Free(extension_pointers);
+    return result;
+}
+
+/* Applies the decoder (if any) to a new sample dict; steals `sample`. */
+static PyObject *decoded(DatasetObject *self, PyObject *sample) {
+    if (sample == NULL || self->decoder == Py_None) return sample;
+    PyObject *decoder = self->decoder;
+    Py_INCREF(decoder);
+    PyObject *result = PyObject_CallOneArg(decoder, sample);
+    Py_DECREF(decoder);
+    Py_DECREF(sample);
+    return result;
+}
+
+/* Normalises a Python index: negative counts from the end; out of range stays out of range (the
+   library reports it, with the position as given). */
+static int64_t normalised_position(DatasetObject *self, long long position) {
+    if (position < 0 && position + self->count >= 0) return position + self->count;
+    return position;
+}
+
+/* Converts an index object to a position; an int too large for int64 becomes INT64_MIN (out of
+   range for the library, which reports it). */
+static int position_from_object(DatasetObject *self, PyObject *object, int64_t *position) {
+    int overflow = 0;
+    long long value = PyLong_AsLongLongAndOverflow(object, &overflow);
+    if (value == -1 && PyErr_Occurred()) return -1;
+    if (overflow != 0) {
+        *position = overflow < 0 ? INT64_MIN : INT64_MAX;
+        return 0;
+    }
+    *position = normalised_position(self, value);
+    return 0;
+}
+
+/* Reads one sample (undecoded). */
+static PyObject *dataset_read(DatasetObject *self, int64_t position) {
+    shardstore_sample sample;
+    shardstore_lease *lease = NULL;
+    char *error = NULL;
+    shardstore_status status;
+    if (dataset_enter(self) < 0) return NULL;
+    shardstore_dataset *dataset = self->dataset;
+    LIBRARY_CALL(status = shardstore_get(dataset, position, &sample, &lease, &error));
+    dataset_leave(self);
+    if (status != SHARDSTORE_OK) {
+        raise_status(status, error);
+        return NULL;
+    }
+    LeaseObject *owner = lease_wrap(lease);
+    if (owner == NULL) return NULL;
+    PyObject *dict = sample_dict(&sample, owner);
+    Py_DECREF(owner);
+    return dict;
+}
+
+/* The position of a key given as bytes (exact) or str (UTF-8, surrogateescape). */
+static int dataset_position_of(DatasetObject *self, PyObject *key, int64_t *position) {
+    PyObject *bytes;
+    if (PyBytes_Check(key)) {
+        Py_INCREF(key);
+        bytes = key;
+    } else if (PyUnicode_Check(key)) {
+        bytes = PyUnicode_AsEncodedString(key, "utf-8", "surrogateescape");
+        if (bytes == NULL) return -1;
+    } else if (PyByteArray_Check(key) || PyMemoryView_Check(key)) {
+        bytes = PyBytes_FromObject(key);
+        if (bytes == NULL) return -1;
+    } else {
+        PyErr_Format(PyExc_TypeError, "a key is a str or bytes, not %.100s", Py_TYPE(key)->tp_name);
+        return -1;
+    }
+    char *error = NULL;
+    shardstore_status status;
+    int64_t found = -1;
+    if (dataset_enter(self) < 0) {
+        Py_DECREF(bytes);
+        return -1;
+    }
+    shardstore_dataset *dataset = self->dataset;
+    const uint8_t *data = (const uint8_t *)PyBytes_AS_STRING(bytes);
+    size_t length = (size_t)PyBytes_GET_SIZE(bytes);
+    LIBRARY_CALL(status = shardstore_position(dataset, data, length, &found, &error));
+    dataset_leave(self);
+    Py_DECREF(bytes);
+    if (status != SHARDSTORE_OK) {
+        raise_status(status, error);
+        return -1;
+    }
+    *position = found;
+    return 0;
+}
+
+/* Reads samples at `positions` in one library call; returns a list of (undecoded) dicts. */
+static PyObject *dataset_read_batch(DatasetObject *self, const int64_t *positions, size_t count) {
+    if (count == 0) {
+        if (dataset_enter(self) < 0) return NULL;
+        dataset_leave(self);
+        return PyList_New(0);
+    }
+    shardstore_sample *samples = PyMem_Malloc(count * sizeof(shardstore_sample));
+    if (samples == NULL) return PyErr_NoMemory();
+    shardstore_lease *lease = NULL;
+    char *error = NULL;
+    shardstore_status status;
+    if (dataset_enter(self) < 0) {
+        PyMem_Free(samples);
+        return NULL;
+    }
+    shardstore_dataset *dataset = self->dataset;
+    LIBRARY_CALL(status = shardstore_get_batch(dataset, positions, count, samples, &lease, &error));
+    dataset_leave(self);
+    if (status != SHARDSTORE_OK) {
+        PyMem_Free(samples);
+        raise_status(status, error);
+        return NULL;
+    }
+    PyObject *list = NULL;
+    LeaseObject *owner = lease_wrap(lease);
+    if (owner == NULL) goto done;
+    list = PyList_New((Py_ssize_t)count);
+    if (list == NULL) goto done;
+    for (size_t i = 0; i < count; i++) {
+        PyObject *dict = decoded(self, sample_dict(&samples[i], owner));
+        if (dict == NULL) {
+            Py_CLEAR(list);
+            goto done;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, dict);
+    }
+done:
+    Py_XDECREF(owner);
+    PyMem_Free(samples);
+    return list;
+}
+
+/* Positions from a sequence of ints or a 1-D buffer of int64 (a numpy int64 array, array('q')). */
+static int64_t *positions_from_object(DatasetObject *self, PyObject *object, size_t *count) {
+    if (PyObject_CheckBuffer(object) && !PyBytes_Check(object) && !PyByteArray_Check(object)) {
+        Py_buffer view;
+        if (PyObject_GetBuffer(object, &view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) == 0) {
+            const char *format = view.format != NULL ? view.format : "B";
+            if (*format == '@' || *format == '=' || *format == '<') format++;
+            if (view.ndim == 1 && view.itemsize == 8 && (strcmp(format, "q") == 0 || strcmp(format, "l") == 0)) {
+                size_t n = (size_t)(view.len / 8);
+                int64_t *positions = PyMem_Malloc(n > 0 ? n * sizeof(int64_t) : 1);
+                if (positions == NULL) {
+                    PyBuffer_Release(&view);
+                    PyErr_NoMemory();
+                    return NULL;
+                }
+                const int64_t *source = (const int64_t *)view.buf;
+                for (size_t i = 0; i < n; i++) positions[i] = normalised_position(self, source[i]);
+                PyBuffer_Release(&view);
+                *count = n;
+                return positions;
+            }
+            PyBuffer_Release(&view);
+        } else {
+            PyErr_Clear();
+        }
+    }
+    PyObject *sequence = PySequence_Fast(object, "positions must be a sequence of int");
+    if (sequence == NULL) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(sequence);
+    int64_t *positions = PyMem_Malloc(n > 0 ? (size_t)n * sizeof(int64_t) : 1);
+    if (positions == NULL) {
+        Py_DECREF(sequence);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(sequence, i);
+        if (!PyIndex_Check(item)) {
+            PyErr_Format(PyExc_TypeError, "positions must be ints, not %.100s", Py_TYPE(item)->tp_name);
+            goto fail;
+        }
+        PyObject *number = PyNumber_Index(item);
+        if (number == NULL) goto fail;
+        int failed = position_from_object(self, number, &positions[i]);
+        Py_DECREF(number);
+        if (failed < 0) goto fail;
+    }
+    Py_DECREF(sequence);
+    *count = (size_t)n;
+    return positions;
+fail:
+    Py_DECREF(sequence);
+    PyMem_Free(positions);
+    return NULL;
+}
+
+PyDoc_STRVAR(Dataset_get_doc, "get(position) -> dict\n\nThe sample at position (negative counts from the end), decoded.");
+
+static PyObject *Dataset_get(DatasetObject *self, PyObject *argument) {
+    if (!PyIndex_Check(argument)) {
+        PyErr_Format(PyExc_TypeError, "a position is an int, not %.100s", Py_TYPE(argument)->tp_name);
+        return NULL;
+    }
+    PyObject *number = PyNumber_Index(argument);
+    if (number == NULL) return NULL;
+    int64_t position;
+    int failed = position_from_object(self, number, &position);
+    Py_DECREF(number);
+    if (failed < 0) return NULL;
+    return decoded(self, dataset_read(self, position));
+}
+
+PyDoc_STRVAR(Dataset_get_batch_doc,
+             "get_batch(positions) -> list\n\n"
+             "The samples at positions (a sequence of ints or an int64 buffer), in one library call.\n"
+             "One lease keeps the whole batch's bytes alive while any of its memoryviews is.");
+
+static PyObject *Dataset_get_batch(DatasetObject *self, PyObject *argument) {
+    size_t count = 0;
+    int64_t *positions = positions_from_object(self, argument, &count);
+    if (positions == NULL) return NULL;
+    PyObject *result = dataset_read_batch(self, positions, count);
+    PyMem_Free(positions);
+    return result;
+}
+
+PyDoc_STRVAR(Dataset_position_doc,
+             "position(key) -> int\n\nThe position of the sample with this key (bytes, or str encoded as UTF-8\n"
+             "with surrogateescape).");
+
+static PyObject *Dataset_position(DatasetObject *self, PyObject *key) {
+    int64_t position;
+    if (dataset_position_of(self, key, &position) < 0) return NULL;
+    return PyLong_FromLongLong((long long)position);
+}
+
+PyDoc_STRVAR(Dataset_storage_order_doc,
+             "storage_order() -> bytearray\n\nThe positions in storage order, as native int64 values "
+             "(memoryview(...).cast('q')).");
+
+static PyObject *Dataset_storage_order(DatasetObject *self, PyObject *unused) {
+    if (dataset_enter(self) < 0) return NULL;
+    int64_t count = self->count;
+    PyObject *array = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)(count * (int64_t)sizeof(int64_t)));
+    if (array == NULL) {
+        dataset_leave(self);
+        return NULL;
+    }
+    int64_t *positions = (int64_t *)PyByteArray_AS_STRING(array);
+    shardstore_dataset *dataset = self->dataset;
+    char *error = NULL;
+    shardstore_status status = SHARDSTORE_OK;
+    if (count > 0) {
+        LIBRARY_CALL(status = shardstore_storage_order(dataset, positions, (size_t)count, &error));
+    }
+    dataset_leave(self);
+    if (status != SHARDSTORE_OK) {
+        Py_DECREF(array);
+        raise_status(status, error);
+        return NULL;
+    }
+    return array;
+}
+
+static PyObject *optional_string(const char *string) {
+    if (string == NULL) Py_RETURN_NONE;
+    return PyUnicode_DecodeUTF8(string, (Py_ssize_t)strlen(string), "surrogateescape");
+}
+
+PyDoc_STRVAR(Dataset_info_doc,
+             "info() -> dict\n\ncount, strategy, lookup, reason, selection_bytes, split, index_path.");
+
+static PyObject *Dataset_info(DatasetObject *self, PyObject *unused) {
+    if (dataset_enter(self) < 0) return NULL;
+    shardstore_dataset_info info;
+    memset(&info, 0, sizeof(info));
+    info.struct_size = (uint32_t)sizeof(info);
+    char *error = NULL;
+    shardstore_status status;
+    LIBRARY_CALL_WITH_GIL(status = shardstore_info(self->dataset, &info, &error));
+    PyObject *result = NULL;
+    if (status != SHARDSTORE_OK) {
+        raise_status(status, error);
+    } else {
+        result = Py_BuildValue("{s:L,s:N,s:N,s:N,s:L,s:N,s:N}", "count", (long long)info.count, "strategy",
+                               optional_string(info.strategy), "lookup", optional_string(info.lookup), "reason",
+                               optional_string(info.reason), "selection_bytes", (long long)info.selection_bytes,
+                               "split", optional_string(info.split), "index_path",
+                               optional_string(info.index_path));
+    }
+    dataset_leave(self);
+    return result;
+}
+
+typedef shardstore_status (*json_function)(const shardstore_dataset *, char **, char **);
+
+static PyObject *dataset_json(DatasetObject *self, json_function function) {
+    if (dataset_enter(self) < 0) return NULL;
+    shardstore_dataset *dataset = self->dataset;
+    char *json = NULL, *error = NULL;
+    shardstore_status status;
+    LIBRARY_CALL(status = function(dataset, &json, &error));
+    dataset_leave(self);
+    if (status != SHARDSTORE_OK) {
+        raise_status(status, error);
+        return NULL;
+    }
+    PyObject *result = PyUnicode_DecodeUTF8(json != NULL ? json : "", json != NULL ? (Py_ssize_t)strlen(json) : 0,
+                                            "surrogateescape");
+    shardstore_string_free(json);
+    return result;
+}
+
+PyDoc_STRVAR(Dataset_splits_json_doc, "splits_json() -> str\n\n[{\"name\": ..., \"count\": N}, ...] in name order.");
+
+static PyObject *Dataset_splits_json(DatasetObject *self, PyObject *unused) {
+    return dataset_json(self, shardstore_splits_json);
+}
+
+PyDoc_STRVAR(Dataset_metadata_json_doc, "metadata_json() -> str\n\nThe index's metadata as a JSON object.");
+
+static PyObject *Dataset_metadata_json(DatasetObject *self, PyObject *unused) {
+    return dataset_json(self, shardstore_metadata_json);
+}
+
+PyDoc_STRVAR(Dataset_close_doc,
+             "close()\n\nCloses the dataset (again: no effect). Calls in flight on other threads finish first;\n"
+             "memoryviews already handed out stay valid.");
+
+static PyObject *Dataset_close(DatasetObject *self, PyObject *unused) {
+    if (self->generation != fork_generation) {
+        self->active = 0;
+        self->generation = fork_generation;
+    }
+    self->closed = 1;
+    if (self->active == 0 && self->dataset != NULL) {
+        shardstore_dataset *dataset = self->dataset;
+        self->dataset = NULL;
+        LIBRARY_CALL(shardstore_close(dataset));
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Dataset_get_closed(DatasetObject *self, void *unused) {
+    return PyBool_FromLong(self->closed || self->dataset == NULL);
+}
+
+static PyObject *Dataset_get_decoder(DatasetObject *self, void *unused) {
+    Py_INCREF(self->decoder);
+    return self->decoder;
+}
+
+static Py_ssize_t Dataset_length(DatasetObject *self) {
+    if (dataset_enter(self) < 0) return -1;
+    dataset_leave(self);
+    return (Py_ssize_t)self->count;
+}
+
+/* ds[i], ds[-1], ds["key"], ds[b"key"], ds[a:b:c] (a list). */
+static PyObject *Dataset_subscript(DatasetObject *self, PyObject *item) {
+    if (PyLong_CheckExact(item)) {
+        int64_t position;
+        if (position_from_object(self, item, &position) < 0) return NULL;
+        return decoded(self, dataset_read(self, position));
+    }
+    if (PyUnicode_Check(item) || PyBytes_Check(item)) {
+        int64_t position;
+        if (dataset_position_of(self, item, &position) < 0) return NULL;
+        return decoded(self, dataset_read(self, position));
+    }
+    if (PySlice_Check(item)) {
+        Py_ssize_t start, stop, step;
+        if (PySlice_Unpack(item, &start, &stop, &step) < 0) return NULL;
+        if (dataset_enter(self) < 0) return NULL;
+        dataset_leave(self);
+        Py_ssize_t length = PySlice_AdjustIndices((Py_ssize_t)self->count, &start, &stop, step);
+        int64_t *positions = PyMem_Malloc(length > 0 ? (size_t)length * sizeof(int64_t) : 1);
+        if (positions == NULL) return PyErr_NoMemory();
+        for (Py_ssize_t i = 0; i < length; i++) positions[i] = (int64_t)(start + i * step);
+        PyObject *result = dataset_read_batch(self, positions, (size_t)length);
+        PyMem_Free(positions);
+        return result;
+    }
+    if (PyIndex_Check(item)) return Dataset_get(self, item);
+    PyErr_Format(PyExc_TypeError, "a dataset is indexed by int, slice, str or bytes, not %.100s",
+                 Py_TYPE(item)->tp_name);
+    return NULL;
+}
+
+static PyMethodDef Dataset_methods[] = {
+    {"get", (PyCFunction)Dataset_get, METH_O, Dataset_get_doc},
+    {"get_batch", (PyCFunction)Dataset_get_batch, METH_O, Dataset_get_batch_doc},
+    {"position", (PyCFunction)Dataset_position, METH_O, Dataset_position_doc},
+    {"storage_order", (PyCFunction)Dataset_storage_order, METH_NOARGS, Dataset_storage_order_doc},
+    {"info", (PyCFunction)Dataset_info, METH_NOARGS, Dataset_info_doc},
+    {"splits_json", (PyCFunction)Dataset_splits_json, METH_NOARGS, Dataset_splits_json_doc},
+    {"metadata_json", (PyCFunction)Dataset_metadata_json, METH_NOARGS, Dataset_metadata_json_doc},
+    {"close", (PyCFunction)Dataset_close, METH_NOARGS, Dataset_close_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Dataset_getset[] = {
+    {"closed", (getter)Dataset_get_closed, NULL, "True once close() was called.", NULL},
+    {"decoder", (getter)Dataset_get_decoder, NULL, "The callable applied to each sample, or None.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMappingMethods Dataset_as_mapping = {
+    .mp_length = (lenfunc)Dataset_length,
+    .mp_subscript = (binaryfunc)Dataset_subscript,
+};
+
+static PySequenceMethods Dataset_as_sequence = {
+    .sq_length = (lenfunc)Dataset_length,
+};
+
+static PyTypeObject DatasetType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "shardstore._native.Dataset",
+    .tp_doc = Dataset_init_doc,
+    .tp_basicsize = sizeof(DatasetObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = Dataset_new,
+    .tp_init = (initproc)Dataset_init,
+    .tp_dealloc = (destructor)Dataset_dealloc,
+    .tp_traverse = (traverseproc)Dataset_traverse,
+    .tp_clear = (inquiry)Dataset_clear,
+    .tp_methods = Dataset_methods,
+    .tp_getset = Dataset_getset,
+    .tp_as_mapping = &Dataset_as_mapping,
+    .tp_as_sequence = &Dataset_as_sequence,
+};
+
+/* ---- Module --------------------------------------------------------------------------------- */
+
+static PyObject *module_abi_version(PyObject *module, PyObject *unused) {
+    return PyLong_FromUnsignedLong((unsigned long)shardstore_abi_version());
+}
+
+static PyObject *module_version(PyObject *module, PyObject *unused) {
+    return optional_string(shardstore_version());
+}
+
+static PyMethodDef module_methods[] = {
+    {"abi_version", module_abi_version, METH_NOARGS, "The ABI version of the loaded libShardStoreC."},
+    {"version", module_version, METH_NOARGS, "The version of the loaded libShardStoreC."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "shardstore._native",
+    .m_doc = "The CPython extension over libShardStoreC; use the shardstore package instead.",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    if (shardstore_abi_version() != SHARDSTORE_ABI_VERSION) {
+        PyErr_Format(PyExc_ImportError,
+                     "libShardStoreC has ABI version %u but shardstore._native was built for %d; "
+                     "reinstall the shardstore package",
+                     (unsigned)shardstore_abi_version(), SHARDSTORE_ABI_VERSION);
+        return NULL;
+    }
+    PyObject *errors = PyImport_ImportModule("shardstore._errors");
+    if (errors == NULL) return NULL;
+    error_by_code = PyObject_GetAttrString(errors, "_BY_CODE");
+    error_base = PyObject_GetAttrString(errors, "Error");
+    closed_error = PyObject_GetAttrString(errors, "DatasetClosedError");
+    Py_DECREF(errors);
+    if (error_by_code == NULL || error_base == NULL || closed_error == NULL) return NULL;
+    if (!PyDict_Check(error_by_code)) {
+        PyErr_SetString(PyExc_ImportError, "shardstore._errors._BY_CODE must be a dict");
+        return NULL;
+    }
+    str_key = PyUnicode_InternFromString("__key__");
+    str_index = PyUnicode_InternFromString("__index__");
+    if (str_key == NULL || str_index == NULL) return NULL;
+    if (PyType_Ready(&LeaseType) < 0 || PyType_Ready(&MemberType) < 0 || PyType_Ready(&DatasetType) < 0) {
+        return NULL;
+    }
+    if (pthread_atfork(NULL, NULL, after_fork_in_child) != 0) {
+        PyErr_SetString(PyExc_ImportError, "pthread_atfork failed; cannot track forks");
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&native_module);
+    if (module == NULL) return NULL;
+    Py_INCREF(&DatasetType);
+    Py_INCREF(&LeaseType);
+    if (PyModule_AddObject(module, "Dataset", (PyObject *)&DatasetType) < 0 ||
+        PyModule_AddObject(module, "Lease", (PyObject *)&LeaseType) < 0 ||
+        PyModule_AddIntConstant(module, "ABI_VERSION", SHARDSTORE_ABI_VERSION) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,76 @@
+"""Leases: memoryviews are read-only and keep what they point into alive."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from conftest import STRATEGIES, Expected
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_views_outlive_the_sample_and_the_dataset(shardstore_module, corpus: Expected, strategy):
+    ds = shardstore_module.Dataset(corpus.index, strategy=strategy)
+    views = [(key, ext, view) for key in corpus.keys for ext, view in ds[key].items() if not ext.startswith("__")]
+    batch_views = [(key, ext, view) for key, sample in zip(corpus.keys, ds.get_batch(range(len(corpus.keys))))
+                   for ext, view in sample.items() if not ext.startswith("__")]
+    del ds
+    gc.collect()
+    # Churn the allocator so that freed memory would be reused.
+    garbage = [bytearray(4096) for _ in range(2000)]
+    for key, ext, view in views + batch_views:
+        assert view.tobytes() == corpus.members[key][ext], (strategy, key, ext)
+    del garbage
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_views_outlive_close(shardstore_module, corpus: Expected, strategy):
+    ds = shardstore_module.Dataset(corpus.index, strategy=strategy)
+    key = corpus.keys[1]
+    sample = ds[1]
+    batch = ds.get_batch([2, 1])
+    ds.close()
+    reopened = shardstore_module.Dataset(corpus.index, strategy=strategy)
+    reopened.close()
+    for ext, data in corpus.members[key].items():
+        assert sample[ext].tobytes() == data
+        assert batch[1][ext].tobytes() == data
+    view = batch[0]["jpg"]
+    del batch, sample
+    gc.collect()
+    assert view.tobytes() == corpus.members[corpus.keys[2]]["jpg"]
+
+
+def test_views_are_read_only(shardstore_module, corpus: Expected):
+    with shardstore_module.Dataset(corpus.index) as ds:
+        view = ds[0]["jpg"]
+        assert view.readonly
+        with pytest.raises(TypeError):
+            view[0] = 0
+        with pytest.raises((TypeError, BufferError)):
+            memoryview(view.obj)[0:1] = b"x"
+        import numpy
+
+        array = numpy.frombuffer(view, dtype=numpy.uint8)
+        assert not array.flags.writeable
+        with pytest.raises(ValueError):
+            array[0] = 1
+        assert view.tobytes() == corpus.members[corpus.keys[0]]["jpg"]
+
+
+def test_empty_member_is_an_empty_view(shardstore_module, corpus: Expected):
+    with shardstore_module.Dataset(corpus.index) as ds:
+        sample = ds[0]
+        assert corpus.members[corpus.keys[0]]["empty"] == b""
+        assert sample["empty"].tobytes() == b"" and len(sample["empty"]) == 0
+
+
+def test_decoded_arrays_keep_the_lease(shardstore_module, corpus: Expected):
+    ds = shardstore_module.Dataset(corpus.index, decode="numpy", strategy="pread")
+    arrays = [ds[position]["npy"] for position in range(len(corpus.keys))]
+    ds.close()
+    del ds
+    gc.collect()
+    for position, array in enumerate(arrays):
+        assert array.tolist() == [[float(position), 1.5], [-2.0, 0.25]]
