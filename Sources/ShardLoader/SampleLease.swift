@@ -77,4 +77,22 @@ extension Dataset {
     public func lease(at position: Int) throws -> SampleLease {
         try withKeptSample(at: position, window: nil) { view, keeper in SampleLease(view, keeper: keeper) }
     }
+
+    /// Calls `body` with a view of the sample at `position` and the object that keeps its members'
+    /// bytes valid: hold `keeper` and the view's member bytes stay valid after `body` returns, even
+    /// after the dataset is released (nil: the sample has no members). The key bytes and the view
+    /// itself are valid only inside `body`. What ``lease(at:)`` is built on, for callers that copy
+    /// the description into a layout of their own (the C ABI's leases) without a ``SampleLease``.
+    ///
+    /// ```swift
+    /// let (length, keeper) = try dataset.withKeptSample(at: 3) { view, keeper in (view[0].bytes.count, keeper) }
+    /// ```
+    ///
+    /// - Throws: as ``sample(at:)``, or what `body` throws.
+    /// - Complexity: O(members) plus, with `pread`, one read.
+    public func withKeptSample<R>(at position: Int, _ body: (SampleView, _ keeper: AnyObject?) throws -> R) throws
+        -> R
+    {
+        try withKeptSample(at: position, window: nil, body)
+    }
 }

@@ -193,7 +193,7 @@ public func shardstoreStorageOrder(
 
 /// `shardstore_get`: the sample at `position`, leased.
 ///
-/// - Complexity: that of ``Dataset/lease(at:)`` plus O(members).
+/// - Complexity: that of ``Dataset/withKeptSample(at:_:)`` plus O(members).
 @c(shardstore_get)
 public func shardstoreGet(
     _ dataset: OpaquePointer?, _ position: Int64, _ sample: UnsafeMutablePointer<shardstore_sample>?,
@@ -203,15 +203,16 @@ public func shardstoreGet(
         let handle = try EntryPoint.handle(dataset)
         let sample = try EntryPoint.required(sample, "sample")
         let out = try EntryPoint.required(lease, "lease")
-        let taken = try handle.dataset().lease(at: Int(position))
-        let made = try LeaseHandle.make(first: taken, others: [], into: sample)
-        out.pointee = OpaquePointer(Unmanaged.passRetained(made).toOpaque())
+        let part = try handle.dataset().withKeptSample(at: Int(position)) { view, keeper in
+            try LeaseHandle.describe(view, keeper: keeper, into: sample)
+        }
+        out.pointee = OpaquePointer(Unmanaged.passRetained(LeaseHandle.make(part)).toOpaque())
     }
 }
 
 /// `shardstore_get_batch`: the samples at `positions[0 ..< count]`, under one lease.
 ///
-/// - Complexity: `count` times that of ``Dataset/lease(at:)`` plus O(members).
+/// - Complexity: `count` times that of ``Dataset/withKeptSample(at:_:)`` plus O(members).
 @c(shardstore_get_batch)
 public func shardstoreGetBatch(
     _ dataset: OpaquePointer?, _ positions: UnsafePointer<Int64>?, _ count: Int,
@@ -233,20 +234,25 @@ public func shardstoreGetBatch(
         guard let positions else { throw DatasetError(.invalidArgument, "positions is NULL; pass count positions") }
         let samples = try EntryPoint.required(samples, "samples")
         let ds = handle.dataset()
-        var first: SampleLease?
-        var others: [SampleLease] = []
-        others.reserveCapacity(count - 1)
-        for i in 0..<count {
-            do {
-                let taken = try ds.lease(at: Int(positions[i]))
-                if first == nil { first = taken } else { others.append(taken) }
-            } catch {
-                throw DatasetError(
-                    ErrorCode(classifying: error), "batch item \(i) (position \(positions[i])): \(error)")
+        var parts: [LeaseHandle.Part] = []
+        parts.reserveCapacity(count)
+        do {
+            for i in 0..<count {
+                do {
+                    parts.append(
+                        try ds.withKeptSample(at: Int(positions[i])) { view, keeper in
+                            try LeaseHandle.describe(view, keeper: keeper, into: samples + i)
+                        })
+                } catch {
+                    throw DatasetError(
+                        ErrorCode(classifying: error), "batch item \(i) (position \(positions[i])): \(error)")
+                }
             }
+        } catch {
+            for part in parts { free(part.block) }
+            throw error
         }
-        let made = try LeaseHandle.make(first: first!, others: others, into: samples)
-        out.pointee = OpaquePointer(Unmanaged.passRetained(made).toOpaque())
+        out.pointee = OpaquePointer(Unmanaged.passRetained(LeaseHandle.make(parts)).toOpaque())
     }
 }
 

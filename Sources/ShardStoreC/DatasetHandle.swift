@@ -1,3 +1,4 @@
+import CShardStoreABI
 import ShardIO
 import ShardLoader
 import Synchronization
@@ -72,15 +73,15 @@ final class DatasetHandle {
         free(pathText)
         // Only this process's dataset is released; a parent's leaks (see the type's comment).
         let state = current.load(ordering: .acquiring)
-        if state.takeUnretainedValue().openedInProcess == getpid() { state.release() }
+        if state.takeUnretainedValue().openedInProcess == shardstore_process_id() { state.release() }
     }
 
     /// The dataset to use in the calling process, reopened once after a fork.
     ///
-    /// - Complexity: O(1) (a `getpid` and an atomic load) except for the first call in a child.
+    /// - Complexity: O(1) (the cached process id and an atomic load) except for the first call in a child.
     @inline(__always)
     func dataset() -> Dataset {
-        let pid = getpid()
+        let pid = shardstore_process_id()
         let state = current.load(ordering: .acquiring)
         let found = state.takeUnretainedValue()
         if found.openedInProcess == pid { return found }

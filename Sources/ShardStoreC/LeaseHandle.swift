@@ -5,92 +5,95 @@ import ShardLoader
     import Glibc
 #endif
 
-/// What a `shardstore_lease *` points to: the ``SampleLease``s that keep one or more samples'
-/// bytes alive, and one `malloc` block with their `shardstore_member` arrays followed by the
-/// members' NUL-terminated extensions.
+/// What a `shardstore_lease *` points to: for each sample it covers, the object that keeps its
+/// members' bytes alive (the preload's arenas, a mapping, or a read buffer; from
+/// ``Dataset/withKeptSample(at:_:)``) and one `malloc` block describing it: its
+/// `shardstore_member` array, then its key bytes, then its members' NUL-terminated extensions.
+/// No ``SampleLease`` in between: a `shardstore_get` allocates this object and one block.
 ///
 /// A lease released in another process than the one that took it (a child after `fork()`)
-/// frees its block but leaks its Swift objects: they may hold the last reference to the parent's
-/// dataset, whose SQLite connections must not be closed in the child.
+/// frees its blocks but leaks its Swift objects: they may hold the last reference to the
+/// parent's dataset, whose SQLite connections must not be closed in the child.
 final class LeaseHandle {
-    private let pid: pid_t
-    private let first: SampleLease
-    private let others: [SampleLease]
-    private let block: UnsafeMutableRawPointer
+    /// One sample's keeper and block.
+    typealias Part = (keeper: AnyObject?, block: UnsafeMutableRawPointer)
 
-    private init(first: SampleLease, others: [SampleLease], block: UnsafeMutableRawPointer) {
-        pid = getpid()
+    private let pid: pid_t
+    private let first: Part
+    /// The batch's other samples.
+    private let others: [Part]
+
+    private init(first: Part, others: [Part]) {
+        pid = shardstore_process_id()
         self.first = first
         self.others = others
-        self.block = block
     }
 
-    deinit { free(block) }
+    deinit {
+        free(first.block)
+        for part in others { free(part.block) }
+    }
 
-    /// A lease on `first` and `others`, describing sample `i` of them in `samples[i]`.
+    /// A lease on one part, or on a batch's parts (`parts[0]` first).
+    ///
+    /// - Precondition: `parts` is not empty.
+    static func make(_ parts: [Part]) -> LeaseHandle {
+        LeaseHandle(first: parts[0], others: Array(parts.dropFirst()))
+    }
+
+    /// A lease on one part.
+    static func make(_ part: Part) -> LeaseHandle { LeaseHandle(first: part, others: []) }
+
+    /// Describes `view` in `sample` from a new block (its members, key and extensions) and
+    /// returns that block with `keeper`, which keeps the members' bytes valid.
     ///
     /// - Throws: ``DatasetError`` (`.outOfMemory`) when the block cannot be allocated.
-    /// - Complexity: O(members + extension bytes).
-    static func make(
-        first: SampleLease, others: [SampleLease], into samples: UnsafeMutablePointer<shardstore_sample>
-    ) throws -> LeaseHandle {
-        var members = first.count
-        var text = textBytes(first)
-        for lease in others {
-            members += lease.count
-            text += textBytes(lease)
+    /// - Complexity: O(members + key and extension bytes).
+    static func describe(
+        _ view: SampleView, keeper: AnyObject?, into sample: UnsafeMutablePointer<shardstore_sample>
+    ) throws -> Part {
+        let count = view.count
+        let memberBytes = count * MemoryLayout<shardstore_member>.stride
+        let key = view.keyBytes
+        var size = memberBytes + key.count
+        for i in 0..<count { size += view[i].ext.utf8.count + 1 }
+        guard let block = malloc(max(size, 1)) else {
+            throw DatasetError(.outOfMemory, "no memory for the lease's member list (\(size) bytes); release some leases")
         }
-        let memberBytes = members * MemoryLayout<shardstore_member>.stride
-        guard let block = malloc(max(memberBytes + text, 1)) else {
-            throw DatasetError(
-                .outOfMemory, "no memory for the lease's member list (\(memberBytes + text) bytes); release some leases"
-            )
-        }
-        let table = block.bindMemory(to: shardstore_member.self, capacity: members)
-        var member = 0
-        var textAt = block + memberBytes
-        func describe(_ lease: SampleLease, _ sample: UnsafeMutablePointer<shardstore_sample>) {
-            let key = lease.keyBytes
-            sample.pointee = shardstore_sample(
-                key: key.baseAddress?.assumingMemoryBound(to: UInt8.self), key_length: key.count,
-                position: Int64(lease.position), index: Int64(lease.index), members: table + member,
-                member_count: lease.count)
-            for i in 0..<lease.count {
-                var ext = lease.ext(i)
-                let length = ext.withUTF8 { utf8 in
-                    if let start = utf8.baseAddress { textAt.copyMemory(from: start, byteCount: utf8.count) }
-                    textAt.storeBytes(of: 0, toByteOffset: utf8.count, as: UInt8.self)
-                    return utf8.count
-                }
-                let bytes = lease.bytes(i)
-                (table + member).initialize(
-                    to: shardstore_member(
-                        ext: UnsafePointer(textAt.assumingMemoryBound(to: CChar.self)), ext_length: length,
-                        data: bytes.isEmpty ? nil : bytes.baseAddress, length: UInt64(bytes.count)))
-                textAt += length + 1
-                member += 1
+        let table = block.bindMemory(to: shardstore_member.self, capacity: count)
+        var at = block + memberBytes
+        if let start = key.baseAddress { at.copyMemory(from: start, byteCount: key.count) }
+        sample.pointee = shardstore_sample(
+            key: UnsafePointer(at.assumingMemoryBound(to: UInt8.self)), key_length: key.count,
+            position: Int64(view.position), index: Int64(view.index), members: table, member_count: count)
+        at += key.count
+        for i in 0..<count {
+            let member = view[i]
+            var ext = member.ext
+            let length = ext.withUTF8 { utf8 in
+                if let start = utf8.baseAddress { at.copyMemory(from: start, byteCount: utf8.count) }
+                at.storeBytes(of: 0, toByteOffset: utf8.count, as: UInt8.self)
+                return utf8.count
             }
+            (table + i).initialize(
+                to: shardstore_member(
+                    ext: UnsafePointer(at.assumingMemoryBound(to: CChar.self)), ext_length: length,
+                    data: member.bytes.isEmpty ? nil : member.bytes.baseAddress, length: UInt64(member.bytes.count)))
+            at += length + 1
         }
-        describe(first, samples)
-        for (i, lease) in others.enumerated() { describe(lease, samples + 1 + i) }
-        return LeaseHandle(first: first, others: others, block: block)
+        return (keeper, block)
     }
 
-    /// Releases the lease behind `pointer` (from ``make(first:others:into:)``, passed retained).
+    /// Releases the lease behind `pointer` (a ``make(_:)`` result, passed retained).
     static func release(_ pointer: OpaquePointer) {
         let lease = Unmanaged<LeaseHandle>.fromOpaque(UnsafeRawPointer(pointer))
-        if lease.takeUnretainedValue().pid == getpid() {
+        let handle = lease.takeUnretainedValue()
+        if handle.pid == shardstore_process_id() {
             lease.release()
         } else {
-            // Taken before a fork: free the block, keep the Swift objects (see the type's comment).
-            free(lease.takeUnretainedValue().block)
+            // Taken before a fork: free the blocks, keep the Swift objects (see the type's comment).
+            free(handle.first.block)
+            for part in handle.others { free(part.block) }
         }
-    }
-
-    /// The bytes of `lease`'s extensions, each with its NUL.
-    private static func textBytes(_ lease: SampleLease) -> Int {
-        var total = 0
-        for i in 0..<lease.count { total += lease.ext(i).utf8.count + 1 }
-        return total
     }
 }

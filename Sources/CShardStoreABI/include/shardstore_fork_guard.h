@@ -15,4 +15,9 @@
 void shardstore_fork_guard_enter(void);
 void shardstore_fork_guard_leave(void);
 
+/* This process's id without a system call: kept by the library's constructor and its
+   pthread_atfork child handler (a process made by fork() gets its own). */
+#include <sys/types.h>
+pid_t shardstore_process_id(void);
+
 #endif
