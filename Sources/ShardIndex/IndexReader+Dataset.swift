@@ -168,16 +168,7 @@ extension IndexReader {
             "SELECT ext, shard_id, header_offset, data_offset, length FROM members WHERE sample_id = ?" + filter.sql)
         defer { st.reset() }
         try st.bind([.integer(sampleID)] + filter.values)
-        var members: [MemberRecord] = []
-        while try st.step() {
-            members.append(
-                MemberRecord(
-                    ext: st.text(at: 0),
-                    location: MemberLocation(
-                        shardID: st.int64(at: 1), headerOffset: st.int64(at: 2), dataOffset: st.int64(at: 3),
-                        length: st.int64(at: 4))))
-        }
-        return members
+        return try Self.memberRecords(st)
     }
 
     /// The positions of the samples with key `key`, ascending: global indexes, or positions in

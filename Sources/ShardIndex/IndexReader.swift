@@ -138,7 +138,13 @@ public final class IndexReader {
     public func members(ofSample sampleID: Int64) throws -> [MemberRecord] {
         let st = try database.cachedStatement(
             "SELECT ext, shard_id, header_offset, data_offset, length FROM members WHERE sample_id = ? ORDER BY ext")
+        defer { st.reset() }
         try st.bind(sampleID, at: 1)
+        return try Self.memberRecords(st)
+    }
+
+    /// The member rows `st` gives, as columns ext, shard_id, header_offset, data_offset, length.
+    static func memberRecords(_ st: Statement) throws -> [MemberRecord] {
         var out: [MemberRecord] = []
         while try st.step() {
             out.append(
@@ -148,7 +154,6 @@ public final class IndexReader {
                         shardID: st.int64(at: 1), headerOffset: st.int64(at: 2), dataOffset: st.int64(at: 3),
                         length: st.int64(at: 4))))
         }
-        st.reset()
         return out
     }
 

@@ -91,7 +91,30 @@ static void raise_status(shardstore_status status, char *message) {
 typedef struct {
     PyObject_HEAD
     shardstore_lease *lease;
+    /* The member the next buffer request exports: set by member_view right before it makes a
+       memoryview of the lease (with the GIL held), cleared by the request. A lease is the
+       exporter of all its members' memoryviews, each of which keeps it alive; asked directly
+       (memoryview(view.obj)), it exports nothing. */
+    const char *next_data;
+    Py_ssize_t next_length;
 } LeaseObject;
+
+static int Lease_getbuffer(LeaseObject *self, Py_buffer *view, int flags) {
+    if (self->next_data == NULL) {
+        view->obj = NULL;
+        PyErr_SetString(PyExc_BufferError,
+                        "a lease exports its members only through its samples' memoryviews");
+        return -1;
+    }
+    const char *data = self->next_data;
+    self->next_data = NULL;
+    return PyBuffer_FillInfo(view, (PyObject *)self, (void *)data, self->next_length, 1, flags);
+}
+
+static PyBufferProcs Lease_as_buffer = {
+    .bf_getbuffer = (getbufferproc)Lease_getbuffer,
+    .bf_releasebuffer = NULL,
+};
 
 static void Lease_dealloc(LeaseObject *self) {
     if (self->lease != NULL) {
@@ -109,6 +132,7 @@ static PyTypeObject LeaseType = {
     .tp_basicsize = sizeof(LeaseObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_dealloc = (destructor)Lease_dealloc,
+    .tp_as_buffer = &Lease_as_buffer,
 };
 
 /* Takes ownership of `lease` (released on failure too). */
@@ -119,57 +143,21 @@ static LeaseObject *lease_wrap(shardstore_lease *lease) {
         return NULL;
     }
     object->lease = lease;
+    object->next_data = NULL;
+    object->next_length = 0;
     return object;
 }
 
-/* ---- _Member: a read-only buffer over one member's bytes ------------------------------------ */
-
-typedef struct {
-    PyObject_HEAD
-    LeaseObject *lease;
-    const char *data;
-    Py_ssize_t length;
-} MemberObject;
-
-static int Member_getbuffer(MemberObject *self, Py_buffer *view, int flags) {
-    return PyBuffer_FillInfo(view, (PyObject *)self, (void *)self->data, self->length, 1, flags);
-}
-
-static void Member_dealloc(MemberObject *self) {
-    Py_XDECREF(self->lease);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static PyBufferProcs Member_as_buffer = {
-    .bf_getbuffer = (getbufferproc)Member_getbuffer,
-    .bf_releasebuffer = NULL,
-};
-
-static PyTypeObject MemberType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "shardstore._native._Member",
-    .tp_doc = "Read-only bytes of one leased member (exported through the buffer protocol).",
-    .tp_basicsize = sizeof(MemberObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_dealloc = (destructor)Member_dealloc,
-    .tp_as_buffer = &Member_as_buffer,
-};
-
-/* A read-only memoryview over `length` bytes at `data`, keeping `lease` alive. */
 static PyObject *member_view(LeaseObject *lease, const void *data, uint64_t length) {
     if (length > (uint64_t)PY_SSIZE_T_MAX) {
         PyErr_Format(PyExc_OverflowError, "a member of %llu bytes does not fit in a memoryview",
                      (unsigned long long)length);
         return NULL;
     }
-    MemberObject *member = PyObject_New(MemberObject, &MemberType);
-    if (member == NULL) return NULL;
-    Py_INCREF(lease);
-    member->lease = lease;
-    member->data = (data != NULL && length > 0) ? (const char *)data : empty_bytes;
-    member->length = (Py_ssize_t)length;
-    PyObject *view = PyMemoryView_FromObject((PyObject *)member);
-    Py_DECREF(member);
+    lease->next_data = (data != NULL && length > 0) ? (const char *)data : empty_bytes;
+    lease->next_length = (Py_ssize_t)length;
+    PyObject *view = PyMemoryView_FromObject((PyObject *)lease);
+    lease->next_data = NULL;
     return view;
 }
 
@@ -921,7 +909,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     str_key = PyUnicode_InternFromString("__key__");
     str_index = PyUnicode_InternFromString("__index__");
     if (str_key == NULL || str_index == NULL) return NULL;
-    if (PyType_Ready(&LeaseType) < 0 || PyType_Ready(&MemberType) < 0 || PyType_Ready(&DatasetType) < 0) {
+    if (PyType_Ready(&LeaseType) < 0 || PyType_Ready(&DatasetType) < 0) {
         return NULL;
     }
     if (pthread_atfork(NULL, NULL, after_fork_in_child) != 0) {
