@@ -791,7 +791,9 @@ final class ReadWindow {
     /// Whether reading ahead was turned off.
     private(set) var isOff = false
 
-    init() { buffer = .allocate(byteCount: Self.blockSize, alignment: 16) }
+    /// An empty window: the buffer is allocated on the first refill, so a pass over a source that
+    /// does not copy (the preload, mappings) never allocates it.
+    init() { buffer = .allocate(byteCount: 0, alignment: 16) }
 
     deinit { buffer.deallocate() }
 
@@ -813,9 +815,9 @@ final class ReadWindow {
             buffer = .allocate(byteCount: 0, alignment: 16)
             return nil
         }
-        if count > buffer.count {
+        if max(Self.blockSize, count) > buffer.count {
             buffer.deallocate()
-            buffer = .allocate(byteCount: count, alignment: 16)
+            buffer = .allocate(byteCount: max(Self.blockSize, count), alignment: 16)
         }
         self.shard = -1
         let n = try fill(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<max(Self.blockSize, count)]), from)

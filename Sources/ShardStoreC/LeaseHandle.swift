@@ -58,7 +58,8 @@ final class LeaseHandle {
         var size = memberBytes + key.count
         for i in 0..<count { size += view[i].ext.utf8.count + 1 }
         guard let block = malloc(max(size, 1)) else {
-            throw DatasetError(.outOfMemory, "no memory for the lease's member list (\(size) bytes); release some leases")
+            throw DatasetError(
+                .outOfMemory, "no memory for the lease's member list (\(size) bytes); release some leases")
         }
         let table = block.bindMemory(to: shardstore_member.self, capacity: count)
         var at = block + memberBytes
