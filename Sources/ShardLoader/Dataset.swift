@@ -243,7 +243,7 @@ public final class Dataset: Sendable {
         splitIndexes = parent.splitIndexes
         selectedExtensions = parent.selectedExtensions
         source = parent.source.forChildProcess()
-        pool = ConnectionPool(path: parent.path, first: nil)
+        pool = ConnectionPool(path: parent.path, location: parent.pool.location, first: nil)
         splitID = parent.splitID
         shardNumbers = parent.shardNumbers
         openedInProcess = getpid()
@@ -745,12 +745,19 @@ final class ConnectionPool: Sendable {
         init(_ reader: IndexReader) { self.reader = reader }
     }
 
+    /// The index path as given, for messages.
     private let path: String
+    /// Where new connections open the index: `path` made absolute when the pool was made, so
+    /// that a process that changes directory later (a notebook's `os.chdir`, a forked worker)
+    /// still finds a relatively given index.
+    let location: String
     private let idle: Mutex<[Connection]>
 
-    /// A pool holding `first`, or empty (connections are opened on first use).
-    init(path: String, first: IndexReader?) {
+    /// A pool holding `first`, or empty (connections are opened on first use), opening new
+    /// connections at `location` (nil: `path` made absolute now).
+    init(path: String, location: String? = nil, first: IndexReader?) {
         self.path = path
+        self.location = location ?? Paths.absolute(path)
         idle = Mutex(first.map { [Connection($0)] } ?? [])
     }
 
@@ -761,7 +768,7 @@ final class ConnectionPool: Sendable {
     ///   dataset opened), instead of SQLite's bare "database is locked".
     func with<R>(_ body: (IndexReader) throws -> R) throws -> R {
         let taken = idle.withLock { $0.popLast() }
-        let connection = try taken ?? Connection(IndexReader(path: path))
+        let connection = try taken ?? Connection(IndexReader(path: location))
         defer { idle.withLock { $0.append(connection) } }
         do {
             return try body(connection.reader)

@@ -238,3 +238,42 @@ def test_pickled_dataset_is_small(shardstore_module, corpus: Expected):
     ds = shardstore_module.Dataset(corpus.index, split="train")
     assert len(pickle.dumps(ds)) < 1000
     ds.close()
+
+
+def test_relative_index_after_chdir(corpus: Expected):
+    """A dataset opened by a relative path keeps reading after the process changes directory: in
+    new SQLite connections of its own (a second thread with SQL lookups), of a forked child, and
+    for splits and metadata. Runs in a fresh interpreter: the test process keeps its directory."""
+    import subprocess
+    import sys
+
+    key = corpus.keys[0]
+    wanted = {ext: hashlib.sha256(data).hexdigest() for ext, data in corpus.members[key].items()}
+    code = f"""
+import hashlib, os, sys, threading
+import shardstore
+os.chdir({str(corpus.index.parent)!r})
+ds = shardstore.Dataset({corpus.index.name!r}, strategy="pread", lookup="statements")
+def digest():
+    return {{k: hashlib.sha256(v).hexdigest() for k, v in ds[0].items() if not k.startswith("__")}}
+first = digest()
+os.chdir("/")
+seen = []
+def reader():
+    seen.append(digest())
+# The main thread's connection is busy inside a read while another thread needs its own.
+threads = [threading.Thread(target=reader) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+assert all(s == first for s in seen) and len(seen) == 4, seen
+assert isinstance(ds.splits, dict) and isinstance(ds.metadata, dict)
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if digest() == first else 1)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+print(repr(first))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == repr(wanted)
