@@ -40,12 +40,6 @@ static volatile unsigned long fork_generation = 0;
         Py_END_ALLOW_THREADS                     \
     } while (0)
 
-/* A short library call made with the GIL held (releasing a lease, reading facts). */
-#define LIBRARY_CALL_WITH_GIL(statement) \
-    do {                                 \
-        statement;                       \
-    } while (0)
-
 static PyObject *str_key = NULL;   /* "__key__" */
 static PyObject *str_index = NULL; /* "__index__" */
 
@@ -120,7 +114,7 @@ static void Lease_dealloc(LeaseObject *self) {
     if (self->lease != NULL) {
         shardstore_lease *lease = self->lease;
         self->lease = NULL;
-        LIBRARY_CALL_WITH_GIL(shardstore_lease_release(lease));
+        shardstore_lease_release(lease);
     }
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -139,7 +133,7 @@ static PyTypeObject LeaseType = {
 static LeaseObject *lease_wrap(shardstore_lease *lease) {
     LeaseObject *object = PyObject_New(LeaseObject, &LeaseType);
     if (object == NULL) {
-        LIBRARY_CALL_WITH_GIL(shardstore_lease_release(lease));
+        shardstore_lease_release(lease);
         return NULL;
     }
     object->lease = lease;
@@ -417,7 +411,7 @@ static int Dataset_init(DatasetObject *self, PyObject *args, PyObject *kwargs) {
         goto done;
     }
     self->dataset = dataset;
-    LIBRARY_CALL_WITH_GIL(self->count = shardstore_count(dataset));
+    self->count = shardstore_count(dataset);
     self->closed = 0;
     self->active = 0;
     self->generation = fork_generation;
@@ -709,7 +703,7 @@ static PyObject *Dataset_info(DatasetObject *self, PyObject *unused) {
     info.struct_size = (uint32_t)sizeof(info);
     char *error = NULL;
     shardstore_status status;
-    LIBRARY_CALL_WITH_GIL(status = shardstore_info(self->dataset, &info, &error));
+    status = shardstore_info(self->dataset, &info, &error);
     PyObject *result = NULL;
     if (status != SHARDSTORE_OK) {
         raise_status(status, error);
