@@ -3,14 +3,16 @@
 
     bench-python.py random     --index INDEX --indices FILE [--strategy auto]
     bench-python.py batch      --index INDEX --indices FILE [--batch 256] [--strategy auto]
+    bench-python.py batch-dicts --index INDEX --indices FILE [--batch 256] [--strategy auto]
     bench-python.py sequential --index INDEX [--strategy auto]
     bench-python.py rss        --index INDEX [--strategy pread]
 
 The work per sample is the peers' (../shared/bench/README.md): one running zlib crc32, fed every
 member's bytes in archive order, so `checksum` equals random-c's (random, batch) or seq-c's
 (sequential) in the same run. `random` reads ds[i] for each of the K indices (raw little-endian
-int64, from `peers.py indices`); `batch` calls ds.get_batch on 256 of them at a time; `sequential`
-iterates the dataset (storage order: shard by shard). `rss` reports VmRSS of this interpreter
+int64, from `peers.py indices`); `batch` calls ds.get_batch on 256 of them at a time and reads
+the batch's members flat (`batch.views`: no dict per sample), `batch-dicts` iterates the same
+batches as sample dicts; `sequential` iterates the dataset (storage order: shard by shard). `rss` reports VmRSS of this interpreter
 with numpy imported, then after `import shardstore` and opening the dataset (and reading one
 sample): `rss_above_bare_mb` is the difference.
 """
@@ -43,7 +45,7 @@ def members(sample):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["random", "batch", "sequential", "rss"])
+    ap.add_argument("mode", choices=["random", "batch", "batch-dicts", "sequential", "rss"])
     ap.add_argument("--index", required=True)
     ap.add_argument("--indices")
     ap.add_argument("--strategy", default=None)
@@ -99,6 +101,14 @@ def main():
                         acc = crc32(v, acc)
                         total += len(v)
             run_s = time.perf_counter() - t
+        elif a.mode == "batch":
+            size = a.batch
+            t = time.perf_counter()
+            for start in range(0, n, size):
+                for v in ds.get_batch(indices[start:start + size]).views:
+                    acc = crc32(v, acc)
+                    total += len(v)
+            run_s = time.perf_counter() - t
         else:
             size = a.batch
             t = time.perf_counter()
@@ -113,7 +123,7 @@ def main():
               "samples_per_s": round(n / run_s, 1), "run_s" if a.mode != "sequential" else "wall_s": round(run_s, 4),
               "open_s": round(open_s, 4), "k": n, "bytes": total, "touch": "crc32", "checksum": acc,
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    if a.mode == "batch":
+    if a.mode in ("batch", "batch-dicts"):
         record["batch"] = a.batch
     print(json.dumps(record))
 

@@ -34,7 +34,7 @@ from ._errors import (
     UnknownSplitError,
 )
 from . import _native
-from ._dataset import Dataset, Key, Sample
+from ._dataset import Batch, Dataset, Key, Sample
 from ._decode import decode_numpy
 
 __version__ = "0.1.0"
@@ -47,6 +47,7 @@ abi_version: int = _native.abi_version()
 
 __all__ = [
     "AmbiguousKeyError",
+    "Batch",
     "BufferTooSmallError",
     "BusyError",
     "CorruptDataError",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence as SequenceABC
 from typing import Any, Dict, Iterable, Iterator, Optional, Sequence, Tuple, Type, Union
 
 from . import _native
@@ -15,6 +16,17 @@ Sample = Dict[str, Any]
 
 # Samples read per library call when iterating (one lease covers a chunk).
 _ITERATION_CHUNK = 64
+
+#: What ``Dataset.get_batch`` (and a slice ``ds[a:b]``) returns: the samples read by one library
+#: call, under one lease. A sequence of samples (``len(batch)``, ``batch[i]``, iteration; each
+#: sample dict is built, and decoded, when it is asked for) with the same members flat, without a
+#: dict per sample: ``batch.views`` (every member of every sample as a read-only memoryview, in
+#: sample order and archive order within a sample), ``batch.extensions`` (the extension of each
+#: view), ``batch.offsets`` (sample i's members are ``views[offsets[i]:offsets[i + 1]]``),
+#: ``batch.keys`` and ``batch.indices``. Any view keeps the whole batch's bytes alive.
+Batch = _native.Batch
+SequenceABC.register(Batch)
+SequenceABC.register(_native.MemberViews)
 
 
 def _extensions_tuple(extensions: Union[None, str, Iterable[str]]) -> Optional[Tuple[str, ...]]:
@@ -52,7 +64,9 @@ class Dataset(_native.Dataset):
         with shardstore.Dataset("ds/index.sqlite", split="train", decode="numpy") as ds:
             sample = ds[0]                 # by position; ds[-1] too
             sample = ds["000123"]          # by key (str or bytes)
-            batch = ds.get_batch([3, 1, 4])  # one library call
+            batch = ds.get_batch([3, 1, 4])  # one library call: a Batch of 3 samples
+            for view in batch.views:         # or its members flat, no dict per sample
+                ...
             for sample in ds:              # storage order, shard by shard
                 ...
 
@@ -78,7 +92,8 @@ class Dataset(_native.Dataset):
     releases the GIL. After ``os.fork()`` the child may keep using it. It pickles as its
     arguments, so a spawned worker opens the index again.
 
-    Complexity: ``ds[i]`` is one indexed lookup and one read per member; ``len(ds)`` is O(1).
+    Complexity: ``ds[i]`` is one indexed lookup and one read per member; ``len(ds)`` is O(1);
+    ``get_batch(positions)`` is one library call, then O(1) per sample or view asked for.
     """
 
     def __init__(
@@ -156,8 +171,8 @@ class Dataset(_native.Dataset):
         return metadata
 
     # ---- Reading -----------------------------------------------------------------------------
-    # ds[i], ds[key], ds[a:b], len(ds), get(i) and get_batch(positions) are implemented in C
-    # (shardstore._native.Dataset) and apply `decode`.
+    # ds[i], ds[key], ds[a:b] (a Batch), len(ds), get(i) and get_batch(positions) (a Batch) are
+    # implemented in C (shardstore._native.Dataset) and apply `decode`.
 
     def __contains__(self, key: object) -> bool:
         """Whether a sample has this key (str or bytes)."""

@@ -8,8 +8,10 @@
  *
  * Types:
  *   Dataset  owns a shardstore_dataset*; subclassed by shardstore.Dataset (Python).
- *   Lease    owns a shardstore_lease*, released when the last view over it is dropped.
- *   _Member  a buffer exporter: one member's bytes, holding a reference to its Lease.
+ *   Lease    owns a shardstore_lease*, released when the last view over it is dropped; the
+ *            exporter of its members' memoryviews.
+ *   Batch    what get_batch returns: a sequence of samples (dicts built on access) and the same
+ *            members flat (views, extensions, offsets), all under one Lease.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -44,6 +46,13 @@ static PyObject *str_key = NULL;   /* "__key__" */
 static PyObject *str_index = NULL; /* "__index__" */
 
 static char empty_bytes[1];
+
+/* Marks sequence types for pattern matching (Python 3.10+). */
+#ifdef Py_TPFLAGS_SEQUENCE
+#define SEQUENCE_FLAG Py_TPFLAGS_SEQUENCE
+#else
+#define SEQUENCE_FLAG 0
+#endif
 
 /* In the child: calls in flight in the parent do not exist here. */
 static void after_fork_in_child(void) { fork_generation++; }
@@ -196,7 +205,8 @@ static PyObject *extension_name(const char *ext, size_t length) {
 
 /* The sample dict: __key__ (str, surrogateescape), __index__ (position) and ext -> memoryview. */
 static PyObject *sample_dict(const shardstore_sample *sample, LeaseObject *lease) {
-    PyObject *dict = PyDict_New();
+    /* Sized for every entry up front: a plain dict grows (a second allocation) past 5 entries. */
+    PyObject *dict = _PyDict_NewPresized((Py_ssize_t)(2 + sample->member_count));
     if (dict == NULL) return NULL;
     PyObject *value = PyUnicode_DecodeUTF8((const char *)sample->key, (Py_ssize_t)sample->key_length,
                                            "surrogateescape");
@@ -431,16 +441,328 @@ done:
     return result;
 }
 
-/* Applies the decoder (if any) to a new sample dict; steals `sample`. */
-static PyObject *decoded(DatasetObject *self, PyObject *sample) {
-    if (sample == NULL || self->decoder == Py_None) return sample;
-    PyObject *decoder = self->decoder;
+/* Applies `decoder` (None: none) to a new sample dict; steals `sample`. */
+static PyObject *decoded_by(PyObject *decoder, PyObject *sample) {
+    if (sample == NULL || decoder == Py_None) return sample;
     Py_INCREF(decoder);
     PyObject *result = PyObject_CallOneArg(decoder, sample);
     Py_DECREF(decoder);
     Py_DECREF(sample);
     return result;
 }
+
+/* Applies the dataset's decoder (if any) to a new sample dict; steals `sample`. */
+static PyObject *decoded(DatasetObject *self, PyObject *sample) { return decoded_by(self->decoder, sample); }
+
+/* ---- Batch ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    LeaseObject *lease;         /* NULL for an empty batch */
+    shardstore_sample *samples; /* count entries (PyMem); their pointers lead into the lease */
+    Py_ssize_t count;
+    Py_ssize_t member_count; /* over all samples */
+    PyObject *decoder;       /* None or a callable applied to each sample */
+    /* Every member, flat (member_count entries, PyMem), made on first use of batch.views. */
+    const shardstore_member **flat;
+} BatchObject;
+
+static PyTypeObject BatchType;
+
+/* batch.views: a sequence over the batch's members that makes each memoryview when asked for it,
+   so that a loop over them frees each view before making the next (a list of them all would
+   keep thousands of new objects alive, and the garbage collector would walk them again and
+   again). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *batch; /* the BatchObject: its flat array and lease */
+} MemberViewsObject;
+
+static PyTypeObject MemberViewsType;
+
+/* Takes ownership of `samples` and `lease` (a new reference; NULL when count is 0). */
+static PyObject *batch_new(shardstore_sample *samples, Py_ssize_t count, LeaseObject *lease, PyObject *decoder) {
+    BatchObject *self = PyObject_GC_New(BatchObject, &BatchType);
+    if (self == NULL) {
+        PyMem_Free(samples);
+        Py_XDECREF(lease);
+        return NULL;
+    }
+    self->lease = lease;
+    self->samples = samples;
+    self->count = count;
+    self->member_count = 0;
+    for (Py_ssize_t i = 0; i < count; i++) self->member_count += (Py_ssize_t)samples[i].member_count;
+    Py_INCREF(decoder);
+    self->decoder = decoder;
+    self->flat = NULL;
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+static int Batch_traverse(BatchObject *self, visitproc visit, void *arg) {
+    Py_VISIT(self->decoder);
+    return 0;
+}
+
+static int Batch_clear(BatchObject *self) {
+    Py_CLEAR(self->decoder);
+    return 0;
+}
+
+static void Batch_dealloc(BatchObject *self) {
+    PyObject_GC_UnTrack(self);
+    Batch_clear(self);
+    PyMem_Free(self->samples);
+    self->samples = NULL;
+    PyMem_Free((void *)self->flat);
+    self->flat = NULL;
+    Py_CLEAR(self->lease);
+    PyObject_GC_Del(self);
+}
+
+static Py_ssize_t Batch_length(BatchObject *self) { return self->count; }
+
+/* batch[i]: the sample dict, decoded; i already within 0 ..< count. */
+static PyObject *batch_sample(BatchObject *self, Py_ssize_t i) {
+    return decoded_by(self->decoder, sample_dict(&self->samples[i], self->lease));
+}
+
+static PyObject *Batch_item(BatchObject *self, Py_ssize_t i) {
+    if (i < 0 || i >= self->count) {
+        PyErr_Format(PyExc_IndexError, "batch index %zd out of range: the batch has %zd samples", i, self->count);
+        return NULL;
+    }
+    return batch_sample(self, i);
+}
+
+/* seq[i], seq[-1], seq[a:b:c] (a list) for a sequence of `length` items made by `item_at`
+   (which checks its index); `what` names the sequence in the TypeError. */
+static PyObject *sequence_subscript(PyObject *self, PyObject *item, Py_ssize_t length, ssizeargfunc item_at,
+                                    const char *what) {
+    if (PySlice_Check(item)) {
+        Py_ssize_t start, stop, step;
+        if (PySlice_Unpack(item, &start, &stop, &step) < 0) return NULL;
+        Py_ssize_t count = PySlice_AdjustIndices(length, &start, &stop, step);
+        PyObject *list = PyList_New(count);
+        if (list == NULL) return NULL;
+        for (Py_ssize_t i = 0; i < count; i++) {
+            PyObject *value = item_at(self, start + i * step);
+            if (value == NULL) {
+                Py_DECREF(list);
+                return NULL;
+            }
+            PyList_SET_ITEM(list, i, value);
+        }
+        return list;
+    }
+    if (!PyIndex_Check(item)) {
+        PyErr_Format(PyExc_TypeError, "%s is indexed by int or slice, not %.100s", what, Py_TYPE(item)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t i = PyNumber_AsSsize_t(item, PyExc_IndexError);
+    if (i == -1 && PyErr_Occurred()) return NULL;
+    if (i < 0) i += length;
+    return item_at(self, i);
+}
+
+/* batch[i], batch[-1], batch[a:b:c] (a list of samples). */
+static PyObject *Batch_subscript(BatchObject *self, PyObject *item) {
+    return sequence_subscript((PyObject *)self, item, self->count, (ssizeargfunc)Batch_item, "a batch");
+}
+
+static PyObject *Batch_iter(BatchObject *self) { return PySeqIter_New((PyObject *)self); }
+
+static PyObject *Batch_get_views(BatchObject *self, void *unused) {
+    (void)unused;
+    if (self->flat == NULL && self->member_count > 0) {
+        const shardstore_member **flat = PyMem_Malloc((size_t)self->member_count * sizeof(*flat));
+        if (flat == NULL) return PyErr_NoMemory();
+        Py_ssize_t n = 0;
+        for (Py_ssize_t i = 0; i < self->count; i++) {
+            const shardstore_sample *sample = &self->samples[i];
+            for (size_t m = 0; m < sample->member_count; m++) flat[n++] = &sample->members[m];
+        }
+        self->flat = flat;
+    }
+    MemberViewsObject *views = PyObject_New(MemberViewsObject, &MemberViewsType);
+    if (views == NULL) return NULL;
+    Py_INCREF(self);
+    views->batch = (PyObject *)self;
+    return (PyObject *)views;
+}
+
+static void MemberViews_dealloc(MemberViewsObject *self) {
+    Py_CLEAR(self->batch);
+    PyObject_Free(self);
+}
+
+static Py_ssize_t MemberViews_length(MemberViewsObject *self) {
+    return ((BatchObject *)self->batch)->member_count;
+}
+
+static PyObject *MemberViews_item(MemberViewsObject *self, Py_ssize_t i) {
+    BatchObject *batch = (BatchObject *)self->batch;
+    if (i < 0 || i >= batch->member_count) {
+        PyErr_Format(PyExc_IndexError, "member index %zd out of range: the batch has %zd members", i,
+                     batch->member_count);
+        return NULL;
+    }
+    const shardstore_member *member = batch->flat[i];
+    return member_view(batch->lease, member->data, member->length);
+}
+
+static PyObject *MemberViews_subscript(MemberViewsObject *self, PyObject *item) {
+    return sequence_subscript((PyObject *)self, item, ((BatchObject *)self->batch)->member_count,
+                              (ssizeargfunc)MemberViews_item, "batch.views");
+}
+
+static PyObject *MemberViews_iter(MemberViewsObject *self) { return PySeqIter_New((PyObject *)self); }
+
+static PyObject *MemberViews_repr(MemberViewsObject *self) {
+    return PyUnicode_FromFormat("<shardstore.Batch views: %zd members>", ((BatchObject *)self->batch)->member_count);
+}
+
+static PySequenceMethods MemberViews_as_sequence = {
+    .sq_length = (lenfunc)MemberViews_length,
+    .sq_item = (ssizeargfunc)MemberViews_item,
+};
+
+static PyMappingMethods MemberViews_as_mapping = {
+    .mp_length = (lenfunc)MemberViews_length,
+    .mp_subscript = (binaryfunc)MemberViews_subscript,
+};
+
+static PyTypeObject MemberViewsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "shardstore._native.MemberViews",
+    .tp_doc = "A batch's members as read-only memoryviews, flat, each made when asked for (batch.views).",
+    .tp_basicsize = sizeof(MemberViewsObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | SEQUENCE_FLAG,
+    .tp_dealloc = (destructor)MemberViews_dealloc,
+    .tp_repr = (reprfunc)MemberViews_repr,
+    .tp_iter = (getiterfunc)MemberViews_iter,
+    .tp_as_sequence = &MemberViews_as_sequence,
+    .tp_as_mapping = &MemberViews_as_mapping,
+};
+
+static PyObject *Batch_get_extensions(BatchObject *self, void *unused) {
+    (void)unused;
+    PyObject *list = PyList_New(self->member_count);
+    if (list == NULL) return NULL;
+    Py_ssize_t n = 0;
+    for (Py_ssize_t i = 0; i < self->count; i++) {
+        const shardstore_sample *sample = &self->samples[i];
+        for (size_t m = 0; m < sample->member_count; m++) {
+            PyObject *ext = extension_name(sample->members[m].ext, sample->members[m].ext_length);
+            if (ext == NULL) {
+                Py_DECREF(list);
+                return NULL;
+            }
+            PyList_SET_ITEM(list, n++, ext);
+        }
+    }
+    return list;
+}
+
+static PyObject *Batch_get_offsets(BatchObject *self, void *unused) {
+    (void)unused;
+    PyObject *list = PyList_New(self->count + 1);
+    if (list == NULL) return NULL;
+    Py_ssize_t offset = 0;
+    for (Py_ssize_t i = 0; i <= self->count; i++) {
+        PyObject *value = PyLong_FromSsize_t(offset);
+        if (value == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, value);
+        if (i < self->count) offset += (Py_ssize_t)self->samples[i].member_count;
+    }
+    return list;
+}
+
+static PyObject *Batch_get_keys(BatchObject *self, void *unused) {
+    (void)unused;
+    PyObject *list = PyList_New(self->count);
+    if (list == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < self->count; i++) {
+        const shardstore_sample *sample = &self->samples[i];
+        PyObject *key = PyUnicode_DecodeUTF8((const char *)sample->key, (Py_ssize_t)sample->key_length,
+                                             "surrogateescape");
+        if (key == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, key);
+    }
+    return list;
+}
+
+static PyObject *Batch_get_indices(BatchObject *self, void *unused) {
+    (void)unused;
+    PyObject *list = PyList_New(self->count);
+    if (list == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < self->count; i++) {
+        PyObject *value = PyLong_FromLongLong((long long)self->samples[i].position);
+        if (value == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, value);
+    }
+    return list;
+}
+
+static PyObject *Batch_repr(BatchObject *self) {
+    return PyUnicode_FromFormat("<shardstore.Batch of %zd samples, %zd members>", self->count, self->member_count);
+}
+
+static PyGetSetDef Batch_getset[] = {
+    {"views", (getter)Batch_get_views, NULL,
+     "Every member of every sample as a read-only memoryview, flat: sample 0's members in archive order,\n"
+     "then sample 1's... A sequence (len, [i], iteration) that makes each memoryview when asked for it.",
+     NULL},
+    {"extensions", (getter)Batch_get_extensions, NULL, "The extension of each entry of views (a new list).", NULL},
+    {"offsets", (getter)Batch_get_offsets, NULL,
+     "len(batch) + 1 ints: sample i's members are views[offsets[i]:offsets[i + 1]].", NULL},
+    {"keys", (getter)Batch_get_keys, NULL, "Each sample's __key__ (a new list of str).", NULL},
+    {"indices", (getter)Batch_get_indices, NULL, "Each sample's __index__ (a new list of int).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PySequenceMethods Batch_as_sequence = {
+    .sq_length = (lenfunc)Batch_length,
+    .sq_item = (ssizeargfunc)Batch_item,
+};
+
+static PyMappingMethods Batch_as_mapping = {
+    .mp_length = (lenfunc)Batch_length,
+    .mp_subscript = (binaryfunc)Batch_subscript,
+};
+
+PyDoc_STRVAR(Batch_doc,
+             "The samples read by one get_batch call, under one lease.\n\n"
+             "A sequence of samples: len(batch), batch[i] (a dict, decoded, built on access), iteration.\n"
+             "The same members flat, without a dict per sample: batch.views (read-only memoryviews),\n"
+             "batch.extensions and batch.offsets; batch.keys and batch.indices. Every view keeps the\n"
+             "lease, and with it the bytes, alive.");
+
+static PyTypeObject BatchType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "shardstore._native.Batch",
+    .tp_doc = Batch_doc,
+    .tp_basicsize = sizeof(BatchObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | SEQUENCE_FLAG,
+    .tp_dealloc = (destructor)Batch_dealloc,
+    .tp_traverse = (traverseproc)Batch_traverse,
+    .tp_clear = (inquiry)Batch_clear,
+    .tp_repr = (reprfunc)Batch_repr,
+    .tp_iter = (getiterfunc)Batch_iter,
+    .tp_getset = Batch_getset,
+    .tp_as_sequence = &Batch_as_sequence,
+    .tp_as_mapping = &Batch_as_mapping,
+};
 
 /* Normalises a Python index: negative counts from the end; out of range stays out of range (the
    library reports it, with the position as given). */
@@ -521,12 +843,12 @@ static int dataset_position_of(DatasetObject *self, PyObject *key, int64_t *posi
     return 0;
 }
 
-/* Reads samples at `positions` in one library call; returns a list of (undecoded) dicts. */
+/* Reads samples at `positions` in one library call; returns a Batch. */
 static PyObject *dataset_read_batch(DatasetObject *self, const int64_t *positions, size_t count) {
     if (count == 0) {
         if (dataset_enter(self) < 0) return NULL;
         dataset_leave(self);
-        return PyList_New(0);
+        return batch_new(NULL, 0, NULL, self->decoder);
     }
     shardstore_sample *samples = PyMem_Malloc(count * sizeof(shardstore_sample));
     if (samples == NULL) return PyErr_NoMemory();
@@ -545,23 +867,12 @@ static PyObject *dataset_read_batch(DatasetObject *self, const int64_t *position
         raise_status(status, error);
         return NULL;
     }
-    PyObject *list = NULL;
     LeaseObject *owner = lease_wrap(lease);
-    if (owner == NULL) goto done;
-    list = PyList_New((Py_ssize_t)count);
-    if (list == NULL) goto done;
-    for (size_t i = 0; i < count; i++) {
-        PyObject *dict = decoded(self, sample_dict(&samples[i], owner));
-        if (dict == NULL) {
-            Py_CLEAR(list);
-            goto done;
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, dict);
+    if (owner == NULL) {
+        PyMem_Free(samples);
+        return NULL;
     }
-done:
-    Py_XDECREF(owner);
-    PyMem_Free(samples);
-    return list;
+    return batch_new(samples, (Py_ssize_t)count, owner, self->decoder);
 }
 
 /* Positions from a sequence of ints or a 1-D buffer of int64 (a numpy int64 array, array('q')). */
@@ -637,9 +948,10 @@ static PyObject *Dataset_get(DatasetObject *self, PyObject *argument) {
 }
 
 PyDoc_STRVAR(Dataset_get_batch_doc,
-             "get_batch(positions) -> list\n\n"
-             "The samples at positions (a sequence of ints or an int64 buffer), in one library call.\n"
-             "One lease keeps the whole batch's bytes alive while any of its memoryviews is.");
+             "get_batch(positions) -> Batch\n\n"
+             "The samples at positions (a sequence of ints or an int64 buffer), in one library call, as a\n"
+             "Batch: a sequence of samples (decoded on access) and its members flat (batch.views).\n"
+             "One lease keeps the whole batch's bytes alive while the batch or any of its memoryviews is.");
 
 static PyObject *Dataset_get_batch(DatasetObject *self, PyObject *argument) {
     size_t count = 0;
@@ -782,7 +1094,7 @@ static Py_ssize_t Dataset_length(DatasetObject *self) {
     return (Py_ssize_t)self->count;
 }
 
-/* ds[i], ds[-1], ds["key"], ds[b"key"], ds[a:b:c] (a list). */
+/* ds[i], ds[-1], ds["key"], ds[b"key"], ds[a:b:c] (a Batch). */
 static PyObject *Dataset_subscript(DatasetObject *self, PyObject *item) {
     if (PyLong_CheckExact(item)) {
         int64_t position;
@@ -903,7 +1215,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     str_key = PyUnicode_InternFromString("__key__");
     str_index = PyUnicode_InternFromString("__index__");
     if (str_key == NULL || str_index == NULL) return NULL;
-    if (PyType_Ready(&LeaseType) < 0 || PyType_Ready(&DatasetType) < 0) {
+    if (PyType_Ready(&LeaseType) < 0 || PyType_Ready(&BatchType) < 0 || PyType_Ready(&MemberViewsType) < 0 || PyType_Ready(&DatasetType) < 0) {
         return NULL;
     }
     if (pthread_atfork(NULL, NULL, after_fork_in_child) != 0) {
@@ -914,8 +1226,12 @@ PyMODINIT_FUNC PyInit__native(void) {
     if (module == NULL) return NULL;
     Py_INCREF(&DatasetType);
     Py_INCREF(&LeaseType);
+    Py_INCREF(&BatchType);
+    Py_INCREF(&MemberViewsType);
     if (PyModule_AddObject(module, "Dataset", (PyObject *)&DatasetType) < 0 ||
         PyModule_AddObject(module, "Lease", (PyObject *)&LeaseType) < 0 ||
+        PyModule_AddObject(module, "Batch", (PyObject *)&BatchType) < 0 ||
+        PyModule_AddObject(module, "MemberViews", (PyObject *)&MemberViewsType) < 0 ||
         PyModule_AddIntConstant(module, "ABI_VERSION", SHARDSTORE_ABI_VERSION) < 0) {
         Py_DECREF(module);
         return NULL;

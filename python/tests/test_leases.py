@@ -15,11 +15,13 @@ def test_views_outlive_the_sample_and_the_dataset(shardstore_module, corpus: Exp
     views = [(key, ext, view) for key in corpus.keys for ext, view in ds[key].items() if not ext.startswith("__")]
     batch_views = [(key, ext, view) for key, sample in zip(corpus.keys, ds.get_batch(range(len(corpus.keys))))
                    for ext, view in sample.items() if not ext.startswith("__")]
-    del ds
+    batch = ds.get_batch(range(len(corpus.keys)))
+    flat_views = list(zip([key for key in corpus.keys for _ in corpus.members[key]], batch.extensions, batch.views))
+    del ds, batch
     gc.collect()
     # Churn the allocator so that freed memory would be reused.
     garbage = [bytearray(4096) for _ in range(2000)]
-    for key, ext, view in views + batch_views:
+    for key, ext, view in views + batch_views + flat_views:
         assert view.tobytes() == corpus.members[key][ext], (strategy, key, ext)
     del garbage
 

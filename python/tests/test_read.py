@@ -109,7 +109,8 @@ def test_get_batch_accepts_int64_buffers(shardstore_module, corpus: Expected):
             assert [sample["__index__"] for sample in batch] == wanted
             for sample, position in zip(batch, wanted):
                 assert_sample(sample, corpus, corpus.keys[position], position)
-        assert ds.get_batch([]) == []
+        empty = ds.get_batch([])
+        assert len(empty) == 0 and list(empty) == [] and len(empty.views) == 0 and empty.offsets == [0]
 
 
 def test_slices_read_a_batch(shardstore_module, corpus: Expected):
@@ -179,7 +180,8 @@ def test_decode_callable(shardstore_module, corpus: Expected):
 
     with shardstore_module.Dataset(corpus.index, decode=decode) as ds:
         assert ds[4] == (key_text(corpus.keys[4]), corpus.members[corpus.keys[4]]["cls"])
-        assert ds.get_batch([4]) == [ds[4]]
+        assert list(ds.get_batch([4])) == [ds[4]]
+        assert ds.get_batch([4, 2])[-1] == ds[2]
         assert list(ds)[0][0] == key_text(corpus.keys[ds.storage_positions()[0]])
 
 
@@ -224,3 +226,61 @@ def test_close_is_idempotent_and_closes(shardstore_module, corpus: Expected):
 def test_versions(shardstore_module):
     assert shardstore_module.abi_version == 1
     assert isinstance(shardstore_module.library_version, str) and shardstore_module.library_version
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_batch_is_a_sequence_of_samples_and_flat_views(shardstore_module, corpus: Expected, strategy):
+    from collections.abc import Sequence
+
+    with shardstore_module.Dataset(corpus.index, strategy=strategy) as ds:
+        positions = [3, 0, len(ds) - 1, 3]
+        batch = ds.get_batch(positions)
+        assert isinstance(batch, shardstore_module.Batch) and isinstance(batch, Sequence)
+        assert len(batch) == 4
+        assert repr(batch).startswith("<shardstore.Batch of 4 samples")
+        assert batch.indices == positions
+        assert batch.keys == [key_text(corpus.keys[p]) for p in positions]
+        for i, position in enumerate(positions):
+            assert_sample(batch[i], corpus, corpus.keys[position], position)
+            assert_sample(batch[i - 4], corpus, corpus.keys[position], position)
+        assert [sample["__index__"] for sample in batch[1:3]] == positions[1:3]
+        assert [sample["__index__"] for sample in batch[::-1]] == positions[::-1]
+        with pytest.raises(IndexError, match="batch index 4 out of range: the batch has 4 samples"):
+            batch[4]
+        with pytest.raises(IndexError):
+            batch[-5]
+        with pytest.raises(TypeError, match="a batch is indexed by int or slice, not str"):
+            batch["jpg"]
+
+        # The same members, flat: sample i's are views[offsets[i]:offsets[i + 1]], in archive order.
+        views, extensions, offsets = batch.views, batch.extensions, batch.offsets
+        assert len(offsets) == 5 and offsets[0] == 0 and offsets[-1] == len(views) == len(extensions)
+        for i, position in enumerate(positions):
+            members = corpus.members[corpus.keys[position]]
+            assert extensions[offsets[i]:offsets[i + 1]] == list(members)
+            for j, ext in zip(range(offsets[i], offsets[i + 1]), members):
+                view = views[j]
+                assert isinstance(view, memoryview) and view.readonly
+                assert view.tobytes() == members[ext]
+        flat = [view.tobytes() for view in views]
+        assert flat == [corpus.members[corpus.keys[p]][ext] for p in positions for ext in corpus.members[corpus.keys[p]]]
+        assert views[-1].tobytes() == flat[-1]
+        assert [view.tobytes() for view in views[1:4]] == flat[1:4]
+        with pytest.raises(IndexError, match=f"member index {len(views)} out of range"):
+            views[len(views)]
+
+
+def test_batch_decodes_on_access(shardstore_module, corpus: Expected):
+    seen = []
+
+    def decode(sample):
+        seen.append(sample["__index__"])
+        return sample["__key__"]
+
+    with shardstore_module.Dataset(corpus.index, decode=decode) as ds:
+        batch = ds.get_batch([2, 1])
+        assert seen == []
+        assert batch.views[0].tobytes() == next(iter(corpus.members[corpus.keys[2]].values()))
+        assert seen == []  # the flat views are never decoded
+        assert list(batch) == [key_text(corpus.keys[2]), key_text(corpus.keys[1])]
+        assert seen == [2, 1]
