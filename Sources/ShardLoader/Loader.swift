@@ -1,0 +1,357 @@
+import ShardCore
+import ShardIO
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// How a ``Loader`` orders, splits, batches and collates a dataset.
+///
+/// ```swift
+/// var options = LoaderOptions(batchSize: 256)
+/// options.order = .shuffle
+/// options.seed = 42
+/// options.rank = 1; options.worldSize = 8   // this process's share
+/// ```
+public struct LoaderOptions: Sendable {
+    /// Samples per batch (the last one of an epoch may be short, see ``dropLast``).
+    public var batchSize: Int
+    /// Sequential, a global shuffle, or a locality-aware shuffle (``SampleOrder``).
+    public var order: SampleOrder = .sequential
+    /// The shuffles' seed; with the epoch it fixes the order on every machine.
+    public var seed: UInt64 = 0
+    /// Leave out an epoch's last batch when it is short.
+    public var dropLast: Bool = false
+    /// Reader threads; nil: auto (starts with 2, or 1 on one processor, and adds threads while
+    /// the consumer waits for batches, up to the processors there are).
+    public var threads: Int?
+    /// Batches ready or being read ahead of the consumer; nil: auto (twice the threads).
+    public var prefetch: Int?
+    /// This process's rank among `worldSize` (distributed training): it reads its own share.
+    public var rank: Int = 0
+    public var worldSize: Int = 1
+    /// What the ranks do with an epoch that does not divide evenly (``DistributedTail``).
+    public var tail: DistributedTail = .pad
+    /// How members are collated (``CollateMode``).
+    public var collate: CollateMode = .native
+    /// Keeps a sample when it returns true; runs on the reader threads. The positions it drops
+    /// still count as consumed: batches just come out shorter.
+    public var filter: (@Sendable (SampleLease) -> Bool)?
+    /// Transforms each collated batch on the reader threads.
+    public var map: (@Sendable (CollatedBatch) throws -> CollatedBatch)?
+
+    public init(batchSize: Int) { self.batchSize = batchSize }
+}
+
+/// Where a loader is in its epochs: what ``Loader/state`` saves and ``Loader/restore(_:)`` takes
+/// back, so that a run stopped in the middle of an epoch continues it exactly: no sample
+/// repeated, none skipped, with the same world size or another.
+public struct LoaderState: Sendable, Equatable, Codable {
+    public var seed: UInt64
+    public var epoch: Int
+    /// Epoch positions consumed by all ranks together (ranks step together).
+    public var consumed: Int
+    public var worldSize: Int
+
+    public init(seed: UInt64, epoch: Int, consumed: Int, worldSize: Int) {
+        self.seed = seed
+        self.epoch = epoch
+        self.consumed = consumed
+        self.worldSize = worldSize
+    }
+}
+
+/// A loader error; the message says what to do.
+public struct LoaderError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Batches of a dataset, read and collated by reader threads ahead of the consumer, in the
+/// sampler's order whatever the number of threads.
+///
+/// ```swift
+/// var options = LoaderOptions(batchSize: 256)
+/// options.order = .shuffle
+/// let loader = try Loader(dataset, options: options)
+/// for epoch in 0..<10 {
+///     try loader.setEpoch(epoch)
+///     while let batch = try loader.next() { train(batch.column("npy")!) }
+/// }
+/// ```
+///
+/// Threads start on the first ``next()`` and belong to the process that started them: a process
+/// forked after that has none, and its ``next()`` throws. Make loaders after forking.
+///
+/// - Complexity: starting an epoch is O(samples) for the shuffles (one permutation, 4 bytes a
+///   sample); each batch is its samples' reads plus one copy of their bytes.
+public final class Loader: @unchecked Sendable {
+    public let dataset: Dataset
+    public let options: LoaderOptions
+    private let lock = Monitor()
+    private var epochNumber = 0
+    /// Where the current epoch starts (a restored state's consumed position, else 0).
+    private var start = 0
+    private var run: LoaderRun?
+    /// The last run's figures, for ``report``.
+    private var lastChoice: (threads: Int, prefetch: Int, grew: Bool)?
+
+    /// A loader over `dataset`.
+    ///
+    /// - Throws: ``LoaderError`` or ``SamplerError`` for a batch size, thread count, prefetch,
+    ///   rank or world size that cannot be used.
+    public init(_ dataset: Dataset, options: LoaderOptions) throws {
+        guard options.batchSize >= 1 else { throw LoaderError("batch size is \(options.batchSize); pass 1 or more") }
+        if let threads = options.threads, threads < 1 || threads > 1024 {
+            throw LoaderError("threads is \(threads); pass 1 to 1024, or nil for auto")
+        }
+        if let prefetch = options.prefetch, prefetch < 1 {
+            throw LoaderError("prefetch is \(prefetch) batches; pass 1 or more, or nil for auto")
+        }
+        self.dataset = dataset
+        self.options = options
+        _ = try plan()
+    }
+
+    deinit { run?.stop() }
+
+    /// The epoch the loader reads (0 until ``setEpoch(_:)``).
+    public var epoch: Int { lock.withLock { epochNumber } }
+
+    /// Starts epoch `epoch` from its beginning (also to read the same epoch again); stops the
+    /// reader threads of the one in progress.
+    ///
+    /// - Throws: ``SamplerError`` when `epoch` is negative.
+    public func setEpoch(_ epoch: Int) throws {
+        guard epoch >= 0 else { throw SamplerError("epoch is \(epoch); epochs count from 0") }
+        let old = lock.withLock {
+            epochNumber = epoch
+            start = 0
+            defer {
+                lastChoice = run?.choice ?? lastChoice
+                run = nil
+            }
+            return run
+        }
+        old?.stop()
+    }
+
+    /// The number of batches this epoch yields (from where it starts: a restored state's position).
+    public var count: Int {
+        lock.withLock { (try? plan(epoch: epochNumber, start: start))?.count ?? 0 }
+    }
+
+    /// Where the loader is: the seed, the epoch, and the positions consumed by all ranks, after
+    /// the batches ``next()`` has returned so far.
+    public var state: LoaderState {
+        lock.withLock {
+            LoaderState(
+                seed: options.seed, epoch: epochNumber, consumed: run?.consumed ?? start,
+                worldSize: options.worldSize)
+        }
+    }
+
+    /// Continues from `state`: its epoch, from the position it had consumed. The world size may
+    /// differ from the one that saved it: the epoch's permutation is the same, and this rank's
+    /// share of what is left starts at the saved position.
+    ///
+    /// - Throws: ``LoaderError`` when the state's seed is not this loader's or its position is
+    ///   past the epoch (another selection).
+    public func restore(_ state: LoaderState) throws {
+        guard state.seed == options.seed else {
+            throw LoaderError(
+                "the saved state has seed \(state.seed) but this loader \(options.seed); make the loader with the saved seed"
+            )
+        }
+        _ = try plan(epoch: state.epoch, start: state.consumed)
+        let old = lock.withLock {
+            epochNumber = state.epoch
+            start = state.consumed
+            defer {
+                lastChoice = run?.choice ?? lastChoice
+                run = nil
+            }
+            return run
+        }
+        old?.stop()
+    }
+
+    /// The next batch of the epoch, in order; nil when the epoch is done (then ``setEpoch(_:)``).
+    ///
+    /// - Throws: what reading or collating that batch threw (the following call goes on with the
+    ///   next batch); ``LoaderError`` when the reader threads were started by another process.
+    public func next() throws -> CollatedBatch? {
+        let current: LoaderRun = try lock.withLock {
+            if let run { return run }
+            let made = try LoaderRun(
+                dataset: dataset, options: options, batches: plan(epoch: epochNumber, start: start))
+            run = made
+            return made
+        }
+        return try current.take()
+    }
+
+    /// Stops the reader threads (the loader starts them again on the next ``next()``, from the
+    /// start of the epoch or the restored position).
+    public func close() {
+        let old = lock.withLock {
+            defer {
+                lastChoice = run?.choice ?? lastChoice
+                run = nil
+            }
+            return run
+        }
+        old?.stop()
+    }
+
+    /// What the loader chose: its threads and prefetch, and whether auto added threads.
+    public var report: String {
+        let (threads, prefetch, grew) = lock.withLock { run?.choice ?? lastChoice ?? (0, 0, false) }
+        let auto = options.threads == nil ? "auto, " : ""
+        let prefetchAuto = options.prefetch == nil ? "auto, " : ""
+        return "threads \(auto)\(threads)\(grew ? " (added while the consumer waited)" : ""); "
+            + "prefetch \(prefetchAuto)\(prefetch) batches"
+    }
+
+    private func plan() throws -> Batches { try plan(epoch: 0, start: 0) }
+
+    private func plan(epoch: Int, start: Int) throws -> Batches {
+        let order = try EpochOrder(count: dataset.count, order: options.order, seed: options.seed, epoch: epoch)
+        let share = try RankShare(
+            order, rank: options.rank, worldSize: options.worldSize, start: start, tail: options.tail)
+        return try Batches(share, batchSize: options.batchSize, dropLast: options.dropLast)
+    }
+}
+
+extension SampleLease: CollatableSample {}
+
+/// One pass over an epoch's batches: reader threads claim batches in order, read and collate
+/// them, and the consumer takes them in order.
+final class LoaderRun: @unchecked Sendable {
+    let dataset: Dataset
+    let options: LoaderOptions
+    let batches: Batches
+    let pid: pid_t
+    private let monitor = Monitor()
+    private var nextToClaim = 0
+    private var nextToDeliver = 0
+    private var ready: [Int: Result<CollatedBatch, any Error>] = [:]
+    private var window: Int
+    private var stopping = false
+    private var threads: [WorkerThread] = []
+    private let maxThreads: Int
+    private var waitedRecently: [Bool] = []
+    private var grew = false
+
+    init(dataset: Dataset, options: LoaderOptions, batches: Batches) throws {
+        self.dataset = dataset
+        self.options = options
+        self.batches = batches
+        pid = getpid()
+        let processors = ParallelLoop.processorCount
+        maxThreads = options.threads ?? processors
+        let first = options.threads ?? min(2, processors)
+        window = options.prefetch ?? 2 * first
+        for _ in 0..<first { try addThread() }
+    }
+
+    /// The threads and prefetch in use, and whether auto added threads.
+    var choice: (threads: Int, prefetch: Int, grew: Bool) {
+        monitor.withLock { (threads.count, window, grew) }
+    }
+
+    /// The positions consumed by all ranks after the batches delivered so far.
+    var consumed: Int {
+        monitor.withLock {
+            let taken = nextToDeliver == 0 ? 0 : batches.range(nextToDeliver - 1).upperBound
+            return batches.share.consumed(afterTaking: taken)
+        }
+    }
+
+    private func addThread() throws {
+        guard let thread = WorkerThread({ [self] in work() }) else {
+            if threads.isEmpty { throw LoaderError("cannot start a reader thread; the process has too many threads") }
+            return
+        }
+        threads.append(thread)
+    }
+
+    /// Stops the threads and waits for them.
+    func stop() {
+        let all = monitor.withLock {
+            stopping = true
+            monitor.broadcast()
+            return threads
+        }
+        for thread in all { thread.join() }
+    }
+
+    /// The next batch in order, nil at the end.
+    func take() throws -> CollatedBatch? {
+        guard getpid() == pid else {
+            throw LoaderError(
+                "this loader's reader threads were started in process \(pid), and a forked process has none of them; "
+                    + "make the loader after forking (in each worker process)")
+        }
+        let result: Result<CollatedBatch, any Error>? = monitor.withLock {
+            guard nextToDeliver < batches.count else { return nil }
+            var waited = false
+            while ready[nextToDeliver] == nil {
+                waited = true
+                monitor.wait()
+            }
+            let result = ready.removeValue(forKey: nextToDeliver)!
+            nextToDeliver += 1
+            noteWait(waited)
+            monitor.broadcast()
+            return result
+        }
+        return try result?.get()
+    }
+
+    /// Auto threads: one more while the consumer waited for 2 of the last 8 batches.
+    private func noteWait(_ waited: Bool) {
+        guard options.threads == nil, threads.count < maxThreads else { return }
+        waitedRecently.append(waited)
+        if waitedRecently.count > 8 { waitedRecently.removeFirst() }
+        guard waitedRecently.count >= 4, waitedRecently.filter({ $0 }).count >= 2 else { return }
+        if (try? addThread()) != nil {
+            grew = true
+            if options.prefetch == nil { window = 2 * threads.count }
+            waitedRecently.removeAll()
+        }
+    }
+
+    private func work() {
+        while true {
+            let claimed: Int? = monitor.withLock {
+                while !stopping, nextToClaim < batches.count, nextToClaim >= nextToDeliver + window {
+                    monitor.wait()
+                }
+                guard !stopping, nextToClaim < batches.count else { return nil }
+                defer { nextToClaim += 1 }
+                return nextToClaim
+            }
+            guard let b = claimed else { return }
+            let result = Result { try produce(b) }
+            monitor.withLock {
+                ready[b] = result
+                monitor.broadcast()
+            }
+        }
+    }
+
+    private func produce(_ b: Int) throws -> CollatedBatch {
+        var leases: [SampleLease] = []
+        let range = batches.range(b)
+        leases.reserveCapacity(range.count)
+        for j in range {
+            let lease = try dataset.lease(at: batches.share[j])
+            if let filter = options.filter, !filter(lease) { continue }
+            leases.append(lease)
+        }
+        let batch = BatchCollator.collate(leases, mode: options.collate)
+        if let map = options.map { return try map(batch) }
+        return batch
+    }
+}
