@@ -42,4 +42,26 @@ _Static_assert(offsetof(shardstore_dataset_info, reason) == 32, "reason at 32");
 _Static_assert(offsetof(shardstore_dataset_info, selection_bytes) == 40, "selection_bytes at 40");
 _Static_assert(offsetof(shardstore_dataset_info, split) == 48, "split at 48");
 _Static_assert(offsetof(shardstore_dataset_info, index_path) == 56, "index_path at 56");
+
+_Static_assert(sizeof(shardstore_loader_options) == 80, "shardstore_loader_options is 80 bytes on LP64");
+_Static_assert(offsetof(shardstore_loader_options, order) == 4, "order at 4");
+_Static_assert(offsetof(shardstore_loader_options, batch_size) == 8, "batch_size at 8");
+_Static_assert(offsetof(shardstore_loader_options, seed) == 32, "seed at 32");
+_Static_assert(offsetof(shardstore_loader_options, drop_last) == 40, "drop_last at 40");
+_Static_assert(offsetof(shardstore_loader_options, collate) == 56, "collate at 56");
+_Static_assert(offsetof(shardstore_loader_options, rank) == 64, "rank at 64");
+_Static_assert(offsetof(shardstore_loader_options, world_size) == 72, "world_size at 72");
+
+_Static_assert(sizeof(shardstore_loader_state) == 32, "shardstore_loader_state is 32 bytes");
+
+_Static_assert(sizeof(shardstore_column) == 80, "shardstore_column is 80 bytes on LP64");
+_Static_assert(offsetof(shardstore_column, layout) == 16, "layout at 16");
+_Static_assert(offsetof(shardstore_column, dtype) == 24, "dtype at 24");
+_Static_assert(offsetof(shardstore_column, data) == 48, "data at 48");
+_Static_assert(offsetof(shardstore_column, present) == 72, "present at 72");
+
+_Static_assert(sizeof(shardstore_batch) == 56, "shardstore_batch is 56 bytes on LP64");
+_Static_assert(offsetof(shardstore_batch, positions) == 16, "positions at 16");
+_Static_assert(offsetof(shardstore_batch, columns) == 40, "columns at 40");
+_Static_assert(offsetof(shardstore_batch, column_count) == 48, "column_count at 48");
 #endif

@@ -71,6 +71,7 @@ public enum ErrorCode: Int32, Sendable, CaseIterable {
         case is MemberHeaderError, is IndexRowError: self = .corrupt
         case is IndexFileError: self = .busy
         case is MemorySizeError: self = .invalidArgument
+        case is LoaderError, is SamplerError: self = .invalidArgument
         case let e as SQLiteError:
             switch e.code {
             case .busy: self = .busy

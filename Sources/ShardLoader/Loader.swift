@@ -39,8 +39,24 @@ public struct LoaderOptions: Sendable {
     public var filter: (@Sendable (SampleLease) -> Bool)?
     /// Transforms each collated batch on the reader threads.
     public var map: (@Sendable (CollatedBatch) throws -> CollatedBatch)?
+    /// For a host that must know when the loader's threads run library code: the C ABI, whose
+    /// fork guard no fork may pass while a thread is inside the library. A reader thread calls
+    /// `enter` before reading a batch and `leave` after; ``Loader/next()`` calls `leave` before it
+    /// waits for a batch and `enter` after (its caller holds the guard). Nil: no hooks.
+    public var hooks: LoaderHooks?
 
     public init(batchSize: Int) { self.batchSize = batchSize }
+}
+
+/// Calls a ``Loader`` makes around its library work; see ``LoaderOptions/hooks``.
+public struct LoaderHooks: Sendable {
+    public var enter: @Sendable () -> Void
+    public var leave: @Sendable () -> Void
+
+    public init(enter: @escaping @Sendable () -> Void, leave: @escaping @Sendable () -> Void) {
+        self.enter = enter
+        self.leave = leave
+    }
 }
 
 /// Where a loader is in its epochs: what ``Loader/state`` saves and ``Loader/restore(_:)`` takes
@@ -88,6 +104,8 @@ public struct LoaderError: Error, Sendable, Equatable, CustomStringConvertible {
 public final class Loader: @unchecked Sendable {
     public let dataset: Dataset
     public let options: LoaderOptions
+    /// The process that made the loader: another (a forked child) may not use it.
+    public let openedInProcess: pid_t
     private let lock = Monitor()
     private var epochNumber = 0
     /// Where the current epoch starts (a restored state's consumed position, else 0).
@@ -110,10 +128,22 @@ public final class Loader: @unchecked Sendable {
         }
         self.dataset = dataset
         self.options = options
+        openedInProcess = getpid()
         _ = try plan()
     }
 
+    /// In a forked child the reader threads do not exist: nothing is stopped or joined there.
     deinit { run?.stop() }
+
+    /// Refuses a process other than the one that made the loader (a forked child).
+    private func checkProcess() throws {
+        let pid = getpid()
+        guard pid == openedInProcess else {
+            throw LoaderError(
+                "this loader was made in process \(openedInProcess), and process \(pid) is a fork of it, without its "
+                    + "reader threads; make the loader after forking (in each worker process)")
+        }
+    }
 
     /// The epoch the loader reads (0 until ``setEpoch(_:)``).
     public var epoch: Int { lock.withLock { epochNumber } }
@@ -123,6 +153,7 @@ public final class Loader: @unchecked Sendable {
     ///
     /// - Throws: ``SamplerError`` when `epoch` is negative.
     public func setEpoch(_ epoch: Int) throws {
+        try checkProcess()
         guard epoch >= 0 else { throw SamplerError("epoch is \(epoch); epochs count from 0") }
         let old = lock.withLock {
             epochNumber = epoch
@@ -158,6 +189,7 @@ public final class Loader: @unchecked Sendable {
     /// - Throws: ``LoaderError`` when the state's seed is not this loader's or its position is
     ///   past the epoch (another selection).
     public func restore(_ state: LoaderState) throws {
+        try checkProcess()
         guard state.seed == options.seed else {
             throw LoaderError(
                 "the saved state has seed \(state.seed) but this loader \(options.seed); make the loader with the saved seed"
@@ -179,8 +211,9 @@ public final class Loader: @unchecked Sendable {
     /// The next batch of the epoch, in order; nil when the epoch is done (then ``setEpoch(_:)``).
     ///
     /// - Throws: what reading or collating that batch threw (the following call goes on with the
-    ///   next batch); ``LoaderError`` when the reader threads were started by another process.
+    ///   next batch); ``LoaderError`` in a process forked from the one that made the loader.
     public func next() throws -> CollatedBatch? {
+        try checkProcess()
         let current: LoaderRun = try lock.withLock {
             if let run { return run }
             let made = try LoaderRun(
@@ -194,6 +227,7 @@ public final class Loader: @unchecked Sendable {
     /// Stops the reader threads (the loader starts them again on the next ``next()``, from the
     /// start of the epoch or the restored position).
     public func close() {
+        guard getpid() == openedInProcess else { return }
         let old = lock.withLock {
             defer {
                 lastChoice = run?.choice ?? lastChoice
@@ -276,8 +310,10 @@ final class LoaderRun: @unchecked Sendable {
         threads.append(thread)
     }
 
-    /// Stops the threads and waits for them.
+    /// Stops the threads and waits for them (in the process that started them; a forked child,
+    /// which has none of them, leaves them be).
     func stop() {
+        guard getpid() == pid else { return }
         let all = monitor.withLock {
             stopping = true
             monitor.broadcast()
@@ -288,17 +324,15 @@ final class LoaderRun: @unchecked Sendable {
 
     /// The next batch in order, nil at the end.
     func take() throws -> CollatedBatch? {
-        guard getpid() == pid else {
-            throw LoaderError(
-                "this loader's reader threads were started in process \(pid), and a forked process has none of them; "
-                    + "make the loader after forking (in each worker process)")
-        }
         let result: Result<CollatedBatch, any Error>? = monitor.withLock {
             guard nextToDeliver < batches.count else { return nil }
             var waited = false
             while ready[nextToDeliver] == nil {
                 waited = true
+                // Waiting without the host's guard: a fork may pass while the readers work.
+                options.hooks?.leave()
                 monitor.wait()
+                options.hooks?.enter()
             }
             let result = ready.removeValue(forKey: nextToDeliver)!
             nextToDeliver += 1
@@ -333,7 +367,10 @@ final class LoaderRun: @unchecked Sendable {
                 return nextToClaim
             }
             guard let b = claimed else { return }
+            // The host's guard only while reading: never while waiting on the monitor.
+            options.hooks?.enter()
             let result = Result { try produce(b) }
+            options.hooks?.leave()
             monitor.withLock {
                 ready[b] = result
                 monitor.broadcast()

@@ -278,6 +278,92 @@ static void fork_while_reading(shardstore_dataset *dataset, copied_sample *expec
     }
 }
 
+/* ---- loader and fork ------------------------------------------------------------------------ */
+
+/* In a child forked while the parent's loader threads read: the loader refuses (it has no reader
+   threads here), the dataset still reads. */
+static int child_after_loader_fork(shardstore_dataset *dataset, shardstore_loader *loader, copied_sample *expected,
+                                   int64_t count) {
+    shardstore_batch batch;
+    shardstore_lease *lease = NULL;
+    char *error = NULL;
+    shardstore_status status = shardstore_loader_next(loader, &batch, &lease, &error);
+    if (status != SHARDSTORE_INVALID_ARGUMENT || error == NULL || strstr(error, "make loaders after forking") == NULL) {
+        fprintf(stderr, "child: loader_next gave %d (%s), expected a refusal\n", (int)status, error ? error : "-");
+        return 1;
+    }
+    shardstore_string_free(error);
+    shardstore_loader_close(loader); /* frees nothing here, must not hang */
+    return child_reads_once(dataset, expected, count, 3);
+}
+
+/* An epoch of a shuffled loader with 3 reader threads, forking after every batch: each child
+   finishes (a fork waits for the readers' current batch, never deadlocks), and the parent's epoch
+   is exactly the permutation. */
+static void loader_while_forking(shardstore_dataset *dataset, copied_sample *expected, int64_t count) {
+    shardstore_loader_options options;
+    shardstore_loader_options_init(&options);
+    options.order = SHARDSTORE_ORDER_SHUFFLE;
+    options.batch_size = 3;
+    options.seed = 9;
+    options.threads = 3;
+    options.prefetch = 6;
+    options.collate = SHARDSTORE_COLLATE_BYTES;
+    shardstore_loader *loader = NULL;
+    OK(shardstore_loader_open(dataset, &options, &loader, &error_));
+    char *seen = calloc((size_t)count, 1);
+    int64_t total = 0;
+    for (int round = 0;; round++) {
+        shardstore_batch batch;
+        shardstore_lease *lease = NULL;
+        OK(shardstore_loader_next(loader, &batch, &lease, &error_));
+        if (lease == NULL) break;
+        for (int64_t i = 0; i < batch.count; i++) {
+            int64_t p = batch.positions[i];
+            CHECK(p >= 0 && p < count && !seen[p], "loader: position %" PRId64 " repeated or out of range", p);
+            seen[p] = 1;
+            /* The first member of every sample, from its column, equals a single read. */
+            const copied_sample *e = &expected[p];
+            for (size_t c = 0; c < batch.column_count; c++) {
+                const shardstore_column *col = &batch.columns[c];
+                CHECK(col->layout == SHARDSTORE_LAYOUT_BYTES, "collate bytes gave layout %u", col->layout);
+                for (size_t m = 0; m < e->member_count; m++) {
+                    if (strlen(e->exts[m]) != col->ext_length || memcmp(e->exts[m], col->ext, col->ext_length) != 0)
+                        continue;
+                    CHECK(col->present[i], "loader: position %" PRId64 " lacks .%s", p, e->exts[m]);
+                    uint64_t length = (uint64_t)(col->offsets[i + 1] - col->offsets[i]);
+                    CHECK(length == e->lengths[m] &&
+                              memcmp((const char *)col->data + col->offsets[i], e->data[m], length) == 0,
+                          "loader: position %" PRId64 " .%s differs from shardstore_get", p, e->exts[m]);
+                }
+            }
+        }
+        total += batch.count;
+        shardstore_lease_release(lease);
+        fflush(NULL);
+        pid_t child = fork();
+        CHECK(child >= 0, "fork: %s", strerror(errno));
+        if (child == 0) _exit(child_after_loader_fork(dataset, loader, expected, count));
+        int wstatus = 0;
+        int waited = 0;
+        pid_t done;
+        while ((done = waitpid(child, &wstatus, WNOHANG)) == 0 && waited < 30000) {
+            usleep(1000);
+            waited++;
+        }
+        if (done == 0) {
+            kill(child, SIGKILL);
+            waitpid(child, &wstatus, 0);
+        }
+        CHECK(done == child, "a child forked while the loader read did not finish in 30 s (round %d)", round);
+        CHECK(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0, "a child forked while the loader read failed (round %d)",
+              round);
+    }
+    CHECK(total == count, "the loader's epoch had %" PRId64 " samples, expected %" PRId64, total, count);
+    free(seen);
+    shardstore_loader_close(loader);
+}
+
 /* ---- main ---------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
@@ -413,6 +499,7 @@ int main(int argc, char **argv) {
               threads, wstatus);
     }
     fork_while_reading(dataset, expected, count, 50);
+    loader_while_forking(dataset, expected, count);
     CHECK(same(&before_fork, &expected[0]), "the parent's lease changed after the fork");
     shardstore_lease_release(fork_lease);
     for (int64_t p = 0; p < count; p++) {
@@ -421,7 +508,7 @@ int main(int argc, char **argv) {
         shardstore_lease_release(lease);
     }
 
-    printf("cabi_test (%s, lookup %s): %" PRId64 " samples, batch, errors, storage order, lease after close, fork, fork while reading: ok\n",
+    printf("cabi_test (%s, lookup %s): %" PRId64 " samples, batch, errors, storage order, lease after close, fork, fork while reading, loader while forking: ok\n",
            strategy, info.lookup, count);
     shardstore_close(dataset);
     return 0;

@@ -18,8 +18,9 @@
  *   call back into the caller.
  * - Fork safety: after fork(), the child may go on using a dataset its parent opened; the library
  *   notices the new process id and reopens what cannot cross a fork (SQLite connections, locks).
- *   No entry point uses threads of its own, Dispatch or Swift concurrency, so a forked child
- *   never waits on a thread that is gone. Leases taken before the fork stay valid in both.
+ *   No dataset entry point uses threads of its own, Dispatch or Swift concurrency, so a forked
+ *   child never waits on a thread that is gone. Leases taken before the fork stay valid in both.
+ *   Loaders (shardstore_loader_*) have reader threads: they belong to the process that made them.
  * - Versions: SHARDSTORE_ABI_VERSION changes whenever a signature, a struct layout or the meaning
  *   of a code changes. Check shardstore_abi_version() == SHARDSTORE_ABI_VERSION after loading.
  */
@@ -222,6 +223,151 @@ shardstore_status shardstore_get_batch(const shardstore_dataset *dataset, const 
 
 /* Releases a lease: the pointers of the samples it covered become invalid. NULL is ignored. */
 void shardstore_lease_release(shardstore_lease *lease);
+
+/* ---- Loading batches ---------------------------------------------------------------------- */
+
+/* A data loader over a dataset: an epoch's samples in a sampler's order (sequential, a global
+   shuffle seeded by (seed, epoch), or a locality-aware shuffle), this rank's share of them,
+   batched and collated by reader threads of the library ahead of the caller. Batches come out
+   in the sampler's order whatever the number of threads.
+   Threads: the loader's reader threads start on the first shardstore_loader_next(). A loader
+   belongs to the process that opened it: in a forked child every loader call fails with
+   SHARDSTORE_INVALID_ARGUMENT (make loaders after forking), and shardstore_loader_close() there
+   frees nothing (the threads it would stop are not in the child). Forks wait for the reader
+   threads to finish the batch they are reading. One thread at a time may use a loader. */
+typedef struct shardstore_loader shardstore_loader;
+
+/* Sample orders. */
+typedef enum shardstore_order {
+    SHARDSTORE_ORDER_SEQUENTIAL = 0,
+    /* A full permutation per epoch: Fisher-Yates over SplitMix64 seeded by (seed, epoch). */
+    SHARDSTORE_ORDER_SHUFFLE = 1,
+    /* Blocks of block_size consecutive samples, shuffled, then the samples of each window of
+       window_blocks blocks shuffled among themselves. */
+    SHARDSTORE_ORDER_LOCALITY_SHUFFLE = 2
+} shardstore_order;
+
+/* What ranks do with an epoch that does not divide evenly: pad (repeat samples from the
+   epoch's start, so every rank gets ceil(left / world_size)) or drop (floor). */
+typedef enum shardstore_tail { SHARDSTORE_TAIL_PAD = 0, SHARDSTORE_TAIL_DROP = 1 } shardstore_tail;
+
+/* How members are collated: native (.npy of one dtype and shape stacked, .cls as int64, the rest
+   as bytes) or bytes (every extension as raw member bytes). */
+typedef enum shardstore_collate { SHARDSTORE_COLLATE_NATIVE = 0, SHARDSTORE_COLLATE_BYTES = 1 } shardstore_collate;
+
+/* How to make a loader. Fill it with shardstore_loader_options_init(), then set fields. */
+typedef struct shardstore_loader_options {
+    /* sizeof(shardstore_loader_options). */
+    uint32_t struct_size;
+    /* A shardstore_order. */
+    uint32_t order;
+    /* Samples per batch (default 1). */
+    uint64_t batch_size;
+    /* For SHARDSTORE_ORDER_LOCALITY_SHUFFLE: samples per block and blocks per window. */
+    uint64_t block_size;
+    uint64_t window_blocks;
+    uint64_t seed;
+    /* 1: leave out an epoch's short last batch. */
+    int32_t drop_last;
+    /* Reader threads (0: auto) and batches read ahead (0: auto). */
+    uint32_t threads;
+    uint32_t prefetch;
+    /* A shardstore_tail, and a shardstore_collate. */
+    uint32_t tail;
+    uint32_t collate;
+    /* This process's rank among world_size (default 0 of 1). */
+    int64_t rank;
+    int64_t world_size;
+} shardstore_loader_options;
+
+/* Where a loader is: what to save to resume an epoch (after a crash) exactly. */
+typedef struct shardstore_loader_state {
+    uint64_t seed;
+    int64_t epoch;
+    /* Epoch positions consumed by all ranks together. */
+    int64_t consumed;
+    int64_t world_size;
+} shardstore_loader_state;
+
+/* Column layouts of a batch. */
+typedef enum shardstore_layout {
+    /* One C-order array of `dtype` and `shape` (shape[0] is the batch's count) in `data`. */
+    SHARDSTORE_LAYOUT_STACKED = 0,
+    /* One int64 per sample in `data` (dtype "<i8"). */
+    SHARDSTORE_LAYOUT_LABELS = 1,
+    /* The members back to back in `data`: sample i's is bytes offsets[i] ..< offsets[i + 1], and
+       present[i] is 1 when it has one. */
+    SHARDSTORE_LAYOUT_BYTES = 2
+} shardstore_layout;
+
+/* One extension of a batch. Pointers stay valid until the batch's lease is released. The data
+   is the batch's own (a copy of the members, 64-byte aligned): the caller may write to it. */
+typedef struct shardstore_column {
+    const char *ext;
+    size_t ext_length;
+    /* A shardstore_layout. */
+    uint32_t layout;
+    /* numpy's dtype string ("<f4", "<i8"), NUL-terminated; NULL for SHARDSTORE_LAYOUT_BYTES. */
+    const char *dtype;
+    const int64_t *shape;
+    size_t ndim;
+    void *data;
+    uint64_t data_length;
+    /* SHARDSTORE_LAYOUT_BYTES only (NULL otherwise): count + 1 offsets, count presence bytes. */
+    const int64_t *offsets;
+    const uint8_t *present;
+} shardstore_column;
+
+/* A batch. Pointers stay valid until its lease is released. */
+typedef struct shardstore_batch {
+    /* The number of samples (filtering may make it smaller than the batch size). */
+    int64_t count;
+    /* The batch's number in the epoch (from the epoch's start, or the restored position). */
+    int64_t number;
+    /* Each sample's position in the dataset. */
+    const int64_t *positions;
+    /* The keys back to back: key i is key_bytes[key_offsets[i] ..< key_offsets[i + 1]]. */
+    const uint8_t *key_bytes;
+    const int64_t *key_offsets;
+    /* One column per extension, in the order extensions first appear in the batch. */
+    const shardstore_column *columns;
+    size_t column_count;
+} shardstore_batch;
+
+/* Fills *options with the defaults: sequential, batch size 1, auto threads and prefetch, rank 0
+   of 1, pad, native collation. */
+void shardstore_loader_options_init(shardstore_loader_options *options);
+
+/* Makes a loader over `dataset` (which must stay open while the loader is used), at epoch 0. */
+shardstore_status shardstore_loader_open(const shardstore_dataset *dataset, const shardstore_loader_options *options,
+                                         shardstore_loader **loader, char **error);
+
+/* Stops the loader's threads and frees it; batches already leased stay valid. NULL is ignored. */
+void shardstore_loader_close(shardstore_loader *loader);
+
+/* Starts epoch `epoch` from its beginning (the same epoch again too). */
+shardstore_status shardstore_loader_set_epoch(shardstore_loader *loader, int64_t epoch, char **error);
+
+/* The number of batches the current epoch yields (from its start or the restored position). */
+shardstore_status shardstore_loader_count(shardstore_loader *loader, int64_t *batches, char **error);
+
+/* The next batch of the epoch into *batch, with *lease keeping it valid; at the end of the epoch
+   SHARDSTORE_OK with *lease = NULL and batch->count = 0. A failed batch reports its error; the
+   next call goes on with the following batch. */
+shardstore_status shardstore_loader_next(shardstore_loader *loader, shardstore_batch *batch, shardstore_lease **lease,
+                                         char **error);
+
+/* Where the loader is, after the batches returned so far. */
+shardstore_status shardstore_loader_state_get(shardstore_loader *loader, shardstore_loader_state *state, char **error);
+
+/* Continues from a saved state: its epoch, from its consumed position (the world size may differ
+   from the one that saved it). Refused when the seed differs from the loader's. */
+shardstore_status shardstore_loader_restore(shardstore_loader *loader, const shardstore_loader_state *state,
+                                            char **error);
+
+/* What the loader chose ("threads auto, 2; prefetch auto, 4 batches"), in a string to free with
+   shardstore_string_free(). */
+shardstore_status shardstore_loader_report(shardstore_loader *loader, char **report, char **error);
 
 #ifdef __cplusplus
 }
