@@ -18,7 +18,8 @@ public enum SampleOrder: Sendable, Equatable, CustomStringConvertible {
         case .sequential: return "sequential"
         case .shuffle: return "shuffle"
         case .localityShuffle(let blockSize, let windowBlocks):
-            return "locality shuffle (blocks of \(blockSize), windows of \(windowBlocks) blocks)"
+            let windows = windowBlocks == 1 ? "1 block" : "\(windowBlocks) blocks"
+            return "locality shuffle (blocks of \(blockSize), windows of \(windows))"
         }
     }
 }

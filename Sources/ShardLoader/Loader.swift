@@ -238,13 +238,28 @@ public final class Loader: @unchecked Sendable {
         old?.stop()
     }
 
+    /// What the loader chose, as numbers: the reader threads and the prefetch window (in batches)
+    /// of the epoch in progress or the last one, and whether auto added threads while the
+    /// consumer waited. Zeros before the first ``next()``.
+    ///
+    /// ```swift
+    /// while let batch = try loader.next() { train(batch) }
+    /// let (threads, prefetch, _) = loader.choice   // (2, 4, false) with auto on a small epoch
+    /// ```
+    ///
+    /// - Complexity: O(1).
+    public var choice: (threads: Int, prefetch: Int, threadsAdded: Bool) {
+        let made = lock.withLock { run?.choice ?? lastChoice ?? (0, 0, false) }
+        return (made.threads, made.prefetch, made.grew)
+    }
+
     /// What the loader chose: its threads and prefetch, and whether auto added threads.
     public var report: String {
-        let (threads, prefetch, grew) = lock.withLock { run?.choice ?? lastChoice ?? (0, 0, false) }
+        let (threads, prefetch, grew) = choice
         let auto = options.threads == nil ? "auto, " : ""
         let prefetchAuto = options.prefetch == nil ? "auto, " : ""
         return "threads \(auto)\(threads)\(grew ? " (added while the consumer waited)" : ""); "
-            + "prefetch \(prefetchAuto)\(prefetch) batches"
+            + "prefetch \(prefetchAuto)\(prefetch) batch\(prefetch == 1 ? "" : "es")"
     }
 
     private func plan() throws -> Batches { try plan(epoch: 0, start: 0) }

@@ -8,6 +8,7 @@ import Synchronization
 #endif
 
 extension LoadingStrategy: ExpressibleByArgument {}
+extension CollateMode: ExpressibleByArgument {}
 
 /// The options every reading command shares: what to read and how.
 struct ReadOptions: ParsableArguments {
@@ -92,6 +93,15 @@ extension JSONObject {
         case .statements: add("lookup", string: "statements")
         }
     }
+
+    /// How every bench mode's object ends: `bytes`, `peak_rss_mb`, `touch`, `checksum`, `header_check`.
+    mutating func add(_ result: Checksummer.Result, peakRSS: Double, headerCheck: Bool) {
+        add("bytes", int: result.bytes)
+        add("peak_rss_mb", Format.fixed(peakRSS, 1))
+        add("touch", string: "crc32")
+        add("checksum", int: Int64(result.crc))
+        add("header_check", bool: headerCheck)
+    }
 }
 
 /// How a dataset resolves positions, for people.
@@ -150,7 +160,8 @@ struct CatCommand: ParsableCommand {
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Time reads through a dataset: random samples or a sequential pass, crc32 over every byte.",
+        abstract:
+            "Time reads through a dataset: random samples, a sequential pass or a loader epoch; crc32 over the bytes.",
         discussion: """
             Reads every member of each sample visited and runs zlib's crc32 over all of its bytes, chained in visit order (members in archive order), as the peer readers ShardStore is measured against do (webdataset, wids, ratarmountcore, and a C pread/mmap loop over the tars), so the work and the checksum are the same; tools/bench in a ShardStore checkout runs them side by side. Opening the dataset (building the location table and, for memory, the preload) is timed apart from the reads.
 
@@ -158,12 +169,16 @@ struct BenchCommand: ParsableCommand {
               --random K [--seed N]   K positions drawn with SplitMix64 from seed N
               --indices FILE          positions from a file of little-endian int64 (tools/bench writes one and hands it to every peer)
               --sequential            every sample, shard by shard, front to back
+              --loader --batch-size B one epoch through the data loader, in batches of B
 
             Prints samples/s, MB/s (10^6 bytes of members), peak RSS and the strategy with its reason; --json prints one JSON object with samples_per_s, mb_per_s, peak_rss_mb, strategy, reason, checksum, open_s, run_s, k, bytes.
+
+            With --loader, the order is sequential, --shuffle (a global shuffle) or --locality-shuffle BLOCK[,WINDOW] (blocks of BLOCK consecutive samples shuffled, then the samples within each run of WINDOW blocks; WINDOW is 1 when left out), seeded by --seed and --epoch; reader threads (--threads) read batches ahead of the consumer (--prefetch; both auto when left out), --drop-last leaves out a short last batch, --collate picks native (.npy of one dtype and shape stacked, integer .cls as int64 labels, the rest bytes) or bytes (every member as bytes). Each batch is hashed as it is returned: sample by sample, and in a sample column by column (extensions in the order they first appear in the batch), a bytes column's member (nothing when the sample has none), a stacked .npy column's row (the sample's array data without its header, C order, little-endian), a label's 8 bytes (int64, this machine's byte order). With --collate bytes and the same extension order in every sample, that is each sample's members in archive order, as the other modes hash. It prints samples/s, batches/s, MB/s (of the bytes hashed), the first batch's latency (from starting the epoch to the first batch returned), the batches and samples of the epoch, peak RSS, the strategy and what the loader chose; --json has the other modes' keys but k, samples is the samples read in the epoch, and it adds batches_per_s, first_batch_s, batches, batch_size, order, seed, epoch, drop_last, collate, threads, prefetch and loader (what the loader chose). open_s includes making the loader.
 
             Examples:
               shardstore bench ds/index.sqlite --random 20000
               shardstore bench ds/index.sqlite --sequential --strategy pread --json
+              shardstore bench ds/index.sqlite --loader --batch-size 256 --shuffle --seed 1
               SHARDSTORE_MEMORY_LIMIT=256M shardstore bench ds/index.sqlite --random 20000 --verbose
             """)
 
@@ -175,7 +190,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Read K random samples (at most 100,000,000).", valueName: "K"))
     var random: Int?
 
-    @Option(help: "The seed for --random.")
+    @Option(help: "The seed for --random and for the loader's shuffles.")
     var seed: UInt64 = 0
 
     @Option(help: ArgumentHelp("Read the positions in FILE (little-endian int64).", valueName: "file"))
@@ -184,8 +199,46 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Read every sample in storage order.")
     var sequential = false
 
-    @Option(help: "Read with this many threads, 1 to 1024 (the checksum does not change).")
-    var threads = 1
+    @Option(
+        help:
+            "Read with this many threads, 1 to 1024 (the checksum does not change); 1 when left out, and with --loader the reader threads (auto when left out)."
+    )
+    var threads: Int?
+
+    @Flag(help: "Read one epoch through the data loader, in batches (see --batch-size).")
+    var loader = false
+
+    @Option(help: ArgumentHelp("With --loader: samples per batch.", valueName: "B"))
+    var batchSize: Int?
+
+    @Flag(help: "With --loader: a global shuffle, seeded by --seed and --epoch.")
+    var shuffle = false
+
+    @Option(
+        help: ArgumentHelp(
+            "With --loader: shuffle blocks of BLOCK consecutive samples, then the samples within each run of WINDOW blocks (WINDOW is 1 when left out).",
+            valueName: "BLOCK[,WINDOW]"))
+    var localityShuffle: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "With --loader: the epoch to read (0 when left out); it changes the shuffles.", valueName: "E"))
+    var epoch: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "With --loader: batches read ahead of the consumer (auto when left out: twice the threads).",
+            valueName: "N"))
+    var prefetch: Int?
+
+    @Flag(help: "With --loader: leave out the epoch's last batch when it is short.")
+    var dropLast = false
+
+    @Option(
+        help: ArgumentHelp(
+            "With --loader: native (stack .npy arrays, .cls as int64 labels) or bytes (every member as bytes).",
+            valueName: "mode"))
+    var collate: CollateMode?
 
     @Flag(help: "Print one JSON object.")
     var json = false
@@ -199,9 +252,10 @@ struct BenchCommand: ParsableCommand {
     var noHeaderCheck = false
 
     func validate() throws {
-        let modes = [random != nil, indices != nil, sequential].filter { $0 }.count
+        try validateLoaderOptions()
+        let modes = [random != nil, indices != nil, sequential, loader].filter { $0 }.count
         if modes != 1 {
-            throw ValidationError("Please give exactly one of --random K, --indices FILE or --sequential.")
+            throw ValidationError("Please give exactly one of --random K, --indices FILE, --sequential or --loader.")
         }
         if let random, random < 1 { throw ValidationError("--random needs a positive count, got \(random).") }
         if let random, random > Self.maxRandom {
@@ -209,8 +263,8 @@ struct BenchCommand: ParsableCommand {
                 "Please give --random at most \(Self.maxRandom) (the positions are drawn up front, 8 bytes each), got \(random); run bench several times for more."
             )
         }
-        if threads < 1 { throw ValidationError("--threads needs a positive count, got \(threads).") }
-        if threads > CLILimits.maxThreads {
+        if let threads, threads < 1 { throw ValidationError("--threads needs a positive count, got \(threads).") }
+        if let threads, threads > CLILimits.maxThreads {
             throw ValidationError("Please give --threads at most \(CLILimits.maxThreads), got \(threads).")
         }
     }
@@ -220,9 +274,11 @@ struct BenchCommand: ParsableCommand {
             let clock = ContinuousClock()
             let opening = clock.now
             let dataset = try read.open(index, verifiesHeaders: !noHeaderCheck)
+            if loader { return try runLoader(dataset, opening: opening) }
             let openSeconds = (clock.now - opening).seconds
             if read.verbose { Terminal.stderrLine("strategy: \(dataset.choice.reason(.commandLine))") }
             let positions = try chosenPositions(dataset)
+            let threads = self.threads ?? 1
             let started = clock.now
             let result = try Checksummer.run(dataset, positions: positions, threads: threads)
             let runSeconds = max((clock.now - started).seconds, 1e-9)
@@ -240,15 +296,10 @@ struct BenchCommand: ParsableCommand {
                 o.add("run_s", Format.fixed(runSeconds, 4))
                 o.add("samples_per_s", Format.fixed(Double(samples) / runSeconds, 1))
                 o.add("mb_per_s", Format.fixed(Double(result.bytes) / runSeconds / 1e6, 1))
-                o.add("bytes", int: result.bytes)
-                o.add("peak_rss_mb", Format.fixed(rss, 1))
-                o.add("touch", string: "crc32")
-                o.add("checksum", int: Int64(result.crc))
-                o.add("header_check", bool: dataset.verifiesHeaders)
+                o.add(result, peakRSS: rss, headerCheck: dataset.verifiesHeaders)
                 Terminal.line(o.text)
             } else {
-                Terminal.line("strategy   \(dataset.strategy.rawValue) (\(dataset.choice.reason(.commandLine)))")
-                Terminal.line("lookup     \(describe(dataset.lookup))")
+                Self.printStrategy(dataset)
                 Terminal.line("opened in  \(Format.fixed(openSeconds, 3)) s")
                 Terminal.line(
                     "read       \(Format.count(samples, "sample")) (\(Format.bytes(result.bytes))) in \(Format.fixed(runSeconds, 3)) s with \(Format.count(threads, "thread"))"
@@ -256,12 +307,23 @@ struct BenchCommand: ParsableCommand {
                 Terminal.line(
                     "rate       \(Format.count(Int((Double(samples) / runSeconds).rounded()))) samples/s, \(Format.fixed(Double(result.bytes) / runSeconds / 1e6, 1)) MB/s"
                 )
-                Terminal.line("peak RSS   \(Format.fixed(rss, 1)) MiB")
-                Terminal.line("checksum   \(result.crc) (crc32)")
-                if !dataset.verifiesHeaders { Terminal.line("headers    not checked (--no-header-check)") }
+                Self.printChecksum(result, peakRSS: rss, dataset)
             }
             try Terminal.flush()
         }
+    }
+
+    /// The lines every mode's text starts with: the strategy with its reason, and the lookup.
+    static func printStrategy(_ dataset: Dataset) {
+        Terminal.line("strategy   \(dataset.strategy.rawValue) (\(dataset.choice.reason(.commandLine)))")
+        Terminal.line("lookup     \(describe(dataset.lookup))")
+    }
+
+    /// The lines every mode's text ends with: peak RSS, the checksum, and headers not checked.
+    static func printChecksum(_ result: Checksummer.Result, peakRSS: Double, _ dataset: Dataset) {
+        Terminal.line("peak RSS   \(Format.fixed(peakRSS, 1)) MiB")
+        Terminal.line("checksum   \(result.crc) (crc32)")
+        if !dataset.verifiesHeaders { Terminal.line("headers    not checked (--no-header-check)") }
     }
 
     /// The positions to read, or nil for a sequential pass.
@@ -292,6 +354,9 @@ struct BenchCommand: ParsableCommand {
 enum CLILimits {
     /// The most threads (`bench --threads`) or parallel scans (`ingest --jobs`).
     static let maxThreads = 1024
+    /// The largest `bench --loader --batch-size` and `--prefetch`: far past what memory holds
+    /// (a batch holds its samples' bytes), and clear of the batch arithmetic's overflow.
+    static let maxBatches = 100_000_000
 }
 
 /// A file of little-endian int64 positions.

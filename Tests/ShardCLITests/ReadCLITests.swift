@@ -107,10 +107,11 @@ struct ReadCLITests {
         let usage = try expectRun(["bench", "index.sqlite"], in: w.path, status: 64)
         #expect(
             usage.stderrText.hasPrefix(
-                "Error: Please give exactly one of --random K, --indices FILE or --sequential.\n"))
+                "Error: Please give exactly one of --random K, --indices FILE, --sequential or --loader.\n"))
         let both = try expectRun(["bench", "index.sqlite", "--random", "3", "--sequential"], in: w.path, status: 64)
         #expect(
-            both.stderrText.hasPrefix("Error: Please give exactly one of --random K, --indices FILE or --sequential.\n")
+            both.stderrText.hasPrefix(
+                "Error: Please give exactly one of --random K, --indices FILE, --sequential or --loader.\n")
         )
 
         try Data([1, 0, 0, 0, 0, 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0]).write(to: URL(fileURLWithPath: w.path + "/bad.bin"))
