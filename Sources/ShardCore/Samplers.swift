@@ -262,7 +262,9 @@ public struct Batches: Sendable {
 
     /// - Throws: ``SamplerError`` when `batchSize` is below 1.
     public init(_ share: RankShare, batchSize: Int, dropLast: Bool) throws(SamplerError) {
-        guard batchSize >= 1 else { throw SamplerError("batch size is \(batchSize); pass 1 or more") }
+        guard batchSize >= 1, batchSize <= Int.max / 2 else {
+            throw SamplerError("batch size is \(batchSize); pass 1 to \(Int.max / 2)")
+        }
         self.share = share
         self.batchSize = batchSize
         self.dropLast = dropLast

@@ -119,12 +119,14 @@ public final class Loader: @unchecked Sendable {
     /// - Throws: ``LoaderError`` or ``SamplerError`` for a batch size, thread count, prefetch,
     ///   rank or world size that cannot be used.
     public init(_ dataset: Dataset, options: LoaderOptions) throws {
-        guard options.batchSize >= 1 else { throw LoaderError("batch size is \(options.batchSize); pass 1 or more") }
+        guard options.batchSize >= 1, options.batchSize <= Int(Int32.max) else {
+            throw LoaderError("batch size is \(options.batchSize); pass 1 to \(Int32.max)")
+        }
         if let threads = options.threads, threads < 1 || threads > 1024 {
             throw LoaderError("threads is \(threads); pass 1 to 1024, or nil for auto")
         }
-        if let prefetch = options.prefetch, prefetch < 1 {
-            throw LoaderError("prefetch is \(prefetch) batches; pass 1 or more, or nil for auto")
+        if let prefetch = options.prefetch, prefetch < 1 || prefetch > 1 << 20 {
+            throw LoaderError("prefetch is \(prefetch) batches; pass 1 to \(1 << 20), or nil for auto")
         }
         self.dataset = dataset
         self.options = options

@@ -215,11 +215,11 @@ struct LoaderTests {
     func options() throws {
         let f = try LoaderFixture()
         let ds = try f.dataset()
-        #expect(throws: LoaderError("batch size is 0; pass 1 or more")) { try Loader(ds, options: Self.options(0)) }
+        #expect(throws: LoaderError("batch size is 0; pass 1 to 2147483647")) { try Loader(ds, options: Self.options(0)) }
         #expect(throws: LoaderError("threads is 0; pass 1 to 1024, or nil for auto")) {
             try Loader(ds, options: Self.options(2, threads: 0))
         }
-        #expect(throws: LoaderError("prefetch is 0 batches; pass 1 or more, or nil for auto")) {
+        #expect(throws: LoaderError("prefetch is 0 batches; pass 1 to 1048576, or nil for auto")) {
             try Loader(ds, options: Self.options(2, prefetch: 0))
         }
         var o = Self.options(2)

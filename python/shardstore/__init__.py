@@ -5,6 +5,9 @@
     ds = shardstore.Dataset("ds/index.sqlite", split="train", decode="numpy")
     len(ds), ds[0], ds[-1], ds["000123"], ds.get_batch([5, 2, 9])
 
+    loader = shardstore.Loader(ds, batch_size=256, shuffle=True, seed=0)   # reader threads
+    for batch in loader: batch["npy"], batch["cls"], batch.keys
+
 The reading is done by the Swift core (libShardStoreC, shipped inside this package) through a
 small C extension; members are read-only memoryviews, without copies. For PyTorch, see
 ``shardstore.torch.ShardDataset`` (importing ``shardstore`` never imports torch).
@@ -36,6 +39,7 @@ from ._errors import (
 from . import _native
 from ._dataset import Batch, Dataset, Key, Sample
 from ._decode import decode_numpy
+from ._loader import CollatedBatch, Loader
 
 __version__ = "0.1.0"
 
@@ -49,6 +53,7 @@ __all__ = [
     "AmbiguousKeyError",
     "Batch",
     "BufferTooSmallError",
+    "CollatedBatch",
     "BusyError",
     "CorruptDataError",
     "Dataset",
@@ -59,6 +64,7 @@ __all__ = [
     "InternalError",
     "InvalidArgumentError",
     "Key",
+    "Loader",
     "NotAnIndexError",
     "OutOfRangeError",
     "SQLiteError",

@@ -100,6 +100,7 @@ typedef struct {
        (memoryview(view.obj)), it exports nothing. */
     const char *next_data;
     Py_ssize_t next_length;
+    int next_writable; /* 1 only for memory the lease owns outright (a loader batch's arrays) */
 } LeaseObject;
 
 static int Lease_getbuffer(LeaseObject *self, Py_buffer *view, int flags) {
@@ -110,8 +111,10 @@ static int Lease_getbuffer(LeaseObject *self, Py_buffer *view, int flags) {
         return -1;
     }
     const char *data = self->next_data;
+    int readonly = !self->next_writable;
     self->next_data = NULL;
-    return PyBuffer_FillInfo(view, (PyObject *)self, (void *)data, self->next_length, 1, flags);
+    self->next_writable = 0;
+    return PyBuffer_FillInfo(view, (PyObject *)self, (void *)data, self->next_length, readonly, flags);
 }
 
 static PyBufferProcs Lease_as_buffer = {
@@ -148,6 +151,7 @@ static LeaseObject *lease_wrap(shardstore_lease *lease) {
     object->lease = lease;
     object->next_data = NULL;
     object->next_length = 0;
+    object->next_writable = 0;
     return object;
 }
 
@@ -161,6 +165,15 @@ static PyObject *member_view(LeaseObject *lease, const void *data, uint64_t leng
     lease->next_length = (Py_ssize_t)length;
     PyObject *view = PyMemoryView_FromObject((PyObject *)lease);
     lease->next_data = NULL;
+    return view;
+}
+
+/* A writable memoryview of `length` bytes at `data`, memory the lease owns outright (a loader
+   batch's own arrays, never the dataset's bytes). */
+static PyObject *owned_view(LeaseObject *lease, void *data, uint64_t length) {
+    lease->next_writable = 1;
+    PyObject *view = member_view(lease, data, length);
+    lease->next_writable = 0;
     return view;
 }
 
@@ -1169,6 +1182,396 @@ static PyTypeObject DatasetType = {
     .tp_as_sequence = &Dataset_as_sequence,
 };
 
+/* ---- Loader batches ------------------------------------------------------------------------- */
+
+/* One batch of a loader: the library's description and the lease that keeps it valid. The
+   Python class shardstore.CollatedBatch wraps it (numpy arrays, lists of memoryviews). */
+typedef struct {
+    PyObject_HEAD
+    LeaseObject *lease;
+    shardstore_batch batch;
+} LoaderBatchObject;
+
+static PyTypeObject LoaderBatchType;
+
+static void LoaderBatch_dealloc(LoaderBatchObject *self) {
+    Py_CLEAR(self->lease);
+    PyObject_Free(self);
+}
+
+/* The column at `argument` (an int), or NULL with IndexError. */
+static const shardstore_column *batch_column(LoaderBatchObject *self, PyObject *argument) {
+    Py_ssize_t i = PyNumber_AsSsize_t(argument, PyExc_IndexError);
+    if (i == -1 && PyErr_Occurred()) return NULL;
+    if (i < 0 || (size_t)i >= self->batch.column_count) {
+        PyErr_Format(PyExc_IndexError, "column %zd out of range: the batch has %zu columns", i,
+                     self->batch.column_count);
+        return NULL;
+    }
+    return &self->batch.columns[i];
+}
+
+static PyObject *LoaderBatch_keys(LoaderBatchObject *self, PyObject *unused) {
+    (void)unused;
+    Py_ssize_t n = (Py_ssize_t)self->batch.count;
+    PyObject *list = PyList_New(n);
+    if (list == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t start = self->batch.key_offsets[i], end = self->batch.key_offsets[i + 1];
+        PyObject *key = PyUnicode_DecodeUTF8((const char *)self->batch.key_bytes + start, (Py_ssize_t)(end - start),
+                                             "surrogateescape");
+        if (key == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, key);
+    }
+    return list;
+}
+
+static PyObject *LoaderBatch_positions(LoaderBatchObject *self, PyObject *unused) {
+    (void)unused;
+    return owned_view(self->lease, (void *)self->batch.positions, (uint64_t)self->batch.count * 8);
+}
+
+/* [(ext, layout, dtype or None, shape tuple)] */
+static PyObject *LoaderBatch_columns(LoaderBatchObject *self, PyObject *unused) {
+    (void)unused;
+    PyObject *list = PyList_New((Py_ssize_t)self->batch.column_count);
+    if (list == NULL) return NULL;
+    for (size_t c = 0; c < self->batch.column_count; c++) {
+        const shardstore_column *col = &self->batch.columns[c];
+        PyObject *shape = PyTuple_New((Py_ssize_t)col->ndim);
+        if (shape == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        for (size_t d = 0; d < col->ndim; d++) {
+            PyObject *extent = PyLong_FromLongLong((long long)col->shape[d]);
+            if (extent == NULL) {
+                Py_DECREF(shape);
+                Py_DECREF(list);
+                return NULL;
+            }
+            PyTuple_SET_ITEM(shape, (Py_ssize_t)d, extent);
+        }
+        PyObject *ext = extension_name(col->ext, col->ext_length);
+        PyObject *dtype = col->dtype != NULL ? PyUnicode_FromString(col->dtype) : (Py_INCREF(Py_None), Py_None);
+        PyObject *item = (ext != NULL && dtype != NULL) ? Py_BuildValue("(NINN)", ext, (unsigned)col->layout, dtype, shape)
+                                                         : NULL;
+        if (item == NULL) {
+            if (ext == NULL || dtype == NULL) {
+                Py_XDECREF(ext);
+                Py_XDECREF(dtype);
+                Py_DECREF(shape);
+            }
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)c, item);
+    }
+    return list;
+}
+
+/* data(i): the column's data; writable for arrays (the batch's own copy), read-only for bytes. */
+static PyObject *LoaderBatch_data(LoaderBatchObject *self, PyObject *argument) {
+    const shardstore_column *col = batch_column(self, argument);
+    if (col == NULL) return NULL;
+    if (col->layout == SHARDSTORE_LAYOUT_BYTES) return member_view(self->lease, col->data, col->data_length);
+    return owned_view(self->lease, col->data, col->data_length);
+}
+
+/* members(i): a bytes column's members as read-only memoryviews (None where a sample has none). */
+static PyObject *LoaderBatch_members(LoaderBatchObject *self, PyObject *argument) {
+    const shardstore_column *col = batch_column(self, argument);
+    if (col == NULL) return NULL;
+    if (col->layout != SHARDSTORE_LAYOUT_BYTES) {
+        PyErr_SetString(PyExc_TypeError, "members() is for bytes columns; arrays come from data()");
+        return NULL;
+    }
+    Py_ssize_t n = (Py_ssize_t)self->batch.count;
+    PyObject *list = PyList_New(n);
+    if (list == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *value;
+        if (!col->present[i]) {
+            Py_INCREF(Py_None);
+            value = Py_None;
+        } else {
+            value = member_view(self->lease, (const char *)col->data + col->offsets[i],
+                                (uint64_t)(col->offsets[i + 1] - col->offsets[i]));
+            if (value == NULL) {
+                Py_DECREF(list);
+                return NULL;
+            }
+        }
+        PyList_SET_ITEM(list, i, value);
+    }
+    return list;
+}
+
+static PyObject *LoaderBatch_get_count(LoaderBatchObject *self, void *unused) {
+    (void)unused;
+    return PyLong_FromLongLong((long long)self->batch.count);
+}
+
+static PyObject *LoaderBatch_get_number(LoaderBatchObject *self, void *unused) {
+    (void)unused;
+    return PyLong_FromLongLong((long long)self->batch.number);
+}
+
+static PyMethodDef LoaderBatch_methods[] = {
+    {"keys", (PyCFunction)LoaderBatch_keys, METH_NOARGS, "Each sample's key (str, surrogateescape)."},
+    {"positions", (PyCFunction)LoaderBatch_positions, METH_NOARGS, "The positions as int64 bytes (a memoryview)."},
+    {"columns", (PyCFunction)LoaderBatch_columns, METH_NOARGS, "[(ext, layout, dtype, shape)] for each column."},
+    {"data", (PyCFunction)LoaderBatch_data, METH_O, "Column i's data as a memoryview."},
+    {"members", (PyCFunction)LoaderBatch_members, METH_O, "A bytes column's members as memoryviews or None."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef LoaderBatch_getset[] = {
+    {"count", (getter)LoaderBatch_get_count, NULL, "The number of samples.", NULL},
+    {"number", (getter)LoaderBatch_get_number, NULL, "The batch's number in the epoch.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject LoaderBatchType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "shardstore._native.LoaderBatch",
+    .tp_doc = "One loader batch under its lease (wrapped by shardstore.CollatedBatch).",
+    .tp_basicsize = sizeof(LoaderBatchObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)LoaderBatch_dealloc,
+    .tp_methods = LoaderBatch_methods,
+    .tp_getset = LoaderBatch_getset,
+};
+
+/* ---- Loader --------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    shardstore_loader *loader;
+    PyObject *dataset; /* the DatasetObject it reads (kept alive) */
+    int busy;          /* a call in flight (the GIL released): one thread at a time */
+} LoaderObject;
+
+static PyObject *Loader_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    (void)args;
+    (void)kwargs;
+    LoaderObject *self = (LoaderObject *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->loader = NULL;
+    self->dataset = NULL;
+    self->busy = 0;
+    return (PyObject *)self;
+}
+
+static int Loader_init(LoaderObject *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"dataset", "batch_size", "order",    "block_size", "window_blocks",
+                               "seed",    "drop_last",  "threads",  "prefetch",   "tail",
+                               "collate", "rank",       "world_size", NULL};
+    PyObject *dataset = NULL;
+    unsigned long long batch_size = 1, block_size = 1, window_blocks = 1, seed = 0;
+    unsigned int order = 0, threads = 0, prefetch = 0, tail = 0, collate = 0;
+    int drop_last = 0;
+    long long rank = 0, world_size = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!KIKKKpIIIILL", keywords, &DatasetType, &dataset, &batch_size,
+                                     &order, &block_size, &window_blocks, &seed, &drop_last, &threads, &prefetch,
+                                     &tail, &collate, &rank, &world_size)) {
+        return -1;
+    }
+    if (self->loader != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "this Loader is already open; create a new one instead");
+        return -1;
+    }
+    DatasetObject *ds = (DatasetObject *)dataset;
+    shardstore_loader_options options;
+    shardstore_loader_options_init(&options);
+    options.batch_size = batch_size;
+    options.order = order;
+    options.block_size = block_size;
+    options.window_blocks = window_blocks;
+    options.seed = seed;
+    options.drop_last = drop_last;
+    options.threads = threads;
+    options.prefetch = prefetch;
+    options.tail = tail;
+    options.collate = collate;
+    options.rank = rank;
+    options.world_size = world_size;
+    if (dataset_enter(ds) < 0) return -1;
+    shardstore_dataset *handle = ds->dataset;
+    shardstore_loader *loader = NULL;
+    char *error = NULL;
+    shardstore_status status;
+    LIBRARY_CALL(status = shardstore_loader_open(handle, &options, &loader, &error));
+    dataset_leave(ds);
+    if (status != SHARDSTORE_OK) {
+        raise_status(status, error);
+        return -1;
+    }
+    self->loader = loader;
+    Py_INCREF(dataset);
+    self->dataset = dataset;
+    return 0;
+}
+
+static void Loader_dealloc(LoaderObject *self) {
+    if (self->loader != NULL) {
+        shardstore_loader *loader = self->loader;
+        self->loader = NULL;
+        LIBRARY_CALL(shardstore_loader_close(loader));
+    }
+    Py_CLEAR(self->dataset);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Marks a call in flight; fails when the loader is closed or another thread is in it. */
+static int loader_enter(LoaderObject *self) {
+    if (self->loader == NULL) {
+        PyObject *cls = closed_error != NULL ? closed_error : PyExc_ValueError;
+        PyErr_SetString(cls, "the loader is closed; make a new shardstore.Loader");
+        return -1;
+    }
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "another thread is using this loader; a loader serves one thread at a time (make one per thread)");
+        return -1;
+    }
+    self->busy = 1;
+    return 0;
+}
+
+static void loader_leave(LoaderObject *self) { self->busy = 0; }
+
+/* Runs `call` (a library call storing its status in `status`, its message in `error`) as a loader
+   call: one thread at a time, the GIL released when `release` is 1; returns NULL with the error
+   raised when it failed. */
+#define LOADER_CALL(self, release, call)                 \
+    do {                                                 \
+        if (loader_enter(self) < 0) return NULL;         \
+        shardstore_loader *loader = (self)->loader;      \
+        char *error = NULL;                              \
+        shardstore_status status;                        \
+        if (release) {                                   \
+            LIBRARY_CALL(status = (call));               \
+        } else {                                         \
+            status = (call);                             \
+        }                                                \
+        loader_leave(self);                              \
+        if (status != SHARDSTORE_OK) {                   \
+            raise_status(status, error);                 \
+            return NULL;                                 \
+        }                                                \
+    } while (0)
+
+static PyObject *Loader_next_batch(LoaderObject *self, PyObject *unused) {
+    (void)unused;
+    shardstore_batch batch;
+    shardstore_lease *lease = NULL;
+    LOADER_CALL(self, 1, shardstore_loader_next(loader, &batch, &lease, &error));
+    if (lease == NULL) Py_RETURN_NONE;
+    LeaseObject *owner = lease_wrap(lease);
+    if (owner == NULL) return NULL;
+    LoaderBatchObject *result = PyObject_New(LoaderBatchObject, &LoaderBatchType);
+    if (result == NULL) {
+        Py_DECREF(owner);
+        return NULL;
+    }
+    result->lease = owner;
+    result->batch = batch;
+    return (PyObject *)result;
+}
+
+static PyObject *Loader_set_epoch(LoaderObject *self, PyObject *argument) {
+    long long epoch = PyLong_AsLongLong(argument);
+    if (epoch == -1 && PyErr_Occurred()) return NULL;
+    LOADER_CALL(self, 1, shardstore_loader_set_epoch(loader, (int64_t)epoch, &error));
+    Py_RETURN_NONE;
+}
+
+static PyObject *Loader_count(LoaderObject *self, PyObject *unused) {
+    (void)unused;
+    int64_t batches = 0;
+    LOADER_CALL(self, 0, shardstore_loader_count(loader, &batches, &error));
+    return PyLong_FromLongLong((long long)batches);
+}
+
+/* state() -> (seed, epoch, consumed, world_size) */
+static PyObject *Loader_state(LoaderObject *self, PyObject *unused) {
+    (void)unused;
+    shardstore_loader_state state;
+    LOADER_CALL(self, 0, shardstore_loader_state_get(loader, &state, &error));
+    return Py_BuildValue("(KLLL)", (unsigned long long)state.seed, (long long)state.epoch, (long long)state.consumed,
+                         (long long)state.world_size);
+}
+
+/* restore(seed, epoch, consumed, world_size) */
+static PyObject *Loader_restore(LoaderObject *self, PyObject *args) {
+    unsigned long long seed = 0;
+    long long epoch = 0, consumed = 0, world_size = 1;
+    if (!PyArg_ParseTuple(args, "KLLL", &seed, &epoch, &consumed, &world_size)) return NULL;
+    shardstore_loader_state state = {.seed = seed, .epoch = epoch, .consumed = consumed, .world_size = world_size};
+    LOADER_CALL(self, 1, shardstore_loader_restore(loader, &state, &error));
+    Py_RETURN_NONE;
+}
+
+static PyObject *Loader_report(LoaderObject *self, PyObject *unused) {
+    (void)unused;
+    char *report = NULL;
+    LOADER_CALL(self, 0, shardstore_loader_report(loader, &report, &error));
+    PyObject *text = PyUnicode_FromString(report);
+    shardstore_string_free(report);
+    return text;
+}
+
+static PyObject *Loader_close(LoaderObject *self, PyObject *unused) {
+    (void)unused;
+    if (self->loader == NULL) Py_RETURN_NONE;
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "another thread is using this loader; close it from that thread");
+        return NULL;
+    }
+    shardstore_loader *loader = self->loader;
+    self->loader = NULL;
+    LIBRARY_CALL(shardstore_loader_close(loader));
+    Py_RETURN_NONE;
+}
+
+static PyObject *Loader_get_closed(LoaderObject *self, void *unused) {
+    (void)unused;
+    return PyBool_FromLong(self->loader == NULL);
+}
+
+static PyMethodDef Loader_methods[] = {
+    {"next_batch", (PyCFunction)Loader_next_batch, METH_NOARGS, "The next LoaderBatch, or None at the epoch's end."},
+    {"set_epoch", (PyCFunction)Loader_set_epoch, METH_O, "Starts an epoch from its beginning."},
+    {"count", (PyCFunction)Loader_count, METH_NOARGS, "The batches of the current epoch."},
+    {"state", (PyCFunction)Loader_state, METH_NOARGS, "(seed, epoch, consumed, world_size)."},
+    {"restore", (PyCFunction)Loader_restore, METH_VARARGS, "restore(seed, epoch, consumed, world_size)."},
+    {"report", (PyCFunction)Loader_report, METH_NOARGS, "What the loader chose (threads, prefetch)."},
+    {"close", (PyCFunction)Loader_close, METH_NOARGS, "Stops the reader threads; batches handed out stay valid."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Loader_getset[] = {
+    {"closed", (getter)Loader_get_closed, NULL, "True once close() was called.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject LoaderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "shardstore._native.Loader",
+    .tp_doc = "The library's loader over a Dataset (wrapped by shardstore.Loader).",
+    .tp_basicsize = sizeof(LoaderObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_new = Loader_new,
+    .tp_init = (initproc)Loader_init,
+    .tp_dealloc = (destructor)Loader_dealloc,
+    .tp_methods = Loader_methods,
+    .tp_getset = Loader_getset,
+};
+
 /* ---- Module --------------------------------------------------------------------------------- */
 
 static PyObject *module_abi_version(PyObject *module, PyObject *unused) {
@@ -1215,7 +1618,8 @@ PyMODINIT_FUNC PyInit__native(void) {
     str_key = PyUnicode_InternFromString("__key__");
     str_index = PyUnicode_InternFromString("__index__");
     if (str_key == NULL || str_index == NULL) return NULL;
-    if (PyType_Ready(&LeaseType) < 0 || PyType_Ready(&BatchType) < 0 || PyType_Ready(&MemberViewsType) < 0 || PyType_Ready(&DatasetType) < 0) {
+    if (PyType_Ready(&LeaseType) < 0 || PyType_Ready(&BatchType) < 0 || PyType_Ready(&MemberViewsType) < 0 ||
+        PyType_Ready(&LoaderBatchType) < 0 || PyType_Ready(&LoaderType) < 0 || PyType_Ready(&DatasetType) < 0) {
         return NULL;
     }
     if (pthread_atfork(NULL, NULL, after_fork_in_child) != 0) {
@@ -1228,10 +1632,14 @@ PyMODINIT_FUNC PyInit__native(void) {
     Py_INCREF(&LeaseType);
     Py_INCREF(&BatchType);
     Py_INCREF(&MemberViewsType);
+    Py_INCREF(&LoaderBatchType);
+    Py_INCREF(&LoaderType);
     if (PyModule_AddObject(module, "Dataset", (PyObject *)&DatasetType) < 0 ||
         PyModule_AddObject(module, "Lease", (PyObject *)&LeaseType) < 0 ||
         PyModule_AddObject(module, "Batch", (PyObject *)&BatchType) < 0 ||
         PyModule_AddObject(module, "MemberViews", (PyObject *)&MemberViewsType) < 0 ||
+        PyModule_AddObject(module, "LoaderBatch", (PyObject *)&LoaderBatchType) < 0 ||
+        PyModule_AddObject(module, "Loader", (PyObject *)&LoaderType) < 0 ||
         PyModule_AddIntConstant(module, "ABI_VERSION", SHARDSTORE_ABI_VERSION) < 0) {
         Py_DECREF(module);
         return NULL;
