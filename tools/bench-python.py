@@ -5,6 +5,7 @@
     bench-python.py batch      --index INDEX --indices FILE [--batch 256] [--strategy auto]
     bench-python.py batch-dicts --index INDEX --indices FILE [--batch 256] [--strategy auto]
     bench-python.py sequential --index INDEX [--strategy auto]
+    bench-python.py loader     --index INDEX [--batch 256] [--threads auto] [--strategy auto]
     bench-python.py rss        --index INDEX [--strategy pread]
 
 The work per sample is the peers' (../shared/bench/README.md): one running zlib crc32, fed every
@@ -12,7 +13,11 @@ member's bytes in archive order, so `checksum` equals random-c's (random, batch)
 (sequential) in the same run. `random` reads ds[i] for each of the K indices (raw little-endian
 int64, from `peers.py indices`); `batch` calls ds.get_batch on 256 of them at a time and reads
 the batch's members flat (`batch.views`: no dict per sample), `batch-dicts` iterates the same
-batches as sample dicts; `sequential` iterates the dataset (storage order: shard by shard). `rss` reports VmRSS of this interpreter
+batches as sample dicts; `sequential` iterates the dataset (storage order: shard by shard);
+`loader` reads one shuffled epoch (seed 0, epoch 0) through shardstore.Loader with
+collate="bytes" (every member a memoryview, as the peers' loaders hand raw bytes to their collate
+function), crc32 over every member in this Python thread, timed from making the loader (its
+threads start there) to the epoch's end, as peers.py loader-* times a DataLoader epoch. `rss` reports VmRSS of this interpreter
 with numpy imported, then after `import shardstore` and opening the dataset (and reading one
 sample): `rss_above_bare_mb` is the difference.
 """
@@ -45,7 +50,8 @@ def members(sample):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["random", "batch", "batch-dicts", "sequential", "rss"])
+    ap.add_argument("mode", choices=["random", "batch", "batch-dicts", "sequential", "loader", "rss"])
+    ap.add_argument("--threads", default="auto")
     ap.add_argument("--index", required=True)
     ap.add_argument("--indices")
     ap.add_argument("--strategy", default=None)
@@ -81,6 +87,30 @@ def main():
     acc = 0
     total = 0
     crc32 = zlib.crc32
+    if a.mode == "loader":
+        threads = a.threads if a.threads == "auto" else int(a.threads)
+        t = time.perf_counter()
+        loader = shardstore.Loader(ds, batch_size=a.batch, shuffle=True, seed=0, collate="bytes", threads=threads)
+        n = 0
+        first = None
+        for batch in loader:
+            for ext in batch.extensions:
+                for v in batch[ext]:
+                    if v is not None:
+                        acc = crc32(v, acc)
+                        total += len(v)
+            n += len(batch)
+            if first is None:
+                first = time.perf_counter() - t
+        run_s = time.perf_counter() - t
+        print(json.dumps({"peer": "shardstore-python", "mode": "loader", "strategy": ds.strategy,
+                          "samples_per_s": round(n / run_s, 1), "wall_s": round(run_s, 4),
+                          "first_batch_s": round(first or 0.0, 4), "batch_size": a.batch, "samples_seen": n,
+                          "loader": loader.report, "open_s": round(open_s, 4), "bytes": total, "touch": "crc32",
+                          "checksum": acc,
+                          "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+        loader.close()
+        return
     if a.mode == "sequential":
         n = len(ds)
         t = time.perf_counter()

@@ -22,8 +22,8 @@ public struct LoaderOptions: Sendable {
     public var seed: UInt64 = 0
     /// Leave out an epoch's last batch when it is short.
     public var dropLast: Bool = false
-    /// Reader threads; nil: auto (starts with 2, or 1 on one processor, and adds threads while
-    /// the consumer waits for batches, up to the processors there are).
+    /// Reader threads; nil: auto (starts with 1 and adds threads while the consumer waits for
+    /// batches, up to the processors there are).
     public var threads: Int?
     /// Batches ready or being read ahead of the consumer; nil: auto (twice the threads).
     public var prefetch: Int?
@@ -112,7 +112,7 @@ public final class Loader: @unchecked Sendable {
     private var start = 0
     private var run: LoaderRun?
     /// The last run's figures, for ``report``.
-    private var lastChoice: (threads: Int, prefetch: Int, grew: Bool)?
+    private var lastChoice: (threads: Int, prefetch: Int, grew: Bool, dropped: Bool)?
 
     /// A loader over `dataset`.
     ///
@@ -251,17 +251,21 @@ public final class Loader: @unchecked Sendable {
     ///
     /// - Complexity: O(1).
     public var choice: (threads: Int, prefetch: Int, threadsAdded: Bool) {
-        let made = lock.withLock { run?.choice ?? lastChoice ?? (0, 0, false) }
+        let made = lock.withLock { run?.choice ?? lastChoice ?? (0, 0, false, false) }
         return (made.threads, made.prefetch, made.grew)
     }
 
-    /// What the loader chose: its threads and prefetch, and whether auto added threads.
+    /// What the loader chose: its threads and prefetch, and what auto tried.
     public var report: String {
-        let (threads, prefetch, grew) = choice
+        let made = lock.withLock { run?.choice ?? lastChoice ?? (0, 0, false, false) }
         let auto = options.threads == nil ? "auto, " : ""
         let prefetchAuto = options.prefetch == nil ? "auto, " : ""
-        return "threads \(auto)\(threads)\(grew ? " (added while the consumer waited)" : ""); "
-            + "prefetch \(prefetchAuto)\(prefetch) batch\(prefetch == 1 ? "" : "es")"
+        let note =
+            made.grew
+            ? " (added while the consumer waited)"
+            : made.dropped ? " (one more was tried while the consumer waited: no faster)" : ""
+        return "threads \(auto)\(made.threads)\(note); "
+            + "prefetch \(prefetchAuto)\(made.prefetch) batch\(made.prefetch == 1 ? "" : "es")"
     }
 
     private func plan() throws -> Batches { try plan(epoch: 0, start: 0) }
@@ -290,9 +294,22 @@ final class LoaderRun: @unchecked Sendable {
     private var window: Int
     private var stopping = false
     private var threads: [WorkerThread] = []
+    /// Reader threads that may claim batches (the others, started by auto, wait parked).
+    private var active: Int
     private let maxThreads: Int
+    // Auto threads (see tune(waited:)).
     private var waitedRecently: [Bool] = []
+    /// The batch number after which auto counts the consumer's waits (the window filled).
+    private var settledAfter = 0
+    /// When each of the last batches was delivered (monotonic nanoseconds).
+    private var deliveredAt: [UInt64] = []
+    /// A thread added on trial: kept when the consumer gets batches faster by the batch `until`.
+    private var probe: (until: Int, before: Double)?
+    private var capped = false
     private var grew = false
+    private var dropped = false
+    /// Batches over which auto measures the delivery rate.
+    private static let probeSpan = 16
 
     init(dataset: Dataset, options: LoaderOptions, batches: Batches) throws {
         self.dataset = dataset
@@ -301,14 +318,19 @@ final class LoaderRun: @unchecked Sendable {
         pid = getpid()
         let processors = ParallelLoop.processorCount
         maxThreads = options.threads ?? processors
-        let first = options.threads ?? min(2, processors)
+        // Auto starts with one reader: the consumer needs a processor too (a Python loop hashing or
+        // decoding), and readers it does not need only take processor time from it.
+        let first = options.threads ?? 1
+        active = first
         window = options.prefetch ?? 2 * first
+        settledAfter = window
         for _ in 0..<first { try addThread() }
     }
 
-    /// The threads and prefetch in use, and whether auto added threads.
-    var choice: (threads: Int, prefetch: Int, grew: Bool) {
-        monitor.withLock { (threads.count, window, grew) }
+    /// The threads and prefetch in use, whether auto added threads, and whether it tried one more
+    /// and took it back (no faster).
+    var choice: (threads: Int, prefetch: Int, grew: Bool, dropped: Bool) {
+        monitor.withLock { (active, window, grew, dropped) }
     }
 
     /// The positions consumed by all ranks after the batches delivered so far.
@@ -320,7 +342,8 @@ final class LoaderRun: @unchecked Sendable {
     }
 
     private func addThread() throws {
-        guard let thread = WorkerThread({ [self] in work() }) else {
+        let id = threads.count
+        guard let thread = WorkerThread({ [self] in work(id) }) else {
             if threads.isEmpty { throw LoaderError("cannot start a reader thread; the process has too many threads") }
             return
         }
@@ -353,30 +376,68 @@ final class LoaderRun: @unchecked Sendable {
             }
             let result = ready.removeValue(forKey: nextToDeliver)!
             nextToDeliver += 1
-            noteWait(waited)
+            tune(waited: waited)
             monitor.broadcast()
             return result
         }
         return try result?.get()
     }
 
-    /// Auto threads: one more while the consumer waited for 2 of the last 8 batches.
-    private func noteWait(_ waited: Bool) {
-        guard options.threads == nil, threads.count < maxThreads else { return }
+    /// Auto threads: grow while more readers make the consumer faster. When the consumer waited
+    /// for 2 of the last 8 batches (counting only after the prefetch window first filled: waits
+    /// while the pipeline fills say nothing), one more reader is tried; it stays if the batches
+    /// then come at least 5% faster, otherwise it is parked and auto stops trying (a consumer
+    /// that needs a processor of its own, a Python loop, gains nothing from readers that take it).
+    private func tune(waited: Bool) {
+        guard options.threads == nil else { return }
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        deliveredAt.append(UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec))
+        if deliveredAt.count > Self.probeSpan + 1 { deliveredAt.removeFirst() }
+        if let trial = probe {
+            guard nextToDeliver >= trial.until, let after = rate() else { return }
+            probe = nil
+            if after < trial.before * 1.05 {
+                active -= 1
+                capped = true
+                dropped = true
+            } else {
+                grew = true
+            }
+            if options.prefetch == nil { window = 2 * active }
+            waitedRecently.removeAll()
+            settledAfter = nextToDeliver
+            return
+        }
+        guard !capped, active < maxThreads, nextToDeliver > settledAfter else { return }
         waitedRecently.append(waited)
         if waitedRecently.count > 8 { waitedRecently.removeFirst() }
-        guard waitedRecently.count >= 4, waitedRecently.filter({ $0 }).count >= 2 else { return }
-        if (try? addThread()) != nil {
-            grew = true
-            if options.prefetch == nil { window = 2 * threads.count }
-            waitedRecently.removeAll()
+        guard waitedRecently.count >= 4, waitedRecently.filter({ $0 }).count >= 2, let before = rate() else { return }
+        if threads.count <= active {
+            guard (try? addThread()) != nil, threads.count > active else {
+                capped = true
+                return
+            }
         }
+        active += 1
+        if options.prefetch == nil { window = 2 * active }
+        probe = (until: nextToDeliver + window + Self.probeSpan, before: before)
     }
 
-    private func work() {
+    /// Batches per second over the last `probeSpan` deliveries, when there were that many.
+    private func rate() -> Double? {
+        guard deliveredAt.count > Self.probeSpan, let last = deliveredAt.last, let first = deliveredAt.first,
+            last > first
+        else { return nil }
+        return Double(Self.probeSpan) / (Double(last - first) / 1e9)
+    }
+
+    /// Reader thread `id`: claims the next batch while it is among the active readers and the
+    /// batch is within the prefetch window.
+    private func work(_ id: Int) {
         while true {
             let claimed: Int? = monitor.withLock {
-                while !stopping, nextToClaim < batches.count, nextToClaim >= nextToDeliver + window {
+                while !stopping, nextToClaim < batches.count, id >= active || nextToClaim >= nextToDeliver + window {
                     monitor.wait()
                 }
                 guard !stopping, nextToClaim < batches.count else { return nil }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ShardStore
+import Synchronization
 
 /// `bench --loader`: one epoch through the data loader, each batch hashed as it is returned.
 extension BenchCommand {
@@ -77,6 +78,14 @@ extension BenchCommand {
         options.threads = threads
         options.prefetch = prefetch
         options.collate = collate ?? .native
+        // Each batch is hashed on its reader thread; the consumer joins the hashes in order.
+        let hashes = BatchHashes()
+        options.map = { batch in
+            var part = Checksummer.Result(crc: 0, bytes: 0)
+            Checksummer.add(batch, to: &part)
+            hashes.put(part, for: batch)
+            return batch
+        }
         let loader = try Loader(dataset, options: options)
         let openSeconds = (clock.now - opening).seconds
         if read.verbose { Terminal.stderrLine("strategy: \(dataset.choice.reason(.commandLine))") }
@@ -89,7 +98,9 @@ extension BenchCommand {
         var firstBatchSeconds: Double?
         while let batch = try loader.next() {
             if firstBatchSeconds == nil { firstBatchSeconds = (clock.now - started).seconds }
-            Checksummer.add(batch, to: &result)
+            let part = hashes.take(for: batch)
+            result.crc = Zlib.crc32Combine(result.crc, part.crc, length2: part.bytes)
+            result.bytes += part.bytes
             batches += 1
             samples += batch.count
         }
@@ -164,5 +175,21 @@ extension BenchCommand {
         if options.order != .sequential { order += ", seed \(options.seed), epoch \(epoch ?? 0)" }
         let last = options.dropLast ? ", a short last one dropped" : ""
         return "\(order); batches of \(Format.count(options.batchSize))\(last); \(options.collate.rawValue) collation"
+    }
+}
+
+/// The checksums reader threads computed for batches, until the consumer takes them (keyed by
+/// the batch's positions buffer, one object per batch).
+final class BatchHashes: Sendable {
+    private let parts = Mutex<[ObjectIdentifier: Checksummer.Result]>([:])
+
+    func put(_ part: Checksummer.Result, for batch: CollatedBatch) {
+        parts.withLock { $0[ObjectIdentifier(batch.positions)] = part }
+    }
+
+    /// The checksum of `batch` (a map put it there before the loader returned the batch).
+    func take(for batch: CollatedBatch) -> Checksummer.Result {
+        parts.withLock { $0.removeValue(forKey: ObjectIdentifier(batch.positions)) }
+            ?? Checksummer.Result(crc: 0, bytes: 0)
     }
 }

@@ -27,6 +27,7 @@ _ITERATION_CHUNK = 64
 Batch = _native.Batch
 SequenceABC.register(Batch)
 SequenceABC.register(_native.MemberViews)
+SequenceABC.register(_native.ColumnViews)
 
 
 def _extensions_tuple(extensions: Union[None, str, Iterable[str]]) -> Optional[Tuple[str, ...]]:

@@ -24,26 +24,35 @@ class CollatedBatch:
 
     - an ``ndarray`` of shape (len(batch), ...) where ``.npy`` members of one dtype and shape were
       stacked, an int64 ``ndarray`` for ``.cls`` members that are all integers (``collate="native"``);
-    - otherwise a list of read-only ``memoryview`` (``None`` for a sample without that member),
-      zero-copy views of the batch's buffer.
+    - otherwise a sequence (``len``, ``[i]``, slices, iteration; ``list(...)`` for a list) of
+      read-only ``memoryview`` (``None`` for a sample without that member), zero-copy views of the
+      batch's buffer, each made when it is asked for.
 
     The arrays are the batch's own memory (writable, no copy was made for you); ``to_torch()``
     turns them into tensors without copying.
     """
 
-    __slots__ = ("_native", "_columns", "_cache", "keys", "number")
+    __slots__ = ("_native", "_columns", "_cache", "_keys", "number", "count")
 
     def __init__(self, native: Any) -> None:
         self._native = native
         self.number: int = native.number
-        self.keys: List[str] = native.keys()
+        self.count: int = native.count
+        self._keys: Optional[List[str]] = None
         self._columns: Dict[str, Tuple[int, int, Optional[str], Tuple[int, ...]]] = {
             ext: (i, layout, dtype, shape) for i, (ext, layout, dtype, shape) in enumerate(native.columns())
         }
         self._cache: Dict[str, Any] = {}
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return self.count
+
+    @property
+    def keys(self) -> List[str]:
+        """Each sample's key (``str``; bytes that are not UTF-8 as surrogates)."""
+        if self._keys is None:
+            self._keys = self._native.keys()
+        return self._keys
 
     @property
     def indices(self) -> Any:

@@ -1281,7 +1281,73 @@ static PyObject *LoaderBatch_data(LoaderBatchObject *self, PyObject *argument) {
     return owned_view(self->lease, col->data, col->data_length);
 }
 
-/* members(i): a bytes column's members as read-only memoryviews (None where a sample has none). */
+/* A bytes column's members as a sequence that makes each read-only memoryview (or None, for a
+   sample without that member) when asked for it: a loop over them frees each view before the
+   next is made, instead of a list keeping a batch's worth of new objects for the garbage
+   collector to walk again and again. */
+typedef struct {
+    PyObject_HEAD
+    LoaderBatchObject *batch;
+    const shardstore_column *column;
+} ColumnViewsObject;
+
+static PyTypeObject ColumnViewsType;
+
+static void ColumnViews_dealloc(ColumnViewsObject *self) {
+    Py_CLEAR(self->batch);
+    PyObject_Free(self);
+}
+
+static Py_ssize_t ColumnViews_length(ColumnViewsObject *self) { return (Py_ssize_t)self->batch->batch.count; }
+
+static PyObject *ColumnViews_item(ColumnViewsObject *self, Py_ssize_t i) {
+    if (i < 0 || i >= (Py_ssize_t)self->batch->batch.count) {
+        PyErr_Format(PyExc_IndexError, "sample %zd out of range: the batch has %lld samples", i,
+                     (long long)self->batch->batch.count);
+        return NULL;
+    }
+    const shardstore_column *col = self->column;
+    if (!col->present[i]) Py_RETURN_NONE;
+    return member_view(self->batch->lease, (const char *)col->data + col->offsets[i],
+                       (uint64_t)(col->offsets[i + 1] - col->offsets[i]));
+}
+
+static PyObject *ColumnViews_subscript(ColumnViewsObject *self, PyObject *item) {
+    return sequence_subscript((PyObject *)self, item, (Py_ssize_t)self->batch->batch.count,
+                              (ssizeargfunc)ColumnViews_item, "a batch column");
+}
+
+static PyObject *ColumnViews_iter(ColumnViewsObject *self) { return PySeqIter_New((PyObject *)self); }
+
+static PyObject *ColumnViews_repr(ColumnViewsObject *self) {
+    return PyUnicode_FromFormat("<shardstore batch column .%s: %lld members>", self->column->ext,
+                                (long long)self->batch->batch.count);
+}
+
+static PySequenceMethods ColumnViews_as_sequence = {
+    .sq_length = (lenfunc)ColumnViews_length,
+    .sq_item = (ssizeargfunc)ColumnViews_item,
+};
+
+static PyMappingMethods ColumnViews_as_mapping = {
+    .mp_length = (lenfunc)ColumnViews_length,
+    .mp_subscript = (binaryfunc)ColumnViews_subscript,
+};
+
+static PyTypeObject ColumnViewsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "shardstore._native.ColumnViews",
+    .tp_doc = "A batch column's members as read-only memoryviews (None: no member), each made when asked for.",
+    .tp_basicsize = sizeof(ColumnViewsObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | SEQUENCE_FLAG,
+    .tp_dealloc = (destructor)ColumnViews_dealloc,
+    .tp_repr = (reprfunc)ColumnViews_repr,
+    .tp_iter = (getiterfunc)ColumnViews_iter,
+    .tp_as_sequence = &ColumnViews_as_sequence,
+    .tp_as_mapping = &ColumnViews_as_mapping,
+};
+
+/* members(i): a bytes column's members, a sequence of read-only memoryviews or None. */
 static PyObject *LoaderBatch_members(LoaderBatchObject *self, PyObject *argument) {
     const shardstore_column *col = batch_column(self, argument);
     if (col == NULL) return NULL;
@@ -1289,25 +1355,12 @@ static PyObject *LoaderBatch_members(LoaderBatchObject *self, PyObject *argument
         PyErr_SetString(PyExc_TypeError, "members() is for bytes columns; arrays come from data()");
         return NULL;
     }
-    Py_ssize_t n = (Py_ssize_t)self->batch.count;
-    PyObject *list = PyList_New(n);
-    if (list == NULL) return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *value;
-        if (!col->present[i]) {
-            Py_INCREF(Py_None);
-            value = Py_None;
-        } else {
-            value = member_view(self->lease, (const char *)col->data + col->offsets[i],
-                                (uint64_t)(col->offsets[i + 1] - col->offsets[i]));
-            if (value == NULL) {
-                Py_DECREF(list);
-                return NULL;
-            }
-        }
-        PyList_SET_ITEM(list, i, value);
-    }
-    return list;
+    ColumnViewsObject *views = PyObject_New(ColumnViewsObject, &ColumnViewsType);
+    if (views == NULL) return NULL;
+    Py_INCREF(self);
+    views->batch = self;
+    views->column = col;
+    return (PyObject *)views;
 }
 
 static PyObject *LoaderBatch_get_count(LoaderBatchObject *self, void *unused) {
@@ -1325,7 +1378,7 @@ static PyMethodDef LoaderBatch_methods[] = {
     {"positions", (PyCFunction)LoaderBatch_positions, METH_NOARGS, "The positions as int64 bytes (a memoryview)."},
     {"columns", (PyCFunction)LoaderBatch_columns, METH_NOARGS, "[(ext, layout, dtype, shape)] for each column."},
     {"data", (PyCFunction)LoaderBatch_data, METH_O, "Column i's data as a memoryview."},
-    {"members", (PyCFunction)LoaderBatch_members, METH_O, "A bytes column's members as memoryviews or None."},
+    {"members", (PyCFunction)LoaderBatch_members, METH_O, "A bytes column's members: a sequence of memoryviews or None."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1619,7 +1672,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     str_index = PyUnicode_InternFromString("__index__");
     if (str_key == NULL || str_index == NULL) return NULL;
     if (PyType_Ready(&LeaseType) < 0 || PyType_Ready(&BatchType) < 0 || PyType_Ready(&MemberViewsType) < 0 ||
-        PyType_Ready(&LoaderBatchType) < 0 || PyType_Ready(&LoaderType) < 0 || PyType_Ready(&DatasetType) < 0) {
+        PyType_Ready(&LoaderBatchType) < 0 || PyType_Ready(&ColumnViewsType) < 0 || PyType_Ready(&LoaderType) < 0 || PyType_Ready(&DatasetType) < 0) {
         return NULL;
     }
     if (pthread_atfork(NULL, NULL, after_fork_in_child) != 0) {
@@ -1633,12 +1686,14 @@ PyMODINIT_FUNC PyInit__native(void) {
     Py_INCREF(&BatchType);
     Py_INCREF(&MemberViewsType);
     Py_INCREF(&LoaderBatchType);
+    Py_INCREF(&ColumnViewsType);
     Py_INCREF(&LoaderType);
     if (PyModule_AddObject(module, "Dataset", (PyObject *)&DatasetType) < 0 ||
         PyModule_AddObject(module, "Lease", (PyObject *)&LeaseType) < 0 ||
         PyModule_AddObject(module, "Batch", (PyObject *)&BatchType) < 0 ||
         PyModule_AddObject(module, "MemberViews", (PyObject *)&MemberViewsType) < 0 ||
         PyModule_AddObject(module, "LoaderBatch", (PyObject *)&LoaderBatchType) < 0 ||
+        PyModule_AddObject(module, "ColumnViews", (PyObject *)&ColumnViewsType) < 0 ||
         PyModule_AddObject(module, "Loader", (PyObject *)&LoaderType) < 0 ||
         PyModule_AddIntConstant(module, "ABI_VERSION", SHARDSTORE_ABI_VERSION) < 0) {
         Py_DECREF(module);

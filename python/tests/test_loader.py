@@ -225,3 +225,32 @@ def test_iterable_dataset_in_dataloader_workers(shardstore_module, corpus: Expec
     for batch in loader:
         assert isinstance(batch["jpg"][0], bytes)
         break
+
+
+def test_rank_and_world_size_default_to_torch_distributed(shardstore_module, corpus: Expected, monkeypatch):
+    import types
+
+    fake = types.SimpleNamespace(is_available=lambda: True, is_initialized=lambda: True, get_rank=lambda: 1,
+                                 get_world_size=lambda: 3)
+    monkeypatch.setitem(sys.modules, "torch.distributed", fake)
+    loader = shardstore_module.Loader(corpus.index, batch_size=2, shuffle=True, seed=4, tail="drop")
+    assert (loader.rank, loader.world_size) == (1, 3)
+    n = len(corpus.keys)
+    assert epoch_indices(loader) == sampler_golden.shuffled(n, 4, 0)[1 : n // 3 * 3 : 3]
+    explicit = shardstore_module.Loader(corpus.index, rank=0, world_size=1)
+    assert (explicit.rank, explicit.world_size) == (0, 1)
+    fake.is_initialized = lambda: False
+    assert shardstore_module.Loader(corpus.index).world_size == 1
+
+
+def test_iterable_dataset_with_spawned_workers(shardstore_module, corpus: Expected):
+    pytest.importorskip("torch")
+    from torch.utils.data import DataLoader
+
+    from shardstore.torch import ShardIterableDataset
+
+    data = ShardIterableDataset(corpus.index, batch_size=4, seed=3, shuffle=True, tail="drop")
+    loader = DataLoader(data, batch_size=None, num_workers=2, multiprocessing_context="spawn")
+    indices = sorted(i for batch in loader for i in batch["__index__"].tolist())
+    n = len(corpus.keys)
+    assert indices == sorted(sampler_golden.shuffled(n, 3, 0)[: n // 2 * 2])
