@@ -91,6 +91,19 @@ class CollatedBatch:
         self._cache[ext] = value
         return value
 
+    def buffer(self, ext: str) -> Tuple[memoryview, Any, Any]:
+        """A bytes column as the library collated it: ``(data, offsets, present)``, the members back
+        to back in one read-only memoryview, int64 ``offsets`` (len(batch) + 1: sample i's member is
+        ``data[offsets[i]:offsets[i + 1]]``) and bool ``present`` (False: the sample has none)."""
+        import numpy
+
+        i, layout, _, _ = self._column(ext)
+        if layout != _BYTES:
+            raise TypeError(f"batch[{ext!r}] is an array ({self.layout(ext)}), not a bytes column")
+        offsets = numpy.frombuffer(self._native.offsets(i), dtype=numpy.int64)
+        present = numpy.frombuffer(self._native.present(i), dtype=numpy.bool_)
+        return self._native.data(i), offsets, present
+
     def __contains__(self, ext: object) -> bool:
         return ext in self._columns
 

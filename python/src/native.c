@@ -1363,6 +1363,27 @@ static PyObject *LoaderBatch_members(LoaderBatchObject *self, PyObject *argument
     return (PyObject *)views;
 }
 
+/* offsets(i): a bytes column's count + 1 offsets as int64 bytes; present(i): one byte a sample. */
+static PyObject *LoaderBatch_offsets(LoaderBatchObject *self, PyObject *argument) {
+    const shardstore_column *col = batch_column(self, argument);
+    if (col == NULL) return NULL;
+    if (col->layout != SHARDSTORE_LAYOUT_BYTES) {
+        PyErr_SetString(PyExc_TypeError, "offsets() is for bytes columns");
+        return NULL;
+    }
+    return member_view(self->lease, col->offsets, (uint64_t)(self->batch.count + 1) * 8);
+}
+
+static PyObject *LoaderBatch_present(LoaderBatchObject *self, PyObject *argument) {
+    const shardstore_column *col = batch_column(self, argument);
+    if (col == NULL) return NULL;
+    if (col->layout != SHARDSTORE_LAYOUT_BYTES) {
+        PyErr_SetString(PyExc_TypeError, "present() is for bytes columns");
+        return NULL;
+    }
+    return member_view(self->lease, col->present, (uint64_t)self->batch.count);
+}
+
 static PyObject *LoaderBatch_get_count(LoaderBatchObject *self, void *unused) {
     (void)unused;
     return PyLong_FromLongLong((long long)self->batch.count);
@@ -1379,6 +1400,8 @@ static PyMethodDef LoaderBatch_methods[] = {
     {"columns", (PyCFunction)LoaderBatch_columns, METH_NOARGS, "[(ext, layout, dtype, shape)] for each column."},
     {"data", (PyCFunction)LoaderBatch_data, METH_O, "Column i's data as a memoryview."},
     {"members", (PyCFunction)LoaderBatch_members, METH_O, "A bytes column's members: a sequence of memoryviews or None."},
+    {"offsets", (PyCFunction)LoaderBatch_offsets, METH_O, "A bytes column's count + 1 offsets (int64 bytes)."},
+    {"present", (PyCFunction)LoaderBatch_present, METH_O, "A bytes column's presence bytes (1: has a member)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -44,9 +44,14 @@ def test_sequential_batches_hold_every_member(shardstore_module, corpus: Expecte
                 members = corpus.members[corpus.keys[position]]
                 numpy.testing.assert_array_equal(stacked[row], numpy.load(io.BytesIO(members["npy"])))
                 assert labels[row] == int(members["cls"])
+                with pytest.raises(TypeError, match="is an array"):
+                    batch.buffer("npy")
                 for ext in batch.extensions:
                     if batch.layout(ext) != "bytes":
                         continue
+                    data, offsets, present = batch.buffer(ext)
+                    assert bool(present[row]) == (ext in members)
+                    assert data[offsets[row]:offsets[row + 1]].tobytes() == members.get(ext, b"")
                     view = batch[ext][row]
                     if ext in members:
                         assert isinstance(view, memoryview) and view.readonly
@@ -66,6 +71,10 @@ def test_collate_bytes_keeps_members_raw(shardstore_module, corpus: Expected):
         assert [view.tobytes() for view in batch[ext]] == [corpus.members[key][ext] for key in corpus.keys]
     with pytest.raises(KeyError, match="the batch has no member with extension 'jpg'"):
         batch["jpg"]
+    data, offsets, present = batch.buffer("npy")
+    assert data.readonly and offsets.tolist()[0] == 0 and offsets.tolist()[-1] == len(data) and present.all()
+    assert [data[offsets[i]:offsets[i + 1]].tobytes() for i in range(len(batch))] == [
+        corpus.members[key]["npy"] for key in corpus.keys]
 
 
 @pytest.mark.parametrize("threads,prefetch", [(1, 1), (3, 2), ("auto", "auto")])
