@@ -16,7 +16,8 @@ ratarmountcore live there). DIR is a folder of compressed shards written by tool
                                read() of every member of the K samples in --indices, crc32 chained
                                over every member (the read suite's checksum rule)
 
-Options: --work WORK (default: the folder holding DIR's parent, i.e. work/<data set>), --indices FILE
+Options: --backend NAME (ratarmount: prioritizedBackends=[NAME], e.g. indexed_gzip instead of the default
+rapidgzip), --work WORK (default: the folder holding DIR's parent, i.e. work/<data set>), --indices FILE
 (raw little-endian int64, from `peers.py indices`), --rep, --no-warm (by default the shards and the
 ratarmount index files are read once right before the measurement, as peers.py does).
 """
@@ -70,7 +71,7 @@ def emit(args, c, peer, res, rss_base=None):
 
 
 def rat_dir(args, c):
-    return os.path.join(args.work, f"ratarmount-{c.format}")
+    return os.path.join(args.work, f"ratarmount-{c.format}" + (f"-{args.backend}" if args.backend else ""))
 
 
 def rat_index_path(args, c, shard):
@@ -78,10 +79,18 @@ def rat_index_path(args, c, shard):
 
 
 def backend_of(src):
-    """The class that undid the compression for a SQLiteIndexedTar, and its parallelization if it says."""
+    """The class that undid the compression for a SQLiteIndexedTar (module.Class)."""
     obj = src.tarFileObject
-    name = type(obj).__module__.split(".")[0] + "." + type(obj).__name__
-    return name
+    return type(obj).__module__.split(".")[0] + "." + type(obj).__name__
+
+
+def rat_options(args):
+    """SQLiteIndexedTar's defaults, or --backend first in its prioritizedBackends."""
+    return {"prioritizedBackends": [args.backend]} if args.backend else {}
+
+
+def rat_peer(args, c, what):
+    return f"{what}-ratarmount-{c.format}" + (f"-{args.backend}" if args.backend else "")
 
 
 # ----------------------------------------------------------------------------- decompress
@@ -142,12 +151,13 @@ def cmd_index_ratarmount(args, c):
     base = peers.rss_now_mb()
     t0 = time.perf_counter()
     for s in c.shards:
-        src = SQLiteIndexedTar(s, indexFilePath=rat_index_path(args, c, s), writeIndex=True, clearIndexCache=True)
+        src = SQLiteIndexedTar(s, indexFilePath=rat_index_path(args, c, s), writeIndex=True, clearIndexCache=True,
+                               **rat_options(args))
         backends.add(backend_of(src))
         src.close()
     t = time.perf_counter() - t0
     size = sum(os.path.getsize(rat_index_path(args, c, s)) for s in c.shards)
-    emit(args, c, f"index-ratarmount-{c.format}", {
+    emit(args, c, rat_peer(args, c, "index"), {
         "wall_s": round(t, 4), "index_bytes": size, "samples_per_s": round(c.nsamples / t, 1),
         "tar_mb_per_s": round(c.tar_bytes / t / 1e6, 1), "backend": sorted(backends),
         "versions": ratarmount_versions()}, base)
@@ -165,7 +175,8 @@ def cmd_random_ratarmount(args, c):
     mt = [os.path.getmtime(p) for p in paths]
     base = peers.rss_now_mb()
     t0 = time.perf_counter()
-    srcs = [SQLiteIndexedTar(s, indexFilePath=p, writeIndex=False) for s, p in zip(c.shards, paths)]
+    srcs = [SQLiteIndexedTar(s, indexFilePath=p, writeIndex=False, **rat_options(args))
+            for s, p in zip(c.shards, paths)]
     t_open = time.perf_counter() - t0
     assert mt == [os.path.getmtime(p) for p in paths], "ratarmount rebuilt an index instead of loading it"
     backends = sorted({backend_of(s) for s in srcs})
@@ -195,7 +206,7 @@ def cmd_random_ratarmount(args, c):
             acc = crc32(b, acc)
             nb += len(b)
     t = time.perf_counter() - t1
-    emit(args, c, f"random-ratarmount-{c.format}", {
+    emit(args, c, rat_peer(args, c, "random"), {
         "k": len(ind), "run_s": round(t, 4), "samples_per_s": round(len(ind) / t, 1), "open_s": round(t_open, 4),
         "list_s": round(t_list, 4), "bytes": nb, "touch": "crc32", "checksum": acc, "backend": backends,
         "versions": ratarmount_versions()}, base)
@@ -212,6 +223,9 @@ def main():
     p.add_argument("--work", help="where the ratarmount indexes go (default: DIR/../..)")
     p.add_argument("--jobs", type=int, default=2, help="decompress: processes at a time, one shard each")
     p.add_argument("--indices", help="random-ratarmount: the K sample indices (raw little-endian int64)")
+    p.add_argument("--backend", help="ratarmount: put this compression backend first (e.g. indexed_gzip; "
+                   "default: SQLiteIndexedTar's own order, rapidgzip when installed); its indexes go to "
+                   "WORK/ratarmount-<fmt>-<backend>/")
     p.add_argument("--rep", type=int, default=0)
     p.add_argument("--no-warm", action="store_true")
     args = p.parse_args()
