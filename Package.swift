@@ -102,6 +102,10 @@ let package = Package(
         .testTarget(name: "ShardCoreTests", dependencies: ["ShardCore", "ShardTestSupport"]),
         .testTarget(name: "ShardIOTests", dependencies: ["ShardIO", "ShardTestSupport"]),
         .testTarget(
+            name: "ShardCompressionTests",
+            dependencies: ["ShardCompression", "ShardCore", "ShardIO", "ShardTestSupport"]
+        ),
+        .testTarget(
             name: "ShardIndexTests",
             dependencies: ["ShardIndex", "ShardTestSupport"]
         ),
