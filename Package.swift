@@ -26,11 +26,27 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
-        // zlib, imported by ShardExport only: deflate for HDF5 chunks, crc32 for `shardstore bench`.
+        // The compression libraries, each imported by ShardCompression only. zlib: gzip shards,
+        // deflate for HDF5 chunks, crc32 for `shardstore bench`.
         .systemLibrary(
             name: "CShardZlib",
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
+        ),
+        .systemLibrary(
+            name: "CShardZstd",
+            pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]
+        ),
+        .systemLibrary(
+            name: "CShardLZMA",
+            pkgConfig: "liblzma",
+            providers: [.apt(["liblzma-dev"])]
+        ),
+        // libbz2 has no pkg-config file on Debian: the module map links "bz2" itself.
+        .systemLibrary(
+            name: "CShardBZip2",
+            providers: [.apt(["libbz2-dev"])]
         ),
         // libhdf5 (Debian libhdf5-dev, 1.10 or newer), imported by ShardExport only; the shim holds
         // what Swift cannot import (H5T_NATIVE_* and H5P_DEFAULT as functions).
@@ -41,6 +57,12 @@ let package = Package(
         ),
         // Files, pread, stat, path expansion.
         .target(name: "ShardIO", dependencies: ["ShardCore"]),
+        // Compressed shards (gzip, zstd, xz, bzip2): streaming decompression for ingest, seek
+        // tables, random reads; and zlib's crc32/deflate for the other modules.
+        .target(
+            name: "ShardCompression",
+            dependencies: ["ShardCore", "ShardIO", "CShardZlib", "CShardZstd", "CShardLZMA", "CShardBZip2"]
+        ),
         // SQLite connection, statements, migrations and the typed index API.
         .target(name: "ShardIndex", dependencies: ["ShardCore", "ShardIO", "CShardSQLite"]),
         // stat -> compare with index -> scan -> write.
@@ -50,7 +72,7 @@ let package = Package(
         // Exports of a selection: HDF5 (through libhdf5) and raw files.
         .target(
             name: "ShardExport",
-            dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardLoader", "CShardHDF5", "CShardZlib"]
+            dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardLoader", "CShardHDF5", "ShardCompression"]
         ),
         // The C ABI's contract: the committed header shardstore.h, compile-time checks of its layouts,
         // and the linker version script that exports only its functions.
@@ -64,7 +86,9 @@ let package = Package(
         // The façade users import.
         .target(
             name: "ShardStore",
-            dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardIngest", "ShardLoader", "ShardExport"]
+            dependencies: [
+                "ShardCore", "ShardIO", "ShardIndex", "ShardIngest", "ShardLoader", "ShardExport", "ShardCompression",
+            ]
         ),
         .executableTarget(
             name: "shardstore",
@@ -77,6 +101,10 @@ let package = Package(
         .target(name: "ShardTestSupport", dependencies: ["ShardCore"], path: "Tests/ShardTestSupport"),
         .testTarget(name: "ShardCoreTests", dependencies: ["ShardCore", "ShardTestSupport"]),
         .testTarget(name: "ShardIOTests", dependencies: ["ShardIO", "ShardTestSupport"]),
+        .testTarget(
+            name: "ShardCompressionTests",
+            dependencies: ["ShardCompression", "ShardCore", "ShardIO", "ShardTestSupport"]
+        ),
         .testTarget(
             name: "ShardIndexTests",
             dependencies: ["ShardIndex", "ShardTestSupport"]

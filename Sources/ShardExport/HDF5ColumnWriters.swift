@@ -1,5 +1,6 @@
 import CShardHDF5
 import Dispatch
+import ShardCompression
 import ShardCore
 import Synchronization
 

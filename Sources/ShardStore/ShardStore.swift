@@ -4,6 +4,7 @@
 //     let report = try Ingest.run(index: "ds/index.sqlite", shards: ["ds/*.tar"])
 //     let dataset = try Dataset(index: "ds/index.sqlite")
 //     let sample = try dataset[0]
+@_exported import ShardCompression
 @_exported import ShardCore
 @_exported import ShardExport
 @_exported import ShardIO

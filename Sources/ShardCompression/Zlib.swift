@@ -1,7 +1,7 @@
 import CShardZlib
 
-/// zlib, for the HDF5 export's deflate filter and the CLI's checksums. (ShardExport is the one
-/// module that imports the C library.)
+/// zlib's checksums and one-shot deflate, for the HDF5 export's deflate filter and the CLI's
+/// checksums. (ShardCompression is the one module that imports the C library.)
 public enum Zlib {
     /// `crc` extended over `bytes` (zlib's `crc32`; start from 0).
     ///
@@ -30,7 +30,12 @@ public enum Zlib {
 
     /// `source` compressed as a zlib stream at `level` (1–9), as HDF5's deflate filter writes a
     /// chunk (`compress2`).
-    static func compress(_ source: UnsafeRawBufferPointer, level: Int) -> [UInt8] {
+    ///
+    /// ```swift
+    /// let chunk = Zlib.compress(plain, level: 6)
+    /// ```
+    /// - Complexity: O(source).
+    package static func compress(_ source: UnsafeRawBufferPointer, level: Int) -> [UInt8] {
         var length = compressBound(uLong(source.count))
         var out = [UInt8](repeating: 0, count: Int(length))
         let status = out.withUnsafeMutableBufferPointer { dest in
@@ -40,6 +45,30 @@ public enum Zlib {
         }
         precondition(status == Z_OK, "compress2 into a compressBound buffer cannot fail (status \(status))")
         out.removeSubrange(Int(length)...)
+        return out
+    }
+}
+
+extension Zlib {
+    /// The zlib stream `source` inflated, when it inflates to exactly `length` bytes; else nil
+    /// (`uncompress`).
+    ///
+    /// - Complexity: O(length).
+    static func uncompress(_ source: [UInt8], length: Int) -> [UInt8]? {
+        guard length >= 0 else { return nil }
+        guard !source.isEmpty else { return nil }
+        var outLength = uLong(length + 1)
+        var inLength = uLong(source.count)
+        var out = [UInt8](repeating: 0, count: length + 1)
+        let status = out.withUnsafeMutableBufferPointer { dest in
+            source.withUnsafeBufferPointer { src in
+                uncompress2(dest.baseAddress!, &outLength, src.baseAddress, &inLength)
+            }
+        }
+        // The one spare byte makes a longer stream show instead of fitting; every source byte
+        // must belong to the stream.
+        guard status == Z_OK, outLength == uLong(length), inLength == uLong(source.count) else { return nil }
+        out.removeLast()
         return out
     }
 }

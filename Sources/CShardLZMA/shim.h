@@ -1,0 +1,2 @@
+// liblzma, for .tar.xz shards (streams, blocks, the file's index).
+#include <lzma.h>

@@ -1,0 +1,2 @@
+// zstd, for .tar.zst shards (streaming decompression, frame by frame).
+#include <zstd.h>

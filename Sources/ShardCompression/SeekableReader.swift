@@ -1,0 +1,118 @@
+import ShardIO
+
+/// Random reads of uncompressed bytes from a seekable compressed shard (gzip with its
+/// checkpoints, zstd with several frames, xz with several blocks). Safe to share between threads.
+///
+/// It keeps a small pool of live decoder cursors (up to 8, behind a mutex; decoding happens
+/// outside it): a read at or after where a cursor stopped, and no further than from the nearest
+/// seek point, continues that cursor instead of restarting, so a front-to-back pass costs
+/// O(shard) and a random read O(span).
+///
+/// ```swift
+/// let reader = SeekableReader(file: try ReadOnlyFile(path: path), info: info)
+/// var bytes = [UInt8](repeating: 0, count: 4096)
+/// let n = try bytes.withUnsafeMutableBytes { try reader.read(into: $0, at: 1_000_000) }
+/// ```
+public final class SeekableReader: @unchecked Sendable {
+    /// The shard's sizes and seek table.
+    public let info: CompressedShardInfo
+    private let file: ReadOnlyFile
+    private let monitor = Monitor()
+    /// Idle cursors, least recently used first (guarded by `monitor`).
+    private var idle: [Cursor] = []
+
+    /// How many idle cursors are kept.
+    static let maximumIdleCursors = 8
+
+    /// A decoder positioned somewhere in the data, with a buffer to skip forward through.
+    final class Cursor {
+        let decoder: any ShardDecoder
+        let scratch: UnsafeMutableRawBufferPointer
+
+        init(decoder: any ShardDecoder) {
+            self.decoder = decoder
+            scratch = .allocate(byteCount: 64 << 10, alignment: 16)
+        }
+
+        deinit { scratch.deallocate() }
+    }
+
+    /// Reads `file` through `info` (from ``DecompressingReader/finish()`` or the index).
+    ///
+    /// - Precondition: `info.seekTable.isSeekable`.
+    public init(file: ReadOnlyFile, info: CompressedShardInfo) {
+        precondition(info.seekTable.isSeekable, "SeekableReader needs a seekable shard")
+        self.file = file
+        self.info = info
+    }
+
+    /// Copies up to `buffer.count` uncompressed bytes at `uncompressedOffset` into `buffer`;
+    /// returns fewer only at the end of the data.
+    ///
+    /// - Throws: ``DecompressionError`` naming the compressed offset where decoding failed
+    ///   (`.badSeekTable` when the file's size is not the one the table was made for).
+    /// - Complexity: O(span + count) decompression for a random read; O(count) when it continues
+    ///   where an earlier read stopped.
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at uncompressedOffset: Int64)
+        throws(DecompressionError)
+        -> Int
+    {
+        precondition(uncompressedOffset >= 0, "negative offset")
+        guard uncompressedOffset < info.uncompressedSize, !buffer.isEmpty else { return 0 }
+        guard file.byteCount == info.compressedSize else {
+            throw DecompressionError(
+                format: info.format, path: file.path, compressedOffset: 0,
+                kind: .badSeekTable(
+                    "made for \(info.compressedSize) compressed bytes, the file has \(file.byteCount)"))
+        }
+        let table = info.seekTable
+        let pointIndex = table.pointIndex(atOrBefore: uncompressedOffset)
+        let pointOffset = table.points[pointIndex].uncompressedOffset
+        let reused: Cursor? = monitor.withLock {
+            // The cursor furthest along that has not passed the offset, if it is no further
+            // from it than the seek point is.
+            var best: Int?
+            for (i, cursor) in idle.enumerated() {
+                let position = cursor.decoder.position
+                guard position <= uncompressedOffset, position >= pointOffset else { continue }
+                if best == nil || position > idle[best!].decoder.position { best = i }
+            }
+            return best.map { idle.remove(at: $0) }
+        }
+        let cursor: Cursor
+        if let reused { cursor = reused } else { cursor = try makeCursor(at: pointIndex) }
+        while cursor.decoder.position < uncompressedOffset {
+            let n = Int(min(Int64(cursor.scratch.count), uncompressedOffset - cursor.decoder.position))
+            guard try cursor.decoder.produce(into: UnsafeMutableRawBufferPointer(rebasing: cursor.scratch[0..<n])) > 0
+            else { throw endsEarly(cursor, needed: uncompressedOffset) }
+        }
+        var done = 0
+        while done < buffer.count {
+            let n = try cursor.decoder.produce(into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]))
+            if n == 0 { break }
+            done += n
+        }
+        let end = min(info.uncompressedSize, uncompressedOffset + Int64(buffer.count))
+        guard uncompressedOffset + Int64(done) == end else { throw endsEarly(cursor, needed: end) }
+        monitor.withLock {
+            idle.append(cursor)
+            if idle.count > Self.maximumIdleCursors { idle.removeFirst() }
+        }
+        return done
+    }
+
+    private func endsEarly(_ cursor: Cursor, needed: Int64) -> DecompressionError {
+        cursor.decoder.input.error(.endsEarly(needed: needed, end: cursor.decoder.position))
+    }
+
+    private func makeCursor(at pointIndex: Int) throws(DecompressionError) -> Cursor {
+        let input = CompressedInput(file: file, format: info.format, chunkSize: 64 << 10)
+        let start = DecoderStart.resume(info.seekTable, point: pointIndex)
+        switch info.format {
+        case .gzip: return Cursor(decoder: try GzipDecoder(input: input, start: start))
+        case .zstd: return Cursor(decoder: ZstdDecoder(input: input, start: start))
+        case .xz: return Cursor(decoder: XZDecoder(input: input, start: start))
+        case .bzip2, .none: preconditionFailure("not seekable")
+        }
+    }
+}
