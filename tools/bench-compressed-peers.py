@@ -17,9 +17,10 @@ ratarmountcore live there). DIR is a folder of compressed shards written by tool
                                over every member (the read suite's checksum rule)
 
 Options: --backend NAME (ratarmount: prioritizedBackends=[NAME], e.g. indexed_gzip instead of the default
-rapidgzip), --work WORK (default: the folder holding DIR's parent, i.e. work/<data set>), --indices FILE
-(raw little-endian int64, from `peers.py indices`), --rep, --no-warm (by default the shards and the
-ratarmount index files are read once right before the measurement, as peers.py does).
+rapidgzip), --parallelization N (ratarmount: SQLiteIndexedTar(parallelization=N), default 1), --work WORK
+(default: the folder holding DIR's parent, i.e. work/<data set>), --indices FILE (raw little-endian int64,
+from `peers.py indices`), --rep, --no-warm (by default the shards and the ratarmount index files are read
+once right before the measurement, as peers.py does).
 """
 import argparse
 import json
@@ -71,7 +72,7 @@ def emit(args, c, peer, res, rss_base=None):
 
 
 def rat_dir(args, c):
-    return os.path.join(args.work, f"ratarmount-{c.format}" + (f"-{args.backend}" if args.backend else ""))
+    return os.path.join(args.work, f"ratarmount-{c.format}" + rat_variant(args))
 
 
 def rat_index_path(args, c, shard):
@@ -85,12 +86,17 @@ def backend_of(src):
 
 
 def rat_options(args):
-    """SQLiteIndexedTar's defaults, or --backend first in its prioritizedBackends."""
-    return {"prioritizedBackends": [args.backend]} if args.backend else {}
+    """SQLiteIndexedTar's defaults, or --backend first in its prioritizedBackends, --parallelization."""
+    return {**({"prioritizedBackends": [args.backend]} if args.backend else {}),
+            **({"parallelization": args.parallelization} if args.parallelization else {})}
+
+
+def rat_variant(args):
+    return (f"-{args.backend}" if args.backend else "") + (f"-p{args.parallelization}" if args.parallelization else "")
 
 
 def rat_peer(args, c, what):
-    return f"{what}-ratarmount-{c.format}" + (f"-{args.backend}" if args.backend else "")
+    return f"{what}-ratarmount-{c.format}" + rat_variant(args)
 
 
 # ----------------------------------------------------------------------------- decompress
@@ -226,6 +232,8 @@ def main():
     p.add_argument("--backend", help="ratarmount: put this compression backend first (e.g. indexed_gzip; "
                    "default: SQLiteIndexedTar's own order, rapidgzip when installed); its indexes go to "
                    "WORK/ratarmount-<fmt>-<backend>/")
+    p.add_argument("--parallelization", type=int, help="ratarmount: SQLiteIndexedTar(parallelization=N) (default: "
+                   "its default, 1); its indexes go to WORK/ratarmount-<fmt>[-<backend>]-p<N>/")
     p.add_argument("--rep", type=int, default=0)
     p.add_argument("--no-warm", action="store_true")
     args = p.parse_args()
