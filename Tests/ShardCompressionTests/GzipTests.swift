@@ -1,6 +1,8 @@
+import Dispatch
 import ShardCore
 import ShardIO
 import ShardTestSupport
+import Synchronization
 import Testing
 
 @testable import ShardCompression
@@ -59,6 +61,29 @@ struct GzipTests {
         let (_, info) = try CompressionFixture.pass(path, .gzip)
         let reader = SeekableReader(file: try ReadOnlyFile(path: path), info: info)
         #expect(try CompressionFixture.frontToBack(reader, size: info.uncompressedSize) == original)
+    }
+
+    @Test("one SeekableReader shared by four threads: every read right")
+    func sharedBetweenThreads() throws {
+        let path = try fixture.compressed(original, "gzip -c", name: "a.tar.gz")
+        let (_, info) = try CompressionFixture.pass(path, .gzip)
+        let reader = SeekableReader(file: try ReadOnlyFile(path: path), info: info)
+        let original = self.original
+        let failures = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: 4) { thread in
+            var rng = SplitMix64(seed: UInt64(thread))
+            var position = Int64(rng.next(below: UInt64(original.count)))
+            for i in 0..<150 {
+                // Runs of consecutive reads (which continue a cursor) and jumps.
+                if i % 10 == 0 { position = Int64(rng.next(below: UInt64(original.count))) }
+                let count = Int(rng.next(below: 20_000)) + 1
+                let got = try? CompressionFixture.read(reader, at: position, count: count)
+                let end = min(original.count, Int(position) + count)
+                if got != Array(original[Int(position)..<end]) { failures.withLock { $0 += 1 } }
+                position = Int64(end) % Int64(original.count)
+            }
+        }
+        #expect(failures.withLock { $0 } == 0)
     }
 
     @Test("several members (cat a.gz b.gz c.gz): one pass, reads across member boundaries")

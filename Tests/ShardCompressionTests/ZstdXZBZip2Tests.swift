@@ -116,6 +116,17 @@ struct ZstdXZBZip2Tests {
         #expect(try CompressionFixture.frontToBack(reader, size: info.uncompressedSize) == original)
     }
 
+    @Test("xz -T2 (multi-threaded, 3 MiB blocks with their sizes in the headers): random reads in every block")
+    func xzThreaded() throws {
+        let data = CompressionFixture.data(10 << 20, seed: 9)
+        let path = try fixture.compressed(data, "xz -c -1 -T2", name: "t.tar.xz")
+        let (bytes, info) = try CompressionFixture.pass(path, .xz)
+        #expect(bytes == data)
+        #expect(info.seekTable.points.map(\.uncompressedOffset) == [0, 3 << 20, 6 << 20, 9 << 20])
+        let reader = SeekableReader(file: try ReadOnlyFile(path: path), info: info)
+        try CompressionFixture.checkRandomReads(reader, data, points: info.seekTable.points.map(\.uncompressedOffset))
+    }
+
     @Test("xz, several streams (xz then cat) with stream padding between: one pass, reads across streams")
     func xzStreams() throws {
         let path = try fixture.concatenated(
