@@ -104,6 +104,24 @@ struct GzipTests {
         #expect(try CompressionFixture.frontToBack(reader, size: info.uncompressedSize, readSize: 65536) == original)
     }
 
+    @Test("many small members of very compressible data: the table stays under 5%, reads stay right")
+    func manySmallMembers() throws {
+        var data: [UInt8] = []
+        var pieces: [[UInt8]] = []
+        for i in 0..<60 {
+            let piece = [UInt8](repeating: UInt8(i), count: 70_000) + CompressionFixture.data(500, seed: UInt64(i))
+            pieces.append(piece)
+            data += piece
+        }
+        let path = try fixture.concatenated(pieces, "gzip -c -9", name: "small.tar.gz")
+        let (bytes, info) = try CompressionFixture.pass(path, .gzip, span: 64 << 10)
+        #expect(bytes == data)
+        #expect(info.seekTable.serialized().count * 20 <= Int(info.compressedSize))
+        #expect(info.seekTable.pointCount > 1)
+        let reader = SeekableReader(file: try ReadOnlyFile(path: path), info: info)
+        try CompressionFixture.checkRandomReads(reader, data, points: offsets(info))
+    }
+
     @Test("pigz output (and pigz -i, independent blocks) reads back whole and at random")
     func pigz() throws {
         for command in ["pigz -c -p 2", "pigz -c -i -p 2 -b 128"] {
