@@ -27,6 +27,11 @@ final class XZDecoder: ShardDecoder {
     private var finished = false
 
     private static let magic: [UInt8] = [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]
+    /// The most memory a file may make liblzma use (its dictionary, its index): 512 MiB. xz -9
+    /// needs 65 MiB; a file asking for more is refused rather than allocated for.
+    static let memoryLimit: UInt64 = 512 << 20
+    /// LZMA_FILTER_LZMA1 and LZMA_FILTER_LZMA2 (macros Swift does not import).
+    private static let lzmaFilterIDs: Set<UInt64> = [0x4000_0000_0000_0001, 0x21]
 
     init(input: CompressedInput, start: DecoderStart) {
         self.input = input
@@ -112,7 +117,7 @@ final class XZDecoder: ShardDecoder {
         case LZMA_FORMAT_ERROR: "not an xz stream"
         case LZMA_OPTIONS_ERROR: "unsupported options"
         case LZMA_MEM_ERROR: "liblzma ran out of memory"
-        case LZMA_MEMLIMIT_ERROR: "memory limit reached"
+        case LZMA_MEMLIMIT_ERROR: "it needs more than \(memoryLimit >> 20) MiB of memory to decode"
         case LZMA_PROG_ERROR: "liblzma programming error"
         default: "liblzma status \(status.rawValue)"
         }
@@ -136,7 +141,7 @@ final class XZDecoder: ShardDecoder {
         }
         let head = try input.peek(Self.magic.count)
         if head == Self.magic {
-            let status = lzma_stream_decoder(stream, UInt64.max, 0)
+            let status = lzma_stream_decoder(stream, Self.memoryLimit, 0)
             precondition(status == LZMA_OK, "lzma_stream_decoder failed (\(status.rawValue)): out of memory")
             atBoundary = false
             return true
@@ -177,6 +182,16 @@ final class XZDecoder: ShardDecoder {
         block.pointee.check = lzma_check(rawValue: UInt32(point.check))
         block.pointee.filters = filters
         var status = header.withUnsafeBufferPointer { lzma_block_header_decode(block, nil, $0.baseAddress) }
+        if status == LZMA_OK {
+            // The block decoder takes no memory limit: check the dictionary the header asks for.
+            for i in 0..<Self.filterSlots where Self.lzmaFilterIDs.contains(filters[i].id) {
+                if let options = filters[i].options?.assumingMemoryBound(to: lzma_options_lzma.self),
+                    UInt64(options.pointee.dict_size) > Self.memoryLimit / 2
+                {
+                    status = LZMA_MEMLIMIT_ERROR
+                }
+            }
+        }
         if status == LZMA_OK { status = lzma_block_decoder(stream, block) }
         guard status == LZMA_OK else {
             throw input.error(.corrupt("block header: \(Self.describe(status))"))
@@ -202,7 +217,7 @@ final class XZDecoder: ShardDecoder {
         let indexHolder = UnsafeMutablePointer<OpaquePointer?>.allocate(capacity: 1)
         indexHolder.initialize(to: nil)
         defer { indexHolder.deallocate() }
-        let status = lzma_file_info_decoder(decoder, indexHolder, UInt64.max, UInt64(input.end))
+        let status = lzma_file_info_decoder(decoder, indexHolder, Self.memoryLimit, UInt64(input.end))
         precondition(status == LZMA_OK, "lzma_file_info_decoder failed (\(status.rawValue)): out of memory")
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
         defer { chunk.deallocate() }

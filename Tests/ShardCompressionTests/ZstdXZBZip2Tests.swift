@@ -170,6 +170,22 @@ struct ZstdXZBZip2Tests {
         #expect(error.kind == .corrupt("compressed data is corrupt (or a check does not match)"))
     }
 
+    @Test("xz whose block header asks for a 4 GiB dictionary is refused, not allocated for")
+    func xzHugeDictionary() throws {
+        var xz = try CompressionFixture.read(
+            try fixture.compressed(Array(original[0..<1000]), "xz -c -0", name: "a.xz"))
+        // Stream header (12 bytes), then the block header: size 02, flags 00, filter 21 01 DICT,
+        // padding 00 00 00, CRC-32.
+        #expect(Array(xz[12..<16]) == [0x02, 0x00, 0x21, 0x01])
+        xz[16] = 40
+        let crc = Array(xz[12..<20]).withUnsafeBytes { Zlib.crc32(0, $0) }
+        xz.replaceSubrange(20..<24, with: withUnsafeBytes(of: crc.littleEndian) { Array($0) })
+        let path = try fixture.file(xz, name: "huge.xz")
+        #expect(
+            try CompressionFixture.passError(path, .xz)?.kind
+                == .corrupt("it needs more than 512 MiB of memory to decode"))
+    }
+
     @Test("bzip2, one stream and several (cat): a whole pass, not seekable")
     func bzip2() throws {
         let one = try fixture.compressed(original, "bzip2 -c -9", name: "a.tar.bz2")
