@@ -195,7 +195,7 @@ final class GzipDecoder: ShardDecoder {
         window.removeSubrange(Int(length)...)
         var point = SeekPoint(compressedOffset: input.offset, uncompressedOffset: position)
         point.windowLength = window.count
-        let deflated = window.isEmpty ? [] : window.withUnsafeBytes { Zlib.compress($0, level: 6) }
+        let deflated = window.isEmpty ? [] : window.withUnsafeBytes { Zlib.compress($0, level: 1) }
         if !window.isEmpty && deflated.count < window.count {
             point.storedWindow = deflated
             point.windowIsDeflated = true
