@@ -241,7 +241,7 @@ struct GzipTests {
         #expect(info.uncompressedSize == size)
     }
 
-    @Test("TarScanner reads a .tar.gz through DecompressingReader")
+    @Test("TarScanner reads a .tar.gz through DecompressingReader, then through SeekableReader")
     func tarScanner() throws {
         var tar = TarWriter()
         var expected: [(name: String, crc: UInt32)] = []
@@ -264,6 +264,14 @@ struct GzipTests {
             #expect(crc.value == expected[names.count - 1].crc)
         }
         #expect(names == expected.map(\.name))
-        _ = try reader.finish()
+        let info = try reader.finish()
+        // And at random, through a SeekableReader as RandomAccessBytes.
+        var again = TarScanner(SeekableReader(file: try ReadOnlyFile(path: path), info: info))
+        var count = 0
+        while let entry = try again.next() {
+            #expect(String(decoding: entry.name, as: UTF8.self) == expected[count].name)
+            count += 1
+        }
+        #expect(count == expected.count)
     }
 }
