@@ -81,7 +81,9 @@ private func fuzzShard(_ bytes: UnsafeRawBufferPointer, format: CompressionForma
             let count = Int((state >> 13) % 70_000)
             var got = [UInt8](repeating: 0, count: count)
             let n = try got.withUnsafeMutableBytes { try seekable.read(into: $0, at: Int64(offset)) }
-            require(got[0..<n].elementsEqual(output[offset..<min(output.count, offset + count)]), "wrong bytes at \(offset)")
+            require(
+                got[0..<n].elementsEqual(output[offset..<min(output.count, offset + count)]), "wrong bytes at \(offset)"
+            )
         }
     } catch let error as DecompressionError {
         require(isOneLine(error.description), "not one line: \(error)")
