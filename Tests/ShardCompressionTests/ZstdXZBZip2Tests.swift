@@ -26,6 +26,28 @@ struct ZstdXZBZip2Tests {
             + [UInt8](repeating: 0xee, count: count)
     }
 
+    @Test("empty data in every format: a pass of 0 bytes, a table that survives its stored form")
+    func emptyData() throws {
+        for (command, format) in [
+            ("gzip -c", CompressionFormat.gzip), ("zstd -c -q", .zstd), ("xz -c", .xz), ("bzip2 -c", .bzip2),
+        ] {
+            let path = try fixture.compressed([], command, name: "empty")
+            let (bytes, info) = try CompressionFixture.pass(path, format)
+            #expect(bytes.isEmpty && info.uncompressedSize == 0)
+            #expect(try info.seekTable.roundTripped() == info.seekTable)
+            if info.seekTable.isSeekable {
+                let reader = SeekableReader(file: try ReadOnlyFile(path: path), info: info)
+                #expect(try CompressionFixture.read(reader, at: 0, count: 10) == [])
+            }
+        }
+        let nothing = try fixture.file([], name: "zero-bytes")
+        for format in [CompressionFormat.gzip, .zstd, .xz, .bzip2] {
+            #expect(
+                try CompressionFixture.passError(nothing, format)
+                    == DecompressionError(format: format, path: nothing, compressedOffset: 0, kind: .truncated))
+        }
+    }
+
     @Test("zstd, one frame: a whole pass, not seekable")
     func zstdOneFrame() throws {
         let path = try fixture.compressed(original, "zstd -c -q --content-size", name: "a.tar.zst")
