@@ -235,3 +235,33 @@ def test_shards_read_whole_go_to_the_cache_folder_when_ram_is_short(
         for position, key in enumerate(expected.keys):
             assert_sample(ds[position], expected, key, position)
     assert len(list(cache.iterdir())) == 1
+
+
+def test_damaged_seek_table_is_refused_never_wrong_bytes(shardstore_module, shardstore_bin, plain_tars, tmp_path: Path):
+    import sqlite3
+
+    _, plain = plain_tars
+    expected, _ = _compressed_dataset(tmp_path, shardstore_bin, plain, "gzip")
+    with sqlite3.connect(expected.index) as db:
+        (shard_id, data), *_ = db.execute("SELECT shard_id, data FROM seek_tables ORDER BY shard_id").fetchall()
+        damaged = bytearray(data)
+        damaged[len(damaged) // 2] ^= 0x01
+        db.execute("UPDATE seek_tables SET data = ? WHERE shard_id = ?", (bytes(damaged), shard_id))
+    keys_of_first_shard = [key for key in expected.keys if key in {k for k, _, _ in read_tar(plain[0])}]
+    with shardstore_module.Dataset(expected.index, strategy="pread") as ds:
+        with pytest.raises(shardstore_module.CorruptDataError) as refused:
+            ds[keys_of_first_shard[0]]
+        assert "seek table is invalid" in str(refused.value)
+        assert "shard 'shard-000.tar.gz'" in str(refused.value)
+        # The other shards' tables are intact: their samples read right.
+        position = expected.keys.index(expected.keys[-1])
+        assert_sample(ds[position], expected, expected.keys[-1], position)
+
+
+def test_export_of_a_compressed_index_writes_the_members(shardstore_bin, plain_tars, tmp_path: Path):
+    _, plain = plain_tars
+    expected, _ = _compressed_dataset(tmp_path, shardstore_bin, plain, "zstd-frames")
+    out = tmp_path / "files"
+    run_cli(shardstore_bin, "export", str(expected.index), "--format", "raw", "--layout", "files", "--out", str(out))
+    written = sorted(path.read_bytes() for path in out.rglob("*") if path.is_file())
+    assert written == sorted(data for members in expected.members.values() for data in members.values())
