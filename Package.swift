@@ -43,11 +43,9 @@ let package = Package(
             pkgConfig: "liblzma",
             providers: [.apt(["liblzma-dev"])]
         ),
-        // libbz2 has no pkg-config file on Debian: the module map links "bz2" itself.
-        .systemLibrary(
-            name: "CShardBZip2",
-            providers: [.apt(["libbz2-dev"])]
-        ),
+        // libbz2, loaded with dlopen on first use (Debian's libbz2.a is not position-independent,
+        // so it cannot go into libShardStoreC.so); its header comes from libbz2-dev.
+        .target(name: "CShardBZip2"),
         // libhdf5 (Debian libhdf5-dev, 1.10 or newer), imported by ShardExport only; the shim holds
         // what Swift cannot import (H5T_NATIVE_* and H5P_DEFAULT as functions).
         .systemLibrary(
@@ -66,9 +64,10 @@ let package = Package(
         // SQLite connection, statements, migrations and the typed index API.
         .target(name: "ShardIndex", dependencies: ["ShardCore", "ShardIO", "CShardSQLite"]),
         // stat -> compare with index -> scan -> write.
-        .target(name: "ShardIngest", dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardLoader"]),
+        .target(
+            name: "ShardIngest", dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardLoader", "ShardCompression"]),
         // Reading samples back: Dataset.
-        .target(name: "ShardLoader", dependencies: ["ShardCore", "ShardIO", "ShardIndex"]),
+        .target(name: "ShardLoader", dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardCompression"]),
         // Exports of a selection: HDF5 (through libhdf5) and raw files.
         .target(
             name: "ShardExport",

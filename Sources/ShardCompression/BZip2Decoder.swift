@@ -19,7 +19,7 @@ final class BZip2Decoder: ShardDecoder {
     }
 
     deinit {
-        if initialized { BZ2_bzDecompressEnd(stream) }
+        if initialized { shardstore_bz2_decompress_end(stream) }
         stream.deinitialize(count: 1)
         stream.deallocate()
     }
@@ -41,7 +41,7 @@ final class BZip2Decoder: ShardDecoder {
             stream.pointee.avail_in = UInt32(availableIn)
             stream.pointee.next_out = (output.baseAddress! + produced).assumingMemoryBound(to: CChar.self)
             stream.pointee.avail_out = UInt32(room)
-            let status = BZ2_bzDecompress(stream)
+            let status = shardstore_bz2_decompress(stream)
             let made = room - Int(stream.pointee.avail_out)
             input.consume(availableIn - Int(stream.pointee.avail_in))
             produced += made
@@ -68,9 +68,15 @@ final class BZip2Decoder: ShardDecoder {
     private func startStream() throws(DecompressionError) -> Bool {
         let head = try input.peek(4)
         if head.count == 4 && head[0...2].elementsEqual([0x42, 0x5a, 0x68]) && (0x31...0x39).contains(head[3]) {
-            if initialized { BZ2_bzDecompressEnd(stream) }
+            guard shardstore_bz2_load() == 0 else {
+                throw input.error(
+                    .io(
+                        "libbz2 cannot be loaded (\(String(cString: shardstore_bz2_error()))): install it (Debian: libbz2-1.0)"
+                    ))
+            }
+            if initialized { shardstore_bz2_decompress_end(stream) }
             stream.pointee = bz_stream()
-            let status = BZ2_bzDecompressInit(stream, 0, 0)
+            let status = shardstore_bz2_decompress_init(stream, 0, 0)
             precondition(status == BZ_OK, "BZ2_bzDecompressInit failed (\(status)): out of memory")
             initialized = true
             atStreamBoundary = false

@@ -6,9 +6,10 @@ import ShardIO
 /// offset) and for checksumming member data in the same pass. It collects the seek table on the
 /// way; ``finish()`` checks the rest of the file and returns it.
 ///
-/// Memory is bounded: a window buffer of `bufferSize` bytes plus the codec's state (zlib: 44 KiB;
-/// zstd and xz: up to the window/dictionary size the file declares; bzip2: about 3.5 MiB) and a
-/// 256 KiB input buffer. For one thread at a time.
+/// Memory is bounded: a window buffer of `bufferSize` bytes, a 256 KiB input buffer, and the
+/// codec's state: zlib about 44 KiB; bzip2 about 3.5 MiB; zstd the frame's window (libzstd
+/// refuses windows over 128 MiB); xz the dictionary the file declares (refused over 512 MiB).
+/// For one thread at a time.
 ///
 /// ```swift
 /// let file = try ReadOnlyFile(path: "shard-000001.tar.gz")

@@ -7,9 +7,10 @@ import CShardZlib
 ///
 /// A forward pass collects checkpoints: it inflates with `Z_NO_FLUSH` until `span` bytes have
 /// come out since the last point, then with `Z_BLOCK` to the next deflate block boundary and
-/// takes the window there (`inflateGetDictionary`), deflated when that is smaller. A point is
-/// taken only when it costs at most 5% of the compressed bytes since the last one, so the table
-/// stays under 5% of the shard whatever the data.
+/// takes the window there (`inflateGetDictionary`), deflated when that is smaller. The start of
+/// each member is a point too (it needs no window). A point is taken only when it costs at most
+/// 5% of the compressed bytes since the last one, so the table stays under 5% of the shard
+/// whatever the data.
 final class GzipDecoder: ShardDecoder {
     let input: CompressedInput
     private(set) var position: Int64
@@ -149,7 +150,10 @@ final class GzipDecoder: ShardDecoder {
     private func startMember() throws(DecompressionError) -> Bool {
         let magic = try input.peek(2)
         if magic == [0x1f, 0x8b] {
-            if limit == nil && (points.isEmpty || position - lastPointOut >= span) {
+            // A member start needs no window, but it still costs its entry: the 5% rule holds
+            // for files of many small members too.
+            let cheap = input.offset - lastPointIn >= Self.costDivisor * Self.pointOverhead
+            if limit == nil && (points.isEmpty || (position - lastPointOut >= span && cheap)) {
                 points.append(
                     SeekPoint(compressedOffset: input.offset, uncompressedOffset: position, isMemberStart: true))
                 lastPointIn = input.offset
@@ -191,7 +195,7 @@ final class GzipDecoder: ShardDecoder {
         window.removeSubrange(Int(length)...)
         var point = SeekPoint(compressedOffset: input.offset, uncompressedOffset: position)
         point.windowLength = window.count
-        let deflated = window.isEmpty ? [] : window.withUnsafeBytes { Zlib.compress($0, level: 6) }
+        let deflated = window.isEmpty ? [] : window.withUnsafeBytes { Zlib.compress($0, level: 1) }
         if !window.isEmpty && deflated.count < window.count {
             point.storedWindow = deflated
             point.windowIsDeflated = true

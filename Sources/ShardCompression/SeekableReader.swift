@@ -1,3 +1,4 @@
+import ShardCore
 import ShardIO
 
 /// Random reads of uncompressed bytes from a seekable compressed shard (gzip with its
@@ -13,7 +14,7 @@ import ShardIO
 /// var bytes = [UInt8](repeating: 0, count: 4096)
 /// let n = try bytes.withUnsafeMutableBytes { try reader.read(into: $0, at: 1_000_000) }
 /// ```
-public final class SeekableReader: @unchecked Sendable {
+public final class SeekableReader: RandomAccessBytes, @unchecked Sendable {
     /// The shard's sizes and seek table.
     public let info: CompressedShardInfo
     private let file: ReadOnlyFile
@@ -45,6 +46,10 @@ public final class SeekableReader: @unchecked Sendable {
         self.file = file
         self.info = info
     }
+
+    /// The uncompressed size (so a `TarScanner` or a member's header check can read through
+    /// this reader as through a plain tar).
+    public var byteCount: Int64 { info.uncompressedSize }
 
     /// Copies up to `buffer.count` uncompressed bytes at `uncompressedOffset` into `buffer`;
     /// returns fewer only at the end of the data.

@@ -14,6 +14,11 @@ final class XZDecoder: ShardDecoder {
     let input: CompressedInput
     private(set) var position: Int64
     private let stream: UnsafeMutablePointer<lzma_stream>
+    /// Resuming: the block options and filters, which the block decoder keeps using while it
+    /// decodes (so they live as long as the decoder).
+    private let block: UnsafeMutablePointer<lzma_block>
+    private let filters: UnsafeMutablePointer<lzma_filter>
+    private static let filterSlots = Int(LZMA_FILTERS_MAX) + 1
     /// Resuming: the table and the point of the next block to start.
     private let table: SeekTable?
     private var nextBlock = 0
@@ -22,11 +27,20 @@ final class XZDecoder: ShardDecoder {
     private var finished = false
 
     private static let magic: [UInt8] = [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]
+    /// The most memory a file may make liblzma use (its dictionary, its index): 512 MiB. xz -9
+    /// needs 65 MiB; a file asking for more is refused rather than allocated for.
+    static let memoryLimit: UInt64 = 512 << 20
+    /// LZMA_FILTER_LZMA1 and LZMA_FILTER_LZMA2 (macros Swift does not import).
+    private static let lzmaFilterIDs: Set<UInt64> = [0x4000_0000_0000_0001, 0x21]
 
     init(input: CompressedInput, start: DecoderStart) {
         self.input = input
         stream = .allocate(capacity: 1)
         stream.initialize(to: lzma_stream())
+        block = .allocate(capacity: 1)
+        block.initialize(to: lzma_block())
+        filters = .allocate(capacity: Self.filterSlots)
+        filters.initialize(repeating: lzma_filter(id: UInt64.max, options: nil), count: Self.filterSlots)
         switch start {
         case .forward:
             table = nil
@@ -42,6 +56,19 @@ final class XZDecoder: ShardDecoder {
         lzma_end(stream)
         stream.deinitialize(count: 1)
         stream.deallocate()
+        freeFilterOptions()
+        filters.deinitialize(count: Self.filterSlots)
+        filters.deallocate()
+        block.deinitialize(count: 1)
+        block.deallocate()
+    }
+
+    /// Frees what `lzma_block_header_decode` allocated for the filters' options.
+    private func freeFilterOptions() {
+        for i in 0..<Self.filterSlots {
+            free(filters[i].options)
+            filters[i] = lzma_filter(id: UInt64.max, options: nil)
+        }
     }
 
     func produce(into output: UnsafeMutableRawBufferPointer) throws(DecompressionError) -> Int {
@@ -90,7 +117,7 @@ final class XZDecoder: ShardDecoder {
         case LZMA_FORMAT_ERROR: "not an xz stream"
         case LZMA_OPTIONS_ERROR: "unsupported options"
         case LZMA_MEM_ERROR: "liblzma ran out of memory"
-        case LZMA_MEMLIMIT_ERROR: "memory limit reached"
+        case LZMA_MEMLIMIT_ERROR: "it needs more than \(memoryLimit >> 20) MiB of memory to decode"
         case LZMA_PROG_ERROR: "liblzma programming error"
         default: "liblzma status \(status.rawValue)"
         }
@@ -114,7 +141,7 @@ final class XZDecoder: ShardDecoder {
         }
         let head = try input.peek(Self.magic.count)
         if head == Self.magic {
-            let status = lzma_stream_decoder(stream, UInt64.max, 0)
+            let status = lzma_stream_decoder(stream, Self.memoryLimit, 0)
             precondition(status == LZMA_OK, "lzma_stream_decoder failed (\(status.rawValue)): out of memory")
             atBoundary = false
             return true
@@ -147,22 +174,25 @@ final class XZDecoder: ShardDecoder {
         let headerSize = (Int(first) + 1) * 4
         let header = try input.peek(headerSize)
         guard header.count == headerSize else { throw input.error(.truncated, at: input.end) }
-        var filters = [lzma_filter](repeating: lzma_filter(), count: Int(LZMA_FILTERS_MAX) + 1)
-        var block = lzma_block()
-        block.version = 1
-        block.header_size = UInt32(headerSize)
-        block.check = lzma_check(rawValue: UInt32(point.check))
-        let status = filters.withUnsafeMutableBufferPointer { filterBuffer in
-            block.filters = filterBuffer.baseAddress
-            let decoded = header.withUnsafeBufferPointer { lzma_block_header_decode(&block, nil, $0.baseAddress) }
-            guard decoded == LZMA_OK else { return decoded }
-            defer {
-                for i in 0..<filterBuffer.count where filterBuffer[i].id != UInt64.max {
-                    free(filterBuffer[i].options)
+        // The previous block's decoder is done with these; the new one keeps `block` in use.
+        freeFilterOptions()
+        block.pointee = lzma_block()
+        block.pointee.version = 1
+        block.pointee.header_size = UInt32(headerSize)
+        block.pointee.check = lzma_check(rawValue: UInt32(point.check))
+        block.pointee.filters = filters
+        var status = header.withUnsafeBufferPointer { lzma_block_header_decode(block, nil, $0.baseAddress) }
+        if status == LZMA_OK {
+            // The block decoder takes no memory limit: check the dictionary the header asks for.
+            for i in 0..<Self.filterSlots where Self.lzmaFilterIDs.contains(filters[i].id) {
+                if let options = filters[i].options?.assumingMemoryBound(to: lzma_options_lzma.self),
+                    UInt64(options.pointee.dict_size) > Self.memoryLimit / 2
+                {
+                    status = LZMA_MEMLIMIT_ERROR
                 }
             }
-            return lzma_block_decoder(stream, &block)
         }
+        if status == LZMA_OK { status = lzma_block_decoder(stream, block) }
         guard status == LZMA_OK else {
             throw input.error(.corrupt("block header: \(Self.describe(status))"))
         }
@@ -183,8 +213,11 @@ final class XZDecoder: ShardDecoder {
             decoder.deinitialize(count: 1)
             decoder.deallocate()
         }
-        var index: OpaquePointer?
-        let status = lzma_file_info_decoder(decoder, &index, UInt64.max, UInt64(input.end))
+        // The decoder writes the index through this pointer at its end, calls later.
+        let indexHolder = UnsafeMutablePointer<OpaquePointer?>.allocate(capacity: 1)
+        indexHolder.initialize(to: nil)
+        defer { indexHolder.deallocate() }
+        let status = lzma_file_info_decoder(decoder, indexHolder, Self.memoryLimit, UInt64(input.end))
         precondition(status == LZMA_OK, "lzma_file_info_decoder failed (\(status.rawValue)): out of memory")
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
         defer { chunk.deallocate() }
@@ -219,7 +252,9 @@ final class XZDecoder: ShardDecoder {
                 throw input.error(.corrupt("the file's index: \(Self.describe(result))"), at: readAt)
             }
         }
-        guard let index else { throw input.error(.corrupt("the file's index could not be read"), at: 0) }
+        guard let index = indexHolder.pointee else {
+            throw input.error(.corrupt("the file's index could not be read"), at: 0)
+        }
         defer { lzma_index_end(index, nil) }
         var iterator = lzma_index_iter()
         lzma_index_iter_init(&iterator, index)

@@ -2,7 +2,7 @@ import CShardZstd
 
 /// Zstandard through `ZSTD_decompressStream`, a frame at a time: this decoder finds the frames
 /// itself (skipping skippable frames, `50`–`5f 2a 4d 18` + a 32-bit length), so a forward pass
-/// records each data frame's (compressed, uncompressed) start, and a resumption starts at one.
+/// records the data frames' (compressed, uncompressed) starts, and a resumption starts at one.
 /// Frames with a content checksum are checked by the library.
 final class ZstdDecoder: ShardDecoder {
     let input: CompressedInput
@@ -15,6 +15,10 @@ final class ZstdDecoder: ShardDecoder {
     private var finished = false
 
     private static let dataMagic: [UInt8] = [0x28, 0xb5, 0x2f, 0xfd]
+    /// A frame start is recorded only this many compressed bytes after the last one recorded
+    /// (an entry's 16 bytes, 20 times): the table stays under 5% of the shard even when the
+    /// frames are tiny; a read then decodes through the small frames in between.
+    private static let minimumGap: Int64 = 20 * 16
 
     init(input: CompressedInput, start: DecoderStart) {
         self.input = input
@@ -81,9 +85,14 @@ final class ZstdDecoder: ShardDecoder {
             if head.starts(with: Self.dataMagic) {
                 if limit == nil {
                     let point = SeekPoint(compressedOffset: input.offset, uncompressedOffset: position)
-                    // A frame that produced nothing is no entry point: the next one replaces it.
-                    if points.last?.uncompressedOffset == position { points.removeLast() }
-                    points.append(point)
+                    if let last = points.last, last.uncompressedOffset == position {
+                        // A frame that produced nothing is no entry point: this one replaces it.
+                        points[points.count - 1] = point
+                    } else if points.isEmpty
+                        || input.offset - points[points.count - 1].compressedOffset >= Self.minimumGap
+                    {
+                        points.append(point)
+                    }
                 }
                 ZSTD_DCtx_reset(context, ZSTD_reset_session_only)
                 atFrameBoundary = false

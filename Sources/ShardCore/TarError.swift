@@ -53,7 +53,7 @@ public struct TarError: Error, Sendable, Equatable, CustomStringConvertible {
             return "not a tar archive: no valid tar header at offset \(offset)"
         case .compressed(let c):
             return
-                "\(c.rawValue)-compressed shard: compressed shards are not supported yet; decompress it first (for example `\(c.decompressCommand) FILE > FILE-decompressed.tar`)"
+                "\(c.rawValue)-compressed data at offset \(offset) where a tar header should be (a file compressed twice, or damaged); check it with `\(c.decompressCommand) FILE | tar -tvf -`"
         case .badChecksum(let stored, let computed):
             return
                 "tar header checksum mismatch at offset \(offset) (stored \(stored), computed \(computed))"

@@ -166,7 +166,7 @@ public struct StrategyChoice: Sendable, Equatable {
 }
 
 /// Bytes in decimal units with one decimal below 100 (`2.4 GB`, `21.3 GB`, `240 MB`, `512 bytes`).
-func formatBytes(_ n: Int64) -> String {
+public func formatBytes(_ n: Int64) -> String {
     if n < 1000 { return n == 1 ? "1 byte" : "\(n) bytes" }
     let units = ["kB", "MB", "GB", "TB", "PB", "EB"]
     var value = Double(n) / 1000

@@ -197,18 +197,65 @@ public final class IndexReader {
     // MARK: Shards, splits, metadata
 
     /// Every shard, in ingest order.
+    ///
+    /// An index older than schema 3 (opened read-only, not migrated) has no compressed shards: its
+    /// shards read with a nil ``ShardRecord/uncompressedSize``.
     public func shards() throws -> [ShardRecord] {
+        let compressed = try hasCompressionColumns()
         let st = try database.cachedStatement(
-            "SELECT id, path, size, mtime_ns, member_count, skipped_count, compression FROM shards ORDER BY id")
+            compressed
+                ? "SELECT id, path, size, mtime_ns, member_count, skipped_count, compression, uncompressed_size FROM shards ORDER BY id"
+                : "SELECT id, path, size, mtime_ns, member_count, skipped_count, compression, NULL FROM shards ORDER BY id"
+        )
         var out: [ShardRecord] = []
         while try st.step() {
             out.append(
                 ShardRecord(
                     id: st.int64(at: 0), path: st.text(at: 1), size: st.int64(at: 2),
                     modificationTimeNanoseconds: st.int64(at: 3), memberCount: st.int(at: 4),
-                    skippedCount: st.int(at: 5), compression: st.text(at: 6)))
+                    skippedCount: st.int(at: 5), compression: st.text(at: 6),
+                    uncompressedSize: st.isNull(at: 7) ? nil : st.int64(at: 7)))
         }
         st.reset()
+        return out
+    }
+
+    /// Whether the index has schema 3's columns for compressed shards (`shards.uncompressed_size`,
+    /// the `seek_tables` table).
+    ///
+    /// - Complexity: one small query on the schema.
+    public func hasCompressionColumns() throws -> Bool {
+        try database.scalarInt(
+            "SELECT COUNT(*) FROM pragma_table_info('shards') WHERE name = ?", .text("uncompressed_size")) == 1
+    }
+
+    /// The seek-point count and stored bytes of each compressed shard's seek table, by shard id
+    /// (empty for an index older than schema 3), for `shardstore info`.
+    ///
+    /// - Complexity: one pass over the seek tables' rows, without reading their data.
+    public func seekTableSizes() throws -> [Int64: (points: Int, bytes: Int64)] {
+        guard try hasCompressionColumns() else { return [:] }
+        let st = try database.prepare("SELECT shard_id, point_count, length(data) FROM seek_tables")
+        var out: [Int64: (points: Int, bytes: Int64)] = [:]
+        while try st.step() { out[st.int64(at: 0)] = (st.int(at: 1), st.int64(at: 2)) }
+        return out
+    }
+
+    /// The seek table of each compressed shard in `ids`, by shard id (none for an index older than
+    /// schema 3). The bytes are returned as stored: the caller decodes and validates them.
+    ///
+    /// - Complexity: one lookup a shard; O(bytes) copied.
+    public func seekTables(forShards ids: [Int64]) throws -> [Int64: StoredSeekTable] {
+        guard !ids.isEmpty, try hasCompressionColumns() else { return [:] }
+        let st = try database.cachedStatement("SELECT point_count, data FROM seek_tables WHERE shard_id = ?")
+        var out: [Int64: StoredSeekTable] = [:]
+        for id in ids {
+            try st.bind(id, at: 1)
+            if try st.step() {
+                out[id] = StoredSeekTable(shardID: id, pointCount: st.int(at: 0), data: st.blob(at: 1))
+            }
+            st.reset()
+        }
         return out
     }
 

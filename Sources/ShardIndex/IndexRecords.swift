@@ -14,12 +14,16 @@ public struct ShardRecord: Sendable, Equatable {
     public var memberCount: Int
     /// Entries of the shard that are not members.
     public var skippedCount: Int
-    /// `none` until compressed shards are supported.
+    /// `none`, or the format of a compressed shard: `gzip`, `zstd`, `xz`, `bzip2` (found from
+    /// its magic bytes at ingest).
     public var compression: String
+    /// The uncompressed tar's size in bytes; nil for an uncompressed shard (``size`` is the tar's).
+    /// Member offsets are offsets into the uncompressed tar.
+    public var uncompressedSize: Int64?
 
     public init(
         id: Int64, path: String, size: Int64, modificationTimeNanoseconds: Int64, memberCount: Int,
-        skippedCount: Int, compression: String = "none"
+        skippedCount: Int, compression: String = "none", uncompressedSize: Int64? = nil
     ) {
         self.id = id
         self.path = path
@@ -28,6 +32,31 @@ public struct ShardRecord: Sendable, Equatable {
         self.memberCount = memberCount
         self.skippedCount = skippedCount
         self.compression = compression
+        self.uncompressedSize = uncompressedSize
+    }
+
+    /// Whether the shard is compressed (its bytes are read through a decompressor).
+    public var isCompressed: Bool { compression != "none" }
+
+    /// The size of the tar the member offsets refer to: ``uncompressedSize`` for a compressed
+    /// shard, else ``size``.
+    public var tarSize: Int64 { uncompressedSize ?? size }
+}
+
+/// Where a compressed shard can be entered, as stored in the index (`seek_tables`): the bytes of
+/// ShardCompression's `SeekTable`, validated by whoever decodes them.
+public struct StoredSeekTable: Sendable, Equatable {
+    /// The shard's row id.
+    public var shardID: Int64
+    /// Seek points (0: the shard can only be read front to back).
+    public var pointCount: Int
+    /// The serialized table.
+    public var data: [UInt8]
+
+    public init(shardID: Int64, pointCount: Int, data: [UInt8]) {
+        self.shardID = shardID
+        self.pointCount = pointCount
+        self.data = data
     }
 }
 

@@ -126,16 +126,38 @@ public final class IndexWriter {
         try flush()
         let st = try database.cachedStatement(
             """
-            INSERT INTO shards(id, path, size, mtime_ns, member_count, skipped_count, compression, ingested_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+            INSERT INTO shards(id, path, size, mtime_ns, member_count, skipped_count, compression, uncompressed_size,
+                ingested_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
             ON CONFLICT(id) DO UPDATE SET path = excluded.path, size = excluded.size, mtime_ns = excluded.mtime_ns,
                 member_count = excluded.member_count, skipped_count = excluded.skipped_count,
-                compression = excluded.compression, ingested_at = excluded.ingested_at
+                compression = excluded.compression, uncompressed_size = excluded.uncompressed_size,
+                ingested_at = excluded.ingested_at
             """)
         try st.execute([
             .integer(s.id), .text(s.path), .integer(s.size), .integer(s.modificationTimeNanoseconds),
             .integer(Int64(s.memberCount)), .integer(Int64(s.skippedCount)), .text(s.compression),
+            s.uncompressedSize.map { .integer($0) } ?? .null,
         ])
+    }
+
+    /// Records (or, with nil, removes) shard `id`'s seek table; a shard scanned again gets the
+    /// table of its new contents, and one that is no longer compressed none.
+    ///
+    /// - Complexity: one row written.
+    public func saveSeekTable(_ table: StoredSeekTable?, forShard id: Int64) throws {
+        try flush()
+        guard let table else {
+            try database.cachedStatement("DELETE FROM seek_tables WHERE shard_id = ?").execute([.integer(id)])
+            return
+        }
+        precondition(table.shardID == id, "a seek table saved under another shard's id")
+        try database.cachedStatement(
+            """
+            INSERT INTO seek_tables(shard_id, point_count, data) VALUES (?, ?, ?)
+            ON CONFLICT(shard_id) DO UPDATE SET point_count = excluded.point_count, data = excluded.data
+            """
+        ).execute([.integer(id), .integer(Int64(table.pointCount)), .blob(table.data)])
     }
 
     /// Sets every shard's `member_count` from the members table (after duplicates moved members

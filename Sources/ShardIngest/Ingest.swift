@@ -1,4 +1,5 @@
 import Dispatch
+import ShardCompression
 import ShardCore
 import ShardIO
 import ShardIndex
@@ -21,6 +22,11 @@ public struct IngestOptions: Sendable {
     /// --data`); unchanged shards indexed without checksums are read for theirs too. Off by
     /// default: ingest then reads only the tar headers.
     public var checksums: Bool
+    /// For compressed shards: about how many uncompressed bytes lie between two gzip seek points
+    /// (1 MiB by default; 64 KiB to 1 GiB). A random read decompresses half of it on average, and
+    /// each point stores a window of up to 32 KiB (compressed), so smaller spans read faster and
+    /// store more.
+    public var seekSpan: Int64
     /// Called from the ingesting thread after each shard.
     public var progress: (@Sendable (IngestProgress) -> Void)?
     /// Polled between shards and every few thousand headers; when it returns true the ingest stops
@@ -29,15 +35,20 @@ public struct IngestOptions: Sendable {
 
     public init(
         split: String? = nil, onDuplicate: DuplicatePolicy = .error, jobs: Int = defaultJobs, checksums: Bool = false,
-        progress: (@Sendable (IngestProgress) -> Void)? = nil, isCancelled: @escaping @Sendable () -> Bool = { false }
+        seekSpan: Int64 = SeekTable.defaultSpan, progress: (@Sendable (IngestProgress) -> Void)? = nil,
+        isCancelled: @escaping @Sendable () -> Bool = { false }
     ) {
         self.split = split
         self.checksums = checksums
+        self.seekSpan = min(max(seekSpan, Self.seekSpanRange.lowerBound), Self.seekSpanRange.upperBound)
         self.onDuplicate = onDuplicate
         self.jobs = max(1, jobs)
         self.progress = progress
         self.isCancelled = isCancelled
     }
+
+    /// The seek spans accepted: 64 KiB to 1 GiB (others are clamped to this range).
+    public static let seekSpanRange: ClosedRange<Int64> = (64 << 10)...(1 << 30)
 
     /// The number of online cores.
     public static var defaultJobs: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
@@ -287,10 +298,10 @@ public enum Ingest {
             let isCancelled = options.isCancelled
             report.waitingForScans = try ParallelScan.run(
                 count: toScan.count, jobs: options.jobs, isCancelled: isCancelled,
-                scan: { [checksums = options.checksums] (i: Int) throws(IngestError) -> ShardScan in
+                scan: { [checksums = options.checksums, span = options.seekSpan] (i: Int) throws(IngestError) -> ShardScan in
                     try ShardScanner.scan(
                         path: scanList[i].openPath, displayPath: scanList[i].storedPath, checksums: checksums,
-                        isCancelled: isCancelled)
+                        seekSpan: span, isCancelled: isCancelled)
                 },
                 consume: { i, scan in
                     var record = toScan[i].record
@@ -299,7 +310,15 @@ public enum Ingest {
                     let written = try grouper.add(scan, shardID: record.id)
                     record.memberCount = written
                     record.skippedCount = scan.skipped.total
+                    record.compression = scan.compression?.format.name ?? "none"
+                    record.uncompressedSize = scan.compression?.uncompressedSize
                     try writer.saveShard(record)
+                    try writer.saveSeekTable(
+                        scan.compression.map {
+                            StoredSeekTable(
+                                shardID: record.id, pointCount: $0.seekTable.isSeekable ? $0.seekTable.pointCount : 0,
+                                data: $0.seekTable.serialized())
+                        }, forShard: record.id)
                     try writer.setChecksumsRecorded(options.checksums, forShard: record.id)
                     if options.checksums { report.bytesChecksummed += record.size }
                     report.skipped += scan.skipped

@@ -1,3 +1,4 @@
+import ShardCompression
 import ShardCore
 import ShardIO
 
@@ -6,10 +7,14 @@ import ShardIO
 public enum IngestError: Error, Sendable, CustomStringConvertible {
     /// The shard is not a readable tar (corrupt, truncated, empty, not a tar).
     case corruptShard(path: String, TarError)
-    /// The shard is compressed.
+    /// Where the tar should start (in the file, or in its decompressed stream) lies compressed
+    /// data that is not a compressed shard ShardStore reads: a file compressed twice, or damaged.
     case compressedShard(path: String, openPath: String, TarError.Compression)
     /// The shard cannot be opened or read.
     case unreadableShard(IOError)
+    /// A compressed shard's data is damaged, truncated or followed by garbage (the error names
+    /// the shard and the compressed byte offset).
+    case decompressionFailed(DecompressionError)
     /// The same (key, extension) twice under the `error` policy.
     case duplicateMember(
         key: SampleKey, ext: String, first: (path: String, offset: Int64), again: (path: String, offset: Int64))
@@ -30,29 +35,16 @@ public enum IngestError: Error, Sendable, CustomStringConvertible {
     /// the shard was rewritten in place. `member` is `key.ext` as a quoted one-line string.
     case shardDiffersFromIndex(path: String, index: String, offset: Int64, member: String, detail: String)
 
-    /// Where the suggested decompress command writes: the compression suffix dropped
-    /// (`a.tar.gz` -> `a.tar`, `a.tgz` -> `a.tar`), else `-decompressed.tar` added to the stem.
-    static func decompressedName(_ path: String) -> String {
-        for (suffix, replacement) in [
-            (".tar.gz", ".tar"), (".tgz", ".tar"), (".tar.bz2", ".tar"), (".tar.xz", ".tar"), (".tar.zst", ".tar"),
-            (".tar.zstd", ".tar"),
-        ]
-        where path.hasSuffix(suffix) {
-            return String(path.dropLast(suffix.count)) + replacement
-        }
-        let stem = path.hasSuffix(".tar") ? String(path.dropLast(4)) : path
-        return stem + "-decompressed.tar"
-    }
-
     public var description: String {
         switch self {
         case .corruptShard(let path, let error):
             return "shard '\(path)': \(error); re-fetch the shard or leave it out of the ingest"
         case .compressedShard(let path, let openPath, let c):
-            let plain = Self.decompressedName(openPath)
             return
-                "shard '\(path)' is \(c.rawValue)-compressed: compressed shards are not supported yet; decompress it first (`\(c.decompressCommand) '\(openPath)' > '\(plain)'`) and ingest the decompressed file"
+                "shard '\(path)': where its tar should start there are \(c.rawValue)-compressed bytes that do not decompress as a shard (compressed twice, or damaged); check it with `\(c.decompressCommand) '\(openPath)' | tar -tvf -`, or leave it out of the ingest"
         case .unreadableShard(let error):
+            return "\(error)"
+        case .decompressionFailed(let error):
             return "\(error)"
         case .duplicateMember(let key, let ext, let first, let again):
             return

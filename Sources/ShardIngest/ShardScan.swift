@@ -1,6 +1,8 @@
+import ShardCompression
 import ShardCore
 import ShardIO
 import ShardIndex
+import ShardLoader
 
 /// Entries of a shard that are not sample members, by reason.
 public struct SkipCounts: Sendable, Equatable {
@@ -62,24 +64,112 @@ struct ShardScan: Sendable {
     /// The CRC-32C of each member's data, parallel to ``members``; empty when checksums were not
     /// asked for.
     var crc32c: [UInt32] = []
+    /// A compressed shard's format, sizes and seek table; nil for a plain tar.
+    var compression: CompressedShardInfo?
+}
+
+/// A decompressed stream that keeps the decompression error behind a failed read, which the tar
+/// scanner reports only as text.
+final class RecordingStream: TarStream {
+    let stream: DecompressingReader
+    private(set) var failure: DecompressionError?
+
+    init(_ stream: DecompressingReader) { self.stream = stream }
+
+    var bytesRead: Int64 { stream.bytesRead }
+
+    var byteCount: Int64 { stream.byteCount }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        do { return try stream.read(into: buffer, at: offset) } catch let error as DecompressionError {
+            failure = error
+            throw error
+        }
+    }
+
+    func forEachPiece(offset: Int64, count: Int64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        do { try stream.forEachPiece(offset: offset, count: count, body) } catch let error as DecompressionError {
+            failure = error
+            throw error
+        }
+    }
+}
+
+
+/// A scan stopped by its cancellation poll.
+private struct Cancelled: Error {}
+
+/// A member whose header or row does not fit the shard, found while checksumming it.
+private struct Differs: Error {
+    var offset: Int64
+    var member: String
+    var detail: String
+}
+
+/// `error` naming the shard as the index stores it (`shard 'a.tar.gz'`), as ingest's other
+/// messages do.
+private func named(_ error: DecompressionError, _ displayPath: String) -> DecompressionError {
+    DecompressionError(
+        format: error.format, path: "shard '\(displayPath)'", compressedOffset: error.compressedOffset, kind: error.kind)
 }
 
 enum ShardScanner {
+    /// The shard at `path`, opened, and its compression (from its first bytes).
+    ///
+    /// - Throws: ``IngestError/unreadableShard(_:)``.
+    private static func open(_ path: String) throws(IngestError) -> (ReadOnlyFile, CompressionFormat) {
+        do {
+            let file = try ReadOnlyFile(path: path)
+            return (file, try detectCompression(file))
+        } catch { throw .unreadableShard(error) }
+    }
+
     /// Scans the headers of the shard at `path`; with `checksums`, reads the whole shard front to
     /// back instead (large reads into one buffer), computing each member's CRC-32C as its header
     /// is found.
     ///
     /// - Throws: ``IngestError`` naming the shard and offset.
-    static func scan(path: String, displayPath: String, checksums: Bool = false, isCancelled: () -> Bool)
-        throws(IngestError) -> ShardScan
-    {
-        let file: ReadOnlyFile
-        do { file = try ReadOnlyFile(path: path) } catch { throw .unreadableShard(error) }
+    static func scan(
+        path: String, displayPath: String, checksums: Bool = false, seekSpan: Int64 = SeekTable.defaultSpan,
+        isCancelled: () -> Bool
+    ) throws(IngestError) -> ShardScan {
+        let (file, format) = try open(path)
+        if format != .none {
+            // One streaming pass: the scanner reads headers from the decompressed stream, skipping
+            // member data by decompressing past it (checksummed on the way when asked for).
+            let stream: RecordingStream
+            do {
+                stream = RecordingStream(try DecompressingReader(file: file, format: format, seekSpan: seekSpan))
+            } catch { throw .decompressionFailed(named(error, displayPath)) }
+            var result = try scan(stream, path: path, displayPath: displayPath, checksums: checksums, isCancelled: isCancelled)
+            let info: CompressedShardInfo
+            do { info = try stream.stream.finish() } catch { throw .decompressionFailed(named(error, displayPath)) }
+            // A tar cut short inside a complete compressed stream: the scanner, which cannot know
+            // the stream's size up front, saw its end where the next header should be.
+            if let last = result.members.max(by: { $0.dataOffset + $0.length < $1.dataOffset + $1.length }),
+                last.dataOffset + last.length > info.uncompressedSize
+            {
+                throw .corruptShard(
+                    path: displayPath,
+                    TarError(
+                        .truncatedMember(needed: last.dataOffset + last.length, fileSize: info.uncompressedSize),
+                        at: last.headerOffset))
+            }
+            result.compression = info
+            return result
+        }
         // The scanner reads through one buffer: a small window for headers alone (the headers of
         // small members share one `pread`), or large reads that also serve the members' data for
         // their checksums, so a scan with checksums is one pass over the shard.
         let reader = SequentialReader(
             file: file, bufferSize: checksums ? SequentialReader.defaultBufferSize : SequentialReader.headerWindowSize)
+        return try scan(reader, path: path, displayPath: displayPath, checksums: checksums, isCancelled: isCancelled)
+    }
+
+    /// Scans the tar read through `reader` (the file, or its decompressed stream).
+    private static func scan<S: TarStream>(
+        _ reader: S, path: String, displayPath: String, checksums: Bool, isCancelled: () -> Bool
+    ) throws(IngestError) -> ShardScan {
         let sequential = checksums ? reader : nil
         var scanner = TarScanner(reader)
         var result = ShardScan()
@@ -88,6 +178,7 @@ enum ShardScanner {
         while true {
             let entry: TarEntry?
             do { entry = try scanner.next() } catch {
+                if let failure = (reader as? RecordingStream)?.failure { throw .decompressionFailed(named(failure, displayPath)) }
                 if case .compressed(let c) = error.kind { throw .compressedShard(path: displayPath, openPath: path, c) }
                 throw .corruptShard(path: displayPath, error)
             }
@@ -116,7 +207,8 @@ enum ShardScanner {
                     if let sequential {
                         result.crc32c.append(
                             try checksum(
-                                sequential, offset: entry.dataOffset, count: entry.size, isCancelled: isCancelled))
+                                sequential, offset: entry.dataOffset, count: entry.size, displayPath: displayPath,
+                                isCancelled: isCancelled))
                     }
                 case .metadata: result.skipped.metadataNames += 1
                 case .noMatch: result.skipped.noExtension += 1
@@ -143,17 +235,31 @@ enum ShardScanner {
     static func checksumIndexed(
         path: String, displayPath: String, indexPath: String, members: [StoredMember], isCancelled: () -> Bool
     ) throws(IngestError) -> [UInt32] {
-        struct Cancelled: Error {}
-        struct Differs: Error {
-            var offset: Int64
-            var member: String
-            var detail: String
+        let (file, format) = try open(path)
+        if format != .none {
+            let stream: DecompressingReader
+            do { stream = try DecompressingReader(file: file, format: format) } catch {
+                throw .decompressionFailed(named(error, displayPath))
+            }
+            return try checksumIndexed(
+                stream, tarSize: nil, displayPath: displayPath, indexPath: indexPath, members: members,
+                isCancelled: isCancelled)
         }
-        let file: ReadOnlyFile
-        do { file = try ReadOnlyFile(path: path) } catch { throw .unreadableShard(error) }
-        let reader = SequentialReader(file: file)
+        return try checksumIndexed(
+            SequentialReader(file: file), tarSize: file.status.size, displayPath: displayPath, indexPath: indexPath,
+            members: members, isCancelled: isCancelled)
+    }
+
+    /// ``checksumIndexed(path:displayPath:indexPath:members:isCancelled:)`` through `reader`;
+    /// `tarSize` is the tar's size when known up front (a compressed stream's end shows as a read
+    /// that ends early).
+    private static func checksumIndexed<S: TarStream>(
+        _ reader: S, tarSize: Int64?, displayPath: String, indexPath: String, members: [StoredMember],
+        isCancelled: () -> Bool
+    ) throws(IngestError) -> [UInt32] {
         var out: [UInt32] = []
         out.reserveCapacity(members.count)
+        var block = [UInt8](repeating: 0, count: 512)
         do {
             for (i, m) in members.enumerated() {
                 if i & 0xFF == 0xFF, isCancelled() { throw Cancelled() }
@@ -162,14 +268,20 @@ enum ShardScanner {
                 let l = m.location
                 let (end, overflow) = l.dataOffset.addingReportingOverflow(l.length)
                 guard l.length >= 0, l.dataOffset >= 512, l.dataOffset % 512 == 0, !overflow,
-                    end <= file.status.size
+                    end <= (tarSize ?? Int64.max)
                 else {
                     throw Differs(
                         offset: l.dataOffset, member: name,
                         detail: "the index row (data offset \(l.dataOffset), length \(l.length)) does not fit the shard"
                     )
                 }
-                let mismatch = try reader.withContiguousBytes(offset: l.dataOffset - 512, count: 512) { block in
+                let got = try block.withUnsafeMutableBytes { try reader.read(into: $0, at: l.dataOffset - 512) }
+                guard got == 512 else {
+                    throw Differs(
+                        offset: l.dataOffset - 512, member: name,
+                        detail: "the shard's tar ends at byte \(l.dataOffset - 512 + Int64(got)), before this member's header")
+                }
+                let mismatch = block.withUnsafeBytes { block in
                     key.withUnsafeBytes { k in
                         Array(m.ext.utf8).withUnsafeBytes { e in
                             MemberHeaderCheck.check(
@@ -178,15 +290,16 @@ enum ShardScanner {
                     }
                 }
                 if let mismatch { throw Differs(offset: l.dataOffset - 512, member: name, detail: "\(mismatch)") }
-                var crc = CRC32C()
-                try reader.forEachPiece(offset: l.dataOffset, count: l.length) { piece in
-                    if piece.count == reader.bufferSize, isCancelled() { throw Cancelled() }
-                    crc.update(piece)
-                }
-                out.append(crc.value)
+                out.append(
+                    try checksum(
+                        reader, offset: l.dataOffset, count: l.length, displayPath: displayPath, isCancelled: isCancelled))
             }
+        } catch let error as IngestError {
+            throw error
         } catch let error as IOError {
             throw .unreadableShard(error)
+        } catch let error as DecompressionError {
+            throw .decompressionFailed(named(error, displayPath))
         } catch let error as Differs {
             throw .shardDiffersFromIndex(
                 path: displayPath, index: indexPath, offset: error.offset, member: error.member, detail: error.detail)
@@ -201,18 +314,24 @@ enum ShardScanner {
     /// - Throws: ``IngestError/cancelled`` (polled every buffer-full), or
     ///   ``IngestError/unreadableShard(_:)`` when a read fails or the file ends early.
     /// - Complexity: O(count) CRC work, one `pread` per buffer-full.
-    static func checksum(_ reader: SequentialReader, offset: Int64, count: Int64, isCancelled: () -> Bool)
-        throws(IngestError) -> UInt32
-    {
-        struct Cancelled: Error {}
+    static func checksum<S: TarStream>(
+        _ reader: S, offset: Int64, count: Int64, displayPath: String, isCancelled: () -> Bool
+    ) throws(IngestError) -> UInt32 {
         var crc = CRC32C()
+        var sincePoll = 0
         do {
             try reader.forEachPiece(offset: offset, count: count) { piece in
-                if piece.count == reader.bufferSize, isCancelled() { throw Cancelled() }
+                sincePoll += piece.count
+                if sincePoll >= 4 << 20 {
+                    sincePoll = 0
+                    if isCancelled() { throw Cancelled() }
+                }
                 crc.update(piece)
             }
         } catch let error as IOError {
             throw .unreadableShard(error)
+        } catch let error as DecompressionError {
+            throw .decompressionFailed(named(error, displayPath))
         } catch {
             throw .cancelled
         }

@@ -157,12 +157,41 @@ struct MappedSource: ByteSource {
     }
 }
 
+/// The `mmap` strategy's source when some shards are compressed: a compressed shard cannot be
+/// mapped, so samples in compressed shards are read like `pread` reads them (through their
+/// decompressors), the others from the mappings.
+struct SplitSource: ByteSource {
+    let mapped: MappedSource
+    let file: FileSource
+
+    func locate(_ reads: MemberReads, window: ReadWindow?, into slots: UnsafeMutableBufferPointer<UnsafeRawPointer?>)
+        throws -> AnyObject?
+    {
+        let compressed = file.compressed!
+        for row in reads.rows where compressed.isCompressed(Int(row.shard)) {
+            return try file.locate(reads, window: window, into: slots)
+        }
+        return try mapped.locate(reads, window: window, into: slots)
+    }
+
+    func forChildProcess() -> any ByteSource {
+        SplitSource(
+            mapped: MappedSource(files: mapped.files.forChildProcess(), policy: mapped.policy),
+            file: FileSource(
+                files: file.files.forChildProcess(), policy: file.policy, compressed: file.compressed?.forChildProcess()))
+    }
+
+    func sequentialPass(_ starting: Bool) { mapped.sequentialPass(starting) }
+}
+
 /// The `pread` strategy's source: each sample is read, with its members' header blocks, into a
 /// buffer of its own (one `pread` when its members lie close together in one shard), or, in a
 /// sequential pass, served from a read-ahead ``ReadWindow``.
 struct FileSource: ByteSource {
     let files: ShardFiles<ReadOnlyFile>
     let policy: HeaderPolicy
+    /// The dataset's compressed shards, read through their decompressors; nil when none is used.
+    var compressed: CompressedShards? = nil
 
     func locate(_ reads: MemberReads, window: ReadWindow?, into slots: UnsafeMutableBufferPointer<UnsafeRawPointer?>)
         throws -> AnyObject?
@@ -189,8 +218,7 @@ struct FileSource: ByteSource {
             let base = try window.bytes(
                 shard: Int(rows[0].shard), from: low, count: span,
                 { buffer, offset in
-                    let file = try files.file(Int(rows[0].shard))
-                    let n = try file.readAll(into: buffer, at: offset)
+                    let n = try readAll(Int(rows[0].shard), into: buffer, at: offset)
                     if n < span {
                         throw ShardCheck.shortRead(
                             files.paths[Int(rows[0].shard)], size: offset + Int64(n), offset: offset, span)
@@ -222,12 +250,22 @@ struct FileSource: ByteSource {
         return buffer
     }
 
-    func forChildProcess() -> any ByteSource { FileSource(files: files.forChildProcess(), policy: policy) }
+    func forChildProcess() -> any ByteSource {
+        FileSource(files: files.forChildProcess(), policy: policy, compressed: compressed?.forChildProcess())
+    }
+
+    /// Reads up to `buffer.count` tar bytes of shard `shard` at `offset`: from the file, or
+    /// through the decompressor of a compressed shard. Fewer only at the end of the tar.
+    @inline(__always)
+    private func readAll(_ shard: Int, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        let file = try files.file(shard)
+        if let compressed, let n = try compressed.read(shard, file: file, into: buffer, at: offset) { return n }
+        return try file.readAll(into: buffer, at: offset)
+    }
 
     private func read(_ shard: Int, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws {
         guard !buffer.isEmpty else { return }
-        let file = try files.file(shard)
-        let n = try file.readAll(into: buffer, at: offset)
+        let n = try readAll(shard, into: buffer, at: offset)
         if n < buffer.count {
             throw ShardCheck.shortRead(files.paths[shard], size: offset + Int64(n), offset: offset, buffer.count)
         }

@@ -47,7 +47,7 @@ extension Dataset {
         }
         var members = try reader.memberRows(ofSample: id, extensions: extensions)
         for member in members {
-            let shardSize = shardNumbers[member.location.shardID].map { shards[$0].size }
+            let shardSize = shardNumbers[member.location.shardID].map { shards[$0].tarSize }
             if let defect = member.location.defect(shardSize: shardSize) {
                 throw IndexRowError(
                     indexPath: indexPath, sample: id, key: SampleKey(bytes: key), ext: member.ext, defect: defect)

@@ -1,3 +1,4 @@
+import ShardCompression
 import ShardCore
 import ShardIO
 import ShardIndex
@@ -91,15 +92,24 @@ public final class Dataset: Sendable {
         /// costs (`shardstore bench --no-header-check`): without it, a shard swapped for another
         /// of the same size and modification time is read without notice.
         public var verifiesHeaders: Bool
+        /// A folder for whole decompressed copies of compressed shards that cannot be entered in
+        /// the middle (one zstd frame, one xz block, bzip2) when they do not fit in RAM; it must
+        /// exist. Nil reads `SHARDSTORE_CACHE_DIR` (none: such shards must fit in RAM).
+        public var cacheDirectory: String?
+        /// The most bytes of copies kept in ``cacheDirectory`` (least recently used ones are
+        /// deleted first); nil reads `SHARDSTORE_CACHE_LIMIT`, else 16 GiB.
+        public var cacheLimit: Int64?
 
         public init(
             memory: MemoryFigures? = nil, lookup: LookupMode = .auto, maxOpenShards: Int? = nil,
-            verifiesHeaders: Bool = true
+            verifiesHeaders: Bool = true, cacheDirectory: String? = nil, cacheLimit: Int64? = nil
         ) {
             self.memory = memory
             self.lookup = lookup
             self.maxOpenShards = maxOpenShards
             self.verifiesHeaders = verifiesHeaders
+            self.cacheDirectory = cacheDirectory
+            self.cacheLimit = cacheLimit
         }
     }
 
@@ -186,22 +196,39 @@ public final class Dataset: Sendable {
         let paths = shards.map { Paths.resolveStoredShardPath($0.path, indexDirectory: indexDirectory) }
         let capacity = options.maxOpenShards ?? ShardFileCache<MappedFile>.defaultCapacity()
         let policy = HeaderPolicy(verifies: options.verifiesHeaders, indexPath: path)
+        let compressed = try CompressedShards.make(
+            records: shards, paths: paths, used: used, tables: prepared.seekTables, indexPath: path,
+            cacheCapacity: prepared.cacheCapacity, cacheFolder: prepared.cacheFolder)
         switch plan.choice.strategy {
         case .memory:
             let files = try ShardFiles<ReadOnlyFile>(
                 records: shards, paths: paths, used: used, capacity: capacity, indexPath: path)
             source = PreloadedSource(
-                arenas: try Preload.load(prepared.table!, from: files, verifiesHeaders: options.verifiesHeaders))
+                arenas: try Preload.load(
+                    prepared.table!, from: files, compressed: compressed, verifiesHeaders: options.verifiesHeaders))
         case .mmap:
-            source = MappedSource(
+            // A compressed shard cannot be mapped: its samples are read through its decompressor.
+            let plain = used.indices.map { used[$0] && !shards[$0].isCompressed }
+            let mapped = MappedSource(
                 files: try ShardFiles<MappedFile>(
-                    records: shards, paths: paths, used: used, capacity: capacity, indexPath: path),
+                    records: shards, paths: paths, used: plain, capacity: capacity, indexPath: path),
                 policy: policy)
+            if let compressed {
+                let packed = used.indices.map { used[$0] && shards[$0].isCompressed }
+                source = SplitSource(
+                    mapped: mapped,
+                    file: FileSource(
+                        files: try ShardFiles<ReadOnlyFile>(
+                            records: shards, paths: paths, used: packed, capacity: capacity, indexPath: path),
+                        policy: policy, compressed: compressed))
+            } else {
+                source = mapped
+            }
         case .pread, .auto:
             source = FileSource(
                 files: try ShardFiles<ReadOnlyFile>(
                     records: shards, paths: paths, used: used, capacity: capacity, indexPath: path),
-                policy: policy)
+                policy: policy, compressed: compressed)
         }
         pool = ConnectionPool(path: path, first: prepared.reader)
         openedInProcess = getpid()
@@ -294,6 +321,13 @@ public final class Dataset: Sendable {
         var shardNumbers: [Int64: Int]
         /// Which shards the selection reads (all of them without a table).
         var used: [Bool]
+        /// The stored seek tables of the used compressed shards, by shard id.
+        var seekTables: [Int64: StoredSeekTable]
+        /// The bytes of whole decompressed shards kept for reads (shards that cannot be entered
+        /// in the middle).
+        var cacheCapacity: Int64
+        /// Where such copies go instead of RAM, when they do not fit there.
+        var cacheFolder: ShardCacheFolder?
     }
 
     private static func prepare(
@@ -412,10 +446,20 @@ public final class Dataset: Sendable {
                 "the memory strategy would read \(selectionBytes) bytes into RAM, more than the \(available) bytes available; use \(others.text(.api)), or \(auto.text(.api)) to choose",
                 mentioning: [others, auto])
         }
-        let choice = StrategyChoice.choose(
+        var choice = StrategyChoice.choose(
             requested: strategy, selectionBytes: selectionBytes, tableBytes: table?.byteCount ?? estimate,
             memory: memory, tableFits: table != nil, withoutTable: withoutTable,
             mentioning: lookupWithoutTable.map { [$0] } ?? [])
+        // Compressed shards: read through their seek points, or decompressed whole into a cache.
+        let compressedIDs = shards.indices.filter { used[$0] && shards[$0].isCompressed }.map { shards[$0].id }
+        let seekTables = try reader.seekTables(forShards: compressedIDs)
+        var cacheCapacity: Int64 = 0
+        var cacheFolder: ShardCacheFolder?
+        if !compressedIDs.isEmpty {
+            (choice, cacheCapacity, cacheFolder) = try Self.accountForCompression(
+                choice, requested: strategy, shards: shards, used: used, seekTables: seekTables, memory: memory,
+                options: options)
+        }
         let lookup: Lookup =
             if let table { .table(bytes: table.byteCount) } else if let locations { .file(path: locations.path) } else {
                 .statements
@@ -425,7 +469,76 @@ public final class Dataset: Sendable {
             memory: memory)
         return Prepared(
             plan: plan, reader: reader, table: table, locations: locations, splitIndexes: splitIndexes,
-            splitID: splitID, shards: shards, shardNumbers: numbers, used: used)
+            splitID: splitID, shards: shards, shardNumbers: numbers, used: used, seekTables: seekTables,
+            cacheCapacity: cacheCapacity, cacheFolder: cacheFolder)
+    }
+
+    /// The choice adjusted for the selection's compressed shards, the RAM for whole decompressed
+    /// shards, and the cache folder used instead: `mmap` does not apply to a compressed shard
+    /// (when every used shard is compressed, `auto` takes `pread`); a shard that cannot be entered
+    /// in the middle (one zstd frame, one xz block, bzip2) is decompressed whole, into a RAM cache
+    /// of at least its size when it fits in half the memory available, else into the cache
+    /// folder (``Options/cacheDirectory``, `SHARDSTORE_CACHE_DIR`). With `memory`, the preload
+    /// decompresses every shard once instead. The reason says how the compressed shards are read.
+    ///
+    /// - Throws: ``DatasetError`` (`.outOfMemory`) when such a shard does not fit in RAM and no
+    ///   cache folder is named, or (`.invalidArgument`) when the folder does not exist.
+    private static func accountForCompression(
+        _ choice: StrategyChoice, requested: LoadingStrategy, shards: [ShardRecord], used: [Bool],
+        seekTables: [Int64: StoredSeekTable], memory: MemoryFigures, options: Options
+    ) throws -> (StrategyChoice, Int64, ShardCacheFolder?) {
+        var choice = choice
+        var seekable = 0
+        var whole: [ShardRecord] = []
+        var plain = 0
+        for (n, s) in shards.enumerated() where used[n] {
+            if !s.isCompressed {
+                plain += 1
+            } else if (seekTables[s.id]?.pointCount ?? 0) > 0 {
+                seekable += 1
+            } else {
+                whole.append(s)
+            }
+        }
+        if choice.strategy == .mmap, plain == 0, requested == .auto {
+            choice.strategy = .pread
+            choice.reason = "pread" + choice.reason.dropFirst("mmap".count) + " (every shard is compressed: none can be mapped)"
+        }
+        var notes: [String] = []
+        if choice.strategy == .memory {
+            notes.append("compressed shards are decompressed once, into the preload")
+        } else if seekable > 0 {
+            notes.append(
+                "\(seekable) compressed shard\(seekable == 1 ? " is" : "s are") read from \(seekable == 1 ? "its" : "their") seek points"
+            )
+        }
+        var capacity: Int64 = 0
+        var folder: ShardCacheFolder?
+        if choice.strategy != .memory, let largest = whole.map({ $0.uncompressedSize ?? 0 }).max() {
+            let some = "\(whole.count) compressed shard\(whole.count == 1 ? "" : "s") that cannot be entered in the middle (one zstd frame or xz block, or bzip2) \(whole.count == 1 ? "is" : "are") decompressed whole"
+            let available = memory.available ?? Int64.max
+            if largest <= available / 2 {
+                // Room for the largest shard, and for a few while threads read several: a quarter
+                // of what is available, at most.
+                capacity = max(largest, min(available / 4, largest * 4))
+                notes.append("\(some) into a RAM cache of \(formatBytes(capacity))")
+            } else if let named = try options.cacheDirectory.map({
+                try ShardCacheFolder(path: $0, limit: options.cacheLimit ?? ShardCacheFolder.defaultLimit)
+            }) ?? ShardCacheFolder.fromEnvironment() {
+                folder = named
+                notes.append(
+                    "\(some) into the cache folder '\(MessageText.escaped(named.path))' (up to \(formatBytes(named.limit)), least recently used copies deleted first), as the largest needs \(formatBytes(largest)), more than half of the \(formatBytes(available)) available"
+                )
+            } else {
+                let name = whole.max { ($0.uncompressedSize ?? 0) < ($1.uncompressedSize ?? 0) }!.path
+                throw DatasetError(
+                    .outOfMemory,
+                    "shard '\(MessageText.escaped(name))' cannot be read in the middle (one \(whole[0].compression) frame or block) and decompresses to \(largest) bytes, more than half of the \(available) bytes available; set SHARDSTORE_CACHE_DIR to a folder with room for it (copies are kept there), or compress the shard in independent pieces (`pzstd`, `xz --block-size=4MiB`, or gzip) and ingest that"
+                )
+            }
+        }
+        if !notes.isEmpty { choice.reason += "; " + notes.joined(separator: "; ") }
+        return (choice, capacity, folder)
     }
 
     /// `".JPG"` → `"jpg"`; `".png"` stays `".png"` when a member has that extension (`y..png`).

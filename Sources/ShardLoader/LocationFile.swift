@@ -229,7 +229,7 @@ public final class LocationFile: Sendable {
         }
         guard at == tail.count else { throw Unusable(reason: "'\(path)' is damaged (extension list)") }
         let bounds = LocationSlot.Bounds(
-            slotSize: Int(slotSize), shardSizes: shards.map(\.size), extensionCount: Int(extCount),
+            slotSize: Int(slotSize), shardSizes: shards.map(\.tarSize), extensionCount: Int(extCount),
             overflowStart: Int64(overflowStart), tailStart: Int64(tailStart))
         return LocationFile(
             path: path, file: file, sampleCount: samples, memberCount: Int(memberCount), extensionNames: names,

@@ -192,7 +192,7 @@ final class LocationTable: @unchecked Sendable {
             guard ext < PackedMember.maxExtensions else { throw Overflow(reason: "more than 65536 extensions") }
             let location = rows.location
             let shard = shardNumbers[location.shardID]
-            if let defect = location.defect(shardSize: shard.map { shards[$0].size }) {
+            if let defect = location.defect(shardSize: shard.map { shards[$0].tarSize }) {
                 let keyBytes = table.keyBytes[Int(table.keyStarts[position])..<Int(table.keyStarts[position + 1])]
                 throw IndexRowError(
                     indexPath: indexPath, sample: sampleID, key: SampleKey(bytes: keyBytes),

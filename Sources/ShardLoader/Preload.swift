@@ -1,3 +1,4 @@
+import ShardCompression
 import ShardCore
 import ShardIO
 import ShardIndex
@@ -35,9 +36,10 @@ enum Preload {
     ///   `IOError` naming the shard and offset when a read fails or a shard is shorter than the
     ///   index says. Nothing stays allocated then.
     /// - Complexity: one pass over the selected bytes, mostly in reads of up to 8 MiB.
-    static func load(_ table: LocationTable, from files: ShardFiles<ReadOnlyFile>, verifiesHeaders: Bool = true) throws
-        -> Arenas
-    {
+    static func load(
+        _ table: LocationTable, from files: ShardFiles<ReadOnlyFile>, compressed: CompressedShards? = nil,
+        verifiesHeaders: Bool = true
+    ) throws -> Arenas {
         let shardCount = files.records.count
         // Member numbers grouped by shard, each group in file order.
         var bytes = [Int](repeating: 0, count: shardCount)
@@ -67,8 +69,8 @@ enum Preload {
                 guard starts[s] < starts[s + 1], failure.withLock({ $0 == nil }) else { return }
                 do {
                     try loadShard(
-                        files, s, order[starts[s]..<starts[s + 1]], offsets, lengths, into: arenas.buffers[s],
-                        placed: placed, checking: verifiesHeaders ? table : nil)
+                        files, s, compressed?.infos[s], order[starts[s]..<starts[s + 1]], offsets, lengths,
+                        into: arenas.buffers[s], placed: placed, checking: verifiesHeaders ? table : nil)
                 } catch {
                     failure.withLock { if $0 == nil { $0 = error } }
                 }
@@ -82,13 +84,35 @@ enum Preload {
 
     /// Reads shard `s`'s members (`members`, in file order) into `arena`, recording where each
     /// went; with `checking` (the table, still holding shard offsets), checks each member's header.
+    ///
+    /// A compressed shard (`compressed`) is read through one front-to-back decompression: the
+    /// members come in file order.
     private static func loadShard(
-        _ files: ShardFiles<ReadOnlyFile>, _ s: Int, _ members: ArraySlice<Int>, _ offsets: [Int64], _ lengths: [Int64],
-        into arena: UnsafeMutableRawBufferPointer, placed: UnsafeMutableBufferPointer<Int64>,
-        checking table: LocationTable?
+        _ files: ShardFiles<ReadOnlyFile>, _ s: Int, _ compressed: CompressedShards.Shard?, _ members: ArraySlice<Int>,
+        _ offsets: [Int64], _ lengths: [Int64], into arena: UnsafeMutableRawBufferPointer,
+        placed: UnsafeMutableBufferPointer<Int64>, checking table: LocationTable?
     ) throws {
         let file = try files.file(s)
         let record = files.records[s]
+        var stream: DecompressingReader? = nil
+        if let compressed {
+            do { stream = try DecompressingReader(file: file, format: compressed.format) } catch {
+                throw CompressedShardError(shard: compressed, error)
+            }
+        }
+        func readExactly(_ file: ReadOnlyFile, _ record: ShardRecord, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws {
+            guard let stream, let compressed else { return try Preload.readExactly(file, record, into: buffer, at: offset) }
+            let n: Int
+            do { n = try stream.read(into: buffer, at: offset) } catch {
+                throw CompressedShardError(shard: compressed, error)
+            }
+            if n < buffer.count {
+                throw CompressedShardError(
+                    path: record.path,
+                    detail: "the shard's tar ends at byte \(offset + Int64(n)) but \(buffer.count) bytes are needed from offset \(offset)",
+                    isSeekTable: false)
+            }
+        }
         let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: window, alignment: 64)
         defer { staging.deallocate() }
         let header = table == nil ? 0 : Int64(MemberHeaderCheck.blockSize)

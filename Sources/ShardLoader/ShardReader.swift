@@ -66,6 +66,10 @@ public final class ShardReader: Sendable {
     public let indexPath: String
     private let shards: [Int64: ShardRecord]
     private let files = Mutex<[Int64: ReadOnlyFile]>([:])
+    /// The compressed shards (numbered by their place in `numbers`), read through their
+    /// decompressors; nil when the index has none.
+    private let compressed: CompressedShards?
+    private let numbers: [Int64: Int]
 
     /// A reader for the shards recorded in `index`.
     ///
@@ -74,8 +78,22 @@ public final class ShardReader: Sendable {
         indexPath = index.path
         indexDirectory = try Paths.real(Paths.directory(of: Paths.absolute(index.path)))
         var byID: [Int64: ShardRecord] = [:]
-        for s in try index.shards() { byID[s.id] = s }
+        let records = try index.shards()
+        var numbers: [Int64: Int] = [:]
+        for (n, s) in records.enumerated() {
+            byID[s.id] = s
+            numbers[s.id] = n
+        }
         shards = byID
+        self.numbers = numbers
+        let directory = indexDirectory
+        let packed = records.filter(\.isCompressed).map(\.id)
+        // Shards that cannot be entered in the middle are decompressed whole for the read that
+        // needs them and not kept (a command reads one member).
+        compressed = try CompressedShards.make(
+            records: records, paths: records.map { Paths.resolveStoredShardPath($0.path, indexDirectory: directory) },
+            used: records.map(\.isCompressed), tables: try index.seekTables(forShards: packed), indexPath: index.path,
+            cacheCapacity: 0)
     }
 
     /// The shard record with row id `id`.
@@ -119,13 +137,29 @@ public final class ShardReader: Sendable {
     /// - Complexity: one `pread` of `512 + length` bytes.
     public func bytes(of member: MemberRecord, key: SampleKey, sample: Int64? = nil) throws -> [UInt8] {
         let location = member.location
-        if let defect = location.defect(shardSize: shards[location.shardID]?.size) {
+        if let defect = location.defect(shardSize: shards[location.shardID]?.tarSize) {
             throw IndexRowError(indexPath: indexPath, sample: sample, key: key, ext: member.ext, defect: defect)
         }
         let file = try file(forShard: location.shardID)
         let header = MemberHeaderCheck.blockSize
         let count = header + Int(location.length)
-        let bytes = try file.read(count: count, at: location.dataOffset - Int64(header))
+        let bytes: [UInt8]
+        if let compressed, let n = numbers[location.shardID], compressed.isCompressed(n) {
+            var buffer = [UInt8](repeating: 0, count: count)
+            let got = try buffer.withUnsafeMutableBytes {
+                try compressed.read(n, file: file, into: $0, at: location.dataOffset - Int64(header))!
+            }
+            guard got == count else {
+                throw CompressedShardError(
+                    path: shards[location.shardID]!.path,
+                    detail:
+                        "the shard's tar ends at byte \(location.dataOffset - Int64(header) + Int64(got)) but \(count) bytes are needed from offset \(location.dataOffset - Int64(header))",
+                    isSeekTable: false)
+            }
+            bytes = buffer
+        } else {
+            bytes = try file.read(count: count, at: location.dataOffset - Int64(header))
+        }
         let row = PackedMember(
             offset: location.dataOffset, ext: 0, length: location.length, shard: 0,
             extended: location.headerOffset < location.dataOffset - Int64(header))

@@ -1,3 +1,4 @@
+import ShardCompression
 import ShardCore
 import ShardIO
 import ShardIndex
@@ -227,7 +228,7 @@ public enum Verifier {
         // The shard being read: its number, its file (nil when missing or unreadable).
         // Headers alone are read through a 4 KiB read-ahead window (the headers of small members
         // share one `pread`), with `data` from the sequential reader's large reads.
-        var current: (n: Int, file: SequentialReader?, reader: SequentialReader?)?
+        var current: (n: Int, file: (any TarStream)?, reader: (any TarStream)?)?
         var headerBytesRead: Int64 = 0
         var readerBytesDone: Int64 = 0
         func finishShard() {
@@ -264,6 +265,30 @@ public enum Verifier {
                         detail: "its modification time differs from the one recorded at ingest; run ingest again",
                         expected: "\(record.modificationTimeNanoseconds)",
                         found: "\(file.status.modificationTimeNanoseconds)"))
+            }
+            // A compressed shard is read through one front-to-back decompression, for its headers
+            // and its data alike (members come in storage order).
+            if record.isCompressed {
+                guard let format = CompressionFormat(name: record.compression), format != .none else {
+                    problem(
+                        VerificationProblem(
+                            kind: .shard, shardPath: record.path,
+                            detail:
+                                "the index records it as '\(MessageText.escaped(record.compression))'-compressed, which this build cannot read; its members were not checked"
+                        ))
+                    current = (n, nil, nil)
+                    return
+                }
+                do {
+                    let stream = try DecompressingReader(file: file, format: format)
+                    current = (n, stream, options.data ? stream : nil)
+                } catch {
+                    problem(
+                        VerificationProblem(
+                            kind: .shard, shardPath: record.path, detail: "\(error); its members were not checked"))
+                    current = (n, nil, nil)
+                }
+                return
             }
             current = (
                 n, SequentialReader(file: file, bufferSize: SequentialReader.headerWindowSize),
@@ -308,7 +333,7 @@ public enum Verifier {
                 rowProblem("the row names sample id \(m.sampleID), which the index does not list")
                 return true
             }
-            if let detail = rowDefect(l, shardSize: record.size) {
+            if let detail = rowDefect(l, shardSize: record.tarSize) {
                 rowProblem(detail)
                 return true
             }
@@ -330,29 +355,21 @@ public enum Verifier {
                         detail: "cannot read the member: \(error.detail ?? error.description)"))
             }
             let mismatch: MemberHeaderCheck.Mismatch?
-            if let reader = current?.reader {
-                do {
-                    mismatch = try reader.withContiguousBytes(offset: headerOffset, count: 512) { check($0) }
-                } catch let error as IOError {
-                    shortFile(error)
-                    return true
-                }
-            } else {
-                let got: Int
-                do { got = try file.read(into: headerBlock, at: headerOffset) } catch {
-                    shortFile(error as? IOError ?? IOError("read", path: file.file.path, errno: 0, detail: "\(error)"))
-                    return true
-                }
-                headerBytesRead += Int64(got)
-                guard got == 512 else {
-                    shortFile(
-                        IOError(
-                            "read", path: file.file.path, errno: 0,
-                            detail: "the shard ends at byte \(headerOffset + Int64(got)), before the member's header"))
-                    return true
-                }
-                mismatch = check(UnsafeRawBufferPointer(headerBlock))
+            let source: any TarStream = current?.reader ?? file
+            let got: Int
+            do { got = try source.read(into: headerBlock, at: headerOffset) } catch {
+                shortFile(error as? IOError ?? IOError("read", path: record.path, errno: 0, detail: "\(error)"))
+                return true
             }
+            if current?.reader == nil, !record.isCompressed { headerBytesRead += Int64(got) }
+            guard got == 512 else {
+                shortFile(
+                    IOError(
+                        "read", path: record.path, errno: 0,
+                        detail: "the shard ends at byte \(headerOffset + Int64(got)), before the member's header"))
+                return true
+            }
+            mismatch = check(UnsafeRawBufferPointer(headerBlock))
             if let mismatch {
                 let (expected, found) = Self.values(of: mismatch)
                 problem(
@@ -370,10 +387,13 @@ public enum Verifier {
                 return true
             }
             var crc = CRC32C()
+            var sincePoll = 0
             do {
                 try reader.forEachPiece(offset: l.dataOffset, count: l.length) { piece in
-                    if piece.count == reader.bufferSize, options.isCancelled() {
-                        throw VerificationError.cancelled(members: report.members - 1)
+                    sincePoll += piece.count
+                    if sincePoll >= 4 << 20 {
+                        sincePoll = 0
+                        if options.isCancelled() { throw VerificationError.cancelled(members: report.members - 1) }
                     }
                     crc.update(piece)
                 }
@@ -382,6 +402,12 @@ public enum Verifier {
                     VerificationProblem(
                         kind: .data, shardPath: record.path, offset: l.dataOffset, key: key, ext: m.ext,
                         detail: "cannot read the member: \(error.detail ?? error.description)"))
+                return true
+            } catch let error as DecompressionError {
+                problem(
+                    VerificationProblem(
+                        kind: .data, shardPath: record.path, offset: l.dataOffset, key: key, ext: m.ext,
+                        detail: "cannot read the member: \(error)"))
                 return true
             }
             guard let recorded = UInt32(exactly: stored) else {

@@ -31,12 +31,15 @@ struct IngestCommand: ParsableCommand {
               keep   keep every copy as its own sample (lookups by that key
                      then list the candidates)
 
+            Compressed shards (.tar.gz/.tgz, .tar.zst, .tar.xz, .tar.bz2; recognised by their first bytes, not their names) are indexed as they are, in one streaming pass each: members are recorded at their offsets in the uncompressed tar. For gzip, ingest also saves a seek point about every --seek-span of uncompressed bytes (default 1M), so a random read decompresses from the nearest point instead of the file's start; zstd with several frames and xz with several blocks are entered at a frame or block. A single-frame .tar.zst, a single-block .tar.xz and a .tar.bz2 can only be read front to back: readers decompress them whole (`shardstore info --strategy` says how). To make them seekable, compress with `pzstd` (independent frames), `xz --block-size=4MiB` or `xz -T0` (several blocks), or gzip.
+
             With --checksums, ingest also reads every new or changed shard whole (sequentially, in large reads) and records the CRC-32C of each member, which `shardstore verify --data` compares. Unchanged shards keep the checksums they have; unchanged shards indexed without checksums are read for theirs (after checking each member's header against the index). Without --checksums only the headers are read, and re-indexed shards lose their checksums.
 
             Examples:
               shardstore ingest ds/index.sqlite 'ds/shard-*.tar'
               shardstore ingest ds/index.sqlite 'ds/val-{0000..0009}.tar' --split val
               shardstore ingest --checksums ds/index.sqlite 'ds/shard-*.tar'
+              shardstore ingest ds/index.sqlite 'ds/shard-{000000..000099}.tar.gz' --seek-span 512K
             """)
 
     @Argument(help: "The index file (created when missing).")
@@ -59,6 +62,11 @@ struct IngestCommand: ParsableCommand {
     @Flag(help: "Read the shards whole and record each member's CRC-32C (for `shardstore verify --data`).")
     var checksums = false
 
+    @Option(
+        help: ArgumentHelp(
+            "For gzip shards: uncompressed bytes between seek points, 64K to 1G (default 1M).", valueName: "size"))
+    var seekSpan: String?
+
     @Flag(help: "Print nothing but errors.")
     var quiet = false
 
@@ -75,6 +83,19 @@ struct IngestCommand: ParsableCommand {
             throw ValidationError("Please give --jobs at most \(CLILimits.maxThreads), got \(jobs).")
         }
         if let split, split.isEmpty { throw ValidationError("Please give --split a non-empty name.") }
+        if let seekSpan {
+            let bytes = try Self.seekSpanBytes(seekSpan)
+            guard IngestOptions.seekSpanRange.contains(bytes) else {
+                throw ValidationError("Please give --seek-span from 64K to 1G, got \(seekSpan).")
+            }
+        }
+    }
+
+    /// `--seek-span`'s bytes (`1M`, `256K`, `65536`).
+    static func seekSpanBytes(_ text: String) throws -> Int64 {
+        do { return try MemoryProbe.parseSize(text) } catch {
+            throw ValidationError("Please give --seek-span a size such as 256K or 4M, got \(text).")
+        }
     }
 
     func run() throws {
@@ -82,6 +103,7 @@ struct IngestCommand: ParsableCommand {
         let showProgress = !quiet && Terminal.stderrIsTerminal
         let options = IngestOptions(
             split: split, onDuplicate: onDuplicate, jobs: jobs ?? IngestOptions.defaultJobs, checksums: checksums,
+            seekSpan: try seekSpan.map(Self.seekSpanBytes) ?? SeekTable.defaultSpan,
             progress: showProgress ? Self.progressRenderer() : nil,
             isCancelled: { interruptRequested.load(ordering: .relaxed) })
         let existed = IndexFile.exists(index)

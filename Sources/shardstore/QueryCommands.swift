@@ -49,6 +49,8 @@ struct InfoCommand: ParsableCommand {
             if strategy { return try showStrategy() }
             let reader = try IndexReader(path: index)
             let s = try reader.summary()
+            let compressed = try reader.shards().filter(\.isCompressed)
+            let seekTables = compressed.isEmpty ? [:] : try reader.seekTableSizes()
             if json {
                 var o = JSONObject()
                 o.add("index", string: index)
@@ -73,6 +75,19 @@ struct InfoCommand: ParsableCommand {
                 var meta = JSONObject()
                 for m in s.metadata { meta.add(m.key, m.value) }
                 o.add("metadata", meta.text)
+                if !compressed.isEmpty {
+                    let list = try reader.shards().map { r -> String in
+                        var x = JSONObject()
+                        x.add("path", string: r.path)
+                        x.add("compression", string: r.compression)
+                        x.add("size", int: r.size)
+                        x.add("uncompressed_size", int: r.tarSize)
+                        x.add("seek_points", int: seekTables[r.id]?.points ?? 0)
+                        x.add("seek_table_bytes", int: seekTables[r.id]?.bytes ?? 0)
+                        return x.text
+                    }
+                    o.add("shard_list", "[" + list.joined(separator: ", ") + "]")
+                }
                 Terminal.line(o.text)
             } else {
                 Terminal.line("index       \(index) (schema \(s.schemaVersion))")
@@ -93,6 +108,19 @@ struct InfoCommand: ParsableCommand {
                 Terminal.line("metadata")
                 if s.metadata.isEmpty { Terminal.line("  (none)") }
                 for m in s.metadata { Terminal.line("  \(m.key) = \(m.value)") }
+                if !compressed.isEmpty {
+                    // Each shard: its compression, bytes on disk -> tar bytes, and where it can be entered.
+                    Terminal.line("compressed shards")
+                    for r in compressed {
+                        let points = seekTables[r.id]?.points ?? 0
+                        let seek =
+                            points > 0
+                            ? "\(Format.count(points)) seek points (\(Format.bytes(seekTables[r.id]?.bytes ?? 0)))"
+                            : "no seek points: read whole"
+                        Terminal.line(
+                            "  \(r.path)  \(r.compression)  \(Format.bytes(r.size)) -> \(Format.bytes(r.tarSize))  \(seek)")
+                    }
+                }
             }
             try Terminal.flush()
         }

@@ -1,6 +1,8 @@
+import Dispatch
 import ShardCore
 import ShardIO
 import ShardTestSupport
+import Synchronization
 import Testing
 
 @testable import ShardCompression
@@ -61,6 +63,29 @@ struct GzipTests {
         #expect(try CompressionFixture.frontToBack(reader, size: info.uncompressedSize) == original)
     }
 
+    @Test("one SeekableReader shared by four threads: every read right")
+    func sharedBetweenThreads() throws {
+        let path = try fixture.compressed(original, "gzip -c", name: "a.tar.gz")
+        let (_, info) = try CompressionFixture.pass(path, .gzip)
+        let reader = SeekableReader(file: try ReadOnlyFile(path: path), info: info)
+        let original = self.original
+        let failures = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: 4) { thread in
+            var rng = SplitMix64(seed: UInt64(thread))
+            var position = Int64(rng.next(below: UInt64(original.count)))
+            for i in 0..<150 {
+                // Runs of consecutive reads (which continue a cursor) and jumps.
+                if i % 10 == 0 { position = Int64(rng.next(below: UInt64(original.count))) }
+                let count = Int(rng.next(below: 20_000)) + 1
+                let got = try? CompressionFixture.read(reader, at: position, count: count)
+                let end = min(original.count, Int(position) + count)
+                if got != Array(original[Int(position)..<end]) { failures.withLock { $0 += 1 } }
+                position = Int64(end) % Int64(original.count)
+            }
+        }
+        #expect(failures.withLock { $0 } == 0)
+    }
+
     @Test("several members (cat a.gz b.gz c.gz): one pass, reads across member boundaries")
     func multipleMembers() throws {
         let cuts = [0, 1_000_003, 1_000_500, 4_200_000, original.count]
@@ -77,6 +102,24 @@ struct GzipTests {
             #expect(got == Array(original[(cut - 3000)..<(cut + 3000)]))
         }
         #expect(try CompressionFixture.frontToBack(reader, size: info.uncompressedSize, readSize: 65536) == original)
+    }
+
+    @Test("many small members of very compressible data: the table stays under 5%, reads stay right")
+    func manySmallMembers() throws {
+        var data: [UInt8] = []
+        var pieces: [[UInt8]] = []
+        for i in 0..<60 {
+            let piece = [UInt8](repeating: UInt8(i), count: 70_000) + CompressionFixture.data(500, seed: UInt64(i))
+            pieces.append(piece)
+            data += piece
+        }
+        let path = try fixture.concatenated(pieces, "gzip -c -9", name: "small.tar.gz")
+        let (bytes, info) = try CompressionFixture.pass(path, .gzip, span: 64 << 10)
+        #expect(bytes == data)
+        #expect(info.seekTable.serialized().count * 20 <= Int(info.compressedSize))
+        #expect(info.seekTable.pointCount > 1)
+        let reader = SeekableReader(file: try ReadOnlyFile(path: path), info: info)
+        try CompressionFixture.checkRandomReads(reader, data, points: offsets(info))
     }
 
     @Test("pigz output (and pigz -i, independent blocks) reads back whole and at random")
@@ -198,7 +241,7 @@ struct GzipTests {
         #expect(info.uncompressedSize == size)
     }
 
-    @Test("TarScanner reads a .tar.gz through DecompressingReader")
+    @Test("TarScanner reads a .tar.gz through DecompressingReader, then through SeekableReader")
     func tarScanner() throws {
         var tar = TarWriter()
         var expected: [(name: String, crc: UInt32)] = []
@@ -221,6 +264,14 @@ struct GzipTests {
             #expect(crc.value == expected[names.count - 1].crc)
         }
         #expect(names == expected.map(\.name))
-        _ = try reader.finish()
+        let info = try reader.finish()
+        // And at random, through a SeekableReader as RandomAccessBytes.
+        var again = TarScanner(SeekableReader(file: try ReadOnlyFile(path: path), info: info))
+        var count = 0
+        while let entry = try again.next() {
+            #expect(String(decoding: entry.name, as: UTF8.self) == expected[count].name)
+            count += 1
+        }
+        #expect(count == expected.count)
     }
 }

@@ -26,6 +26,28 @@ struct ZstdXZBZip2Tests {
             + [UInt8](repeating: 0xee, count: count)
     }
 
+    @Test("empty data in every format: a pass of 0 bytes, a table that survives its stored form")
+    func emptyData() throws {
+        for (command, format) in [
+            ("gzip -c", CompressionFormat.gzip), ("zstd -c -q", .zstd), ("xz -c", .xz), ("bzip2 -c", .bzip2),
+        ] {
+            let path = try fixture.compressed([], command, name: "empty")
+            let (bytes, info) = try CompressionFixture.pass(path, format)
+            #expect(bytes.isEmpty && info.uncompressedSize == 0)
+            #expect(try info.seekTable.roundTripped() == info.seekTable)
+            if info.seekTable.isSeekable {
+                let reader = SeekableReader(file: try ReadOnlyFile(path: path), info: info)
+                #expect(try CompressionFixture.read(reader, at: 0, count: 10) == [])
+            }
+        }
+        let nothing = try fixture.file([], name: "zero-bytes")
+        for format in [CompressionFormat.gzip, .zstd, .xz, .bzip2] {
+            #expect(
+                try CompressionFixture.passError(nothing, format)
+                    == DecompressionError(format: format, path: nothing, compressedOffset: 0, kind: .truncated))
+        }
+    }
+
     @Test("zstd, one frame: a whole pass, not seekable")
     func zstdOneFrame() throws {
         let path = try fixture.compressed(original, "zstd -c -q --content-size", name: "a.tar.zst")
@@ -46,8 +68,9 @@ struct ZstdXZBZip2Tests {
         #expect(file.withUnsafeBytes { CompressionFormat.detect($0) } == .zstd)
         let (bytes, info) = try CompressionFixture.pass(path, .zstd, readSize: 4096)
         #expect(bytes == original)
-        // Four data frames; the one holding nothing (cut 700_001..700_002 holds one byte) counts.
-        #expect(info.seekTable.points.map(\.uncompressedOffset) == cuts.dropLast().map { Int64($0) })
+        // Four data frames; the one after the one-byte frame (700_001..700_002) starts too close
+        // to it to be worth an entry (5% rule): reads decode through the small frame.
+        #expect(info.seekTable.points.map(\.uncompressedOffset) == [0, 700_001, 1_900_000])
         #expect(info.seekTable.points[0].compressedOffset == 108)
         #expect(info.seekTable.isSeekable)
         let table = try info.seekTable.roundTripped()
@@ -116,6 +139,17 @@ struct ZstdXZBZip2Tests {
         #expect(try CompressionFixture.frontToBack(reader, size: info.uncompressedSize) == original)
     }
 
+    @Test("xz -T2 (multi-threaded, 3 MiB blocks with their sizes in the headers): random reads in every block")
+    func xzThreaded() throws {
+        let data = CompressionFixture.data(10 << 20, seed: 9)
+        let path = try fixture.compressed(data, "xz -c -1 -T2", name: "t.tar.xz")
+        let (bytes, info) = try CompressionFixture.pass(path, .xz)
+        #expect(bytes == data)
+        #expect(info.seekTable.points.map(\.uncompressedOffset) == [0, 3 << 20, 6 << 20, 9 << 20])
+        let reader = SeekableReader(file: try ReadOnlyFile(path: path), info: info)
+        try CompressionFixture.checkRandomReads(reader, data, points: info.seekTable.points.map(\.uncompressedOffset))
+    }
+
     @Test("xz, several streams (xz then cat) with stream padding between: one pass, reads across streams")
     func xzStreams() throws {
         let path = try fixture.concatenated(
@@ -156,6 +190,22 @@ struct ZstdXZBZip2Tests {
         let path = try fixture.file(damaged, name: "bad.xz")
         let error = try #require(try CompressionFixture.passError(path, .xz))
         #expect(error.kind == .corrupt("compressed data is corrupt (or a check does not match)"))
+    }
+
+    @Test("xz whose block header asks for a 4 GiB dictionary is refused, not allocated for")
+    func xzHugeDictionary() throws {
+        var xz = try CompressionFixture.read(
+            try fixture.compressed(Array(original[0..<1000]), "xz -c -0", name: "a.xz"))
+        // Stream header (12 bytes), then the block header: size 02, flags 00, filter 21 01 DICT,
+        // padding 00 00 00, CRC-32.
+        #expect(Array(xz[12..<16]) == [0x02, 0x00, 0x21, 0x01])
+        xz[16] = 40
+        let crc = Array(xz[12..<20]).withUnsafeBytes { Zlib.crc32(0, $0) }
+        xz.replaceSubrange(20..<24, with: withUnsafeBytes(of: crc.littleEndian) { Array($0) })
+        let path = try fixture.file(xz, name: "huge.xz")
+        #expect(
+            try CompressionFixture.passError(path, .xz)?.kind
+                == .corrupt("it needs more than 512 MiB of memory to decode"))
     }
 
     @Test("bzip2, one stream and several (cat): a whole pass, not seekable")

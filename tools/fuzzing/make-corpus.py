@@ -3,7 +3,7 @@
 
 Small valid inputs (and a few invalid ones) in every format the parsers read, so that libFuzzer
 starts from inputs that reach deep into them. Deterministic: running it again gives the same bytes.
-Needs Python 3, GNU tar (for sparse members) and numpy.
+Needs Python 3, GNU tar (for sparse members), numpy, and gzip, zstd, xz and bzip2.
 
     python3 tools/fuzzing/make-corpus.py
 """
@@ -234,6 +234,33 @@ def index_row_seeds():
     row("negative-size.bin", 1, 0, 512, 5, -(1 << 63))
 
 
+def decompression_seeds():
+    """Inputs of the decompression harness: a format byte (0 gzip, 1 zstd, 2 xz, 3 bzip2), then a
+    shard written by the real tool: several gzip members, zstd frames with a skippable frame
+    between, xz in 8 KiB blocks, bzip2."""
+    words = [b"shard", b"tar", b"key", b"index", b"the", b"sample"]
+    text = b" ".join(words[(i * 7 + i // 3) % len(words)] for i in range(4000))
+
+    def tool(*command, data):
+        return subprocess.run(command, input=data, stdout=subprocess.PIPE, check=True).stdout
+
+    state = 1
+    noise = bytearray()
+    for _ in range(600):  # incompressible bytes from an LCG, the same on every machine
+        state = (state * 6364136223846793005 + 1442695040888963407) % (1 << 64)
+        noise.append(state >> 56)
+    noise = bytes(noise)
+    write("decompression", "gzip.bin", b"\x00" + tool("gzip", "-n", "-c", data=text))
+    # The second member is a seek point (64 KiB out and enough compressed bytes since the first).
+    write("decompression", "gzip-members.bin",
+          b"\x00" + tool("gzip", "-n", "-c", data=bytes(65536) + noise) + tool("gzip", "-n", "-c", data=text[:3000]))
+    skippable = bytes([0x50, 0x2A, 0x4D, 0x18, 2, 0, 0, 0, 9, 9])
+    write("decompression", "zstd-frames.bin",
+          b"\x01" + tool("zstd", "-c", "-q", data=noise) + skippable + tool("zstd", "-c", "-q", "--check", data=text[:900]))
+    write("decompression", "xz-blocks.bin", b"\x02" + tool("xz", "-c", "-0", "--block-size=8KiB", data=text))
+    write("decompression", "bzip2.bin", b"\x03" + tool("bzip2", "-c", data=text[:5000]))
+
+
 def main():
     shutil.rmtree(CORPUS, ignore_errors=True)
     tar_seeds()
@@ -241,6 +268,7 @@ def main():
     header_check_seeds()
     location_slot_seeds()
     index_row_seeds()
+    decompression_seeds()
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(CORPUS) for f in fs)
     print(f"make-corpus: {total} bytes in {CORPUS}")
 

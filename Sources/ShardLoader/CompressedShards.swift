@@ -1,0 +1,328 @@
+import ShardCompression
+import ShardCore
+import ShardIO
+import ShardIndex
+import Synchronization
+
+/// A dataset's compressed shards and how their tar bytes are read.
+///
+/// - A shard with a seek table (gzip seek points; zstd with several frames, xz with several
+///   blocks) is read through a ``SeekableReader``: each read decompresses from the nearest point
+///   before it, or continues where an earlier read stopped.
+/// - A shard that cannot be entered in the middle (one zstd frame, one xz block, bzip2) is
+///   decompressed whole, once, into a ``DecompressedShardCache`` entry, and read from there.
+///
+/// Member offsets are offsets into the uncompressed tar, so ``FileSource`` and ``Preload`` read a
+/// compressed shard as they read a plain one, through ``read(_:file:into:at:)``.
+///
+/// Safe to share between threads. A shard's seek table is decoded and validated (CRC-32C, every
+/// offset against the shard's sizes) on its first read.
+final class CompressedShards: Sendable {
+    /// The shards, by shard number (the dataset's numbering); nil for a plain shard.
+    let infos: [Shard?]
+    let cache: DecompressedShardCache
+
+    /// One compressed shard: its record, where it was opened, and its seek table as stored.
+    struct Shard: Sendable {
+        let record: ShardRecord
+        let format: CompressionFormat
+        let path: String
+        let table: StoredSeekTable?
+        let indexPath: String
+
+        /// Whether the shard is read through its seek table (else whole, through the cache): the
+        /// index stores a point count of 0 for a shard that cannot be entered in the middle.
+        var isSeekable: Bool { (table?.pointCount ?? 0) > 0 }
+    }
+
+    /// The seekable shards' readers, made on first use.
+    private let readers = Mutex<[Int: SeekableReader]>([:])
+
+    /// The compressed shards among `records` (opened at `paths`), with their stored seek tables;
+    /// nil when no used shard is compressed.
+    ///
+    /// - Throws: ``DatasetError`` for a shard whose recorded compression this build cannot read,
+    ///   or whose uncompressed size is missing.
+    static func make(
+        records: [ShardRecord], paths: [String], used: [Bool], tables: [Int64: StoredSeekTable], indexPath: String,
+        cacheCapacity: Int64, cacheFolder: ShardCacheFolder? = nil
+    ) throws -> CompressedShards? {
+        guard records.indices.contains(where: { used[$0] && records[$0].isCompressed }) else { return nil }
+        var infos: [Shard?] = []
+        for (n, r) in records.enumerated() {
+            guard r.isCompressed else {
+                infos.append(nil)
+                continue
+            }
+            guard let format = CompressionFormat(name: r.compression), format != .none else {
+                throw DatasetError(
+                    .corrupt,
+                    "the index records shard '\(MessageText.escaped(r.path))' as '\(MessageText.escaped(r.compression))'-compressed, which this build cannot read; ingest it again with this version"
+                )
+            }
+            guard let size = r.uncompressedSize, size >= 0 else {
+                throw DatasetError(
+                    .corrupt,
+                    "the index records shard '\(MessageText.escaped(r.path))' as \(format.name)-compressed but not its uncompressed size; ingest it again into a new index"
+                )
+            }
+            infos.append(Shard(record: r, format: format, path: paths[n], table: tables[r.id], indexPath: indexPath))
+        }
+        return CompressedShards(
+            infos: infos, cache: DecompressedShardCache(capacity: cacheCapacity, folder: cacheFolder))
+    }
+
+    private init(infos: [Shard?], cache: DecompressedShardCache) {
+        self.infos = infos
+        self.cache = cache
+    }
+
+    /// The same shards for a child process after `fork()`: nothing locked is shared (a parent's
+    /// thread may have held a lock at the fork); readers and cache entries are made anew.
+    func forChildProcess() -> CompressedShards {
+        CompressedShards(infos: infos, cache: DecompressedShardCache(capacity: cache.capacity, folder: cache.folder))
+    }
+
+    /// Whether shard `n` is compressed.
+    @inline(__always)
+    func isCompressed(_ n: Int) -> Bool { infos[n] != nil }
+
+    /// Reads up to `buffer.count` tar bytes of compressed shard `n` at `offset` (fewer only at the
+    /// end of its tar); nil when shard `n` is not compressed (read the file itself).
+    ///
+    /// - Throws: ``CompressedShardError`` when the data cannot be decompressed or its seek table is
+    ///   damaged.
+    func read(_ n: Int, file: ReadOnlyFile, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws
+        -> Int?
+    {
+        guard let shard = infos[n] else { return nil }
+        if shard.isSeekable {
+            let reader = try seekableReader(n, shard, file)
+            do { return try reader.read(into: buffer, at: offset) } catch {
+                throw CompressedShardError(shard: shard, error)
+            }
+        }
+        let whole = try cache.shard(n, shard, file)
+        return try whole.copy(into: buffer, at: offset)
+    }
+
+    private func seekableReader(_ n: Int, _ shard: Shard, _ file: ReadOnlyFile) throws -> SeekableReader {
+        try readers.withLock { readers in
+            if let reader = readers[n] { return reader }
+            let table = shard.table!
+            let decoded: SeekTable
+            do {
+                decoded = try table.data.withUnsafeBytes {
+                    try SeekTable(
+                        decoding: $0, format: shard.format, compressedSize: shard.record.size,
+                        uncompressedSize: shard.record.uncompressedSize!, path: shard.path)
+                }
+            } catch { throw CompressedShardError(shard: shard, error) }
+            guard decoded.isSeekable else {
+                throw CompressedShardError(
+                    path: shard.record.path,
+                    detail:
+                        "the index counts \(table.pointCount) seek points for shard '\(MessageText.escaped(shard.record.path))', but its seek table cannot enter it",
+                    isSeekTable: true)
+            }
+            let reader = SeekableReader(file: file, info: CompressedShardInfo(seekTable: decoded))
+            readers[n] = reader
+            return reader
+        }
+    }
+}
+
+/// A compressed shard that could not be read: its data is damaged, or its seek table in the index is.
+public struct CompressedShardError: Error, Sendable, CustomStringConvertible {
+    /// The shard as the index stores it.
+    public let path: String
+    /// What the decompressor said, naming the compressed byte offset.
+    public let detail: String
+    /// Whether the index's seek table for the shard failed its checks (rather than the shard's data).
+    public let isSeekTable: Bool
+
+    /// Whether ``detail`` already says what to do (a decompressor's message does).
+    private let saysWhatToDo: Bool
+
+    init(shard: CompressedShards.Shard, _ error: any Error) {
+        path = shard.record.path
+        if let e = error as? DecompressionError {
+            // The decompressor's line, naming the shard as the index stores it.
+            detail = "\(DecompressionError(format: e.format, path: "shard '\(MessageText.escaped(path))'", compressedOffset: e.compressedOffset, kind: e.kind))"
+            if case .badSeekTable = e.kind { isSeekTable = true } else { isSeekTable = false }
+            saysWhatToDo = true
+        } else {
+            detail = "\(error)"
+            isSeekTable = false
+            saysWhatToDo = false
+        }
+    }
+
+    init(path: String, detail: String, isSeekTable: Bool) {
+        self.path = path
+        self.detail = detail
+        self.isSeekTable = isSeekTable
+        saysWhatToDo = false
+    }
+
+    public var description: String {
+        if saysWhatToDo { return detail }
+        return isSeekTable
+            ? "\(detail); the index's seek points for shard '\(MessageText.escaped(path))' are damaged: ingest the shard again into a new index"
+            : "shard '\(MessageText.escaped(path))': \(detail); the shard changed or is damaged since ingest: run `shardstore verify` and ingest it again"
+    }
+}
+
+/// Whole decompressed copies of compressed shards that cannot be entered in the middle: in RAM up
+/// to a capacity in bytes, or, with a ``ShardCacheFolder``, as files in that folder (of which a
+/// few dozen are kept open); evicted least recently used first. A copy being read stays valid for
+/// its reader (it is freed when the last holder lets go).
+final class DecompressedShardCache: Sendable {
+    /// The most bytes of copies kept in RAM; a shard larger than this is still decompressed for
+    /// the read that needs it, and dropped after. Unused with a folder.
+    let capacity: Int64
+    /// Where copies go instead of RAM, when set.
+    let folder: ShardCacheFolder?
+
+    /// Copies in a folder kept open at once.
+    static let openCopies = 64
+
+    private struct State {
+        var entries: [Int: DecompressedShard] = [:]
+        var lastUse: [Int: UInt64] = [:]
+        var clock: UInt64 = 0
+        var bytes: Int64 = 0
+    }
+
+    private let state = Mutex(State())
+    /// Serializes the decompression of any one shard, so that readers wanting the same shard
+    /// wait for one copy rather than making several.
+    private let loading = Monitor()
+    private let inProgress = Mutex(Set<Int>())
+
+    init(capacity: Int64, folder: ShardCacheFolder? = nil) {
+        self.capacity = capacity
+        self.folder = folder
+    }
+
+    /// The whole decompressed copy of compressed shard `n`, decompressing it first if it is not
+    /// cached.
+    ///
+    /// - Throws: ``CompressedShardError`` when the data does not decompress, or decompresses to
+    ///   another size than the index recorded; `IOError` when a folder copy cannot be written.
+    func shard(_ n: Int, _ shard: CompressedShards.Shard, _ file: ReadOnlyFile) throws -> DecompressedShard {
+        while true {
+            if let hit = state.withLock({ s -> DecompressedShard? in
+                guard let e = s.entries[n] else { return nil }
+                s.clock += 1
+                s.lastUse[n] = s.clock
+                return e
+            }) {
+                return hit
+            }
+            // One thread decompresses shard n; the others wait for it and look again.
+            let mine = loading.withLock { () -> Bool in
+                let claimed = inProgress.withLock { $0.insert(n).inserted }
+                if !claimed { loading.wait() }
+                return claimed
+            }
+            guard mine else { continue }
+            defer {
+                loading.withLock {
+                    _ = inProgress.withLock { $0.remove(n) }
+                    loading.broadcast()
+                }
+            }
+            let copy: DecompressedShard
+            if let folder {
+                copy = DecompressedShard(file: try folder.copy(of: shard, from: file))
+            } else {
+                copy = try DecompressedShard(shard, file)
+            }
+            let (limit, weight) = folder == nil ? (capacity, copy.residentBytes) : (Int64(Self.openCopies), 1)
+            state.withLock { s in
+                guard weight <= limit else { return }
+                while s.bytes + weight > limit, let oldest = s.lastUse.min(by: { $0.value < $1.value })?.key {
+                    s.bytes -= folder == nil ? s.entries[oldest]!.residentBytes : 1
+                    s.entries[oldest] = nil
+                    s.lastUse[oldest] = nil
+                }
+                s.clock += 1
+                s.entries[n] = copy
+                s.lastUse[n] = s.clock
+                s.bytes += weight
+            }
+            return copy
+        }
+    }
+}
+
+/// One compressed shard's whole tar, decompressed into RAM or into a file of a cache folder.
+final class DecompressedShard: @unchecked Sendable {
+    private let allocation: UnsafeMutableRawBufferPointer?
+    /// The tar's bytes in RAM, or nil.
+    private let bytes: UnsafeRawBufferPointer?
+    /// The tar as a file of a ``ShardCacheFolder``, or nil.
+    private let file: ReadOnlyFile?
+
+    /// The bytes it holds in RAM.
+    var residentBytes: Int64 { Int64(bytes?.count ?? 0) }
+
+    /// A copy in a cache folder's file.
+    init(file: ReadOnlyFile) {
+        allocation = nil
+        bytes = nil
+        self.file = file
+    }
+
+    /// Decompresses `shard` from `file` front to back into RAM, checking every stream's trailer.
+    ///
+    /// - Throws: ``CompressedShardError``.
+    init(_ shard: CompressedShards.Shard, _ file: ReadOnlyFile) throws {
+        let size = shard.record.uncompressedSize!
+        guard size >= 0, size <= Int64(Int.max) else {
+            throw CompressedShardError(
+                path: shard.record.path, detail: "an uncompressed size of \(size) bytes does not fit in memory",
+                isSeekTable: false)
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(Int(size), 1), alignment: 64)
+        do {
+            let stream = try DecompressingReader(file: file, format: shard.format)
+            var at = 0
+            try stream.forEachPiece(offset: 0, count: size) { piece in
+                UnsafeMutableRawBufferPointer(rebasing: buffer[at..<(at + piece.count)]).copyMemory(from: piece)
+                at += piece.count
+            }
+            let info = try stream.finish()
+            guard info.uncompressedSize == size else {
+                throw CompressedShardError(
+                    path: shard.record.path,
+                    detail: "the shard decompresses to \(info.uncompressedSize) bytes, but the index recorded \(size)",
+                    isSeekTable: false)
+            }
+        } catch let error as CompressedShardError {
+            buffer.deallocate()
+            throw error
+        } catch {
+            buffer.deallocate()
+            throw CompressedShardError(shard: shard, error)
+        }
+        allocation = buffer
+        bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<Int(size)])
+        self.file = nil
+    }
+
+    deinit { allocation?.deallocate() }
+
+    /// Copies up to `buffer.count` bytes at `offset`; fewer only at the end.
+    ///
+    /// - Throws: `IOError` when reading a folder copy fails.
+    func copy(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        if let file { return try file.readAll(into: buffer, at: offset) }
+        let bytes = bytes!
+        guard offset >= 0, offset < Int64(bytes.count), !buffer.isEmpty else { return 0 }
+        let n = min(buffer.count, bytes.count - Int(offset))
+        buffer.baseAddress!.copyMemory(from: bytes.baseAddress! + Int(offset), byteCount: n)
+        return n
+    }
+}
