@@ -181,7 +181,10 @@ struct SplitSource: ByteSource {
                 files: file.files.forChildProcess(), policy: file.policy, compressed: file.compressed?.forChildProcess()))
     }
 
-    func sequentialPass(_ starting: Bool) { mapped.sequentialPass(starting) }
+    func sequentialPass(_ starting: Bool) {
+        mapped.sequentialPass(starting)
+        file.sequentialPass(starting)
+    }
 }
 
 /// The `pread` strategy's source: each sample is read, with its members' header blocks, into a
@@ -253,6 +256,8 @@ struct FileSource: ByteSource {
     func forChildProcess() -> any ByteSource {
         FileSource(files: files.forChildProcess(), policy: policy, compressed: compressed?.forChildProcess())
     }
+
+    func sequentialPass(_ starting: Bool) { compressed?.sequentialPass(starting) }
 
     /// Reads up to `buffer.count` tar bytes of shard `shard` at `offset`: from the file, or
     /// through the decompressor of a compressed shard. Fewer only at the end of the tar.

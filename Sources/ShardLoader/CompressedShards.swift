@@ -37,6 +37,11 @@ final class CompressedShards: Sendable {
 
     /// The seekable shards' readers, made on first use.
     private let readers = Mutex<[Int: SeekableReader]>([:])
+    /// While a front-to-back pass runs (``sequentialPass(_:)``), shards that cannot be entered in
+    /// the middle are read through one forward decompression each instead of a whole copy: no
+    /// shard-sized buffer, and each byte decompressed once.
+    private let passes = Mutex(0)
+    private let streams = Mutex<[Int: ForwardStream]>([:])
 
     /// The compressed shards among `records` (opened at `paths`), with their stored seek tables;
     /// nil when no used shard is compressed.
@@ -102,8 +107,27 @@ final class CompressedShards: Sendable {
                 throw CompressedShardError(shard: shard, error)
             }
         }
+        if passes.withLock({ $0 > 0 }) {
+            let stream = streams.withLock { streams in
+                if let stream = streams[n] { return stream }
+                let stream = ForwardStream(shard: shard, file: file)
+                streams[n] = stream
+                return stream
+            }
+            if let got = try stream.read(into: buffer, at: offset) { return got }
+        }
         let whole = try cache.shard(n, shard, file)
         return try whole.copy(into: buffer, at: offset)
+    }
+
+    /// Tells the shards a front-to-back pass starts (`true`) or ends (`false`); the last pass to
+    /// end drops the forward decompressions.
+    func sequentialPass(_ starting: Bool) {
+        let running = passes.withLock { count in
+            count = max(0, count + (starting ? 1 : -1))
+            return count
+        }
+        if running == 0 { streams.withLock { $0.removeAll() } }
     }
 
     private func seekableReader(_ n: Int, _ shard: Shard, _ file: ReadOnlyFile) throws -> SeekableReader {
@@ -128,6 +152,50 @@ final class CompressedShards: Sendable {
             let reader = SeekableReader(file: file, info: CompressedShardInfo(seekTable: decoded))
             readers[n] = reader
             return reader
+        }
+    }
+}
+
+/// One front-to-back decompression of a compressed shard, for a sequential pass: it serves reads
+/// at or after what it still holds, decompressing forward. A read behind it (the pass went back,
+/// or readers interleave) restarts it from the shard's start when the read is near there, else is
+/// left to the whole-shard cache.
+final class ForwardStream: @unchecked Sendable {
+    private let shard: CompressedShards.Shard
+    private let file: ReadOnlyFile
+    /// Guards ``reader``.
+    private let lock = Monitor()
+    private var reader: DecompressingReader?
+
+    /// Reads this close to the start begin a new decompression rather than a whole copy.
+    static let restartLimit: Int64 = 1 << 20
+
+    init(shard: CompressedShards.Shard, file: ReadOnlyFile) {
+        self.shard = shard
+        self.file = file
+    }
+
+    /// Up to `buffer.count` bytes at `offset` (fewer only at the end of the tar), or nil when
+    /// `offset` lies behind the decompression and too far from the start to restart it.
+    ///
+    /// - Throws: ``CompressedShardError`` when the data does not decompress.
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int? {
+        try lock.withLock { () throws -> Int? in
+            do {
+                if let current = reader {
+                    do { return try current.read(into: buffer, at: offset) } catch let error as DecompressionError {
+                        guard case .behindWindow = error.kind else { throw error }
+                    }
+                }
+                guard reader == nil || offset < Self.restartLimit else { return nil }
+                // A smaller window than an ingest's: a pass may hold one a shard.
+                let fresh = try DecompressingReader(file: file, format: shard.format, bufferSize: 1 << 20)
+                reader = fresh
+                return try fresh.read(into: buffer, at: offset)
+            } catch let error as DecompressionError {
+                reader = nil
+                throw CompressedShardError(shard: shard, error)
+            }
         }
     }
 }

@@ -1,3 +1,4 @@
+import ShardCompression
 import ShardCore
 import ShardIO
 import ShardIndex
@@ -68,7 +69,7 @@ public enum ErrorCode: Int32, Sendable, CaseIterable {
             }
         case is SchemaError: self = .notAnIndex
         case is ShardChangedError: self = .shardChanged
-        case is MemberHeaderError, is IndexRowError, is CompressedShardError: self = .corrupt
+        case is MemberHeaderError, is IndexRowError, is CompressedShardError, is DecompressionError: self = .corrupt
         case is IndexFileError: self = .busy
         case is MemorySizeError: self = .invalidArgument
         case is LoaderError, is SamplerError: self = .invalidArgument
