@@ -178,7 +178,16 @@ enum ShardScanner {
         while true {
             let entry: TarEntry?
             do { entry = try scanner.next() } catch {
-                if let failure = (reader as? RecordingStream)?.failure { throw .decompressionFailed(named(failure, displayPath)) }
+                if let stream = reader as? RecordingStream {
+                    if let failure = stream.failure { throw .decompressionFailed(named(failure, displayPath)) }
+                    // The scanner took the stream's size as unknown (Int64.max); by now the stream
+                    // has ended, and its real end goes in the message.
+                    if case .truncatedHeader = error.kind, stream.byteCount != .max {
+                        throw .corruptShard(
+                            path: displayPath,
+                            TarError(.truncatedHeader(fileSize: stream.byteCount), at: error.offset))
+                    }
+                }
                 if case .compressed(let c) = error.kind { throw .compressedShard(path: displayPath, openPath: path, c) }
                 throw .corruptShard(path: displayPath, error)
             }

@@ -265,3 +265,30 @@ def test_export_of_a_compressed_index_writes_the_members(shardstore_bin, plain_t
     run_cli(shardstore_bin, "export", str(expected.index), "--format", "raw", "--layout", "files", "--out", str(out))
     written = sorted(path.read_bytes() for path in out.rglob("*") if path.is_file())
     assert written == sorted(data for members in expected.members.values() for data in members.values())
+
+
+@pytest.mark.parametrize("cut", ["inside a header", "inside a member"])
+def test_a_tar_cut_short_inside_a_whole_stream_is_refused(shardstore_bin, plain_tars, tmp_path: Path, cut: str):
+    _, plain = plain_tars
+    data = plain[2].read_bytes()  # ustar: the second member's header is at 512 + its first member, rounded up
+    first_size = len(read_tar(plain[2])[0][2])
+    second_header = 512 + -(-first_size // 512) * 512
+    end = second_header + 100 if cut == "inside a header" else second_header + 512 + 10
+    (tmp_path / "cut.tar.gz").write_bytes(gzip.compress(data[:end]))
+    result = subprocess.run(
+        [shardstore_bin, "ingest", str(tmp_path / "index.sqlite"), str(tmp_path / "cut.tar.gz")], capture_output=True
+    )
+    assert result.returncode == 1
+    if cut == "inside a header":
+        detail = f"truncated tar header at offset {second_header} (file ends at {end})"
+    else:
+        second_size = len(read_tar(plain[2])[1][2])
+        detail = (
+            f"truncated member at offset {second_header}: its data ends at {second_header + 512 + second_size}"
+            f" but the file ends at {end}"
+        )
+    assert result.stderr.decode() == (
+        f"shardstore: error: shard 'cut.tar.gz': {detail}; re-fetch the shard or leave it out of the"
+        " ingest (no index was created)\n"
+    )
+    assert not (tmp_path / "index.sqlite").exists()
