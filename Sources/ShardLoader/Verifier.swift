@@ -231,11 +231,17 @@ public enum Verifier {
         var current: (n: Int, file: (any TarStream)?, reader: (any TarStream)?)?
         var headerBytesRead: Int64 = 0
         var readerBytesDone: Int64 = 0
+        // What counts the shard's bytes read: the data reader, or a compressed shard's stream
+        // (which reads the file for headers alone too).
+        func counted() -> (any TarStream)? {
+            guard let current else { return nil }
+            return current.reader ?? (shards[current.n].isCompressed ? current.file : nil)
+        }
         func finishShard() {
-            if let reader = current?.reader { readerBytesDone += reader.bytesRead }
+            if let reader = counted() { readerBytesDone += reader.bytesRead }
             current = nil
         }
-        func bytesRead() -> Int64 { headerBytesRead + readerBytesDone + (current?.reader?.bytesRead ?? 0) }
+        func bytesRead() -> Int64 { headerBytesRead + readerBytesDone + (counted()?.bytesRead ?? 0) }
         var opened = Array(repeating: false, count: shards.count)
         func open(_ n: Int) {
             finishShard()

@@ -115,7 +115,7 @@ struct InfoCommand: ParsableCommand {
                         let points = seekTables[r.id]?.points ?? 0
                         let seek =
                             points > 0
-                            ? "\(Format.count(points)) seek points (\(Format.bytes(seekTables[r.id]?.bytes ?? 0)))"
+                            ? "\(Format.count(points, "seek point")) (\(Format.bytes(seekTables[r.id]?.bytes ?? 0)))"
                             : "no seek points: read whole"
                         Terminal.line(
                             "  \(r.path)  \(r.compression)  \(Format.bytes(r.size)) -> \(Format.bytes(r.tarSize))  \(seek)")

@@ -200,6 +200,21 @@ def test_cli_get_and_cat_read_compressed_members(shardstore_bin, plain_tars, tmp
             assert texts == b"".join(expected.members[key]["txt"] for key in expected.keys), (name, strategy)
         checked = subprocess.run([shardstore_bin, "verify", str(expected.index)], capture_output=True)
         assert checked.returncode == 0, checked.stderr
+        # Checksums of unchanged compressed shards, read through their decompressors, then checked.
+        shards = sorted(str(path) for path in expected.folder.iterdir() if ".tar." in path.name)
+        run_cli(shardstore_bin, "ingest", "--checksums", str(expected.index), *shards, "--quiet")
+        checked = subprocess.run([shardstore_bin, "verify", str(expected.index), "--data"], capture_output=True)
+        assert checked.returncode == 0, checked.stderr
+        assert b"headers and data" in checked.stdout and b"0 problems" in checked.stdout
+    # A fresh ingest with --checksums computes them in the same streaming pass.
+    folder = tmp_path / "fresh"
+    folder.mkdir()
+    suffix, compress = COMPRESSORS["xz-blocks"]
+    for tar in plain:
+        (folder / (tar.name + suffix[len(".tar"):])).write_bytes(compress(tar.read_bytes()))
+    run_cli(shardstore_bin, "ingest", "--checksums", str(folder / "index.sqlite"), str(folder / "*.tar.xz"), "--quiet")
+    checked = subprocess.run([shardstore_bin, "verify", str(folder / "index.sqlite"), "--data"], capture_output=True)
+    assert checked.returncode == 0, checked.stderr
 
 
 @pytest.mark.parametrize("name", ["zstd", "xz", "bzip2"])
