@@ -50,7 +50,7 @@ final class CompressedShards: Sendable {
     ///   or whose uncompressed size is missing.
     static func make(
         records: [ShardRecord], paths: [String], used: [Bool], tables: [Int64: StoredSeekTable], indexPath: String,
-        cacheCapacity: Int64, cacheFolder: ShardCacheFolder? = nil
+        cacheCapacity: Int64, cacheFolder: ShardCacheFolder? = nil, streamOnly: Bool = false
     ) throws -> CompressedShards? {
         guard records.indices.contains(where: { used[$0] && records[$0].isCompressed }) else { return nil }
         var infos: [Shard?] = []
@@ -74,18 +74,27 @@ final class CompressedShards: Sendable {
             infos.append(Shard(record: r, format: format, path: paths[n], table: tables[r.id], indexPath: indexPath))
         }
         return CompressedShards(
-            infos: infos, cache: DecompressedShardCache(capacity: cacheCapacity, folder: cacheFolder))
+            infos: infos, cache: DecompressedShardCache(capacity: cacheCapacity, folder: cacheFolder),
+            streamOnly: streamOnly)
     }
 
-    private init(infos: [Shard?], cache: DecompressedShardCache) {
+    /// Whether shards that cannot be entered in the middle are always read by decompressing
+    /// forward from their start (restarting when a read goes back), never whole into a cache: for
+    /// a reader of a member or two (`shardstore get`), which must not allocate a whole shard.
+    let streamOnly: Bool
+
+    private init(infos: [Shard?], cache: DecompressedShardCache, streamOnly: Bool) {
         self.infos = infos
         self.cache = cache
+        self.streamOnly = streamOnly
     }
 
     /// The same shards for a child process after `fork()`: nothing locked is shared (a parent's
     /// thread may have held a lock at the fork); readers and cache entries are made anew.
     func forChildProcess() -> CompressedShards {
-        CompressedShards(infos: infos, cache: DecompressedShardCache(capacity: cache.capacity, folder: cache.folder))
+        CompressedShards(
+            infos: infos, cache: DecompressedShardCache(capacity: cache.capacity, folder: cache.folder),
+            streamOnly: streamOnly)
     }
 
     /// Whether shard `n` is compressed.
@@ -107,14 +116,14 @@ final class CompressedShards: Sendable {
                 throw CompressedShardError(shard: shard, error)
             }
         }
-        if passes.withLock({ $0 > 0 }) {
+        if streamOnly || passes.withLock({ $0 > 0 }) {
             let stream = streams.withLock { streams in
                 if let stream = streams[n] { return stream }
                 let stream = ForwardStream(shard: shard, file: file)
                 streams[n] = stream
                 return stream
             }
-            if let got = try stream.read(into: buffer, at: offset) { return got }
+            if let got = try stream.read(into: buffer, at: offset, restartAnywhere: streamOnly) { return got }
         }
         let whole = try cache.shard(n, shard, file)
         return try whole.copy(into: buffer, at: offset)
@@ -176,10 +185,13 @@ final class ForwardStream: @unchecked Sendable {
     }
 
     /// Up to `buffer.count` bytes at `offset` (fewer only at the end of the tar), or nil when
-    /// `offset` lies behind the decompression and too far from the start to restart it.
+    /// `offset` lies behind the decompression and too far from the start to restart it (with
+    /// `restartAnywhere`, it restarts from the shard's start wherever `offset` is).
     ///
     /// - Throws: ``CompressedShardError`` when the data does not decompress.
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int? {
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64, restartAnywhere: Bool = false) throws
+        -> Int?
+    {
         try lock.withLock { () throws -> Int? in
             do {
                 if let current = reader {
@@ -187,7 +199,7 @@ final class ForwardStream: @unchecked Sendable {
                         guard case .behindWindow = error.kind else { throw error }
                     }
                 }
-                guard reader == nil || offset < Self.restartLimit else { return nil }
+                guard reader == nil || restartAnywhere || offset < Self.restartLimit else { return nil }
                 // A smaller window than an ingest's: a pass may hold one a shard.
                 let fresh = try DecompressingReader(file: file, format: shard.format, bufferSize: 1 << 20)
                 reader = fresh

@@ -88,12 +88,12 @@ public final class ShardReader: Sendable {
         self.numbers = numbers
         let directory = indexDirectory
         let packed = records.filter(\.isCompressed).map(\.id)
-        // Shards that cannot be entered in the middle are decompressed whole for the read that
-        // needs them and not kept (a command reads one member).
+        // Shards that cannot be entered in the middle are decompressed forward to the member a
+        // read needs, never whole into memory (a command reads a member or two).
         compressed = try CompressedShards.make(
             records: records, paths: records.map { Paths.resolveStoredShardPath($0.path, indexDirectory: directory) },
             used: records.map(\.isCompressed), tables: try index.seekTables(forShards: packed), indexPath: index.path,
-            cacheCapacity: 0)
+            cacheCapacity: 0, streamOnly: true)
     }
 
     /// The shard record with row id `id`.
