@@ -65,7 +65,8 @@ let package = Package(
         .target(name: "ShardIndex", dependencies: ["ShardCore", "ShardIO", "CShardSQLite"]),
         // stat -> compare with index -> scan -> write.
         .target(
-            name: "ShardIngest", dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardLoader", "ShardCompression"]),
+            name: "ShardIngest",
+            dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardLoader", "ShardCompression"]),
         // Reading samples back: Dataset.
         .target(name: "ShardLoader", dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardCompression"]),
         // Exports of a selection: HDF5 (through libhdf5) and raw files.

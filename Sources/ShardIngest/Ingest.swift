@@ -298,7 +298,9 @@ public enum Ingest {
             let isCancelled = options.isCancelled
             report.waitingForScans = try ParallelScan.run(
                 count: toScan.count, jobs: options.jobs, isCancelled: isCancelled,
-                scan: { [checksums = options.checksums, span = options.seekSpan] (i: Int) throws(IngestError) -> ShardScan in
+                scan: {
+                    [checksums = options.checksums, span = options.seekSpan] (i: Int) throws(IngestError) -> ShardScan
+                    in
                     try ShardScanner.scan(
                         path: scanList[i].openPath, displayPath: scanList[i].storedPath, checksums: checksums,
                         seekSpan: span, isCancelled: isCancelled)

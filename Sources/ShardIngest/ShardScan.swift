@@ -95,7 +95,6 @@ final class RecordingStream: TarStream {
     }
 }
 
-
 /// A scan stopped by its cancellation poll.
 private struct Cancelled: Error {}
 
@@ -110,7 +109,8 @@ private struct Differs: Error {
 /// messages do.
 private func named(_ error: DecompressionError, _ displayPath: String) -> DecompressionError {
     DecompressionError(
-        format: error.format, path: "shard '\(displayPath)'", compressedOffset: error.compressedOffset, kind: error.kind)
+        format: error.format, path: "shard '\(displayPath)'", compressedOffset: error.compressedOffset, kind: error.kind
+    )
 }
 
 enum ShardScanner {
@@ -141,7 +141,8 @@ enum ShardScanner {
             do {
                 stream = RecordingStream(try DecompressingReader(file: file, format: format, seekSpan: seekSpan))
             } catch { throw .decompressionFailed(named(error, displayPath)) }
-            var result = try scan(stream, path: path, displayPath: displayPath, checksums: checksums, isCancelled: isCancelled)
+            var result = try scan(
+                stream, path: path, displayPath: displayPath, checksums: checksums, isCancelled: isCancelled)
             let info: CompressedShardInfo
             do { info = try stream.stream.finish() } catch { throw .decompressionFailed(named(error, displayPath)) }
             // A tar cut short inside a complete compressed stream: the scanner, which cannot know
@@ -288,7 +289,9 @@ enum ShardScanner {
                 guard got == 512 else {
                     throw Differs(
                         offset: l.dataOffset - 512, member: name,
-                        detail: "the shard's tar ends at byte \(l.dataOffset - 512 + Int64(got)), before this member's header")
+                        detail:
+                            "the shard's tar ends at byte \(l.dataOffset - 512 + Int64(got)), before this member's header"
+                    )
                 }
                 let mismatch = block.withUnsafeBytes { block in
                     key.withUnsafeBytes { k in
@@ -301,7 +304,8 @@ enum ShardScanner {
                 if let mismatch { throw Differs(offset: l.dataOffset - 512, member: name, detail: "\(mismatch)") }
                 out.append(
                     try checksum(
-                        reader, offset: l.dataOffset, count: l.length, displayPath: displayPath, isCancelled: isCancelled))
+                        reader, offset: l.dataOffset, count: l.length, displayPath: displayPath,
+                        isCancelled: isCancelled))
             }
         } catch let error as IngestError {
             throw error

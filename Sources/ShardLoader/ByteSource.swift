@@ -178,7 +178,8 @@ struct SplitSource: ByteSource {
         SplitSource(
             mapped: MappedSource(files: mapped.files.forChildProcess(), policy: mapped.policy),
             file: FileSource(
-                files: file.files.forChildProcess(), policy: file.policy, compressed: file.compressed?.forChildProcess()))
+                files: file.files.forChildProcess(), policy: file.policy, compressed: file.compressed?.forChildProcess()
+            ))
     }
 
     func sequentialPass(_ starting: Bool) {

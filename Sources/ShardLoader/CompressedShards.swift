@@ -228,7 +228,8 @@ public struct CompressedShardError: Error, Sendable, CustomStringConvertible {
         path = shard.record.path
         if let e = error as? DecompressionError {
             // The decompressor's line, naming the shard as the index stores it.
-            detail = "\(DecompressionError(format: e.format, path: "shard '\(MessageText.escaped(path))'", compressedOffset: e.compressedOffset, kind: e.kind))"
+            detail =
+                "\(DecompressionError(format: e.format, path: "shard '\(MessageText.escaped(path))'", compressedOffset: e.compressedOffset, kind: e.kind))"
             if case .badSeekTable = e.kind { isSeekTable = true } else { isSeekTable = false }
             saysWhatToDo = true
         } else {
@@ -367,25 +368,14 @@ final class DecompressedShard: @unchecked Sendable {
         }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(Int(size), 1), alignment: 64)
         do {
-            let stream = try DecompressingReader(file: file, format: shard.format)
             var at = 0
-            try stream.forEachPiece(offset: 0, count: size) { piece in
+            try Self.decompressWhole(shard, file) { piece in
                 UnsafeMutableRawBufferPointer(rebasing: buffer[at..<(at + piece.count)]).copyMemory(from: piece)
                 at += piece.count
             }
-            let info = try stream.finish()
-            guard info.uncompressedSize == size else {
-                throw CompressedShardError(
-                    path: shard.record.path,
-                    detail: "the shard decompresses to \(info.uncompressedSize) bytes, but the index recorded \(size)",
-                    isSeekTable: false)
-            }
-        } catch let error as CompressedShardError {
-            buffer.deallocate()
-            throw error
         } catch {
             buffer.deallocate()
-            throw CompressedShardError(shard: shard, error)
+            throw error
         }
         allocation = buffer
         bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<Int(size)])
@@ -393,6 +383,32 @@ final class DecompressedShard: @unchecked Sendable {
     }
 
     deinit { allocation?.deallocate() }
+
+    /// Decompresses `shard` from `file` front to back, handing `sink` its tar in pieces, and
+    /// checks every stream's trailer and that the tar has the size the index recorded.
+    ///
+    /// - Throws: ``CompressedShardError`` for data that does not decompress or has another size;
+    ///   what `sink` throws.
+    /// - Complexity: O(shard), one pass; memory for the decompressor's window only.
+    static func decompressWhole(
+        _ shard: CompressedShards.Shard, _ file: ReadOnlyFile, _ sink: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        let size = shard.record.uncompressedSize!
+        let info: CompressedShardInfo
+        do {
+            let stream = try DecompressingReader(file: file, format: shard.format)
+            try stream.forEachPiece(offset: 0, count: size, sink)
+            info = try stream.finish()
+        } catch let error as DecompressionError {
+            throw CompressedShardError(shard: shard, error)
+        }
+        guard info.uncompressedSize == size else {
+            throw CompressedShardError(
+                path: shard.record.path,
+                detail: "the shard decompresses to \(info.uncompressedSize) bytes, but the index recorded \(size)",
+                isSeekTable: false)
+        }
+    }
 
     /// Copies up to `buffer.count` bytes at `offset`; fewer only at the end.
     ///

@@ -502,7 +502,8 @@ public final class Dataset: Sendable {
         }
         if choice.strategy == .mmap, plain == 0, requested == .auto {
             choice.strategy = .pread
-            choice.reason = "pread" + choice.reason.dropFirst("mmap".count) + " (every shard is compressed: none can be mapped)"
+            choice.reason =
+                "pread" + choice.reason.dropFirst("mmap".count) + " (every shard is compressed: none can be mapped)"
         }
         var notes: [String] = []
         if choice.strategy == .memory {
@@ -515,7 +516,8 @@ public final class Dataset: Sendable {
         var capacity: Int64 = 0
         var folder: ShardCacheFolder?
         if choice.strategy != .memory, let largest = whole.map({ $0.uncompressedSize ?? 0 }).max() {
-            let some = "\(whole.count) compressed shard\(whole.count == 1 ? "" : "s") that cannot be entered in the middle (one zstd frame or xz block, or bzip2) \(whole.count == 1 ? "is" : "are") decompressed whole"
+            let some =
+                "\(whole.count) compressed shard\(whole.count == 1 ? "" : "s") that cannot be entered in the middle (one zstd frame or xz block, or bzip2) \(whole.count == 1 ? "is" : "are") decompressed whole"
             let available = memory.available ?? Int64.max
             if largest <= available / 2 {
                 // Room for the largest shard, and for a few while threads read several: a quarter

@@ -100,8 +100,12 @@ enum Preload {
                 throw CompressedShardError(shard: compressed, error)
             }
         }
-        func readExactly(_ file: ReadOnlyFile, _ record: ShardRecord, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws {
-            guard let stream, let compressed else { return try Preload.readExactly(file, record, into: buffer, at: offset) }
+        func readExactly(
+            _ file: ReadOnlyFile, _ record: ShardRecord, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64
+        ) throws {
+            guard let stream, let compressed else {
+                return try Preload.readExactly(file, record, into: buffer, at: offset)
+            }
             let n: Int
             do { n = try stream.read(into: buffer, at: offset) } catch {
                 throw CompressedShardError(shard: compressed, error)
@@ -109,7 +113,8 @@ enum Preload {
             if n < buffer.count {
                 throw CompressedShardError(
                     path: record.path,
-                    detail: "the shard's tar ends at byte \(offset + Int64(n)) but \(buffer.count) bytes are needed from offset \(offset)",
+                    detail:
+                        "the shard's tar ends at byte \(offset + Int64(n)) but \(buffer.count) bytes are needed from offset \(offset)",
                     isSeekTable: false)
             }
         }

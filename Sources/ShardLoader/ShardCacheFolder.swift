@@ -100,23 +100,8 @@ final class ShardCacheFolder: Sendable {
         makeRoom(for: size)
         let out = try AtomicFile(destination: target)
         do {
-            let stream = try DecompressingReader(file: file, format: shard.format)
-            var written: Int64 = 0
-            try stream.forEachPiece(offset: 0, count: size) { piece in
-                try out.write(piece)
-                written += Int64(piece.count)
-            }
-            let info = try stream.finish()
-            guard info.uncompressedSize == size else {
-                throw CompressedShardError(
-                    path: shard.record.path,
-                    detail: "the shard decompresses to \(info.uncompressedSize) bytes, but the index recorded \(size)",
-                    isSeekTable: false)
-            }
+            try DecompressedShard.decompressWhole(shard, file) { try out.write($0) }
             try out.commit()
-        } catch let error as DecompressionError {
-            out.discard()
-            throw CompressedShardError(shard: shard, error)
         } catch {
             out.discard()
             throw error
@@ -142,7 +127,8 @@ final class ShardCacheFolder: Sendable {
             guard name.hasSuffix(Self.suffix), !name.hasPrefix(".") else { continue }
             var st = stat()
             guard fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
-            copies.append((name, Int64(st.st_size), Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)))
+            copies.append(
+                (name, Int64(st.st_size), Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)))
         }
         closedir(dir)
         var total = copies.reduce(Int64(0)) { $0 + $1.size }

@@ -118,7 +118,8 @@ struct InfoCommand: ParsableCommand {
                             ? "\(Format.count(points, "seek point")) (\(Format.bytes(seekTables[r.id]?.bytes ?? 0)))"
                             : "no seek points: read whole"
                         Terminal.line(
-                            "  \(r.path)  \(r.compression)  \(Format.bytes(r.size)) -> \(Format.bytes(r.tarSize))  \(seek)")
+                            "  \(r.path)  \(r.compression)  \(Format.bytes(r.size)) -> \(Format.bytes(r.tarSize))  \(seek)"
+                        )
                     }
                 }
             }
