@@ -403,17 +403,12 @@ public enum Verifier {
                     }
                     crc.update(piece)
                 }
-            } catch let error as IOError {
+            } catch let error where error is IOError || error is DecompressionError {
+                let reason = (error as? IOError).map { $0.detail ?? $0.description } ?? "\(error)"
                 problem(
                     VerificationProblem(
                         kind: .data, shardPath: record.path, offset: l.dataOffset, key: key, ext: m.ext,
-                        detail: "cannot read the member: \(error.detail ?? error.description)"))
-                return true
-            } catch let error as DecompressionError {
-                problem(
-                    VerificationProblem(
-                        kind: .data, shardPath: record.path, offset: l.dataOffset, key: key, ext: m.ext,
-                        detail: "cannot read the member: \(error)"))
+                        detail: "cannot read the member: \(reason)"))
                 return true
             }
             guard let recorded = UInt32(exactly: stored) else {
