@@ -47,15 +47,23 @@ public final class DecompressingReader: RandomAccessBytes {
         precondition(seekSpan >= 64 << 10, "seekSpan must be at least 64 KiB")
         precondition(bufferSize >= 256 << 10, "bufferSize must be at least 256 KiB")
         self.format = format
-        let input = CompressedInput(file: file, format: format)
-        switch format {
-        case .gzip: decoder = try GzipDecoder(input: input, start: .forward(span: seekSpan))
-        case .zstd: decoder = ZstdDecoder(input: input, start: .forward(span: seekSpan))
-        case .xz: decoder = XZDecoder(input: input, start: .forward(span: seekSpan))
-        case .bzip2: decoder = BZip2Decoder(input: input)
-        case .none: preconditionFailure()
-        }
+        decoder = try Self.forwardDecoder(
+            input: CompressedInput(file: file, format: format), format: format, seekSpan: seekSpan)
         buffer = .allocate(byteCount: bufferSize, alignment: 16)
+    }
+
+    /// A decoder of `input` from the file's start, collecting a seek point every `seekSpan`
+    /// uncompressed bytes (gzip) or at each frame or block (zstd, xz).
+    static func forwardDecoder(input: CompressedInput, format: CompressionFormat, seekSpan: Int64)
+        throws(DecompressionError) -> any ShardDecoder
+    {
+        switch format {
+        case .gzip: return try GzipDecoder(input: input, start: .forward(span: seekSpan))
+        case .zstd: return ZstdDecoder(input: input, start: .forward(span: seekSpan))
+        case .xz: return XZDecoder(input: input, start: .forward(span: seekSpan))
+        case .bzip2: return BZip2Decoder(input: input)
+        case .none: preconditionFailure("no decoder for uncompressed data")
+        }
     }
 
     deinit { buffer.deallocate() }

@@ -265,7 +265,11 @@ struct FileSource: ByteSource {
     @inline(__always)
     private func readAll(_ shard: Int, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
         let file = try files.file(shard)
-        if let compressed, let n = try compressed.read(shard, file: file, into: buffer, at: offset) { return n }
+        if let compressed,
+            let n = try compressed.read(shard, file: file, into: buffer, at: offset, files: { try files.file($0) })
+        {
+            return n
+        }
         return try file.readAll(into: buffer, at: offset)
     }
 

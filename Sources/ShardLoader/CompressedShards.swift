@@ -37,11 +37,28 @@ final class CompressedShards: Sendable {
 
     /// The seekable shards' readers, made on first use.
     private let readers = Mutex<[Int: SeekableReader]>([:])
-    /// While a front-to-back pass runs (``sequentialPass(_:)``), shards that cannot be entered in
-    /// the middle are read through one forward decompression each instead of a whole copy: no
-    /// shard-sized buffer, and each byte decompressed once.
+    /// While a front-to-back pass runs (``sequentialPass(_:)``), compressed shards are read
+    /// through one forward decompression each, running a few MiB ahead of the pass on a thread of
+    /// its own (``ReadAheadReader``), instead of a whole copy or seek points: no shard-sized
+    /// buffer, each byte decompressed once, and the decompression overlaps the pass's own work.
+    /// A read behind a stream goes to the seek points (or the whole copy) as outside a pass.
     private let passes = Mutex(0)
-    private let streams = Mutex<[Int: ForwardStream]>([:])
+    private let streams = Mutex(Streams())
+
+    /// The forward decompressions by shard number, and the shard numbers oldest first.
+    private struct Streams {
+        var shards: [Int: ForwardStream] = [:]
+        var order: [Int] = []
+
+        /// Adds shard `n`'s stream, dropping the oldest beyond ``CompressedShards/streamLimit`` (a
+        /// pass goes shard by shard: those are done with); returns the stream.
+        mutating func add(_ n: Int, _ stream: ForwardStream) -> ForwardStream {
+            shards[n] = stream
+            order.append(n)
+            while order.count > CompressedShards.streamLimit { shards[order.removeFirst()] = nil }
+            return stream
+        }
+    }
 
     /// The compressed shards among `records` (opened at `paths`), with their stored seek tables;
     /// nil when no used shard is compressed.
@@ -104,30 +121,48 @@ final class CompressedShards: Sendable {
     /// Reads up to `buffer.count` tar bytes of compressed shard `n` at `offset` (fewer only at the
     /// end of its tar); nil when shard `n` is not compressed (read the file itself).
     ///
+    /// In a pass, the first read of a shard also starts decompressing the next shard (`file(n + 1)`
+    /// opens it), so that the pass does not wait at the boundary.
+    ///
     /// - Throws: ``CompressedShardError`` when the data cannot be decompressed or its seek table is
     ///   damaged.
-    func read(_ n: Int, file: ReadOnlyFile, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws
-        -> Int?
-    {
+    func read(
+        _ n: Int, file: ReadOnlyFile, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64,
+        files: ((Int) throws -> ReadOnlyFile)? = nil
+    ) throws -> Int? {
         guard let shard = infos[n] else { return nil }
+        let passing = passes.withLock { $0 > 0 }
+        if passing || (streamOnly && !shard.isSeekable) {
+            let (stream, isNew) = streams.withLock { streams in
+                if let stream = streams.shards[n] { return (stream, false) }
+                return (streams.add(n, ForwardStream(shard: shard, file: file, readsAhead: passing)), true)
+            }
+            if isNew, passing, let files, n + 1 < infos.count, let next = infos[n + 1],
+                let nextFile = try? files(n + 1)
+            {
+                streams.withLock { streams in
+                    if streams.shards[n + 1] == nil {
+                        _ = streams.add(
+                            n + 1, ForwardStream(shard: next, file: nextFile, readsAhead: true, starts: true))
+                    }
+                }
+            }
+            if let got = try stream.read(into: buffer, at: offset, restartAnywhere: streamOnly && !shard.isSeekable) {
+                return got
+            }
+        }
         if shard.isSeekable {
             let reader = try seekableReader(n, shard, file)
             do { return try reader.read(into: buffer, at: offset) } catch {
                 throw CompressedShardError(shard: shard, error)
             }
         }
-        if streamOnly || passes.withLock({ $0 > 0 }) {
-            let stream = streams.withLock { streams in
-                if let stream = streams[n] { return stream }
-                let stream = ForwardStream(shard: shard, file: file)
-                streams[n] = stream
-                return stream
-            }
-            if let got = try stream.read(into: buffer, at: offset, restartAnywhere: streamOnly) { return got }
-        }
         let whole = try cache.shard(n, shard, file)
         return try whole.copy(into: buffer, at: offset)
     }
+
+    /// The most forward decompressions kept at once (each holds a few MiB).
+    static let streamLimit = 4
 
     /// Tells the shards a front-to-back pass starts (`true`) or ends (`false`); the last pass to
     /// end drops the forward decompressions.
@@ -136,7 +171,7 @@ final class CompressedShards: Sendable {
             count = max(0, count + (starting ? 1 : -1))
             return count
         }
-        if running == 0 { streams.withLock { $0.removeAll() } }
+        if running == 0 { streams.withLock { $0 = Streams() } }
     }
 
     private func seekableReader(_ n: Int, _ shard: Shard, _ file: ReadOnlyFile) throws -> SeekableReader {
@@ -165,23 +200,49 @@ final class CompressedShards: Sendable {
     }
 }
 
-/// One front-to-back decompression of a compressed shard, for a sequential pass: it serves reads
-/// at or after what it still holds, decompressing forward. A read behind it (the pass went back,
-/// or readers interleave) restarts it from the shard's start when the read is near there, else is
-/// left to the whole-shard cache.
+/// One front-to-back decompression of a compressed shard, for a sequential pass (on a thread of
+/// its own, ahead of the pass: `readsAhead`) or for `shardstore get` (in the reading thread): it
+/// serves reads at or after what it still holds, decompressing forward. A read behind it (the
+/// pass went back, or readers interleave) restarts it from the shard's start when the read is
+/// near there, else is left to the seek points or the whole-shard cache.
 final class ForwardStream: @unchecked Sendable {
     private let shard: CompressedShards.Shard
     private let file: ReadOnlyFile
+    private let readsAhead: Bool
     /// Guards ``reader``.
     private let lock = Monitor()
-    private var reader: DecompressingReader?
+    private var reader: Reader?
+
+    /// The decompression: in the reading thread, or ahead of it.
+    private enum Reader {
+        case inline(DecompressingReader)
+        case ahead(ReadAheadReader)
+
+        func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+            switch self {
+            case .inline(let reader): return try reader.read(into: buffer, at: offset)
+            case .ahead(let reader): return try reader.read(into: buffer, at: offset)
+            }
+        }
+    }
 
     /// Reads this close to the start begin a new decompression rather than a whole copy.
     static let restartLimit: Int64 = 1 << 20
 
-    init(shard: CompressedShards.Shard, file: ReadOnlyFile) {
+    /// A stream of `shard`; with `starts` (and `readsAhead`), its decompression starts now rather
+    /// than at the first read (a failure to start is left to that read).
+    init(shard: CompressedShards.Shard, file: ReadOnlyFile, readsAhead: Bool, starts: Bool = false) {
         self.shard = shard
         self.file = file
+        self.readsAhead = readsAhead
+        if starts && readsAhead { reader = try? makeReader() }
+    }
+
+    private func makeReader() throws(DecompressionError) -> Reader {
+        // Smaller buffers than an ingest's: a pass may hold a few streams.
+        readsAhead
+            ? .ahead(try ReadAheadReader(file: file, format: shard.format, chunkSize: 2 << 20, depth: 4))
+            : .inline(try DecompressingReader(file: file, format: shard.format, bufferSize: 1 << 20))
     }
 
     /// Up to `buffer.count` bytes at `offset` (fewer only at the end of the tar), or nil when
@@ -200,8 +261,7 @@ final class ForwardStream: @unchecked Sendable {
                     }
                 }
                 guard reader == nil || restartAnywhere || offset < Self.restartLimit else { return nil }
-                // A smaller window than an ingest's: a pass may hold one a shard.
-                let fresh = try DecompressingReader(file: file, format: shard.format, bufferSize: 1 << 20)
+                let fresh = try makeReader()
                 reader = fresh
                 return try fresh.read(into: buffer, at: offset)
             } catch let error as DecompressionError {

@@ -99,10 +99,14 @@ public final class Dataset: Sendable {
         /// The most bytes of copies kept in ``cacheDirectory`` (least recently used ones are
         /// deleted first); nil reads `SHARDSTORE_CACHE_LIMIT`, else 16 GiB.
         public var cacheLimit: Int64?
+        /// How the dataset will be read, for `auto` to choose by (``AccessPattern/random`` by
+        /// default).
+        public var access: AccessPattern
 
         public init(
             memory: MemoryFigures? = nil, lookup: LookupMode = .auto, maxOpenShards: Int? = nil,
-            verifiesHeaders: Bool = true, cacheDirectory: String? = nil, cacheLimit: Int64? = nil
+            verifiesHeaders: Bool = true, cacheDirectory: String? = nil, cacheLimit: Int64? = nil,
+            access: AccessPattern = .random
         ) {
             self.memory = memory
             self.lookup = lookup
@@ -110,7 +114,25 @@ public final class Dataset: Sendable {
             self.verifiesHeaders = verifiesHeaders
             self.cacheDirectory = cacheDirectory
             self.cacheLimit = cacheLimit
+            self.access = access
         }
+    }
+
+    /// How a dataset will be read, which decides what `auto` picks.
+    ///
+    /// ```swift
+    /// let pass = try Dataset(index: "ds/index.sqlite", options: .init(access: .sequential))
+    /// try pass.forEachSample { view in ... }
+    /// ```
+    public enum AccessPattern: Sendable {
+        /// Samples by position, in any order, many times (training): `auto` preloads the
+        /// selection when it fits in half the memory available.
+        case random
+        /// One front-to-back pass (``Dataset/forEachSample(_:)``): a preload would read every byte
+        /// once before the pass reads it again, so `auto` maps the shards instead (`pread` when
+        /// every shard is compressed), and compressed shards are decompressed as the pass goes,
+        /// never whole into memory. Reads by position still work, more slowly.
+        case sequential
     }
 
     /// The index file's path as given.
@@ -198,7 +220,7 @@ public final class Dataset: Sendable {
         let policy = HeaderPolicy(verifies: options.verifiesHeaders, indexPath: path)
         let compressed = try CompressedShards.make(
             records: shards, paths: paths, used: used, tables: prepared.seekTables, indexPath: path,
-            cacheCapacity: prepared.cacheCapacity, cacheFolder: prepared.cacheFolder)
+            cacheCapacity: prepared.cacheCapacity, cacheFolder: prepared.cacheFolder, streamOnly: prepared.streamOnly)
         switch plan.choice.strategy {
         case .memory:
             let files = try ShardFiles<ReadOnlyFile>(
@@ -328,6 +350,9 @@ public final class Dataset: Sendable {
         var cacheCapacity: Int64
         /// Where such copies go instead of RAM, when they do not fit there.
         var cacheFolder: ShardCacheFolder?
+        /// Whether such shards are only ever decompressed forward (a sequential dataset whose
+        /// shards fit neither in RAM nor in a cache folder).
+        var streamOnly: Bool
     }
 
     private static func prepare(
@@ -360,13 +385,18 @@ public final class Dataset: Sendable {
                 "the memory strategy needs the in-memory location table; use \(lookups.text(.api)), or another strategy",
                 mentioning: [lookups])
         }
+        // A sequential pass resolves each position once, in order: the location file serves it
+        // without building a table first.
+        let passSkipsTable = options.access == .sequential && mode == .auto && strategy != .memory
         let buildTable: Bool
         switch mode {
         case .table: buildTable = true
         case .file, .statements: buildTable = false
         case .auto:
             buildTable =
-                strategy == .memory || (strategy != .pread && memory.available.map { estimate <= $0 / 2 } ?? true)
+                !passSkipsTable
+                && (strategy == .memory
+                    || (strategy != .pread && memory.available.map { estimate <= $0 / 2 } ?? true))
         }
         var table: LocationTable?
         var overflow: String?
@@ -448,15 +478,23 @@ public final class Dataset: Sendable {
         }
         var choice = StrategyChoice.choose(
             requested: strategy, selectionBytes: selectionBytes, tableBytes: table?.byteCount ?? estimate,
-            memory: memory, tableFits: table != nil, withoutTable: withoutTable,
+            memory: memory, tableFits: table != nil || passSkipsTable, withoutTable: withoutTable,
             mentioning: lookupWithoutTable.map { [$0] } ?? [])
+        if options.access == .sequential, strategy == .auto, choice.strategy != .pread {
+            choice = StrategyChoice(
+                strategy: .mmap,
+                reason:
+                    "mmap: a sequential pass reads each byte once and keeps nothing, so nothing is preloaded"
+            )
+        }
         // Compressed shards: read through their seek points, or decompressed whole into a cache.
         let compressedIDs = shards.indices.filter { used[$0] && shards[$0].isCompressed }.map { shards[$0].id }
         let seekTables = try reader.seekTables(forShards: compressedIDs)
         var cacheCapacity: Int64 = 0
         var cacheFolder: ShardCacheFolder?
+        var streamOnly = false
         if !compressedIDs.isEmpty {
-            (choice, cacheCapacity, cacheFolder) = try Self.accountForCompression(
+            (choice, cacheCapacity, cacheFolder, streamOnly) = try Self.accountForCompression(
                 choice, requested: strategy, shards: shards, used: used, seekTables: seekTables, memory: memory,
                 options: options)
         }
@@ -470,7 +508,7 @@ public final class Dataset: Sendable {
         return Prepared(
             plan: plan, reader: reader, table: table, locations: locations, splitIndexes: splitIndexes,
             splitID: splitID, shards: shards, shardNumbers: numbers, used: used, seekTables: seekTables,
-            cacheCapacity: cacheCapacity, cacheFolder: cacheFolder)
+            cacheCapacity: cacheCapacity, cacheFolder: cacheFolder, streamOnly: streamOnly)
     }
 
     /// The choice adjusted for the selection's compressed shards, the RAM for whole decompressed
@@ -479,14 +517,18 @@ public final class Dataset: Sendable {
     /// in the middle (one zstd frame, one xz block, bzip2) is decompressed whole, into a RAM cache
     /// of at least its size when it fits in half the memory available, else into the cache
     /// folder (``Options/cacheDirectory``, `SHARDSTORE_CACHE_DIR`). With `memory`, the preload
-    /// decompresses every shard once instead. The reason says how the compressed shards are read.
+    /// decompresses every shard once instead. For a ``AccessPattern/sequential`` dataset, the
+    /// pass decompresses each shard forward, and a shard that fits neither in RAM nor in a cache
+    /// folder is read only that way (`streamOnly`). The reason says how the compressed shards are
+    /// read.
     ///
     /// - Throws: ``DatasetError`` (`.outOfMemory`) when such a shard does not fit in RAM and no
-    ///   cache folder is named, or (`.invalidArgument`) when the folder does not exist.
+    ///   cache folder is named (unless the access is sequential), or (`.invalidArgument`) when the
+    ///   folder does not exist.
     private static func accountForCompression(
         _ choice: StrategyChoice, requested: LoadingStrategy, shards: [ShardRecord], used: [Bool],
         seekTables: [Int64: StoredSeekTable], memory: MemoryFigures, options: Options
-    ) throws -> (StrategyChoice, Int64, ShardCacheFolder?) {
+    ) throws -> (StrategyChoice, Int64, ShardCacheFolder?, streamOnly: Bool) {
         var choice = choice
         var seekable = 0
         var whole: [ShardRecord] = []
@@ -506,8 +548,13 @@ public final class Dataset: Sendable {
                 "pread" + choice.reason.dropFirst("mmap".count) + " (every shard is compressed: none can be mapped)"
         }
         var notes: [String] = []
+        let sequential = options.access == .sequential && choice.strategy != .memory
         if choice.strategy == .memory {
             notes.append("compressed shards are decompressed once, into the preload")
+        } else if sequential {
+            notes.append(
+                "a pass decompresses each compressed shard front to back, a few MiB ahead of the reads on a thread of its own"
+            )
         } else if seekable > 0 {
             notes.append(
                 "\(seekable) compressed shard\(seekable == 1 ? " is" : "s are") read from \(seekable == 1 ? "its" : "their") seek points"
@@ -515,6 +562,7 @@ public final class Dataset: Sendable {
         }
         var capacity: Int64 = 0
         var folder: ShardCacheFolder?
+        var streamOnly = false
         if choice.strategy != .memory, let largest = whole.map({ $0.uncompressedSize ?? 0 }).max() {
             let some =
                 "\(whole.count) compressed shard\(whole.count == 1 ? "" : "s") that cannot be entered in the middle (one zstd frame or xz block, or bzip2) \(whole.count == 1 ? "is" : "are") decompressed whole"
@@ -523,14 +571,18 @@ public final class Dataset: Sendable {
                 // Room for the largest shard, and for a few while threads read several: a quarter
                 // of what is available, at most.
                 capacity = max(largest, min(available / 4, largest * 4))
-                notes.append("\(some) into a RAM cache of \(formatBytes(capacity))")
+                if !sequential { notes.append("\(some) into a RAM cache of \(formatBytes(capacity))") }
             } else if let named = try options.cacheDirectory.map({
                 try ShardCacheFolder(path: $0, limit: options.cacheLimit ?? ShardCacheFolder.defaultLimit)
             }) ?? ShardCacheFolder.fromEnvironment() {
                 folder = named
-                notes.append(
-                    "\(some) into the cache folder '\(MessageText.escaped(named.path))' (up to \(formatBytes(named.limit)), least recently used copies deleted first), as the largest needs \(formatBytes(largest)), more than half of the \(formatBytes(available)) available"
-                )
+                if !sequential {
+                    notes.append(
+                        "\(some) into the cache folder '\(MessageText.escaped(named.path))' (up to \(formatBytes(named.limit)), least recently used copies deleted first), as the largest needs \(formatBytes(largest)), more than half of the \(formatBytes(available)) available"
+                    )
+                }
+            } else if sequential {
+                streamOnly = true
             } else {
                 let name = whole.max { ($0.uncompressedSize ?? 0) < ($1.uncompressedSize ?? 0) }!.path
                 throw DatasetError(
@@ -540,7 +592,7 @@ public final class Dataset: Sendable {
             }
         }
         if !notes.isEmpty { choice.reason += "; " + notes.joined(separator: "; ") }
-        return (choice, capacity, folder)
+        return (choice, capacity, folder, streamOnly)
     }
 
     /// `".JPG"` → `"jpg"`; `".png"` stays `".png"` when a member has that extension (`y..png`).

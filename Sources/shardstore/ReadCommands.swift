@@ -54,10 +54,14 @@ struct ReadOptions: ParsableArguments {
         return options
     }
 
-    /// Opens the dataset; `verifiesHeaders` false only for `bench --no-header-check`.
-    func open(_ index: String, verifiesHeaders: Bool = true) throws -> Dataset {
+    /// Opens the dataset; `verifiesHeaders` false only for `bench --no-header-check`; `access`
+    /// `.sequential` for a pass (`bench --sequential`).
+    func open(_ index: String, verifiesHeaders: Bool = true, access: Dataset.AccessPattern = .random) throws
+        -> Dataset
+    {
         var options = try datasetOptions()
         options.verifiesHeaders = verifiesHeaders
+        options.access = access
         return try Dataset(
             index: index, split: split, extensions: extensions.isEmpty ? nil : extensions, strategy: strategy,
             options: options)
@@ -168,7 +172,7 @@ struct BenchCommand: ParsableCommand {
             Pick the samples with one of:
               --random K [--seed N]   K positions drawn with SplitMix64 from seed N
               --indices FILE          positions from a file of little-endian int64 (tools/bench writes one and hands it to every peer)
-              --sequential            every sample, shard by shard, front to back
+              --sequential            every sample, shard by shard, front to back (with --strategy auto: nothing is preloaded, positions come from the location file, and compressed shards are decompressed a few MiB ahead of the pass on a thread of their own)
               --loader --batch-size B one epoch through the data loader, in batches of B
 
             Prints samples/s, MB/s (10^6 bytes of members), peak RSS and the strategy with its reason; --json prints one JSON object with samples_per_s, mb_per_s, peak_rss_mb, strategy, reason, checksum, open_s, run_s, k, bytes.
@@ -273,7 +277,8 @@ struct BenchCommand: ParsableCommand {
         try reportingErrors {
             let clock = ContinuousClock()
             let opening = clock.now
-            let dataset = try read.open(index, verifiesHeaders: !noHeaderCheck)
+            let dataset = try read.open(
+                index, verifiesHeaders: !noHeaderCheck, access: sequential ? .sequential : .random)
             if loader { return try runLoader(dataset, opening: opening) }
             let openSeconds = (clock.now - opening).seconds
             if read.verbose { Terminal.stderrLine("strategy: \(dataset.choice.reason(.commandLine))") }

@@ -323,6 +323,36 @@ struct DatasetStrategyTests {
         #expect(try Dataset(index: f.index, strategy: .memory, options: roomy).strategy == .memory)
     }
 
+    @Test("access .sequential: auto maps the shards and looks positions up in the location file, never preloads")
+    func sequentialAccess() throws {
+        let f = try StrategyFixture(shards: 3, perShard: 5)
+        let roomy = MemoryFigures(memAvailable: 64 << 30)
+        let pass = try Dataset(index: f.index, options: Dataset.Options(memory: roomy, access: .sequential))
+        #expect(pass.strategy == .mmap)
+        #expect(pass.lookup == .file(path: f.index + "-locations"))
+        #expect(
+            pass.choice.reason
+                == "mmap: a sequential pass reads each byte once and keeps nothing, so nothing is preloaded")
+        var seen: [ExpectedSample] = []
+        try pass.forEachSample { view in
+            seen.append(
+                ExpectedSample(
+                    key: view.key, members: Dictionary(uniqueKeysWithValues: view.map { ($0.ext, Array($0.bytes)) })))
+        }
+        #expect(seen == (try f.expected(split: nil, exts: nil)))
+        // A strategy or lookup asked for is kept; under the mmap floor, pread with its own reason.
+        let memory = try Dataset(
+            index: f.index, strategy: .memory, options: Dataset.Options(memory: roomy, access: .sequential))
+        #expect(memory.strategy == .memory && memory.choice.reason == "requested")
+        let table = try Dataset(
+            index: f.index, options: Dataset.Options(memory: roomy, lookup: .table, access: .sequential))
+        if case .table = table.lookup {} else { Issue.record("expected the table, got \(table.lookup)") }
+        let tiny = try Dataset(
+            index: f.index, options: Dataset.Options(memory: MemoryFigures(override: 100), access: .sequential))
+        #expect(tiny.strategy == .pread && tiny.choice.reason.hasPrefix("pread: "))
+        #expect(try tiny[3] == pass[3])
+    }
+
     @Test("auto with injected memory figures: memory on a big host, pread and SQL lookups on a tiny budget")
     func autoChoice() throws {
         let f = try StrategyFixture(shards: 2, perShard: 3)

@@ -252,6 +252,44 @@ def test_shards_read_whole_go_to_the_cache_folder_when_ram_is_short(
     assert len(list(cache.iterdir())) == 1
 
 
+@pytest.mark.parametrize("name", ["gzip", "zstd", "xz", "bzip2"])
+def test_a_sequential_pass_decompresses_ahead_without_a_preload(
+    shardstore_bin, plain_tars, tmp_path: Path, monkeypatch, name: str
+):
+    import json
+    import zlib
+
+    _, plain = plain_tars
+    expected, _ = _compressed_dataset(tmp_path, shardstore_bin, plain, name)
+    crc = 0
+    for key in expected.keys:  # samples in storage order, members in archive order
+        for data in expected.members[key].values():
+            crc = zlib.crc32(data, crc)
+    monkeypatch.delenv("SHARDSTORE_CACHE_DIR", raising=False)
+    monkeypatch.delenv("SHARDSTORE_MEMORY_LIMIT", raising=False)
+    report = json.loads(run_cli(shardstore_bin, "bench", str(expected.index), "--sequential", "--json"))
+    assert (report["strategy"], report["lookup"]) == ("pread", "file")
+    assert report["reason"] == (
+        "pread: a sequential pass reads each byte once and keeps nothing, so nothing is preloaded (every shard is "
+        "compressed: none can be mapped); a pass decompresses each compressed shard front to back, a few MiB ahead "
+        "of the reads on a thread of its own"
+    )
+    assert report["checksum"] == crc
+    # Memory for less than two of the largest shard and no cache folder: a random reader of a shard
+    # that cannot be entered in the middle is refused, a pass is not (it never holds a whole shard).
+    monkeypatch.setenv("SHARDSTORE_MEMORY_LIMIT", str(max(tar.stat().st_size for tar in plain)))
+    random_reader = subprocess.run(
+        [shardstore_bin, "bench", str(expected.index), "--random", "5", "--strategy", "pread"], capture_output=True
+    )
+    if name != "gzip":  # one zstd frame, one xz block, bzip2: no seek points
+        assert random_reader.returncode != 0
+        assert b"cannot be read in the middle" in random_reader.stderr
+    else:
+        assert random_reader.returncode == 0, random_reader.stderr
+    report = json.loads(run_cli(shardstore_bin, "bench", str(expected.index), "--sequential", "--json"))
+    assert report["checksum"] == crc and report["strategy"] == "pread"
+
+
 def test_damaged_seek_table_is_refused_never_wrong_bytes(shardstore_module, shardstore_bin, plain_tars, tmp_path: Path):
     import sqlite3
 
