@@ -138,17 +138,30 @@ struct CatCommand: ParsableCommand {
         try reportingErrors {
             let clock = ContinuousClock()
             let start = clock.now
-            let dataset = try read.open(index)
+            // One pass: nothing preloaded; compressed shards decompressed ahead of it.
+            let dataset = try read.open(index, access: .sequential)
             if read.verbose { Terminal.stderrLine("strategy: \(dataset.choice.reason(.commandLine))") }
             var bytes = 0
-            for p in 0..<dataset.count {
-                try dataset.withSample(at: p) { view in
-                    for member in view {
-                        Terminal.write(bytes: member.bytes)
-                        bytes += member.bytes.count
-                    }
+            func write(_ view: SampleView) {
+                for member in view {
+                    Terminal.write(bytes: member.bytes)
+                    bytes += member.bytes.count
                 }
-                if Terminal.failed { break }
+            }
+            if read.split == nil {
+                // Position order is storage order: a pass, with its read-ahead.
+                struct StdoutFailed: Error {}
+                do {
+                    try dataset.forEachSample { view in
+                        write(view)
+                        if Terminal.failed { throw StdoutFailed() }
+                    }
+                } catch is StdoutFailed {}
+            } else {
+                for p in 0..<dataset.count {
+                    try dataset.withSample(at: p) { write($0) }
+                    if Terminal.failed { break }
+                }
             }
             try Terminal.flush()
             if read.verbose {
