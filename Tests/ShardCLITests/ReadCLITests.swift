@@ -152,7 +152,8 @@ struct ReadCLITests {
         #expect(err.count == 2)
         // cat is one pass: auto maps rather than preloads.
         #expect(
-            err.first == "strategy: mmap: a sequential pass reads each byte once and keeps nothing, so nothing is preloaded")
+            err.first
+                == "strategy: mmap: a sequential pass reads each byte once and keeps nothing, so nothing is preloaded")
         #expect(err.last?.hasPrefix("wrote ") == true)
         try expectFailure(
             ["cat", "index.sqlite", "--split", "test"], in: w.path, message: "no split named 'test' (splits: val)")
