@@ -199,14 +199,19 @@ public final class IndexReader {
     /// Every shard, in ingest order.
     ///
     /// An index older than schema 3 (opened read-only, not migrated) has no compressed shards: its
-    /// shards read with a nil ``ShardRecord/uncompressedSize``.
+    /// shards read with a nil ``ShardRecord/uncompressedSize``; one older than schema 4 has no
+    /// remote shards (nil ``ShardRecord/etag`` and ``ShardRecord/lastModified``).
     public func shards() throws -> [ShardRecord] {
-        let compressed = try hasCompressionColumns()
-        let st = try database.cachedStatement(
-            compressed
-                ? "SELECT id, path, size, mtime_ns, member_count, skipped_count, compression, uncompressed_size FROM shards ORDER BY id"
-                : "SELECT id, path, size, mtime_ns, member_count, skipped_count, compression, NULL FROM shards ORDER BY id"
-        )
+        // Migrations apply in order: an index with schema 4's columns has schema 3's.
+        let sql: String =
+            if try hasRemoteColumns() {
+                "SELECT id, path, size, mtime_ns, member_count, skipped_count, compression, uncompressed_size, etag, last_modified FROM shards ORDER BY id"
+            } else if try hasCompressionColumns() {
+                "SELECT id, path, size, mtime_ns, member_count, skipped_count, compression, uncompressed_size, NULL, NULL FROM shards ORDER BY id"
+            } else {
+                "SELECT id, path, size, mtime_ns, member_count, skipped_count, compression, NULL, NULL, NULL FROM shards ORDER BY id"
+            }
+        let st = try database.cachedStatement(sql)
         var out: [ShardRecord] = []
         while try st.step() {
             out.append(
@@ -214,7 +219,9 @@ public final class IndexReader {
                     id: st.int64(at: 0), path: st.text(at: 1), size: st.int64(at: 2),
                     modificationTimeNanoseconds: st.int64(at: 3), memberCount: st.int(at: 4),
                     skippedCount: st.int(at: 5), compression: st.text(at: 6),
-                    uncompressedSize: st.isNull(at: 7) ? nil : st.int64(at: 7)))
+                    uncompressedSize: st.isNull(at: 7) ? nil : st.int64(at: 7),
+                    etag: st.isNull(at: 8) ? nil : st.text(at: 8), lastModified: st.isNull(at: 9) ? nil : st.text(at: 9)
+                ))
         }
         st.reset()
         return out
@@ -227,6 +234,14 @@ public final class IndexReader {
     public func hasCompressionColumns() throws -> Bool {
         try database.scalarInt(
             "SELECT COUNT(*) FROM pragma_table_info('shards') WHERE name = ?", .text("uncompressed_size")) == 1
+    }
+
+    /// Whether the index has schema 4's columns for remote shards (`shards.etag`,
+    /// `shards.last_modified`).
+    ///
+    /// - Complexity: one small query on the schema.
+    public func hasRemoteColumns() throws -> Bool {
+        try database.scalarInt("SELECT COUNT(*) FROM pragma_table_info('shards') WHERE name = ?", .text("etag")) == 1
     }
 
     /// The seek-point count and stored bytes of each compressed shard's seek table, by shard id

@@ -20,10 +20,16 @@ public struct ShardRecord: Sendable, Equatable {
     /// The uncompressed tar's size in bytes; nil for an uncompressed shard (``size`` is the tar's).
     /// Member offsets are offsets into the uncompressed tar.
     public var uncompressedSize: Int64?
+    /// A remote shard's ETag as its server sent it (quotes included); nil for a local shard, or
+    /// when the server sends none. Reads send it as `If-Match`.
+    public var etag: String?
+    /// A remote shard's Last-Modified as its server wrote it; nil for a local shard.
+    public var lastModified: String?
 
     public init(
         id: Int64, path: String, size: Int64, modificationTimeNanoseconds: Int64, memberCount: Int,
-        skippedCount: Int, compression: String = "none", uncompressedSize: Int64? = nil
+        skippedCount: Int, compression: String = "none", uncompressedSize: Int64? = nil, etag: String? = nil,
+        lastModified: String? = nil
     ) {
         self.id = id
         self.path = path
@@ -33,6 +39,8 @@ public struct ShardRecord: Sendable, Equatable {
         self.skippedCount = skippedCount
         self.compression = compression
         self.uncompressedSize = uncompressedSize
+        self.etag = etag
+        self.lastModified = lastModified
     }
 
     /// Whether the shard is compressed (its bytes are read through a decompressor).

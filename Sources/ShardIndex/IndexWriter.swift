@@ -127,17 +127,18 @@ public final class IndexWriter {
         let st = try database.cachedStatement(
             """
             INSERT INTO shards(id, path, size, mtime_ns, member_count, skipped_count, compression, uncompressed_size,
-                ingested_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+                etag, last_modified, ingested_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
             ON CONFLICT(id) DO UPDATE SET path = excluded.path, size = excluded.size, mtime_ns = excluded.mtime_ns,
                 member_count = excluded.member_count, skipped_count = excluded.skipped_count,
                 compression = excluded.compression, uncompressed_size = excluded.uncompressed_size,
-                ingested_at = excluded.ingested_at
+                etag = excluded.etag, last_modified = excluded.last_modified, ingested_at = excluded.ingested_at
             """)
         try st.execute([
             .integer(s.id), .text(s.path), .integer(s.size), .integer(s.modificationTimeNanoseconds),
             .integer(Int64(s.memberCount)), .integer(Int64(s.skippedCount)), .text(s.compression),
-            s.uncompressedSize.map { .integer($0) } ?? .null,
+            s.uncompressedSize.map { .integer($0) } ?? .null, s.etag.map { .text($0) } ?? .null,
+            s.lastModified.map { .text($0) } ?? .null,
         ])
     }
 

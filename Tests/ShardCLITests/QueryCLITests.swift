@@ -17,7 +17,7 @@ struct QueryCLITests {
         try expectRun(
             ["info", "index.sqlite"], in: w.path,
             stdout: """
-                index       index.sqlite (schema 3)
+                index       index.sqlite (schema 4)
                 samples     12
                 members     24 (\(decimalBytes(jpgBytes + jsonBytes)))
                 shards      3 (\(decimalBytes(shardBytes)))
@@ -44,7 +44,7 @@ struct QueryCLITests {
         let o = try jsonObject(result.stdoutText)
         let samples = w.allSamples
         #expect(o["index"] as? String == "index.sqlite")
-        #expect(int(o["schema_version"]) == 3)
+        #expect(int(o["schema_version"]) == 4)
         #expect(int(o["samples"]) == 12)
         #expect(int(o["members"]) == 24)
         #expect(int(o["shards"]) == 3)

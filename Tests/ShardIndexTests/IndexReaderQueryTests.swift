@@ -46,7 +46,9 @@ struct IndexReaderQueryTests {
                     id: 0, path: "a.tar", size: 10240, modificationTimeNanoseconds: 1, memberCount: 3, skippedCount: 0))
             try writer.saveShard(
                 ShardRecord(
-                    id: 1, path: "b.tar", size: 20480, modificationTimeNanoseconds: 2, memberCount: 4, skippedCount: 0))
+                    id: 1, path: "s3://bucket/b.tar", size: 20480, modificationTimeNanoseconds: 2, memberCount: 4,
+                    skippedCount: 0, etag: "\"9b2cf535f27731c974343645a3985328\"",
+                    lastModified: "Wed, 21 Oct 2015 07:28:00 GMT"))
             for (id, key) in keys.enumerated() {
                 try writer.insertSample(
                     id: Int64(id), key: SampleKey(key), shardID: id < 2 ? 0 : 1,
@@ -68,6 +70,11 @@ struct IndexReaderQueryTests {
         let val = try reader.splitID("val")
         #expect(try reader.sampleRowCount() == 5)
         #expect(try reader.shardIDs() == [0, 1])
+        // A local shard has no ETag; a remote one keeps what its server sent.
+        let shards = try reader.shards()
+        #expect(shards.map(\.etag) == [nil, "\"9b2cf535f27731c974343645a3985328\""])
+        #expect(shards.map(\.lastModified) == [nil, "Wed, 21 Oct 2015 07:28:00 GMT"])
+        #expect(shards.map(\.path) == ["a.tar", "s3://bucket/b.tar"])
         #expect(try reader.contentID() == "abc")
         #expect(try reader.hasMember(withExtension: "json"))
         #expect(try !reader.hasMember(withExtension: "png"))

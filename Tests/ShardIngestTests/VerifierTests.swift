@@ -350,7 +350,7 @@ struct VerifierTests {
         }
         _ = try f.ingest(checksums: true)
         let reader = try IndexReader(path: f.index)
-        #expect(try reader.summary().schemaVersion == 3)
+        #expect(try reader.summary().schemaVersion == 4)
         #expect(try f.recorded().crcs == f.expectedCRCs.mapValues { Optional($0) })
     }
 }
