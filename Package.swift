@@ -53,6 +53,13 @@ let package = Package(
             pkgConfig: "hdf5",
             providers: [.apt(["libhdf5-dev"])]
         ),
+        // libcurl (Debian libcurl4-openssl-dev), imported by ShardRemote only; the shim holds typed
+        // wrappers of the variadic curl_easy_setopt/getinfo and curl_multi_setopt.
+        .systemLibrary(
+            name: "CShardCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
         // Files, pread, stat, path expansion.
         .target(name: "ShardIO", dependencies: ["ShardCore"]),
         // Compressed shards (gzip, zstd, xz, bzip2): streaming decompression for ingest, seek
@@ -61,6 +68,9 @@ let package = Package(
             name: "ShardCompression",
             dependencies: ["ShardCore", "ShardIO", "CShardZlib", "CShardZstd", "CShardLZMA", "CShardBZip2"]
         ),
+        // Remote shards: S3 (SigV4 through libcurl) and HTTP(S) objects: stat, range reads (one or a
+        // batch in flight), whole-object streams, listings, retries. Pthreads only, no Dispatch.
+        .target(name: "ShardRemote", dependencies: ["ShardCore", "ShardIO", "CShardCurl"]),
         // SQLite connection, statements, migrations and the typed index API.
         .target(name: "ShardIndex", dependencies: ["ShardCore", "ShardIO", "CShardSQLite"]),
         // stat -> compare with index -> scan -> write.
