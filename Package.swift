@@ -76,9 +76,10 @@ let package = Package(
         // stat -> compare with index -> scan -> write.
         .target(
             name: "ShardIngest",
-            dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardLoader", "ShardCompression"]),
+            dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardLoader", "ShardCompression", "ShardRemote"]),
         // Reading samples back: Dataset.
-        .target(name: "ShardLoader", dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardCompression"]),
+        .target(
+            name: "ShardLoader", dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardCompression", "ShardRemote"]),
         // Exports of a selection: HDF5 (through libhdf5) and raw files.
         .target(
             name: "ShardExport",
@@ -98,6 +99,7 @@ let package = Package(
             name: "ShardStore",
             dependencies: [
                 "ShardCore", "ShardIO", "ShardIndex", "ShardIngest", "ShardLoader", "ShardExport", "ShardCompression",
+                "ShardRemote",
             ]
         ),
         .executableTarget(

@@ -12,6 +12,10 @@ public enum LoadingStrategy: String, CaseIterable, Sendable {
     case mmap
     /// One positioned read per sample into its own buffer: the floor for memory use.
     case pread
+    /// For shards in object storage or on web servers: one range request per sample (its
+    /// adjacent members with their headers), sent with the ETag recorded at ingest; local shards
+    /// among them are read as `pread` reads them. What `auto` picks when a used shard is remote.
+    case remote
 }
 
 /// The strategy picked for a dataset and why, in one sentence with the figures it was based on.

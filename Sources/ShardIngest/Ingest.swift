@@ -4,6 +4,7 @@ import ShardCore
 import ShardIO
 import ShardIndex
 import ShardLoader
+import ShardRemote
 import Synchronization
 
 #if canImport(Glibc)
@@ -32,11 +33,14 @@ public struct IngestOptions: Sendable {
     /// Polled between shards and every few thousand headers; when it returns true the ingest stops
     /// with ``IngestError/cancelled`` and changes nothing.
     public var isCancelled: @Sendable () -> Bool
+    /// How remote shards (`s3://`, `http(s)://` arguments) are reached; nil resolves it from the
+    /// environment and the AWS files when an argument is remote (`RemoteConfiguration.resolve()`).
+    public var remote: RemoteConfiguration?
 
     public init(
         split: String? = nil, onDuplicate: DuplicatePolicy = .error, jobs: Int = defaultJobs, checksums: Bool = false,
         seekSpan: Int64 = SeekTable.defaultSpan, progress: (@Sendable (IngestProgress) -> Void)? = nil,
-        isCancelled: @escaping @Sendable () -> Bool = { false }
+        isCancelled: @escaping @Sendable () -> Bool = { false }, remote: RemoteConfiguration? = nil
     ) {
         self.split = split
         self.checksums = checksums
@@ -45,6 +49,7 @@ public struct IngestOptions: Sendable {
         self.jobs = max(1, jobs)
         self.progress = progress
         self.isCancelled = isCancelled
+        self.remote = remote
     }
 
     /// The seek spans accepted: 64 KiB to 1 GiB (others are clamped to this range).
@@ -166,8 +171,29 @@ public enum Ingest {
             phaseStart = now
         }
         try IndexFile.checkNotDirectory(indexPath)
-        let files = try ShardPatterns.expand(patterns)
-        guard !files.isEmpty else { throw IngestError.noShards }
+        // Local arguments expand against the file system; remote ones (s3://, http(s)://) against
+        // their bucket or server, through one client. Shards keep the arguments' order.
+        var remoteClient: RemoteClient?
+        var expanded: [(path: String, remote: RemoteObjectInfo?)] = []
+        for argument in patterns {
+            if RemoteLocation.hasRemoteScheme(argument) {
+                if remoteClient == nil {
+                    var configuration = options.remote
+                    if configuration == nil {
+                        do { configuration = try RemoteConfiguration.resolve() } catch {
+                            throw IngestError.remoteFailed(error)
+                        }
+                    }
+                    remoteClient = RemoteClient(configuration: configuration!)
+                }
+                for info in try RemoteShardList.expand([argument], client: remoteClient!) {
+                    expanded.append((info.location.description, info))
+                }
+            } else {
+                for path in try ShardPatterns.expand([argument]) { expanded.append((path, nil)) }
+            }
+        }
+        guard !expanded.isEmpty else { throw IngestError.noShards }
 
         let indexFolder = Paths.directory(of: Paths.absolute(indexPath))
         let indexDirectory: String
@@ -184,10 +210,22 @@ public enum Ingest {
             var openPath: String
             var storedPath: String
             var status: FileStatus
+            /// A remote shard's object (its location, size, ETag); nil for a local file.
+            var remote: RemoteObjectInfo?
         }
         var planned: [Planned] = []
         var seenStored = Set<String>()
-        for file in files {
+        for (file, remote) in expanded {
+            if let remote {
+                // Stored as located: never relative. Last-Modified stands for the mtime.
+                let status = FileStatus(
+                    size: remote.size, modificationTimeNanoseconds: (remote.lastModified ?? 0) &* 1_000_000_000,
+                    isRegularFile: true)
+                if seenStored.insert(file).inserted {
+                    planned.append(Planned(openPath: file, storedPath: file, status: status, remote: remote))
+                }
+                continue
+            }
             let canonical = try Paths.canonicalFile(file)
             let status: FileStatus
             do { status = try FileStatus.of(canonical) } catch { throw IngestError.unreadableShard(error) }
@@ -252,9 +290,17 @@ public enum Ingest {
             for p in planned {
                 if let old = existing[p.storedPath] {
                     commandShardIDs.append(old.id)
-                    if old.size == p.status.size,
-                        old.modificationTimeNanoseconds == p.status.modificationTimeNanoseconds
-                    {
+                    // A remote object is unchanged when its size and ETag are (its Last-Modified
+                    // then too); a local file, or an object without an ETag, by size and mtime.
+                    let sameContents =
+                        if let etag = p.remote?.etag {
+                            old.size == p.status.size && old.etag == etag
+                        } else {
+                            old.size == p.status.size
+                                && old.modificationTimeNanoseconds == p.status.modificationTimeNanoseconds
+                        }
+                    // Checksums missing from a remote shard: it is read again whole (one GET).
+                    if sameContents, p.remote == nil || !withoutChecksums.contains(old.id) {
                         report.unchanged.append(p.storedPath)
                         if withoutChecksums.contains(old.id) {
                             toChecksum.append((p, old))
@@ -296,12 +342,17 @@ public enum Ingest {
 
             let scanList = toScan.map(\.planned)
             let isCancelled = options.isCancelled
+            let client = remoteClient
             report.waitingForScans = try ParallelScan.run(
                 count: toScan.count, jobs: options.jobs, isCancelled: isCancelled,
                 scan: {
                     [checksums = options.checksums, span = options.seekSpan] (i: Int) throws(IngestError) -> ShardScan
                     in
-                    try ShardScanner.scan(
+                    if let remote = scanList[i].remote {
+                        return try ShardScanner.scan(
+                            remote: remote, client: client!, checksums: checksums, isCancelled: isCancelled)
+                    }
+                    return try ShardScanner.scan(
                         path: scanList[i].openPath, displayPath: scanList[i].storedPath, checksums: checksums,
                         seekSpan: span, isCancelled: isCancelled)
                 },
@@ -309,6 +360,8 @@ public enum Ingest {
                     var record = toScan[i].record
                     record.size = toScan[i].planned.status.size
                     record.modificationTimeNanoseconds = toScan[i].planned.status.modificationTimeNanoseconds
+                    record.etag = scan.remote?.etag
+                    record.lastModified = scan.remote?.lastModifiedText
                     let written = try grouper.add(scan, shardID: record.id)
                     record.memberCount = written
                     record.skippedCount = scan.skipped.total

@@ -1,6 +1,7 @@
 import ShardCompression
 import ShardCore
 import ShardIO
+import ShardRemote
 
 /// Why an ingest stopped. Every case names the shard (and byte offset where there is one) and
 /// what to do. When an ingest throws, the index is exactly as it was before.
@@ -30,6 +31,12 @@ public enum IngestError: Error, Sendable, CustomStringConvertible {
     case readOnlyIndex(path: String, changedShards: Int, split: String?)
     /// Ctrl-C or another cancellation.
     case cancelled
+    /// A remote shard could not be listed, found or read (the error names the object and the
+    /// request, never credentials, and what to check).
+    case remoteFailed(RemoteError)
+    /// A remote argument names no object: a pattern that matches nothing in its bucket, or a
+    /// wildcard in an `http(s)` URL (web servers cannot be listed).
+    case remoteNoMatch(pattern: String, reason: String)
     /// While recording the checksums of a shard indexed earlier (`--checksums`), a member's own
     /// header did not match its index row, though the shard's size and modification time did:
     /// the shard was rewritten in place. `member` is `key.ext` as a quoted one-line string.
@@ -65,6 +72,10 @@ public enum IngestError: Error, Sendable, CustomStringConvertible {
                 "index '\(path)' is read-only (this process cannot write it or its folder) and this ingest would change it: \(work.joined(separator: ", and ")); make the index and its folder writable and run the ingest again"
         case .cancelled:
             return "ingest cancelled"
+        case .remoteFailed(let error):
+            return "\(error)"
+        case .remoteNoMatch(let pattern, let reason):
+            return "'\(MessageText.escaped(pattern))': \(reason)"
         case .shardDiffersFromIndex(let path, let index, let offset, let member, let detail):
             return
                 "shard '\(path)' no longer matches the index at byte \(offset) (member \(member): \(detail)), though its size and modification time are those recorded at ingest; run `shardstore verify \(index)` to list every difference, then `touch` the shard and ingest it again"

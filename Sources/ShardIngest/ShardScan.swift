@@ -3,6 +3,7 @@ import ShardCore
 import ShardIO
 import ShardIndex
 import ShardLoader
+import ShardRemote
 
 /// Entries of a shard that are not sample members, by reason.
 public struct SkipCounts: Sendable, Equatable {
@@ -66,6 +67,36 @@ struct ShardScan: Sendable {
     var crc32c: [UInt32] = []
     /// A compressed shard's format, sizes and seek table; nil for a plain tar.
     var compression: CompressedShardInfo?
+    /// A remote shard's object as the GET that read it described it (size, ETag, Last-Modified);
+    /// nil for a local file.
+    var remote: RemoteObjectInfo?
+}
+
+/// A remote shard's stream that keeps the request error behind a failed read, which the tar
+/// scanner reports only as text.
+final class RecordingRemoteStream: TarStream {
+    let stream: RemoteStream
+    private(set) var failure: RemoteError?
+
+    init(_ stream: RemoteStream) { self.stream = stream }
+
+    var bytesRead: Int64 { stream.bytesReceived }
+
+    var byteCount: Int64 { stream.byteCount }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        do { return try stream.read(into: buffer, at: offset) } catch let error as RemoteError {
+            failure = error
+            throw error
+        }
+    }
+
+    func forEachPiece(offset: Int64, count: Int64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        do { try stream.forEachPiece(offset: offset, count: count, body) } catch let error as RemoteError {
+            failure = error
+            throw error
+        }
+    }
 }
 
 /// A decompressed stream that keeps the decompression error behind a failed read, which the tar
@@ -165,6 +196,50 @@ enum ShardScanner {
         let reader = SequentialReader(
             file: file, bufferSize: checksums ? SequentialReader.defaultBufferSize : SequentialReader.headerWindowSize)
         return try scan(reader, path: path, displayPath: displayPath, checksums: checksums, isCancelled: isCancelled)
+    }
+
+    /// Scans the remote shard `object` as it arrives, with one GET (sent with `If-Match` and the
+    /// ETag its listing or HEAD gave, so an object replaced meanwhile is refused), never stored
+    /// locally; with `checksums`, each member's CRC-32C on the way.
+    ///
+    /// - Throws: ``IngestError`` (`.remoteFailed` when the request fails after its retries,
+    ///   `.corruptShard` naming the URL and offset, `.unreadableShard` for a compressed object,
+    ///   which this build reads only from local files).
+    static func scan(remote object: RemoteObjectInfo, client: RemoteClient, checksums: Bool, isCancelled: () -> Bool)
+        throws(IngestError) -> ShardScan
+    {
+        let url = object.location.description
+        let stream: RemoteStream
+        do { stream = try client.openStream(object.location, ifMatch: object.etag) } catch {
+            throw .remoteFailed(error)
+        }
+        let recording = RecordingRemoteStream(stream)
+        // The compression from the first bytes (the stream keeps them for the scanner).
+        let prefix = UnsafeMutableRawBufferPointer.allocate(byteCount: CompressionFormat.detectionBytes, alignment: 8)
+        defer { prefix.deallocate() }
+        let n: Int
+        do { n = try recording.read(into: prefix, at: 0) } catch {
+            throw .remoteFailed(
+                recording.failure ?? RemoteError(.badResponse("\(error)"), url: url, operation: "stream"))
+        }
+        let format = CompressionFormat.detect(UnsafeRawBufferPointer(rebasing: prefix[0..<n]))
+        guard format == .none else {
+            throw .unreadableShard(
+                IOError(
+                    "ingest", path: url, errno: 0,
+                    detail:
+                        "a \(format.name)-compressed remote shard, which this build reads only from local files; download it, or store it uncompressed"
+                ))
+        }
+        var result: ShardScan
+        do {
+            result = try scan(recording, path: url, displayPath: url, checksums: checksums, isCancelled: isCancelled)
+        } catch {
+            if let failure = recording.failure { throw .remoteFailed(failure) }
+            throw error
+        }
+        result.remote = stream.info
+        return result
     }
 
     /// Scans the tar read through `reader` (the file, or its decompressed stream).

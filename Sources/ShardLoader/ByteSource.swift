@@ -157,9 +157,9 @@ struct MappedSource: ByteSource {
     }
 }
 
-/// The `mmap` strategy's source when some shards are compressed: a compressed shard cannot be
-/// mapped, so samples in compressed shards are read like `pread` reads them (through their
-/// decompressors), the others from the mappings.
+/// The `mmap` strategy's source when some shards are compressed or remote: those cannot be
+/// mapped, so their samples are read like `pread` reads them (through their decompressors, or by
+/// range requests), the others from the mappings.
 struct SplitSource: ByteSource {
     let mapped: MappedSource
     let file: FileSource
@@ -167,8 +167,8 @@ struct SplitSource: ByteSource {
     func locate(_ reads: MemberReads, window: ReadWindow?, into slots: UnsafeMutableBufferPointer<UnsafeRawPointer?>)
         throws -> AnyObject?
     {
-        let compressed = file.compressed!
-        for row in reads.rows where compressed.isCompressed(Int(row.shard)) {
+        for row in reads.rows
+        where file.compressed?.isCompressed(Int(row.shard)) == true || file.remote?.isRemote(Int(row.shard)) == true {
             return try file.locate(reads, window: window, into: slots)
         }
         return try mapped.locate(reads, window: window, into: slots)
@@ -177,9 +177,7 @@ struct SplitSource: ByteSource {
     func forChildProcess() -> any ByteSource {
         SplitSource(
             mapped: MappedSource(files: mapped.files.forChildProcess(), policy: mapped.policy),
-            file: FileSource(
-                files: file.files.forChildProcess(), policy: file.policy, compressed: file.compressed?.forChildProcess()
-            ))
+            file: file.childCopy())
     }
 
     func sequentialPass(_ starting: Bool) {
@@ -196,6 +194,8 @@ struct FileSource: ByteSource {
     let policy: HeaderPolicy
     /// The dataset's compressed shards, read through their decompressors; nil when none is used.
     var compressed: CompressedShards? = nil
+    /// The dataset's remote shards, read by range requests; nil when none is used.
+    var remote: RemoteShards? = nil
 
     func locate(_ reads: MemberReads, window: ReadWindow?, into slots: UnsafeMutableBufferPointer<UnsafeRawPointer?>)
         throws -> AnyObject?
@@ -254,16 +254,23 @@ struct FileSource: ByteSource {
         return buffer
     }
 
-    func forChildProcess() -> any ByteSource {
-        FileSource(files: files.forChildProcess(), policy: policy, compressed: compressed?.forChildProcess())
+    func forChildProcess() -> any ByteSource { childCopy() }
+
+    /// This source for a child process after `fork()` (see ``ByteSource/forChildProcess()``).
+    func childCopy() -> FileSource {
+        FileSource(
+            files: files.forChildProcess(), policy: policy, compressed: compressed?.forChildProcess(),
+            remote: remote?.forChildProcess())
     }
 
     func sequentialPass(_ starting: Bool) { compressed?.sequentialPass(starting) }
 
-    /// Reads up to `buffer.count` tar bytes of shard `shard` at `offset`: from the file, or
-    /// through the decompressor of a compressed shard. Fewer only at the end of the tar.
+    /// Reads up to `buffer.count` tar bytes of shard `shard` at `offset`: from the file, through
+    /// the decompressor of a compressed shard, or by one range request for a remote one. Fewer
+    /// only at the end of the tar.
     @inline(__always)
     private func readAll(_ shard: Int, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        if let remote, let n = try remote.read(shard, into: buffer, at: offset) { return n }
         let file = try files.file(shard)
         if let compressed,
             let n = try compressed.read(shard, file: file, into: buffer, at: offset, files: { try files.file($0) })

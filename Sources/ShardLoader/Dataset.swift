@@ -2,6 +2,7 @@ import ShardCompression
 import ShardCore
 import ShardIO
 import ShardIndex
+import ShardRemote
 import Synchronization
 
 #if canImport(Glibc)
@@ -102,11 +103,15 @@ public final class Dataset: Sendable {
         /// How the dataset will be read, for `auto` to choose by (``AccessPattern/random`` by
         /// default).
         public var access: AccessPattern
+        /// How remote shards are reached (endpoint, credentials, retries); nil resolves it from
+        /// the environment and the AWS files when a used shard is remote
+        /// (`RemoteConfiguration.resolve()`).
+        public var remote: RemoteConfiguration?
 
         public init(
             memory: MemoryFigures? = nil, lookup: LookupMode = .auto, maxOpenShards: Int? = nil,
             verifiesHeaders: Bool = true, cacheDirectory: String? = nil, cacheLimit: Int64? = nil,
-            access: AccessPattern = .random
+            access: AccessPattern = .random, remote: RemoteConfiguration? = nil
         ) {
             self.memory = memory
             self.lookup = lookup
@@ -115,6 +120,7 @@ public final class Dataset: Sendable {
             self.cacheDirectory = cacheDirectory
             self.cacheLimit = cacheLimit
             self.access = access
+            self.remote = remote
         }
     }
 
@@ -221,6 +227,10 @@ public final class Dataset: Sendable {
         let compressed = try CompressedShards.make(
             records: shards, paths: paths, used: used, tables: prepared.seekTables, indexPath: path,
             cacheCapacity: prepared.cacheCapacity, cacheFolder: prepared.cacheFolder, streamOnly: prepared.streamOnly)
+        // Remote shards are read by range requests; only local ones are opened as files.
+        let remote = try RemoteShards.make(
+            records: shards, used: used, configuration: options.remote, indexPath: path)
+        let local = used.indices.map { used[$0] && !(remote?.isRemote($0) ?? false) }
         switch plan.choice.strategy {
         case .memory:
             let files = try ShardFiles<ReadOnlyFile>(
@@ -229,28 +239,29 @@ public final class Dataset: Sendable {
                 arenas: try Preload.load(
                     prepared.table!, from: files, compressed: compressed, verifiesHeaders: options.verifiesHeaders))
         case .mmap:
-            // A compressed shard cannot be mapped: its samples are read through its decompressor.
-            let plain = used.indices.map { used[$0] && !shards[$0].isCompressed }
+            // A compressed shard cannot be mapped: its samples are read through its decompressor;
+            // a remote one by range requests.
+            let plain = used.indices.map { local[$0] && !shards[$0].isCompressed }
             let mapped = MappedSource(
                 files: try ShardFiles<MappedFile>(
                     records: shards, paths: paths, used: plain, capacity: capacity, indexPath: path),
                 policy: policy)
-            if let compressed {
-                let packed = used.indices.map { used[$0] && shards[$0].isCompressed }
+            if compressed != nil || remote != nil {
+                let packed = used.indices.map { local[$0] && shards[$0].isCompressed }
                 source = SplitSource(
                     mapped: mapped,
                     file: FileSource(
                         files: try ShardFiles<ReadOnlyFile>(
                             records: shards, paths: paths, used: packed, capacity: capacity, indexPath: path),
-                        policy: policy, compressed: compressed))
+                        policy: policy, compressed: compressed, remote: remote))
             } else {
                 source = mapped
             }
-        case .pread, .auto:
+        case .pread, .remote, .auto:
             source = FileSource(
                 files: try ShardFiles<ReadOnlyFile>(
-                    records: shards, paths: paths, used: used, capacity: capacity, indexPath: path),
-                policy: policy, compressed: compressed)
+                    records: shards, paths: paths, used: local, capacity: capacity, indexPath: path),
+                policy: policy, compressed: compressed, remote: remote)
         }
         pool = ConnectionPool(path: path, first: prepared.reader)
         openedInProcess = getpid()
@@ -498,6 +509,7 @@ public final class Dataset: Sendable {
                 choice, requested: strategy, shards: shards, used: used, seekTables: seekTables, memory: memory,
                 options: options)
         }
+        choice = try Self.accountForRemote(choice, requested: strategy, shards: shards, used: used)
         let lookup: Lookup =
             if let table { .table(bytes: table.byteCount) } else if let locations { .file(path: locations.path) } else {
                 .statements
@@ -593,6 +605,41 @@ public final class Dataset: Sendable {
         }
         if !notes.isEmpty { choice.reason += "; " + notes.joined(separator: "; ") }
         return (choice, capacity, folder, streamOnly)
+    }
+
+    /// The choice adjusted for the selection's remote shards: `auto` picks `remote` (one range
+    /// request a sample, never a preload over the network); `mmap` and `pread` asked for by name
+    /// apply to the local shards, and the reason says how the remote ones are read; `memory` is
+    /// refused.
+    ///
+    /// - Throws: ``DatasetError`` (`.invalidArgument`) for `memory` with a remote shard.
+    private static func accountForRemote(
+        _ choice: StrategyChoice, requested: LoadingStrategy, shards: [ShardRecord], used: [Bool]
+    ) throws -> StrategyChoice {
+        let remote = shards.indices.filter { used[$0] && RemoteLocation.hasRemoteScheme(shards[$0].path) }.count
+        let local = used.filter { $0 }.count - remote
+        guard remote > 0 else { return choice }
+        let shardsText = "\(remote) shard\(remote == 1 ? " is" : "s are") remote"
+        let how =
+            "each sample is one range request over its members, sent with the ETag recorded at ingest (If-Match)"
+        switch requested {
+        case .memory:
+            let others = OptionSetting(.strategy, ["remote", "auto"])
+            throw DatasetError(
+                .invalidArgument,
+                "the memory strategy cannot preload remote shards (\(shardsText)); use \(others.text(.api))",
+                mentioning: [others])
+        case .auto:
+            var reason = "remote: \(shardsText) (object storage or a web server): \(how)"
+            if local > 0 { reason += "; the \(local) local shard\(local == 1 ? " is" : "s are") read with pread" }
+            return StrategyChoice(strategy: .remote, reason: reason)
+        case .remote:
+            return choice
+        case .mmap, .pread:
+            var adjusted = choice
+            adjusted.reason += "; \(shardsText): \(how)"
+            return adjusted
+        }
     }
 
     /// `".JPG"` → `"jpg"`; `".png"` stays `".png"` when a member has that extension (`y..png`).

@@ -2,6 +2,7 @@ import ShardCompression
 import ShardCore
 import ShardIO
 import ShardIndex
+import ShardRemote
 
 /// The kind of an error, as a stable number: the codes of the C ABI (`shardstore_status` in
 /// `shardstore.h`), which the Python package turns into exception classes. A code keeps its number
@@ -80,6 +81,12 @@ public enum ErrorCode: Int32, Sendable, CaseIterable {
             default: self = .sqlite
             }
         case is IOError: self = .io
+        case let e as RemoteError:
+            switch e.kind {
+            case .shardChanged: self = .shardChanged
+            case .invalidLocation, .configuration: self = .invalidArgument
+            default: self = .io
+            }
         default: self = .internal
         }
     }

@@ -1,6 +1,7 @@
 import ShardCore
 import ShardIO
 import ShardIndex
+import ShardRemote
 import Synchronization
 
 /// A shard that no longer matches the index: changed or vanished since ingest.
@@ -69,12 +70,17 @@ public final class ShardReader: Sendable {
     /// The compressed shards (numbered by their place in `numbers`), read through their
     /// decompressors; nil when the index has none.
     private let compressed: CompressedShards?
+    /// The remote shards (numbered as `compressed`'s), read by range requests; nil when the index
+    /// has none.
+    private let remote: RemoteShards?
     private let numbers: [Int64: Int]
 
-    /// A reader for the shards recorded in `index`.
+    /// A reader for the shards recorded in `index`; remote shards are reached as `configuration`
+    /// says (nil: from the environment and the AWS files).
     ///
-    /// - Throws: `IOError` when the index's folder cannot be resolved.
-    public init(index: IndexReader) throws {
+    /// - Throws: `IOError` when the index's folder cannot be resolved; ``DatasetError`` when a
+    ///   remote shard's location or the remote configuration cannot be used.
+    public init(index: IndexReader, remote configuration: RemoteConfiguration? = nil) throws {
         indexPath = index.path
         indexDirectory = try Paths.real(Paths.directory(of: Paths.absolute(index.path)))
         var byID: [Int64: ShardRecord] = [:]
@@ -94,6 +100,9 @@ public final class ShardReader: Sendable {
             records: records, paths: records.map { Paths.resolveStoredShardPath($0.path, indexDirectory: directory) },
             used: records.map(\.isCompressed), tables: try index.seekTables(forShards: packed), indexPath: index.path,
             cacheCapacity: 0, streamOnly: true)
+        remote = try RemoteShards.make(
+            records: records, used: records.map { RemoteLocation.hasRemoteScheme($0.path) },
+            configuration: configuration, indexPath: index.path)
     }
 
     /// The shard record with row id `id`.
@@ -140,11 +149,28 @@ public final class ShardReader: Sendable {
         if let defect = location.defect(shardSize: shards[location.shardID]?.tarSize) {
             throw IndexRowError(indexPath: indexPath, sample: sample, key: key, ext: member.ext, defect: defect)
         }
-        let file = try file(forShard: location.shardID)
         let header = MemberHeaderCheck.blockSize
         let count = header + Int(location.length)
         let bytes: [UInt8]
-        if let compressed, let n = numbers[location.shardID], compressed.isCompressed(n) {
+        let shardPath: String
+        if let remote, let n = numbers[location.shardID], remote.isRemote(n) {
+            // One range request for the header and the data, sent with the recorded ETag.
+            var buffer = [UInt8](repeating: 0, count: count)
+            let got = try buffer.withUnsafeMutableBytes {
+                try remote.read(n, into: $0, at: location.dataOffset - Int64(header))!
+            }
+            shardPath = shards[location.shardID]!.path
+            guard got == count else {
+                throw ShardChangedError(
+                    truncated: shardPath,
+                    detail:
+                        "the object ends at byte \(location.dataOffset - Int64(header) + Int64(got)) but \(count) bytes are needed from offset \(location.dataOffset - Int64(header))"
+                )
+            }
+            bytes = buffer
+        } else if let compressed, let n = numbers[location.shardID], compressed.isCompressed(n) {
+            let file = try file(forShard: location.shardID)
+            shardPath = file.path
             var buffer = [UInt8](repeating: 0, count: count)
             let got = try buffer.withUnsafeMutableBytes {
                 try compressed.read(n, file: file, into: $0, at: location.dataOffset - Int64(header))!
@@ -158,6 +184,8 @@ public final class ShardReader: Sendable {
             }
             bytes = buffer
         } else {
+            let file = try file(forShard: location.shardID)
+            shardPath = file.path
             bytes = try file.read(count: count, at: location.dataOffset - Int64(header))
         }
         let row = PackedMember(
@@ -167,7 +195,7 @@ public final class ShardReader: Sendable {
             try key.bytes.withUnsafeBytes { keyBytes in
                 try MemberHeaderError.check(
                     all.baseAddress!, row, length: Int(location.length), key: keyBytes, ext: member.ext,
-                    shardPath: file.path)
+                    shardPath: shardPath)
             }
         }
         return Array(bytes[header...])

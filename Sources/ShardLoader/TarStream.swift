@@ -1,6 +1,7 @@
 import ShardCompression
 import ShardCore
 import ShardIO
+import ShardRemote
 
 /// A shard's tar bytes read front to back: the file itself (`SequentialReader`) or, for a
 /// compressed shard, its decompressed stream (`DecompressingReader`). Ranges come in increasing
@@ -20,6 +21,10 @@ extension SequentialReader: TarStream {}
 
 extension DecompressingReader: TarStream {
     package var bytesRead: Int64 { compressedBytesRead }
+}
+
+extension RemoteStream: TarStream {
+    package var bytesRead: Int64 { bytesReceived }
 }
 
 /// The compression of `file`, from its first bytes (magic numbers, never the name).

@@ -2,6 +2,7 @@ import ShardCompression
 import ShardCore
 import ShardIO
 import ShardIndex
+import ShardRemote
 
 #if canImport(Glibc)
     import Glibc
@@ -82,17 +83,21 @@ public struct VerificationOptions: Sendable {
     /// Polled between members; when it returns true verification stops with
     /// ``VerificationError/cancelled``.
     public var isCancelled: @Sendable () -> Bool
+    /// How remote shards are reached; nil resolves it from the environment and the AWS files
+    /// when a checked shard is remote.
+    public var remote: RemoteConfiguration?
 
     public init(
         split: String? = nil, data: Bool = false, onProblem: (@Sendable (VerificationProblem) -> Void)? = nil,
         progress: (@Sendable (VerificationProgress) -> Void)? = nil,
-        isCancelled: @escaping @Sendable () -> Bool = { false }
+        isCancelled: @escaping @Sendable () -> Bool = { false }, remote: RemoteConfiguration? = nil
     ) {
         self.split = split
         self.data = data
         self.onProblem = onProblem
         self.progress = progress
         self.isCancelled = isCancelled
+        self.remote = remote
     }
 }
 
@@ -243,11 +248,39 @@ public enum Verifier {
         }
         func bytesRead() -> Int64 { headerBytesRead + readerBytesDone + (counted()?.bytesRead ?? 0) }
         var opened = Array(repeating: false, count: shards.count)
+        var client: RemoteClient?
         func open(_ n: Int) {
             finishShard()
             report.shards += 1
             opened[n] = true
             let record = shards[n]
+            // A remote shard is read as one stream (one GET, sent with the recorded ETag), for its
+            // headers and its data alike.
+            if RemoteLocation.hasRemoteScheme(record.path) {
+                do {
+                    if client == nil {
+                        client = RemoteClient(configuration: try options.remote ?? RemoteConfiguration.resolve())
+                    }
+                    let stream = try client!.openStream(try RemoteLocation(parsing: record.path), ifMatch: record.etag)
+                    if stream.info.size != record.size {
+                        problem(
+                            VerificationProblem(
+                                kind: .shard, shardPath: record.path,
+                                detail:
+                                    "its size is \(stream.info.size) bytes, \(record.size) at ingest; run ingest again",
+                                expected: "\(record.size)", found: "\(stream.info.size)"))
+                    }
+                    current = (n, stream, options.data ? stream : nil)
+                } catch {
+                    let detail =
+                        (error as? RemoteError)?.isShardChanged == true
+                        ? "the object was replaced since ingest (its ETag is no longer \(record.etag ?? "the one recorded")); run ingest again; its members were not checked"
+                        : "\(error); its members were not checked"
+                    problem(VerificationProblem(kind: .shard, shardPath: record.path, detail: detail))
+                    current = (n, nil, nil)
+                }
+                return
+            }
             let path = Paths.resolveStoredShardPath(record.path, indexDirectory: indexDirectory)
             let file: ReadOnlyFile
             do { file = try ReadOnlyFile(path: path) } catch {

@@ -65,13 +65,10 @@ public final class RemoteStream: RandomAccessBytes {
         if let ifMatch { headers.append("If-Match: \(ifMatch)") }
         spec = RequestSpec(url: "", method: .get, headers: [], displayURL: "", operation: "", anonymousS3: false, followRedirects: false)
         transfer = Transfer(sink: .stream(queue))
-        do {
-            spec = try client.request(for: location, method: .get, headers: headers, operation: "stream")
-            try start()
-        } catch {
-            release()
-            throw error
-        }
+        // Every stored property is set: when this throws, deinit runs and releases the handles
+        // and the window (releasing them here too would free them twice).
+        spec = try client.request(for: location, method: .get, headers: headers, operation: "stream")
+        try start()
     }
 
     deinit { release() }

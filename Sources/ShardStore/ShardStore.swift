@@ -11,3 +11,4 @@
 @_exported import ShardIndex
 @_exported import ShardIngest
 @_exported import ShardLoader
+@_exported import ShardRemote

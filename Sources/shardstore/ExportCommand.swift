@@ -71,6 +71,8 @@ struct ExportCommand: ParsableCommand {
     @Flag(help: "Replace --out if it exists.")
     var overwrite = false
 
+    @OptionGroup(title: "Remote shards") var remote: RemoteOptions
+
     @Flag(help: "Print nothing but errors.")
     var quiet = false
 
@@ -92,7 +94,8 @@ struct ExportCommand: ParsableCommand {
         installInterruptHandlers()
         let request = ExportRequest(
             index: index, out: out, splits: splits, extensions: extensions.isEmpty ? nil : extensions,
-            overwrite: overwrite, strategy: strategy)
+            overwrite: overwrite, strategy: strategy,
+            options: Dataset.Options(remote: try remote.configuration()))
         let progress = !quiet && Terminal.stderrIsTerminal ? Self.progressRenderer() : nil
         let cancelled: @Sendable () -> Bool = { interruptRequested.load(ordering: .relaxed) }
         let report: ExportReport

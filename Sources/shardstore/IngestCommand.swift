@@ -33,11 +33,14 @@ struct IngestCommand: ParsableCommand {
 
             Compressed shards (.tar.gz/.tgz, .tar.zst, .tar.xz, .tar.bz2; recognised by their first bytes, not their names) are indexed as they are, in one streaming pass each: members are recorded at their offsets in the uncompressed tar. For gzip, ingest also saves a seek point about every --seek-span of uncompressed bytes (default 1M), so a random read decompresses from the nearest point instead of the file's start; zstd with several frames and xz with several blocks are entered at a frame or block. A single-frame .tar.zst, a single-block .tar.xz and a .tar.bz2 can only be read front to back: readers decompress them whole (`shardstore info --strategy` says how). To make them seekable, compress with `pzstd` (independent frames), `xz --block-size=4MiB` or `xz -T0` (several blocks), or gzip.
 
+            Remote shards: s3://bucket/key (S3 and S3-compatible storage, requests signed with SigV4 from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE and ~/.aws as the AWS tools read them; --endpoint for MinIO, Ceph, R2...; --no-sign-request for public buckets) and http(s):// URLs. A wildcard in an s3:// key lists the bucket under the prefix before it ('s3://data/train/shard-*.tar'); brace ranges need no listing and are the way to name shards on a web server. Each remote shard is read once, as a stream, never stored locally; the index records its URL, size, ETag and Last-Modified, and a later ingest skips objects whose ETag and size are unchanged. Reads then send one range request per sample with the recorded ETag (If-Match): an object replaced since ingest is refused, never read.
+
             With --checksums, ingest also reads every new or changed shard whole (sequentially, in large reads) and records the CRC-32C of each member, which `shardstore verify --data` compares. Unchanged shards keep the checksums they have; unchanged shards indexed without checksums are read for theirs (after checking each member's header against the index). Without --checksums only the headers are read, and re-indexed shards lose their checksums.
 
             Examples:
               shardstore ingest ds/index.sqlite 'ds/shard-*.tar'
               shardstore ingest ds/index.sqlite 'ds/val-{0000..0009}.tar' --split val
+              shardstore ingest ds/index.sqlite 's3://my-bucket/train/shard-{000000..000099}.tar' --endpoint http://127.0.0.1:9000
               shardstore ingest --checksums ds/index.sqlite 'ds/shard-*.tar'
               shardstore ingest ds/index.sqlite 'ds/shard-{000000..000099}.tar.gz' --seek-span 512K
             """)
@@ -45,7 +48,7 @@ struct IngestCommand: ParsableCommand {
     @Argument(help: "The index file (created when missing).")
     var index: String
 
-    @Argument(help: "Shard paths, globs or brace patterns.")
+    @Argument(help: "Shard paths, globs or brace patterns; s3://bucket/key and http(s):// URLs too.")
     var shards: [String]
 
     @Option(help: "Assign the samples of these shards to split NAME.")
@@ -72,6 +75,8 @@ struct IngestCommand: ParsableCommand {
 
     @Flag(help: "Print the summary as one JSON object.")
     var json = false
+
+    @OptionGroup(title: "Remote shards") var remote: RemoteOptions
 
     @Flag(help: "Also print the time each phase took.")
     var verbose = false
@@ -105,7 +110,7 @@ struct IngestCommand: ParsableCommand {
             split: split, onDuplicate: onDuplicate, jobs: jobs ?? IngestOptions.defaultJobs, checksums: checksums,
             seekSpan: try seekSpan.map(Self.seekSpanBytes) ?? SeekTable.defaultSpan,
             progress: showProgress ? Self.progressRenderer() : nil,
-            isCancelled: { interruptRequested.load(ordering: .relaxed) })
+            isCancelled: { interruptRequested.load(ordering: .relaxed) }, remote: try remote.configuration())
         let existed = IndexFile.exists(index)
         let unchanged = existed ? "the index was not changed" : "no index was created"
         let report: IngestReport

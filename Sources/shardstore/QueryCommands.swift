@@ -266,6 +266,8 @@ struct GetCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Write the bytes to this file instead of stdout.")
     var output: String?
 
+    @OptionGroup(title: "Remote shards") var remote: RemoteOptions
+
     func validate() throws {
         if key == nil && position == nil { throw ValidationError("Please give a KEY or --index I.") }
         if key != nil && position != nil { throw ValidationError("Please give either a KEY or --index I, not both.") }
@@ -284,7 +286,7 @@ struct GetCommand: ParsableCommand {
             } else {
                 record = try reader.sample(forKey: SampleKey(bytes: RawArguments.bytes(of: key!)))
             }
-            let shards = try ShardReader(index: reader)
+            let shards = try ShardReader(index: reader, remote: try remote.configuration())
             guard let ext else {
                 for m in record.members {
                     let path = shards.shard(m.location.shardID)?.path ?? ""

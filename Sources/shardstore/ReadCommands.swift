@@ -23,7 +23,7 @@ struct ReadOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "How bytes are read: auto, memory (preload into RAM), mmap (map the shards) or pread (read per sample).",
+            "How bytes are read: auto, memory (preload into RAM), mmap (map the shards), pread (read per sample) or remote (one range request per sample, for s3:// and https:// shards).",
             valueName: "strategy"))
     var strategy: LoadingStrategy = .auto
 
@@ -42,9 +42,11 @@ struct ReadOptions: ParsableArguments {
     @Flag(help: "Print the strategy, its reason and the timings to stderr.")
     var verbose = false
 
+    @OptionGroup(title: "Remote shards") var remote: RemoteOptions
+
     /// The dataset options: `--memory-limit` overrides the system's figures and the environment.
     func datasetOptions() throws -> Dataset.Options {
-        var options = Dataset.Options(lookup: lookup.mode)
+        var options = Dataset.Options(lookup: lookup.mode, remote: try remote.configuration())
         if let memoryLimit {
             var figures = try MemoryProbe.read()
             figures.override = try MemoryProbe.parseSize(memoryLimit)

@@ -33,6 +33,8 @@ struct VerifyCommand: ParsableCommand {
     @Flag(help: "Also read every data byte and compare it with the CRC-32C recorded by `ingest --checksums`.")
     var data = false
 
+    @OptionGroup(title: "Remote shards") var remote: RemoteOptions
+
     @Flag(help: "Print the report as one JSON object.")
     var json = false
 
@@ -58,7 +60,7 @@ struct VerifyCommand: ParsableCommand {
                 }
             },
             progress: !quiet && Terminal.stderrIsTerminal ? Self.progressRenderer() : nil,
-            isCancelled: { interruptRequested.load(ordering: .relaxed) })
+            isCancelled: { interruptRequested.load(ordering: .relaxed) }, remote: try remote.configuration())
         let report: VerificationReport
         do {
             report = try Verifier.run(index: index, options: options)
