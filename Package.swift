@@ -53,13 +53,10 @@ let package = Package(
             pkgConfig: "hdf5",
             providers: [.apt(["libhdf5-dev"])]
         ),
-        // libcurl (Debian libcurl4-openssl-dev), imported by ShardRemote only; the shim holds typed
-        // wrappers of the variadic curl_easy_setopt/getinfo and curl_multi_setopt.
-        .systemLibrary(
-            name: "CShardCurl",
-            pkgConfig: "libcurl",
-            providers: [.apt(["libcurl4-openssl-dev"])]
-        ),
+        // libcurl, imported by ShardRemote only and loaded with dlopen("libcurl.so.4") on first use
+        // (its headers come from Debian's libcurl4-openssl-dev); the header holds typed wrappers of
+        // the variadic curl_easy_setopt/getinfo and curl_multi_setopt.
+        .target(name: "CShardCurl"),
         // Files, pread, stat, path expansion.
         .target(name: "ShardIO", dependencies: ["ShardCore"]),
         // Compressed shards (gzip, zstd, xz, bzip2): streaming decompression for ingest, seek

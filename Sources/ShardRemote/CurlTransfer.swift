@@ -1,8 +1,17 @@
 import CShardCurl
 
-/// libcurl's global state, set up once before the first handle (`curl_global_init` is not
-/// thread-safe against other libcurl calls; a Swift global initializer runs once, under a lock).
+/// libcurl, loaded (dlopen) and its global state set up once before the first handle
+/// (`curl_global_init` is not thread-safe against other libcurl calls; a Swift global initializer
+/// runs once, under a lock).
 let curlReady: Bool = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
+
+/// Why libcurl cannot be used, and what to do, when ``curlReady`` is false.
+var curlUnavailable: String {
+    let why = String(cString: shard_curl_load_error())
+    return why.isEmpty
+        ? "libcurl could not be initialized (curl_global_init failed)"
+        : "libcurl could not be loaded (\(why)); install it to read remote shards (Debian and Ubuntu: apt-get install libcurl4)"
+}
 
 /// One libcurl easy handle (owned: cleaned up on deinit). A handle keeps its connections alive
 /// between requests, so a pool of them is a pool of keep-alive connections. Used by one thread
@@ -13,7 +22,7 @@ final class EasyHandle: @unchecked Sendable {
     let errorBuffer: UnsafeMutablePointer<CChar>
 
     init() {
-        precondition(curlReady, "libcurl could not be initialized (curl_global_init failed)")
+        precondition(curlReady, "an easy handle made before a request found libcurl usable")
         guard let handle = curl_easy_init() else { fatalError("curl_easy_init failed (out of memory)") }
         raw = handle
         errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)

@@ -27,9 +27,9 @@ public final class RemoteClient: Sendable {
     private let idle = Mutex<[EasyHandle]>([])
     private let idleMultis = Mutex<[MultiHandle]>([])
 
-    /// Makes a client (no connection is opened until the first request).
+    /// Makes a client (no connection is opened until the first request; libcurl is loaded then,
+    /// and a request fails with `.configuration` saying what to install when it cannot be).
     public init(configuration: RemoteConfiguration) {
-        precondition(curlReady, "libcurl could not be initialized (curl_global_init failed)")
         self.configuration = configuration
     }
 
@@ -37,8 +37,9 @@ public final class RemoteClient: Sendable {
     /// `fork()`.
     public func forChildProcess() -> RemoteClient { RemoteClient(configuration: configuration) }
 
-    /// The version of the libcurl in use (`7.88.1`).
+    /// The version of the libcurl in use (`7.88.1`), or why none can be loaded.
     public static var curlVersion: String {
+        guard curlReady else { return curlUnavailable }
         let v = shard_curl_version_number()
         return "\(v >> 16).\((v >> 8) & 0xFF).\(v & 0xFF)"
     }
@@ -125,6 +126,9 @@ public final class RemoteClient: Sendable {
     func request(
         for location: RemoteLocation, method: RequestSpec.Method, headers: [String], operation: String, query: String = ""
     ) throws(RemoteError) -> RequestSpec {
+        guard curlReady else {
+            throw RemoteError(.configuration(curlUnavailable), url: location.description, operation: operation)
+        }
         let url = configuration.requestURL(for: location, query: query)
         let display: String
         var signing: (String, AWSCredentials)?

@@ -52,6 +52,11 @@ public final class RemoteStream: RandomAccessBytes {
     public static let retained = 64 << 10
 
     init(client: RemoteClient, location: RemoteLocation, ifMatch: String?, queueSize: Int) throws(RemoteError) {
+        var headers: [String] = []
+        if let ifMatch { headers.append("If-Match: \(ifMatch)") }
+        // First, so that a client that cannot send requests (no libcurl) throws before taking
+        // handles.
+        spec = try client.request(for: location, method: .get, headers: headers, operation: "stream")
         self.client = client
         self.location = location
         self.ifMatch = ifMatch
@@ -61,13 +66,9 @@ public final class RemoteStream: RandomAccessBytes {
         window = .allocate(byteCount: max(queueSize, 2 * Self.retained), alignment: 16)
         budget = RetryBudget(client.configuration.retry)
         info = RemoteObjectInfo(location: location, size: 0, etag: ifMatch)
-        var headers: [String] = []
-        if let ifMatch { headers.append("If-Match: \(ifMatch)") }
-        spec = RequestSpec(url: "", method: .get, headers: [], displayURL: "", operation: "", anonymousS3: false, followRedirects: false)
         transfer = Transfer(sink: .stream(queue))
         // Every stored property is set: when this throws, deinit runs and releases the handles
         // and the window (releasing them here too would free them twice).
-        spec = try client.request(for: location, method: .get, headers: headers, operation: "stream")
         try start()
     }
 

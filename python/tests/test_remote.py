@@ -1,0 +1,266 @@
+"""Remote shards: ingest and reads from S3 (moto, with signature checking on) and a plain web
+server, on 127.0.0.1 only, through the CLI and the Python package.
+
+The servers are tools/remote-test-server.py, started here and stopped when the module's tests end
+(they also exit when their standard input closes, should this process die).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+from typing import Dict, Iterator, List
+
+import pytest
+from conftest import Expected, assert_sample, build_dataset, key_text, repository_root, run_cli
+
+SERVER = repository_root() / "tools" / "remote-test-server.py"
+
+
+class Server:
+    """One tools/remote-test-server.py process: its announcement, and commands for the s3 one."""
+
+    def __init__(self, *arguments: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(SERVER), *arguments],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        line = self.process.stdout.readline() if self.process.stdout else ""
+        if not line:
+            self.process.kill()
+            raise RuntimeError(f"remote-test-server.py {' '.join(arguments)} did not start (is moto[server] installed?)")
+        self.info: Dict[str, str] = json.loads(line)
+        self.url = f"http://127.0.0.1:{self.info['port']}"
+
+    def command(self, **fields: str) -> Dict[str, str]:
+        assert self.process.stdin and self.process.stdout
+        self.process.stdin.write(json.dumps(fields) + "\n")
+        self.process.stdin.flush()
+        reply = json.loads(self.process.stdout.readline())
+        assert reply.get("ok"), reply
+        return reply
+
+    def stop(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory, shardstore_bin: str) -> Expected:
+    """The three-shard dataset, ingested from local files: what remote ingests must equal."""
+    return build_dataset(tmp_path_factory.mktemp("local"), shardstore_bin)
+
+
+@pytest.fixture(scope="module")
+def s3(local: Expected) -> Iterator[Server]:
+    server = Server("s3")
+    try:
+        server.command(op="bucket", bucket="data")
+        for shard in local.shards:
+            server.command(op="put", bucket="data", key=f"train/{shard.name}", file=str(shard))
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def web(local: Expected) -> Iterator[Server]:
+    server = Server("http", str(local.folder))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws(s3: Server, monkeypatch: pytest.MonkeyPatch) -> Server:
+    """This process's (and its children's) AWS settings for the s3 server; no AWS files."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.info["access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3.info["secret_access_key"])
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.info["endpoint"])
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    return s3
+
+
+def checksum(expected: Expected, keys: List[bytes]) -> int:
+    """What `shardstore bench` prints for these samples: crc32 over every member, in order."""
+    crc = 0
+    for key in keys:
+        for data in expected.members[key].values():
+            crc = zlib.crc32(data, crc)
+    return crc
+
+
+def test_s3_ingest_equals_a_local_ingest(shardstore_bin: str, shardstore_module, local: Expected, aws: Server, tmp_path: Path):
+    index = tmp_path / "remote.sqlite"
+    # A wildcard lists the bucket under train/shard-.
+    report = json.loads(run_cli(shardstore_bin, "ingest", str(index), "s3://data/train/shard-*.tar", "--json"))
+    assert report["shards_added"] == [f"s3://data/train/{shard.name}" for shard in local.shards]
+    info = json.loads(run_cli(shardstore_bin, "info", str(index), "--json"))
+    assert info["samples"] == len(local.keys)
+    with shardstore_module.Dataset(index) as ds, shardstore_module.Dataset(local.index) as here:
+        assert ds.strategy == "remote"
+        assert "each sample is one range request" in ds.reason
+        assert len(ds) == len(here) == len(local.keys)
+        for position, key in enumerate(local.keys):
+            assert_sample(ds[position], local, key, position)
+        assert_sample(ds[key_text(local.keys[-1])], local, local.keys[-1], len(local.keys) - 1)
+        batch = ds.get_batch([3, 0, len(local.keys) - 1])
+        assert [sample["__key__"] for sample in batch] == [key_text(local.keys[p]) for p in (3, 0, len(local.keys) - 1)]
+    # Splits assigned on the remote index select the same samples as on the local one.
+    run_cli(shardstore_bin, "split", str(index), "assign", "val", "--keys", str(local.folder / "val-keys.txt"))
+    with shardstore_module.Dataset(index, split="val") as val:
+        assert [val[p]["__key__"] for p in range(len(val))] == [key_text(k) for k in local.splits["val"]]
+    # The CLI's reads: get, cat, bench (checksums as over the local files), verify, export.
+    key = local.keys[5]
+    for ext, data in local.members[key].items():
+        got = subprocess.run(
+            [shardstore_bin, "get", str(index), key_text(key), "--ext", ext], capture_output=True, check=True
+        ).stdout
+        assert got == data
+    texts = subprocess.run([shardstore_bin, "cat", str(index), "--ext", "txt"], capture_output=True, check=True).stdout
+    assert texts == b"".join(local.members[k]["txt"] for k in local.keys if "txt" in local.members[k])
+    bench = json.loads(run_cli(shardstore_bin, "bench", str(index), "--sequential", "--json"))
+    assert bench["checksum"] == checksum(local, local.keys) and bench["strategy"] == "remote"
+    verified = subprocess.run([shardstore_bin, "verify", str(index)], capture_output=True, text=True)
+    assert verified.returncode == 0 and " 0 problems" in verified.stdout, verified
+    out = tmp_path / "raw"
+    run_cli(shardstore_bin, "export", str(index), "--format", "raw", "--out", str(out), "--split", "val")
+    written = sorted(path.read_bytes() for path in out.rglob("*") if path.is_file())
+    assert written == sorted(data for k in local.splits["val"] for data in local.members[k].values())
+
+
+def test_s3_reingest_skips_unchanged_objects_and_refuses_replaced_ones(
+    shardstore_bin: str, shardstore_module, local: Expected, aws: Server, tmp_path: Path
+):
+    aws.command(op="put", bucket="data", key="mutable/shard-000.tar", file=str(local.shards[0]))
+    aws.command(op="put", bucket="data", key="mutable/shard-001.tar", file=str(local.shards[1]))
+    index = tmp_path / "remote.sqlite"
+    pattern = "s3://data/mutable/shard-{000..001}.tar"  # brace ranges: one HEAD each, no listing
+    first = json.loads(run_cli(shardstore_bin, "ingest", str(index), pattern, "--json"))
+    assert len(first["shards_added"]) == 2
+    again = json.loads(run_cli(shardstore_bin, "ingest", str(index), pattern, "--json"))
+    assert (again["shards_added"], again["shards_changed"]) == ([], [])
+    assert len(again["shards_unchanged"]) == 2
+
+    # Replaced after ingest (the same size, other bytes): reads are refused, never wrong.
+    replaced = tmp_path / "replaced.tar"
+    data = bytearray(local.shards[1].read_bytes())
+    position = data.index(local.members[local.keys[10]]["txt"][:40])
+    data[position] ^= 0xFF
+    replaced.write_bytes(bytes(data))
+    aws.command(op="put", bucket="data", key="mutable/shard-001.tar", file=str(replaced))
+    count0 = sum(1 for k in local.keys if local.shard_of[k] == "shard-000.tar")
+    with shardstore_module.Dataset(index) as ds:
+        assert_sample(ds[0], local, local.keys[0], 0)  # shard-000 is as ingested
+        with pytest.raises(shardstore_module.ShardChangedError) as refused:
+            ds[count0]
+    message = str(refused.value)
+    assert "shard 's3://data/mutable/shard-001.tar' changed since ingest" in message
+    assert "the object was replaced" in message and "run ingest again" in message
+    got = subprocess.run(
+        [shardstore_bin, "get", str(index), key_text(local.keys[count0]), "--ext", "txt"], capture_output=True, text=True
+    )
+    assert got.returncode != 0 and "changed since ingest" in got.stderr
+    checked = subprocess.run([shardstore_bin, "verify", str(index)], capture_output=True, text=True)
+    assert checked.returncode != 0 and "the object was replaced since ingest" in checked.stdout
+    # Ingest again: the changed object is read again, the other skipped.
+    third = json.loads(run_cli(shardstore_bin, "ingest", str(index), pattern, "--json"))
+    assert third["shards_changed"] == ["s3://data/mutable/shard-001.tar"]
+    assert third["shards_unchanged"] == ["s3://data/mutable/shard-000.tar"]
+    with shardstore_module.Dataset(index) as ds:
+        assert ds[count0]["__key__"] == key_text(local.keys[count0])
+
+
+def test_s3_errors_name_the_object_and_never_the_secret(
+    shardstore_bin: str, local: Expected, aws: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    index = tmp_path / "remote.sqlite"
+    secret = "wrong-secret-" + "x" * 20
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    refused = subprocess.run(
+        [shardstore_bin, "ingest", str(index), "s3://data/train/shard-000.tar"], capture_output=True, text=True
+    )
+    assert refused.returncode != 0 and not index.exists()
+    assert "s3://data/train/shard-000.tar" in refused.stderr
+    assert "access denied (HTTP 403" in refused.stderr and "check the credentials" in refused.stderr
+    assert secret not in refused.stderr and aws.info["access_key_id"] not in refused.stderr
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", aws.info["secret_access_key"])
+    missing = subprocess.run(
+        [shardstore_bin, "ingest", str(index), "s3://data/train/shard-{000..009}.tar"], capture_output=True, text=True
+    )
+    assert missing.returncode != 0 and "s3://data/train/shard-003.tar" in missing.stderr and "404" in missing.stderr
+    nothing = subprocess.run(
+        [shardstore_bin, "ingest", str(index), "s3://data/train/nothing-*.tar"], capture_output=True, text=True
+    )
+    assert nothing.returncode != 0
+    assert "no object in bucket 'data' matches 'train/nothing-*.tar'" in nothing.stderr
+    # Unsigned requests to a bucket that needs signing: 403, saying so.
+    anonymous = subprocess.run(
+        [shardstore_bin, "ingest", str(index), "s3://data/train/shard-000.tar", "--no-sign-request"],
+        capture_output=True,
+        text=True,
+    )
+    assert anonymous.returncode != 0 and "403" in anonymous.stderr
+
+
+def test_http_shards_by_brace_range(shardstore_bin: str, shardstore_module, local: Expected, web: Server, tmp_path: Path):
+    index = tmp_path / "web.sqlite"
+    run_cli(shardstore_bin, "ingest", str(index), f"{web.url}/shard-{{000..002}}.tar", "--quiet")
+    with shardstore_module.Dataset(index) as ds:
+        assert ds.strategy == "remote"
+        for position, key in enumerate(local.keys):
+            assert_sample(ds[position], local, key, position)
+        for position, sample in enumerate(ds):
+            assert_sample(sample, local, local.keys[position], position)
+    bench = json.loads(run_cli(shardstore_bin, "bench", str(index), "--random", "50", "--json"))
+    here = json.loads(run_cli(shardstore_bin, "bench", str(local.index), "--random", "50", "--json"))
+    assert bench["checksum"] == here["checksum"]
+    # A web server cannot be listed: a wildcard is refused, saying what to use.
+    refused = subprocess.run(
+        [shardstore_bin, "ingest", str(tmp_path / "other.sqlite"), f"{web.url}/shard-*.tar"],
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode != 0 and "a wildcard in an http(s) URL cannot be expanded" in refused.stderr
+
+
+def test_retries_and_a_dead_server(shardstore_bin: str, local: Expected, tmp_path: Path):
+    faults = Server("faults")
+    try:
+        # The faults server's objects are synthetic bytes, not tars: ingest fails on the tar, not
+        # on the 503s before it, which the retries absorb.
+        flaky = subprocess.run(
+            [shardstore_bin, "ingest", str(tmp_path / "f.sqlite"), f"{faults.url}/503/2/4096/a.tar"],
+            capture_output=True,
+            text=True,
+        )
+        assert "HTTP 503" not in flaky.stderr, flaky.stderr
+        assert "a.tar': not a tar archive: no valid tar header at offset 0" in flaky.stderr, flaky.stderr
+    finally:
+        faults.stop()
+    port = faults.info["port"]
+    dead = subprocess.run(
+        [shardstore_bin, "ingest", str(tmp_path / "d.sqlite"), f"http://127.0.0.1:{port}/shard-000.tar"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dead.returncode != 0 and f"http://127.0.0.1:{port}/shard-000.tar" in dead.stderr
+    assert "stat failed" in dead.stderr
