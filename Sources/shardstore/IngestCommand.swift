@@ -40,7 +40,8 @@ struct IngestCommand: ParsableCommand {
             Examples:
               shardstore ingest ds/index.sqlite 'ds/shard-*.tar'
               shardstore ingest ds/index.sqlite 'ds/val-{0000..0009}.tar' --split val
-              shardstore ingest ds/index.sqlite 's3://my-bucket/train/shard-{000000..000099}.tar' --endpoint http://127.0.0.1:9000
+              shardstore ingest ds/index.sqlite 's3://bucket/train/shard-{0000..0099}.tar'
+              shardstore ingest ds/index.sqlite 's3://bucket/val-*.tar' --no-sign-request
               shardstore ingest --checksums ds/index.sqlite 'ds/shard-*.tar'
               shardstore ingest ds/index.sqlite 'ds/shard-{000000..000099}.tar.gz' --seek-span 512K
             """)

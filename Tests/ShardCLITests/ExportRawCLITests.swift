@@ -5,7 +5,7 @@ import Testing
 @Suite("shardstore export --format raw")
 struct ExportRawCLITests {
     private let usage =
-        "Usage: shardstore export <index> --format <format> --out <path> [--split <name> ...] [--ext <ext> ...] [--compression <compression>] [--level <level>] [--layout <layout>] [--strategy <strategy>] [--overwrite] [--quiet] [--json]\n  See 'shardstore export --help' for more information.\n"
+        "Usage: shardstore export [<options>] <index> --format <format> --out <path>\n  See 'shardstore export --help' for more information.\n"
 
     /// The member bytes of `samples`, in all.
     private func memberBytes(_ samples: [FixtureSample], exts: Set<String>? = nil) -> Int {

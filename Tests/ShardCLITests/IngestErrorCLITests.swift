@@ -187,11 +187,11 @@ struct IngestErrorCLITests {
     func argumentErrors() throws {
         let w = try Workspace()
         let usage =
-            "Usage: shardstore ingest <index> <shards> ... [--split <split>] [--on-duplicate <on-duplicate>] [--jobs <jobs>] [--checksums] [--seek-span <size>] [--quiet] [--json] [--verbose]\n  See 'shardstore ingest --help' for more information.\n"
+            "Usage: shardstore ingest [<options>] <index> <shards> ...\n  See 'shardstore ingest --help' for more information.\n"
         try expectRun(
             ["ingest", "index.sqlite"], in: w.path, status: 64, stdout: "",
             stderr:
-                "Error: Missing expected argument '<shards> ...'\nHelp:  <shards>  Shard paths, globs or brace patterns.\n"
+                "Error: Missing expected argument '<shards> ...'\nHelp:  <shards>  Shard paths, globs or brace patterns; s3://bucket/key and http(s):// URLs too.\n"
                 + usage)
         try expectRun(
             ["ingest", "index.sqlite", "shard-*.tar", "--jobs", "0"], in: w.path, status: 64, stdout: "",

@@ -218,7 +218,7 @@ struct MemoryProbeTests {
                 requested: strategy, selectionBytes: 1 << 40, tableBytes: 0, memory: memory)
             #expect(choice == StrategyChoice(strategy: strategy, reason: "requested"))
         }
-        #expect(LoadingStrategy.allCases.map(\.rawValue) == ["auto", "memory", "mmap", "pread"])
+        #expect(LoadingStrategy.allCases.map(\.rawValue) == ["auto", "memory", "mmap", "pread", "remote"])
     }
 
     @Test("auto picks memory when the selection and its table fit in half of what is available")
