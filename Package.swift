@@ -115,6 +115,7 @@ let package = Package(
             name: "ShardCompressionTests",
             dependencies: ["ShardCompression", "ShardCore", "ShardIO", "ShardTestSupport"]
         ),
+        .testTarget(name: "ShardRemoteTests", dependencies: ["ShardRemote", "ShardCore", "ShardTestSupport"]),
         .testTarget(
             name: "ShardIndexTests",
             dependencies: ["ShardIndex", "ShardTestSupport"]

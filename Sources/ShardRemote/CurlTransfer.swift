@@ -94,8 +94,9 @@ final class Transfer {
     /// Takes one header line from libcurl. A status line starts a new response (after a redirect
     /// or `100 Continue`), forgetting the previous one's headers.
     func takeHeaderLine(_ line: UnsafeRawBufferPointer) {
-        var text = Substring(String(decoding: line, as: UTF8.self))
-        while text.last == "\n" || text.last == "\r" { text = text.dropLast() }
+        var count = line.count
+        while count > 0 && (line[count - 1] == 0x0A || line[count - 1] == 0x0D) { count -= 1 }
+        let text = Substring(String(decoding: UnsafeRawBufferPointer(rebasing: line[..<count]), as: UTF8.self))
         if text.isEmpty {
             if status >= 200 && !(300..<400).contains(status) { headersDone = true }
         } else if text.hasPrefix("HTTP/") {

@@ -37,7 +37,7 @@ enum HTTPDate {
     static func parse(_ text: String) -> Int64? {
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
         let t = text.trimmingWhitespace()
-        if t.contains("T") {
+        if t.first?.isNumber == true {
             // 2015-10-21T07:28:00.000Z
             let parts = t.split(whereSeparator: { "-T:.Z".contains($0) })
             guard parts.count >= 6, let y = Int64(parts[0]), let mo = Int64(parts[1]), let d = Int64(parts[2]),

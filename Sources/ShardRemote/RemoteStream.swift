@@ -39,6 +39,7 @@ public final class RemoteStream: RandomAccessBytes {
     private var transfer: Transfer
     private var list: UnsafeMutablePointer<curl_slist>?
     private var attached = false
+    private var released = false
     private var finished: CURLcode?
     private var budget: RetryBudget
     /// The object offset of the next byte ``read(into:)`` hands out.
@@ -76,7 +77,11 @@ public final class RemoteStream: RandomAccessBytes {
 
     deinit { release() }
 
+    /// Returns the handles to the client's pools and frees the window, once (a throwing init
+    /// releases, and then deinit runs too).
     private func release() {
+        guard !released else { return }
+        released = true
         detach()
         client.giveBack(handle)
         client.giveBack(multi)

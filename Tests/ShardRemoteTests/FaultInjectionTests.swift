@@ -1,0 +1,121 @@
+import Foundation
+import ShardRemote
+import ShardTestSupport
+import Testing
+
+/// Against tools/remote-test-server.py faults: objects behind 503s, dropped and cut connections,
+/// and stalls; and a port nothing listens on.
+@Suite struct FaultInjectionTests {
+    static let quickRetries = RetryPolicy(maxAttempts: 5, initialDelay: 0.05, maxDelay: 0.2, totalSeconds: 10)
+
+    func client(retry: RetryPolicy = quickRetries, lowSpeedSeconds: Int = 30) -> RemoteClient {
+        var c = RemoteConfiguration(retry: retry, connectTimeout: 2)
+        c.lowSpeedSeconds = lowSpeedSeconds
+        return RemoteClient(configuration: c)
+    }
+
+    /// How many requests the faults server has had for `path`.
+    func requestCount(_ server: TestServer, _ path: String) throws -> Int {
+        let bytes = try readBytes(client(), .http(server.baseURL + "/_count" + path), at: 0, count: 32)
+        return Int(String(decoding: bytes, as: UTF8.self))!
+    }
+
+    @Test func retriesThrough503sAndDroppedConnections() throws {
+        let server = try TestServer("faults")
+        defer { server.stop() }
+        let c = client()
+        #expect(try readBytes(c, .http(server.baseURL + "/503/3/100000/a"), at: 1000, count: 500) == Array(faultBytes(100_000)[1000..<1500]))
+        #expect(try requestCount(server, "/503/3/100000/a") == 4)
+        #expect(try readBytes(c, .http(server.baseURL + "/drop/2/100000/b"), at: 0, count: 100) == Array(faultBytes(100_000)[..<100]))
+        #expect(try requestCount(server, "/drop/2/100000/b") == 3)
+        #expect(try c.stat(.http(server.baseURL + "/503/2/777/c")).size == 777)
+
+        // A batch: each range retried on its own.
+        let paths = (0..<6).map { "/\($0 % 2 == 0 ? "503" : "drop")/\($0 % 3)/50000/batch\($0)" }
+        let arena = RangeArena(Array(repeating: 1000, count: paths.count))
+        let results = c.readRanges(
+            paths.indices.map { RangeRequest(location: .http(server.baseURL + paths[$0]), offset: 2000, buffer: arena[$0]) },
+            maxInFlight: 3)
+        for i in paths.indices {
+            #expect(try results[i].get() == 1000)
+            #expect(Array(arena[i]) == Array(faultBytes(50_000)[2000..<3000]))
+            #expect(try requestCount(server, paths[i]) == i % 3 + 1)
+        }
+    }
+
+    @Test func aStreamCutShortResumesFromWhereItBroke() throws {
+        let server = try TestServer("faults")
+        defer { server.stop() }
+        let stream = try client().openStream(.http(server.baseURL + "/cut/2/3000000/s"), queueSize: 128 << 10)
+        #expect(try readAll(stream) == faultBytes(3_000_000))
+        #expect(stream.requests == 3)
+        #expect(stream.bytesReceived == 3_000_000)
+    }
+
+    @Test func retriesStopAtTheBudgetWithTheLastError() throws {
+        let server = try TestServer("faults")
+        defer { server.stop() }
+        let policy = RetryPolicy(maxAttempts: 4, initialDelay: 0.05, maxDelay: 0.1, totalSeconds: 10)
+        let error = remoteError { _ = try readBytes(client(retry: policy), .http(server.baseURL + "/503/100/1000/x"), at: 0, count: 10) }
+        #expect(
+            error?.description
+                == "\(server.baseURL)/503/100/1000/x: read of bytes 0-9 failed after 4 attempts: HTTP 503 SlowDown: try again")
+        #expect(try requestCount(server, "/503/100/1000/x") == 4)
+
+        // The time budget ends retries before the attempts do.
+        let slow = RetryPolicy(maxAttempts: 100, initialDelay: 0.2, maxDelay: 0.2, totalSeconds: 0.5)
+        let start = Date()
+        let timed = remoteError { _ = try readBytes(client(retry: slow), .http(server.baseURL + "/503/100/1000/y"), at: 0, count: 10) }
+        #expect(Date().timeIntervalSince(start) < 3)
+        #expect((timed?.attempts ?? 100) < 6)
+    }
+
+    @Test func aDeadServerGivesAClearErrorAfterTheBudget() throws {
+        let port = try closedPort()
+        let policy = RetryPolicy(maxAttempts: 3, initialDelay: 0.05, maxDelay: 0.1, totalSeconds: 10)
+        let error = remoteError { _ = try readBytes(client(retry: policy), .http("http://127.0.0.1:\(port)/x.tar"), at: 0, count: 10) }
+        guard case .transport(7, _) = error?.kind else {
+            Issue.record("expected curl error 7, got \(String(describing: error))")
+            return
+        }
+        #expect(error?.attempts == 3)
+        let text = error?.description ?? ""
+        #expect(text.hasPrefix("http://127.0.0.1:\(port)/x.tar: read of bytes 0-9 failed after 3 attempts: "), "\(text)")
+        #expect(text.hasSuffix("(curl error 7); check that the server is up and reachable and the endpoint is right"))
+    }
+
+    @Test func aStalledServerHitsTheTimeout() throws {
+        let server = try TestServer("faults")
+        defer { server.stop() }
+        let policy = RetryPolicy(maxAttempts: 2, initialDelay: 0.05, maxDelay: 0.1, totalSeconds: 30)
+        let start = Date()
+        let error = remoteError {
+            _ = try readBytes(client(retry: policy, lowSpeedSeconds: 1), .http(server.baseURL + "/stall/0/1000/z"), at: 0, count: 10)
+        }
+        let elapsed = Date().timeIntervalSince(start)
+        guard case .timedOut = error?.kind else {
+            Issue.record("expected a timeout, got \(String(describing: error))")
+            return
+        }
+        #expect(error?.attempts == 2)
+        #expect(elapsed >= 2 && elapsed < 10, "\(elapsed) s")
+        #expect(error?.description.contains("timed out") == true)
+    }
+
+    @Test func anonymousS3RequestsRefusedSayWhatToDo() throws {
+        let server = try TestServer("faults")
+        defer { server.stop() }
+        let c = RemoteClient(configuration: RemoteConfiguration(endpoint: server.baseURL, signing: .anonymous))
+        let error = remoteError { _ = try c.stat(.s3(bucket: "private", key: "0/100/obj")) }
+        #expect(
+            error?.description
+                == "s3://private/0/100/obj (\(server.baseURL)/private/0/100/obj): stat failed: access denied (HTTP 403); "
+                + "the request was unsigned (anonymous): the bucket must allow public reads, or give credentials "
+                + "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)")
+        let read = remoteError { _ = try readBytes(c, .s3(bucket: "private", key: "0/100/obj"), at: 0, count: 10) }
+        guard case .accessDenied(403, "AccessDenied", "Access Denied", true) = read?.kind else {
+            Issue.record("expected an anonymous 403, got \(String(describing: read))")
+            return
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import ShardRemote
+import ShardTestSupport
+import Testing
+
+/// Against a plain web server with Range, ETag and If-Match (tools/remote-test-server.py http).
+@Suite struct HTTPServerTests {
+    @Test func rangeGetsBatchesAndStreamsReturnTheFilesBytes() throws {
+        let directory = try TemporaryDirectory()
+        let bytes = testBytes(5_000_000, seed: 7)
+        try Data(bytes).write(to: URL(fileURLWithPath: directory.path + "/shard-000000.tar"))
+        let server = try TestServer("http", [directory.path])
+        defer { server.stop() }
+        let client = RemoteClient(configuration: RemoteConfiguration())
+        let location = try RemoteLocation(parsing: server.baseURL + "/shard-000000.tar")
+
+        let info = try client.stat(location)
+        #expect(info.size == 5_000_000 && info.etag != nil && info.lastModified != nil)
+        #expect(try readBytes(client, location, at: 0, count: 512, ifMatch: info.etag) == Array(bytes[..<512]))
+        #expect(try readBytes(client, location, at: 4_999_000, count: 5000) == Array(bytes[4_999_000...]))
+        #expect(try readBytes(client, location, at: 6_000_000, count: 10) == [])
+
+        let ranges = (0..<64).map { i in (offset: Int64(i * 77_777), count: 1 + i * 97) }
+        let arena = RangeArena(ranges.map(\.count))
+        let results = client.readRanges(
+            ranges.indices.map { RangeRequest(location: location, offset: ranges[$0].offset, buffer: arena[$0], ifMatch: info.etag) },
+            maxInFlight: 8)
+        for (i, r) in ranges.enumerated() {
+            #expect(try results[i].get() == r.count)
+            #expect(Array(arena[i]) == Array(bytes[Int(r.offset)..<(Int(r.offset) + r.count)]), "range \(i)")
+        }
+
+        // Read slowly in small pieces: the transfer pauses while the queue is full.
+        let stream = try client.openStream(location, queueSize: 64 << 10)
+        #expect(stream.info.size == 5_000_000 && stream.info.etag == info.etag)
+        #expect(try readAll(stream, piece: 10_000) == bytes)
+        #expect(stream.requests == 1)
+    }
+
+    @Test func theStreamIsAForwardRandomAccessSourceForTheScanner() throws {
+        let directory = try TemporaryDirectory()
+        let bytes = testBytes(1_000_000, seed: 8)
+        try Data(bytes).write(to: URL(fileURLWithPath: directory.path + "/s.tar"))
+        let server = try TestServer("http", [directory.path])
+        defer { server.stop() }
+        let stream = try RemoteClient(configuration: RemoteConfiguration()).openStream(.http(server.baseURL + "/s.tar"), queueSize: 64 << 10)
+        #expect(stream.byteCount == 1_000_000)
+        var header = [UInt8](repeating: 0, count: 512)
+        for offset in [0, 512, 300_000, 300_100, 999_900] {
+            let n = try header.withUnsafeMutableBytes { try stream.read(into: $0, at: Int64(offset)) }
+            #expect(Array(header[..<n]) == Array(bytes[offset..<min(offset + 512, bytes.count)]), "at \(offset)")
+        }
+        var pieces: [UInt8] = []
+        #expect(throws: RemoteError.self) { try stream.forEachPiece(offset: 999_950, count: 100) { pieces += $0 } }
+        #expect(throws: RemoteError.self) { _ = try header.withUnsafeMutableBytes { try stream.read(into: $0, at: 0) } }
+    }
+
+    @Test func aFileChangedAfterStatIsRefusedAsChanged() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path + "/s.tar"
+        try Data(testBytes(4096, seed: 9)).write(to: URL(fileURLWithPath: path))
+        let server = try TestServer("http", [directory.path])
+        defer { server.stop() }
+        let client = RemoteClient(configuration: RemoteConfiguration())
+        let location = RemoteLocation.http(server.baseURL + "/s.tar")
+        let info = try client.stat(location)
+        try Data(testBytes(8192, seed: 10)).write(to: URL(fileURLWithPath: path))
+        let error = remoteError { _ = try readBytes(client, location, at: 0, count: 512, ifMatch: info.etag) }
+        #expect(
+            error?.description
+                == "\(server.baseURL)/s.tar: read of bytes 0-511 failed: shard changed since ingest; run ingest again "
+                + "(its ETag is no longer \(info.etag!))")
+        let missing = remoteError { _ = try client.stat(.http(server.baseURL + "/nope.tar")) }
+        #expect(missing?.description.hasPrefix("\(server.baseURL)/nope.tar: stat failed: not found (HTTP 404)") == true)
+    }
+}

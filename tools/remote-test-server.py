@@ -1,0 +1,301 @@
+#!/usr/bin/env python3
+"""Local servers for ShardRemote's tests, on 127.0.0.1 only, on a port the system picks.
+
+    remote-test-server.py s3            moto's S3 with signature checking on, an IAM user and key
+    remote-test-server.py http DIR      a static web server for DIR with Range, ETag and If-Match
+    remote-test-server.py faults        synthetic objects behind faults (503s, drops, stalls)
+
+Each prints one JSON line when it is ready ({"port": N, ...}), then serves until its standard
+input ends (the test closed it, or the test process died), and exits. The s3 server also takes
+commands on standard input, one JSON object a line, and answers each with one JSON line:
+
+    {"op": "bucket", "bucket": "b"}                               make a bucket
+    {"op": "put", "bucket": "b", "key": "k", "file": "/path"}      upload a file
+    {"op": "put", "bucket": "b", "key": "k", "text": "..."}        upload text
+    {"op": "delete", "bucket": "b", "key": "k"}                   delete an object
+    {"op": "session"}                                             temporary credentials (STS AssumeRole)
+
+The faults server serves /MODE/N/SIZE/NAME: SIZE bytes (byte i is i % 251) with ETag "fault-SIZE",
+Range and If-Match; the first N requests for that path fail as MODE says:
+    ok      never fail                      503     answer 503 Service Unavailable
+    drop    close the connection, no answer  cut     send the headers and half the body, close
+    stall   read the request, never answer (for the whole test)
+    private answer 403 AccessDenied (an S3 error document) to every request without Authorization
+GET /_count/MODE/N/SIZE/NAME answers how many requests that path has had.
+
+Needs moto[server] and boto3 for s3 (tools/setup-system installs them into .build-venv); http
+and faults need only the standard library.
+"""
+import email.utils
+import json
+import os
+import re
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HOST = "127.0.0.1"
+
+
+def announce(**fields):
+    sys.stdout.write(json.dumps(fields) + "\n")
+    sys.stdout.flush()
+
+
+def parse_range(header, size):
+    """(start, end) inclusive for a single 'bytes=a-b' / 'bytes=a-' / 'bytes=-n', None for no
+    header or a form we do not serve, 'unsatisfiable' past the end."""
+    if not header:
+        return None
+    m = re.fullmatch(r"bytes=(\d*)-(\d*)", header.strip())
+    if not m or (m.group(1) == "" and m.group(2) == ""):
+        return None
+    if m.group(1) == "":
+        n = int(m.group(2))
+        return (max(0, size - n), size - 1) if n > 0 and size > 0 else "unsatisfiable"
+    start = int(m.group(1))
+    end = int(m.group(2)) if m.group(2) else size - 1
+    if start >= size:
+        return "unsatisfiable"
+    return (start, min(end, size - 1))
+
+
+class RangeHandler(BaseHTTPRequestHandler):
+    """GET/HEAD of an object given by object_for(path) -> (bytes, etag, mtime) or None."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def object_for(self, path):
+        raise NotImplementedError
+
+    def before(self, path):
+        """A fault to act out first; True when the request was handled."""
+        return False
+
+    def do_HEAD(self):
+        self.serve(body=False)
+
+    def do_GET(self):
+        self.serve(body=True)
+
+    def serve(self, body):
+        path = self.path.split("?", 1)[0]
+        if self.before(path):
+            return
+        found = self.object_for(path)
+        if found is None:
+            return self.plain(404, b"not found\n")
+        data, etag, mtime = found
+        match = self.headers.get("If-Match")
+        if match is not None and match.strip() != "*" and etag not in [t.strip() for t in match.split(",")]:
+            return self.plain(412, b"precondition failed\n")
+        size = len(data)
+        r = parse_range(self.headers.get("Range"), size)
+        if r == "unsatisfiable":
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        status, start, end = (200, 0, size - 1) if r is None else (206, r[0], r[1])
+        self.send_response(status)
+        self.send_header("Content-Length", str(end - start + 1))
+        self.send_header("ETag", etag)
+        self.send_header("Last-Modified", email.utils.formatdate(mtime, usegmt=True))
+        self.send_header("Accept-Ranges", "bytes")
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.end_headers()
+        if body:
+            self.send_body(data[start:end + 1])
+
+    def send_body(self, chunk):
+        self.wfile.write(chunk)
+
+    def plain(self, status, text):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(text)))
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(text)
+
+
+def serve_http(directory):
+    root = os.path.realpath(directory)
+
+    class Handler(RangeHandler):
+        def object_for(self, path):
+            full = os.path.realpath(os.path.join(root, path.lstrip("/")))
+            if not full.startswith(root + os.sep) or not os.path.isfile(full):
+                return None
+            st = os.stat(full)
+            with open(full, "rb") as f:
+                data = f.read()
+            return data, f'"{st.st_size:x}-{st.st_mtime_ns:x}"', st.st_mtime
+
+    return ThreadingHTTPServer((HOST, 0), Handler)
+
+
+def serve_faults():
+    counts = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    class Handler(RangeHandler):
+        def object_for(self, path):
+            m = re.fullmatch(r"/(\w+)/(\d+)/(\d+)/[^/]+", path)
+            if not m:
+                return None
+            size = int(m.group(3))
+            return bytes(i % 251 for i in range(size)), f'"fault-{size}"', 1700000000
+
+        def before(self, path):
+            if path.startswith("/_count/"):
+                with lock:
+                    n = counts.get(path[len("/_count"):], 0)
+                self.plain(200, str(n).encode())
+                return True
+            m = re.fullmatch(r"/(\w+)/(\d+)/(\d+)/[^/]+", path)
+            if not m:
+                return False
+            with lock:
+                counts[path] = counts.get(path, 0) + 1
+                n = counts[path]
+            mode, failures = m.group(1), int(m.group(2))
+            if mode == "stall":
+                stop.wait(120)
+                self.close_connection = True
+                return True
+            if mode == "private" and "Authorization" not in self.headers:
+                self.plain(403, b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>")
+                return True
+            if n > failures:
+                return False
+            if mode == "503":
+                self.plain(503, b"<Error><Code>SlowDown</Code><Message>try again</Message></Error>")
+                return True
+            if mode == "drop":
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return True
+            if mode == "cut":
+                self.cut = True
+            return False
+
+        def send_body(self, chunk):
+            if getattr(self, "cut", False):
+                self.wfile.write(chunk[: len(chunk) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            self.wfile.write(chunk)
+
+    server = ThreadingHTTPServer((HOST, 0), Handler)
+    server.stop_event = stop
+    return server
+
+
+def serve_s3():
+    import boto3
+    import urllib.request
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
+    server.start()
+    port = server.get_host_and_port()[1]
+    endpoint = f"http://{HOST}:{port}"
+
+    def client(service, key_id, secret):
+        return boto3.client(
+            service, endpoint_url=endpoint, region_name="us-east-1",
+            aws_access_key_id=key_id, aws_secret_access_key=secret)
+
+    # Set up while moto still accepts anything, then switch signature checking on: from then on
+    # every request must be signed with a key moto's IAM knows and allowed by its policy.
+    iam = client("iam", "setup", "setup")
+    iam.create_user(UserName="shardstore-test")
+    iam.put_user_policy(
+        UserName="shardstore-test", PolicyName="s3-all",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["s3:*", "sts:AssumeRole"], "Resource": "*"}]}))
+    key = iam.create_access_key(UserName="shardstore-test")["AccessKey"]
+    # A role the user may assume, for temporary credentials with a session token.
+    role = iam.create_role(
+        RoleName="shardstore-test-role",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}))["Role"]
+    iam.put_role_policy(
+        RoleName="shardstore-test-role", PolicyName="s3-all",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    request = urllib.request.Request(
+        f"{endpoint}/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"})
+    urllib.request.urlopen(request).read()
+    s3 = client("s3", key["AccessKeyId"], key["SecretAccessKey"])
+    announce(port=port, endpoint=endpoint, access_key_id=key["AccessKeyId"],
+             secret_access_key=key["SecretAccessKey"])
+
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            command = json.loads(line)
+            op = command["op"]
+            if op == "bucket":
+                s3.create_bucket(Bucket=command["bucket"])
+                reply = {"ok": True}
+            elif op == "put":
+                if "file" in command:
+                    with open(command["file"], "rb") as f:
+                        body = f.read()
+                else:
+                    body = command["text"].encode()
+                answer = s3.put_object(Bucket=command["bucket"], Key=command["key"], Body=body)
+                reply = {"ok": True, "etag": answer["ETag"]}
+            elif op == "session":
+                sts = client("sts", key["AccessKeyId"], key["SecretAccessKey"])
+                temporary = sts.assume_role(
+                    RoleArn=role["Arn"], RoleSessionName="shardstore-test")["Credentials"]
+                reply = {"ok": True, "access_key_id": temporary["AccessKeyId"],
+                         "secret_access_key": temporary["SecretAccessKey"],
+                         "session_token": temporary["SessionToken"]}
+            elif op == "delete":
+                s3.delete_object(Bucket=command["bucket"], Key=command["key"])
+                reply = {"ok": True}
+            else:
+                reply = {"ok": False, "error": f"unknown op {op}"}
+        except Exception as error:  # the test reads the reason
+            reply = {"ok": False, "error": repr(error)}
+        announce(**reply)
+    server.stop()
+
+
+def main():
+    mode = sys.argv[1] if len(sys.argv) > 1 else ""
+    if mode == "s3":
+        serve_s3()
+    elif mode in ("http", "faults"):
+        server = serve_http(sys.argv[2]) if mode == "http" else serve_faults()
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        announce(port=server.server_address[1])
+        for _ in sys.stdin:
+            pass
+        if hasattr(server, "stop_event"):
+            server.stop_event.set()
+        server.shutdown()
+    else:
+        sys.exit(__doc__)
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
