@@ -105,7 +105,8 @@ final class Transfer {
             headers = []
             headersDone = false
         } else if let colon = text.firstIndex(of: ":") {
-            headers.append((text[..<colon].lowercased(), String(text[text.index(after: colon)...].trimmingWhitespace())))
+            headers.append(
+                (text[..<colon].lowercased(), String(text[text.index(after: colon)...].trimmingWhitespace())))
         }
     }
 
@@ -137,7 +138,9 @@ final class Transfer {
             if piece.count > n {
                 // A server that ignored the Range header sends the rest of the object: stop once
                 // the range is complete. A 206 answer longer than asked for is an error.
-                if status == 200 && isRangeRequest { finishedEarly = true } else {
+                if status == 200 && isRangeRequest {
+                    finishedEarly = true
+                } else {
                     overflow = "the server sent more than the \(buffer.count) bytes asked for"
                 }
                 return 0
@@ -264,14 +267,18 @@ extension RequestSpec {
         let m = message.map(scrub)
         switch status {
         case 412:
-            let etag = headers.first { $0.lowercased().hasPrefix("if-match:") }.map { String($0.dropFirst(9).trimmingWhitespace()) }
+            let etag = headers.first { $0.lowercased().hasPrefix("if-match:") }.map {
+                String($0.dropFirst(9).trimmingWhitespace())
+            }
             return .failure(.shardChanged(expectedETag: etag ?? "?"), retryable: false)
         case 401, 403:
-            return .failure(.accessDenied(status: status, code: c, message: m, anonymous: anonymousS3), retryable: false)
+            return .failure(
+                .accessDenied(status: status, code: c, message: m, anonymous: anonymousS3), retryable: false)
         case 404:
             return .failure(.notFound(code: c, message: m), retryable: false)
         default:
-            return .failure(.httpStatus(status: status, code: c, message: m), retryable: RetryPolicy.isRetryable(status: status))
+            return .failure(
+                .httpStatus(status: status, code: c, message: m), retryable: RetryPolicy.isRetryable(status: status))
         }
     }
 }

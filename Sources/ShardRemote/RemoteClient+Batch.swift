@@ -13,7 +13,8 @@ public struct RangeRequest: @unchecked Sendable {
     public var ifMatch: String?
 
     /// Makes a request.
-    public init(location: RemoteLocation, offset: Int64, buffer: UnsafeMutableRawBufferPointer, ifMatch: String? = nil) {
+    public init(location: RemoteLocation, offset: Int64, buffer: UnsafeMutableRawBufferPointer, ifMatch: String? = nil)
+    {
         precondition(offset >= 0, "a read offset cannot be negative")
         self.location = location
         self.offset = offset
@@ -93,7 +94,10 @@ extension RemoteClient {
         var spare: [EasyHandle] = []
         var budgets = [RetryBudget?](repeating: nil, count: requests.count)
         var waiting: [(at: Double, index: Int)] = []
-        var active: [UnsafeMutableRawPointer: (index: Int, handle: EasyHandle, transfer: Transfer, list: UnsafeMutablePointer<curl_slist>?)] = [:]
+        var active:
+            [UnsafeMutableRawPointer: (
+                index: Int, handle: EasyHandle, transfer: Transfer, list: UnsafeMutablePointer<curl_slist>?
+            )] = [:]
         var nextReady = 0
         defer {
             for (_, a) in active {

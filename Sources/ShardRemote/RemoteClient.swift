@@ -67,7 +67,8 @@ public final class RemoteClient: Sendable {
         }
         let modified = transfer.header("last-modified")
         return RemoteObjectInfo(
-            location: location, size: size, etag: transfer.header("etag"), lastModified: modified.flatMap(HTTPDate.parse),
+            location: location, size: size, etag: transfer.header("etag"),
+            lastModified: modified.flatMap(HTTPDate.parse),
             lastModifiedText: modified)
     }
 
@@ -84,7 +85,8 @@ public final class RemoteClient: Sendable {
     /// - Throws: ``RemoteError``; transient failures are retried first.
     /// - Complexity: one request (more on retries); `buffer.count` bytes copied.
     public func read(
-        _ location: RemoteLocation, at offset: Int64, into buffer: UnsafeMutableRawBufferPointer, ifMatch etag: String? = nil
+        _ location: RemoteLocation, at offset: Int64, into buffer: UnsafeMutableRawBufferPointer,
+        ifMatch etag: String? = nil
     ) throws(RemoteError) -> Int {
         precondition(offset >= 0, "a read offset cannot be negative")
         guard buffer.count > 0 else { return 0 }
@@ -123,7 +125,8 @@ public final class RemoteClient: Sendable {
 
     /// A request for `location`: the URL, signing, and the text for messages.
     func request(
-        for location: RemoteLocation, method: RequestSpec.Method, headers: [String], operation: String, query: String = ""
+        for location: RemoteLocation, method: RequestSpec.Method, headers: [String], operation: String,
+        query: String = ""
     ) throws(RemoteError) -> RequestSpec {
         let url = configuration.requestURL(for: location, query: query)
         let display: String

@@ -64,7 +64,9 @@ public final class RemoteStream: RandomAccessBytes {
         info = RemoteObjectInfo(location: location, size: 0, etag: ifMatch)
         var headers: [String] = []
         if let ifMatch { headers.append("If-Match: \(ifMatch)") }
-        spec = RequestSpec(url: "", method: .get, headers: [], displayURL: "", operation: "", anonymousS3: false, followRedirects: false)
+        spec = RequestSpec(
+            url: "", method: .get, headers: [], displayURL: "", operation: "", anonymousS3: false,
+            followRedirects: false)
         transfer = Transfer(sink: .stream(queue))
         do {
             spec = try client.request(for: location, method: .get, headers: headers, operation: "stream")
@@ -105,7 +107,8 @@ public final class RemoteStream: RandomAccessBytes {
             if position > 0 {
                 guard let etag = info.etag else {
                     throw RemoteError(
-                        .badResponse("the connection broke at byte \(position) and the server sent no ETag to resume with"),
+                        .badResponse(
+                            "the connection broke at byte \(position) and the server sent no ETag to resume with"),
                         url: spec.displayURL, operation: spec.operation, attempts: budget.attempts)
                 }
                 attempt.headers = ["Range: bytes=\(position)-", "If-Match: \(etag)"]
@@ -132,9 +135,12 @@ public final class RemoteStream: RandomAccessBytes {
     private func takeInfo(_ attempt: RequestSpec) throws(RemoteError) {
         if position == 0 {
             guard transfer.status == 200 || transfer.status == 206 else {
-                throw RemoteError(.badResponse("HTTP \(transfer.status) for a GET"), url: attempt.displayURL, operation: attempt.operation)
+                throw RemoteError(
+                    .badResponse("HTTP \(transfer.status) for a GET"), url: attempt.displayURL,
+                    operation: attempt.operation)
             }
-            info = try client.info(of: transfer, location: location, spec: attempt, size: transfer.header("content-length"))
+            info = try client.info(
+                of: transfer, location: location, spec: attempt, size: transfer.header("content-length"))
         } else if transfer.status == 206 {
             _ = try client.checkedRange(transfer, offset: position, spec: attempt)
         }
@@ -147,7 +153,9 @@ public final class RemoteStream: RandomAccessBytes {
         if case .success = outcome {
             // The transfer ended cleanly but short of the object's end.
             outcome = .failure(
-                .transport(code: Int(CURLE_PARTIAL_FILE.rawValue), text: "the answer ended at byte \(position) of \(info.size)"),
+                .transport(
+                    code: Int(CURLE_PARTIAL_FILE.rawValue), text: "the answer ended at byte \(position) of \(info.size)"
+                ),
                 retryable: true)
         }
         guard case .failure(let kind, let retryable) = outcome else { return }
@@ -205,7 +213,9 @@ public final class RemoteStream: RandomAccessBytes {
     /// last ``retained`` bytes); returns false at the object's end.
     private func fill(holding offset: Int64) throws(RemoteError) -> Bool {
         while windowStart + Int64(windowCount) <= offset {
-            if windowCount == window.count || (offset - windowStart > Int64(window.count) && windowCount > Self.retained) {
+            if windowCount == window.count
+                || (offset - windowStart > Int64(window.count) && windowCount > Self.retained)
+            {
                 let keep = min(Self.retained, windowCount)
                 let drop = windowCount - keep
                 window.baseAddress!.copyMemory(from: window.baseAddress! + drop, byteCount: keep)
@@ -221,7 +231,8 @@ public final class RemoteStream: RandomAccessBytes {
 
     private func behind(_ offset: Int64) -> RemoteError {
         RemoteError(
-            .badResponse("byte \(offset) was asked for after the stream moved past it (it keeps bytes from \(windowStart))"),
+            .badResponse(
+                "byte \(offset) was asked for after the stream moved past it (it keeps bytes from \(windowStart))"),
             url: spec.displayURL, operation: "stream")
     }
 
@@ -254,7 +265,8 @@ public final class RemoteStream: RandomAccessBytes {
         while p < offset + count {
             guard try fill(holding: p) else {
                 throw RemoteError(
-                    .badResponse("the object ends at byte \(windowStart + Int64(windowCount)), \(offset + count) needed"),
+                    .badResponse(
+                        "the object ends at byte \(windowStart + Int64(windowCount)), \(offset + count) needed"),
                     url: spec.displayURL, operation: "stream")
             }
             let n = Int(min(windowStart + Int64(windowCount) - p, offset + count - p))

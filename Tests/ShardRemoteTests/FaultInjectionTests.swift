@@ -24,9 +24,13 @@ import Testing
         let server = try TestServer("faults")
         defer { server.stop() }
         let c = client()
-        #expect(try readBytes(c, .http(server.baseURL + "/503/3/100000/a"), at: 1000, count: 500) == Array(faultBytes(100_000)[1000..<1500]))
+        #expect(
+            try readBytes(c, .http(server.baseURL + "/503/3/100000/a"), at: 1000, count: 500)
+                == Array(faultBytes(100_000)[1000..<1500]))
         #expect(try requestCount(server, "/503/3/100000/a") == 4)
-        #expect(try readBytes(c, .http(server.baseURL + "/drop/2/100000/b"), at: 0, count: 100) == Array(faultBytes(100_000)[..<100]))
+        #expect(
+            try readBytes(c, .http(server.baseURL + "/drop/2/100000/b"), at: 0, count: 100)
+                == Array(faultBytes(100_000)[..<100]))
         #expect(try requestCount(server, "/drop/2/100000/b") == 3)
         #expect(try c.stat(.http(server.baseURL + "/503/2/777/c")).size == 777)
 
@@ -34,7 +38,9 @@ import Testing
         let paths = (0..<6).map { "/\($0 % 2 == 0 ? "503" : "drop")/\($0 % 3)/50000/batch\($0)" }
         let arena = RangeArena(Array(repeating: 1000, count: paths.count))
         let results = c.readRanges(
-            paths.indices.map { RangeRequest(location: .http(server.baseURL + paths[$0]), offset: 2000, buffer: arena[$0]) },
+            paths.indices.map {
+                RangeRequest(location: .http(server.baseURL + paths[$0]), offset: 2000, buffer: arena[$0])
+            },
             maxInFlight: 3)
         for i in paths.indices {
             #expect(try results[i].get() == 1000)
@@ -56,16 +62,21 @@ import Testing
         let server = try TestServer("faults")
         defer { server.stop() }
         let policy = RetryPolicy(maxAttempts: 4, initialDelay: 0.05, maxDelay: 0.1, totalSeconds: 10)
-        let error = remoteError { _ = try readBytes(client(retry: policy), .http(server.baseURL + "/503/100/1000/x"), at: 0, count: 10) }
+        let error = remoteError {
+            _ = try readBytes(client(retry: policy), .http(server.baseURL + "/503/100/1000/x"), at: 0, count: 10)
+        }
         #expect(
             error?.description
-                == "\(server.baseURL)/503/100/1000/x: read of bytes 0-9 failed after 4 attempts: HTTP 503 SlowDown: try again")
+                == "\(server.baseURL)/503/100/1000/x: read of bytes 0-9 failed after 4 attempts: HTTP 503 SlowDown: try again"
+        )
         #expect(try requestCount(server, "/503/100/1000/x") == 4)
 
         // The time budget ends retries before the attempts do.
         let slow = RetryPolicy(maxAttempts: 100, initialDelay: 0.2, maxDelay: 0.2, totalSeconds: 0.5)
         let start = Date()
-        let timed = remoteError { _ = try readBytes(client(retry: slow), .http(server.baseURL + "/503/100/1000/y"), at: 0, count: 10) }
+        let timed = remoteError {
+            _ = try readBytes(client(retry: slow), .http(server.baseURL + "/503/100/1000/y"), at: 0, count: 10)
+        }
         #expect(Date().timeIntervalSince(start) < 3)
         #expect((timed?.attempts ?? 100) < 6)
     }
@@ -73,14 +84,17 @@ import Testing
     @Test func aDeadServerGivesAClearErrorAfterTheBudget() throws {
         let port = try closedPort()
         let policy = RetryPolicy(maxAttempts: 3, initialDelay: 0.05, maxDelay: 0.1, totalSeconds: 10)
-        let error = remoteError { _ = try readBytes(client(retry: policy), .http("http://127.0.0.1:\(port)/x.tar"), at: 0, count: 10) }
+        let error = remoteError {
+            _ = try readBytes(client(retry: policy), .http("http://127.0.0.1:\(port)/x.tar"), at: 0, count: 10)
+        }
         guard case .transport(7, _) = error?.kind else {
             Issue.record("expected curl error 7, got \(String(describing: error))")
             return
         }
         #expect(error?.attempts == 3)
         let text = error?.description ?? ""
-        #expect(text.hasPrefix("http://127.0.0.1:\(port)/x.tar: read of bytes 0-9 failed after 3 attempts: "), "\(text)")
+        #expect(
+            text.hasPrefix("http://127.0.0.1:\(port)/x.tar: read of bytes 0-9 failed after 3 attempts: "), "\(text)")
         #expect(text.hasSuffix("(curl error 7); check that the server is up and reachable and the endpoint is right"))
     }
 
@@ -90,7 +104,8 @@ import Testing
         let policy = RetryPolicy(maxAttempts: 2, initialDelay: 0.05, maxDelay: 0.1, totalSeconds: 30)
         let start = Date()
         let error = remoteError {
-            _ = try readBytes(client(retry: policy, lowSpeedSeconds: 1), .http(server.baseURL + "/stall/0/1000/z"), at: 0, count: 10)
+            _ = try readBytes(
+                client(retry: policy, lowSpeedSeconds: 1), .http(server.baseURL + "/stall/0/1000/z"), at: 0, count: 10)
         }
         let elapsed = Date().timeIntervalSince(start)
         guard case .timedOut = error?.kind else {

@@ -23,7 +23,9 @@ import Testing
         let ranges = (0..<64).map { i in (offset: Int64(i * 77_777), count: 1 + i * 97) }
         let arena = RangeArena(ranges.map(\.count))
         let results = client.readRanges(
-            ranges.indices.map { RangeRequest(location: location, offset: ranges[$0].offset, buffer: arena[$0], ifMatch: info.etag) },
+            ranges.indices.map {
+                RangeRequest(location: location, offset: ranges[$0].offset, buffer: arena[$0], ifMatch: info.etag)
+            },
             maxInFlight: 8)
         for (i, r) in ranges.enumerated() {
             #expect(try results[i].get() == r.count)
@@ -43,7 +45,8 @@ import Testing
         try Data(bytes).write(to: URL(fileURLWithPath: directory.path + "/s.tar"))
         let server = try TestServer("http", [directory.path])
         defer { server.stop() }
-        let stream = try RemoteClient(configuration: RemoteConfiguration()).openStream(.http(server.baseURL + "/s.tar"), queueSize: 64 << 10)
+        let stream = try RemoteClient(configuration: RemoteConfiguration()).openStream(
+            .http(server.baseURL + "/s.tar"), queueSize: 64 << 10)
         #expect(stream.byteCount == 1_000_000)
         var header = [UInt8](repeating: 0, count: 512)
         for offset in [0, 512, 300_000, 300_100, 999_900] {

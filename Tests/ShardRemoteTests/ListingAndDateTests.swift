@@ -20,7 +20,10 @@ import Testing
         let page = try RemoteClient.parseListing(Array(xml.utf8), bucket: "b")
         #expect(page.isTruncated)
         #expect(page.nextContinuationToken == "tok/+=")
-        #expect(page.objects.map(\.location) == [.s3(bucket: "b", key: "p/a&b <c> é☺.tar"), .s3(bucket: "b", key: "p/<raw>.tar")])
+        #expect(
+            page.objects.map(\.location) == [
+                .s3(bucket: "b", key: "p/a&b <c> é☺.tar"), .s3(bucket: "b", key: "p/<raw>.tar"),
+            ])
         #expect(page.objects[0].etag == "\"abc\"")
         #expect(page.objects[0].size == 1024)
         #expect(page.objects[0].lastModified == 1_709_210_096)
@@ -28,13 +31,21 @@ import Testing
     }
 
     @Test func refusesWhatIsNotAListing() {
-        #expect(throws: MiniXML.Malformed.self) { try RemoteClient.parseListing(Array("<Error><Code>x</Code></Error>".utf8), bucket: "b") }
-        #expect(throws: MiniXML.Malformed.self) { try RemoteClient.parseListing(Array("<ListBucketResult><Key>".utf8), bucket: "b") }
-        #expect(throws: MiniXML.Malformed.self) { try RemoteClient.parseListing(Array("<ListBucketResult>&bogus;</ListBucketResult>".utf8), bucket: "b") }
+        #expect(throws: MiniXML.Malformed.self) {
+            try RemoteClient.parseListing(Array("<Error><Code>x</Code></Error>".utf8), bucket: "b")
+        }
+        #expect(throws: MiniXML.Malformed.self) {
+            try RemoteClient.parseListing(Array("<ListBucketResult><Key>".utf8), bucket: "b")
+        }
+        #expect(throws: MiniXML.Malformed.self) {
+            try RemoteClient.parseListing(Array("<ListBucketResult>&bogus;</ListBucketResult>".utf8), bucket: "b")
+        }
     }
 
     @Test func readsS3ErrorDocuments() {
-        let body = Array("<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>The key &apos;k&apos; does not exist</Message></Error>".utf8)
+        let body = Array(
+            "<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>The key &apos;k&apos; does not exist</Message></Error>"
+                .utf8)
         let (code, message) = S3ErrorBody.parse(body)
         #expect(code == "NoSuchKey")
         #expect(message == "The key 'k' does not exist")

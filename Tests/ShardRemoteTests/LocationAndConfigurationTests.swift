@@ -41,7 +41,8 @@ import Testing
             c.requestURL(for: .s3(bucket: "dotted.bucket", key: "k"))
                 == "https://s3.eu-west-1.amazonaws.com/dotted.bucket/k")
         c.addressing = .path
-        #expect(c.requestURL(for: .s3(bucket: "my-bucket", key: "k")) == "https://s3.eu-west-1.amazonaws.com/my-bucket/k")
+        #expect(
+            c.requestURL(for: .s3(bucket: "my-bucket", key: "k")) == "https://s3.eu-west-1.amazonaws.com/my-bucket/k")
         #expect(c.requestURL(for: .http("http://h/x.tar")) == "http://h/x.tar")
     }
 
@@ -58,7 +59,10 @@ import Testing
             "AWS_SESSION_TOKEN": "TOKEN-VALUE", "AWS_DEFAULT_REGION": "ap-south-1",
             "AWS_ENDPOINT_URL": "http://127.0.0.1:9000/",
         ])
-        #expect(c.signing == .credentials(AWSCredentials(accessKeyID: "AKID", secretAccessKey: "SECRET-VALUE", sessionToken: "TOKEN-VALUE")))
+        #expect(
+            c.signing
+                == .credentials(
+                    AWSCredentials(accessKeyID: "AKID", secretAccessKey: "SECRET-VALUE", sessionToken: "TOKEN-VALUE")))
         #expect(c.region == "ap-south-1")
         #expect(c.endpoint == "http://127.0.0.1:9000")
         // Nothing that describes the configuration shows the secret or the token.
@@ -72,41 +76,43 @@ import Testing
         let credentials = directory.path + "/credentials"
         let config = directory.path + "/config"
         try """
-            # comment
-            [default]
-            aws_access_key_id = DEFAULTID
-            aws_secret_access_key = defaultsecret
+        # comment
+        [default]
+        aws_access_key_id = DEFAULTID
+        aws_secret_access_key = defaultsecret
 
-            [work]
-            aws_access_key_id=WORKID
-            aws_secret_access_key=worksecret
-            aws_session_token = worktoken
-            """.write(toFile: credentials, atomically: true, encoding: .utf8)
+        [work]
+        aws_access_key_id=WORKID
+        aws_secret_access_key=worksecret
+        aws_session_token = worktoken
+        """.write(toFile: credentials, atomically: true, encoding: .utf8)
         try """
-            [default]
-            region = us-west-2
-            [profile work]
-            region = eu-central-1
-            endpoint_url = https://storage.example.com
-            s3 =
-                addressing_style = path
-            [profile onlyconfig]
-            aws_access_key_id = CFGID
-            aws_secret_access_key = cfgsecret
-            [sso-session x]
-            region = nowhere
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        [default]
+        region = us-west-2
+        [profile work]
+        region = eu-central-1
+        endpoint_url = https://storage.example.com
+        s3 =
+            addressing_style = path
+        [profile onlyconfig]
+        aws_access_key_id = CFGID
+        aws_secret_access_key = cfgsecret
+        [sso-session x]
+        region = nowhere
+        """.write(toFile: config, atomically: true, encoding: .utf8)
         let files = ["AWS_SHARED_CREDENTIALS_FILE": credentials, "AWS_CONFIG_FILE": config, "HOME": "/nonexistent"]
 
         let plain = try RemoteConfiguration.resolve(environment: files)
-        #expect(plain.signing == .credentials(AWSCredentials(accessKeyID: "DEFAULTID", secretAccessKey: "defaultsecret")))
+        #expect(
+            plain.signing == .credentials(AWSCredentials(accessKeyID: "DEFAULTID", secretAccessKey: "defaultsecret")))
         #expect(plain.region == "us-west-2")
         #expect(plain.endpoint == nil)
 
         let work = try RemoteConfiguration.resolve(environment: files.merging(["AWS_PROFILE": "work"]) { $1 })
         #expect(
             work.signing
-                == .credentials(AWSCredentials(accessKeyID: "WORKID", secretAccessKey: "worksecret", sessionToken: "worktoken")))
+                == .credentials(
+                    AWSCredentials(accessKeyID: "WORKID", secretAccessKey: "worksecret", sessionToken: "worktoken")))
         #expect(work.region == "eu-central-1")
         #expect(work.endpoint == "https://storage.example.com")
 
@@ -116,13 +122,17 @@ import Testing
 
         // An explicit profile beats the environment's keys; AWS_REGION beats the profile.
         let explicit = try RemoteConfiguration.resolve(
-            environment: files.merging(["AWS_ACCESS_KEY_ID": "ENVID", "AWS_SECRET_ACCESS_KEY": "envsecret", "AWS_REGION": "sa-east-1"]) { $1 },
+            environment: files.merging([
+                "AWS_ACCESS_KEY_ID": "ENVID", "AWS_SECRET_ACCESS_KEY": "envsecret", "AWS_REGION": "sa-east-1",
+            ]) { $1 },
             profile: "work")
         #expect(explicit.signing == work.signing)
         #expect(explicit.region == "sa-east-1")
 
         let missing = remoteError { _ = try RemoteConfiguration.resolve(environment: files, profile: "nope") }
-        #expect(missing?.description.contains("the AWS profile 'nope' is in neither the credentials file nor the config file") == true)
+        #expect(
+            missing?.description.contains(
+                "the AWS profile 'nope' is in neither the credentials file nor the config file") == true)
 
         let anonymous = try RemoteConfiguration.resolve(environment: files, noSignRequest: true)
         #expect(anonymous.signing == .anonymous)
@@ -137,7 +147,9 @@ import Testing
                 == "s3://b/k (http://127.0.0.1:1/b/k): stat failed: no AWS credentials found: set AWS_ACCESS_KEY_ID and "
                 + "AWS_SECRET_ACCESS_KEY, or a profile (AWS_PROFILE) in ~/.aws/credentials, or read a public bucket with "
                 + "--no-sign-request")
-        let badEndpoint = remoteError { _ = try RemoteConfiguration.resolve(environment: [:], endpoint: "127.0.0.1:9000") }
+        let badEndpoint = remoteError {
+            _ = try RemoteConfiguration.resolve(environment: [:], endpoint: "127.0.0.1:9000")
+        }
         #expect(badEndpoint?.description.contains("must be an http:// or https:// URL") == true)
     }
 

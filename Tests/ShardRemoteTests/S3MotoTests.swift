@@ -57,7 +57,9 @@ import Testing
         let ranges = (0..<40).map { i in (offset: Int64(i * 70_001), count: 5000 + i) }
         let arena = RangeArena(ranges.map(\.count))
         let results = client.readRanges(
-            ranges.indices.map { RangeRequest(location: location, offset: ranges[$0].offset, buffer: arena[$0], ifMatch: etag) },
+            ranges.indices.map {
+                RangeRequest(location: location, offset: ranges[$0].offset, buffer: arena[$0], ifMatch: etag)
+            },
             maxInFlight: 8)
         for (i, r) in ranges.enumerated() {
             #expect(try results[i].get() == r.count)
@@ -97,7 +99,8 @@ import Testing
             let text = error.description
             #expect(text.hasPrefix("s3://shards-denied/"), "\(text)")
             #expect(text.contains("\(server.baseURL)/shards-denied"))
-            #expect(text.contains("check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"))
+            #expect(
+                text.contains("check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"))
             #expect(text.contains("this machine's clock"))
             #expect(!text.contains(secret), "\(text)")
             #expect(!"\(error.kind)".contains(secret))
@@ -118,9 +121,12 @@ import Testing
         var c = configuration()
         c.signing = .credentials(
             AWSCredentials(
-                accessKeyID: session["access_key_id"] as! String, secretAccessKey: session["secret_access_key"] as! String,
+                accessKeyID: session["access_key_id"] as! String,
+                secretAccessKey: session["secret_access_key"] as! String,
                 sessionToken: (session["session_token"] as! String)))
-        #expect(try readBytes(RemoteClient(configuration: c), .s3(bucket: "shards-session", key: "k.tar"), at: 1, count: 5) == [8, 9])
+        #expect(
+            try readBytes(RemoteClient(configuration: c), .s3(bucket: "shards-session", key: "k.tar"), at: 1, count: 5)
+                == [8, 9])
     }
 
     @Test func anObjectReplacedAfterStatIsRefusedAsChanged() throws {
@@ -139,7 +145,9 @@ import Testing
         #expect(error?.isShardChanged == true)
 
         let arena = RangeArena([10])
-        let batch = client.readRanges([RangeRequest(location: location, offset: 5, buffer: arena[0], ifMatch: before.etag)])
+        let batch = client.readRanges([
+            RangeRequest(location: location, offset: 5, buffer: arena[0], ifMatch: before.etag)
+        ])
         #expect(throws: RemoteError.self) { try batch[0].get() }
         if case .failure(let e) = batch[0] { #expect(e.isShardChanged) }
 
@@ -147,7 +155,9 @@ import Testing
         #expect(stream?.isShardChanged == true)
         // The new version reads fine with its own ETag.
         let after = try client.stat(location)
-        #expect(try readBytes(client, location, at: 0, count: 10, ifMatch: after.etag) == Array(testBytes(10_000, seed: 3)[..<10]))
+        #expect(
+            try readBytes(client, location, at: 0, count: 10, ifMatch: after.etag)
+                == Array(testBytes(10_000, seed: 3)[..<10]))
     }
 
     @Test func listingFollowsContinuationTokensUnderAPrefix() throws {
@@ -179,7 +189,9 @@ import Testing
     @Test func aMissingKeyIsA404NamingTheKeyAndWhatToCheck() throws {
         try server.command(["op": "bucket", "bucket": "shards-missing"])
         let client = RemoteClient(configuration: configuration())
-        let error = remoteError { _ = try readBytes(client, .s3(bucket: "shards-missing", key: "gone.tar"), at: 0, count: 10) }
+        let error = remoteError {
+            _ = try readBytes(client, .s3(bucket: "shards-missing", key: "gone.tar"), at: 0, count: 10)
+        }
         #expect(error?.attempts == 1)
         #expect(
             error?.description
@@ -195,7 +207,10 @@ import Testing
         c.retry = .none
         // moto answers an unsigned request with an error (a 500 from its missing Authorization
         // header in the version tested); what matters is that no bytes come back.
-        let error = remoteError { _ = try readBytes(RemoteClient(configuration: c), .s3(bucket: "shards-private", key: "k.tar"), at: 0, count: 3) }
+        let error = remoteError {
+            _ = try readBytes(
+                RemoteClient(configuration: c), .s3(bucket: "shards-private", key: "k.tar"), at: 0, count: 3)
+        }
         #expect(error != nil)
     }
 }

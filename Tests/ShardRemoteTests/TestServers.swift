@@ -61,12 +61,14 @@ final class TestServer: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: errorLog, contents: nil)
         process.executableURL = URL(fileURLWithPath: python.hasPrefix("/") ? python : "/usr/bin/env")
         process.arguments =
-            (python.hasPrefix("/") ? [] : [python]) + [repositoryRoot + "/tools/remote-test-server.py", mode] + arguments
+            (python.hasPrefix("/") ? [] : [python]) + [repositoryRoot + "/tools/remote-test-server.py", mode]
+            + arguments
         process.standardInput = input
         process.standardOutput = output
         process.standardError = FileHandle(forWritingAtPath: errorLog)
         try process.run()
-        guard let line = readLine(), let fields = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+        guard let line = readLine(),
+            let fields = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
             fields["port"] is Int
         else {
             let log = (try? String(contentsOfFile: errorLog, encoding: .utf8)) ?? ""
@@ -97,7 +99,8 @@ final class TestServer: @unchecked Sendable {
     func command(_ fields: [String: String]) throws -> [String: Any] {
         let line = try JSONSerialization.data(withJSONObject: fields) + Data("\n".utf8)
         input.fileHandleForWriting.write(line)
-        guard let answer = readLine(), let reply = try? JSONSerialization.jsonObject(with: Data(answer.utf8)) as? [String: Any]
+        guard let answer = readLine(),
+            let reply = try? JSONSerialization.jsonObject(with: Data(answer.utf8)) as? [String: Any]
         else { throw TestServerError(description: "the \(mode) test server did not answer \(fields)") }
         guard reply["ok"] as? Bool == true else {
             throw TestServerError(description: "the \(mode) test server refused \(fields): \(reply["error"] ?? "?")")
