@@ -115,7 +115,7 @@ let package = Package(
             name: "ShardCompressionTests",
             dependencies: ["ShardCompression", "ShardCore", "ShardIO", "ShardTestSupport"]
         ),
-        .testTarget(name: "ShardRemoteTests", dependencies: ["ShardRemote", "ShardCore", "ShardTestSupport"]),
+        .testTarget(name: "ShardRemoteTests", dependencies: ["ShardRemote", "ShardCore", "ShardIO", "ShardTestSupport"]),
         .testTarget(
             name: "ShardIndexTests",
             dependencies: ["ShardIndex", "ShardTestSupport"]

@@ -21,7 +21,8 @@ Range and If-Match; the first N requests for that path fail as MODE says:
     drop    close the connection, no answer  cut     send the headers and half the body, close
     stall   read the request, never answer (for the whole test)
     private answer 403 AccessDenied (an S3 error document) to every request without Authorization
-GET /_count/MODE/N/SIZE/NAME answers how many requests that path has had.
+GET /_count/MODE/N/SIZE/NAME answers how many requests that path has had, GET /_connections how
+many connections the server has accepted.
 
 Needs moto[server] and boto3 for s3 (tools/setup-system installs them into .build-venv); http
 and faults need only the standard library.
@@ -144,10 +145,16 @@ def serve_http(directory):
 
 def serve_faults():
     counts = {}
+    connections = [0]
     lock = threading.Lock()
     stop = threading.Event()
 
     class Handler(RangeHandler):
+        def setup(self):
+            super().setup()
+            with lock:
+                connections[0] += 1
+
         def object_for(self, path):
             m = re.fullmatch(r"/(\w+)/(\d+)/(\d+)/[^/]+", path)
             if not m:
@@ -156,6 +163,11 @@ def serve_faults():
             return bytes(i % 251 for i in range(size)), f'"fault-{size}"', 1700000000
 
         def before(self, path):
+            if path == "/_connections":
+                with lock:
+                    n = connections[0]
+                self.plain(200, str(n).encode())
+                return True
             if path.startswith("/_count/"):
                 with lock:
                     n = counts.get(path[len("/_count"):], 0)

@@ -1,6 +1,8 @@
 import Foundation
+import ShardIO
 import ShardRemote
 import ShardTestSupport
+import Synchronization
 import Testing
 
 /// Against tools/remote-test-server.py faults: objects behind 503s, dropped and cut connections,
@@ -132,5 +134,57 @@ import Testing
             Issue.record("expected an anonymous 403, got \(String(describing: read))")
             return
         }
+    }
+}
+
+/// One client shared by many reader threads (POSIX threads, as the loader makes them), and the
+/// connections it keeps alive.
+@Suite struct ConcurrencyAndKeepAliveTests {
+    /// How many connections the faults server has accepted (this question opens one more).
+    func connections(_ server: TestServer) throws -> Int {
+        let client = RemoteClient(configuration: RemoteConfiguration())
+        let bytes = try readBytes(client, .http(server.baseURL + "/_connections"), at: 0, count: 32)
+        return Int(String(decoding: bytes, as: UTF8.self))!
+    }
+
+    @Test func sequentialReadsReuseOneConnection() throws {
+        let server = try TestServer("faults")
+        defer { server.stop() }
+        let before = try connections(server)
+        let client = RemoteClient(configuration: RemoteConfiguration())
+        let location = RemoteLocation.http(server.baseURL + "/ok/0/200000/keep")
+        for i in 0..<50 {
+            #expect(
+                try readBytes(client, location, at: Int64(i * 3000), count: 1000)
+                    == Array(faultBytes(200_000)[(i * 3000)..<(i * 3000 + 1000)]))
+        }
+        _ = try client.stat(location)
+        #expect(
+            try connections(server) - before == 2, "50 reads and a stat on one kept-alive connection, plus the question"
+        )
+    }
+
+    @Test func manyThreadsReadThroughOneClient() throws {
+        let server = try TestServer("faults")
+        defer { server.stop() }
+        let client = RemoteClient(configuration: RemoteConfiguration(retry: FaultInjectionTests.quickRetries))
+        let expected = faultBytes(300_000)
+        let failures = Mutex<[String]>([])
+        ParallelLoop.run(iterations: 8, width: 8) { thread in
+            for i in 0..<40 {
+                let offset = (thread * 40 + i) * 911 % 290_000
+                // Every fifth object path fails twice first, so retries run on many threads at once.
+                let path = i % 5 == 0 ? "/503/2/300000/t\(thread)-\(i)" : "/ok/0/300000/shared"
+                do {
+                    let got = try readBytes(client, .http(server.baseURL + path), at: Int64(offset), count: 5000)
+                    if got != Array(expected[offset..<(offset + 5000)]) {
+                        failures.withLock { $0.append("\(thread)/\(i): wrong bytes") }
+                    }
+                } catch { failures.withLock { $0.append("\(thread)/\(i): \(error)") } }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        let opened = try connections(server)
+        #expect(opened <= 8 + 2, "\(opened) connections for 8 threads")
     }
 }
