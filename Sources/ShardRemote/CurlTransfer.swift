@@ -1,5 +1,9 @@
 import CShardCurl
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// libcurl's global state, set up once before the first handle (`curl_global_init` is not
 /// thread-safe against other libcurl calls; a Swift global initializer runs once, under a lock).
 let curlReady: Bool = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
@@ -7,10 +11,15 @@ let curlReady: Bool = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
 /// One libcurl easy handle (owned: cleaned up on deinit). A handle keeps its connections alive
 /// between requests, so a pool of them is a pool of keep-alive connections. Used by one thread
 /// at a time (the pool hands it out).
+///
+/// A handle released in a forked child is not cleaned up: its connections are the parent's
+/// sockets, and closing them there (a TLS close_notify) would break the parent's. It leaks.
 final class EasyHandle: @unchecked Sendable {
     let raw: UnsafeMutableRawPointer
     /// libcurl writes the reason for a failure here (CURLOPT_ERRORBUFFER).
     let errorBuffer: UnsafeMutablePointer<CChar>
+    /// The process that made the handle.
+    private let owner = getpid()
 
     init() {
         precondition(curlReady, "libcurl could not be initialized (curl_global_init failed)")
@@ -21,6 +30,7 @@ final class EasyHandle: @unchecked Sendable {
     }
 
     deinit {
+        guard getpid() == owner else { return }
         curl_easy_cleanup(raw)
         errorBuffer.deallocate()
     }

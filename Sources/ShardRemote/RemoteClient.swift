@@ -1,6 +1,10 @@
 import CShardCurl
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Reads objects in S3-compatible storage and on web servers with libcurl: stat (HEAD), byte
 /// ranges into a caller's buffer (one at a time from any number of threads, or a batch with many
 /// in flight), a whole object as a pull stream for the ingest scanner, and bucket listings.
@@ -11,8 +15,13 @@ import Synchronization
 ///
 /// Thread-safe. Connections are kept alive in a pool of easy handles (one per concurrent reader)
 /// and in the batch's multi handles. No Dispatch and no Swift concurrency: reads block the calling
-/// thread. After `fork()`, a child must use ``forChildProcess()`` (the parent's connections and
-/// locks are not the child's).
+/// thread.
+///
+/// **Fork safety.** A client belongs to the process that made it. Used in a forked child, it
+/// leaves its pools alone (a parent's thread may have held their lock at the fork, and their
+/// connections are the parent's sockets) and sends each request on a new handle, without
+/// keep-alive: a child should switch to ``forChildProcess()``. Handles are never cleaned up in
+/// a child (that would close the parent's TLS sessions): the parent's leak there.
 ///
 /// ```swift
 /// let client = RemoteClient(configuration: try RemoteConfiguration.resolve())
@@ -26,11 +35,19 @@ public final class RemoteClient: Sendable {
     public let configuration: RemoteConfiguration
     private let idle = Mutex<[EasyHandle]>([])
     private let idleMultis = Mutex<[MultiHandle]>([])
+    /// The process whose pools these are.
+    private let owner: pid_t
 
     /// Makes a client (no connection is opened until the first request).
-    public init(configuration: RemoteConfiguration) {
+    public convenience init(configuration: RemoteConfiguration) {
+        self.init(configuration: configuration, owner: getpid())
+    }
+
+    /// A client whose pools belong to process `owner` (tests pretend to be a forked child).
+    init(configuration: RemoteConfiguration, owner: pid_t) {
         precondition(curlReady, "libcurl could not be initialized (curl_global_init failed)")
         self.configuration = configuration
+        self.owner = owner
     }
 
     /// A client with the same configuration and no connections, for a child process after
@@ -185,21 +202,28 @@ public final class RemoteClient: Sendable {
     }
 
     /// An idle easy handle from the pool, or a new one.
+    /// (In a forked child, always a new one.)
     func takeHandle() -> EasyHandle {
-        idle.withLock { $0.popLast() } ?? EasyHandle()
+        guard getpid() == owner else { return EasyHandle() }
+        return idle.withLock { $0.popLast() } ?? EasyHandle()
     }
 
-    /// Returns a handle to the pool (its connection stays open for the next request).
+    /// Returns a handle to the pool (its connection stays open for the next request); in a
+    /// forked child, drops it.
     func giveBack(_ handle: EasyHandle) {
+        guard getpid() == owner else { return }
         idle.withLock { $0.append(handle) }
     }
 
-    /// An idle multi handle from the pool, or a new one keeping up to `connections` connections.
+    /// An idle multi handle from the pool, or a new one keeping up to `connections` connections
+    /// (in a forked child, always a new one).
     func takeMulti(connections: Int) -> MultiHandle {
-        idleMultis.withLock { $0.popLast() } ?? MultiHandle(maxConnections: connections)
+        guard getpid() == owner else { return MultiHandle(maxConnections: connections) }
+        return idleMultis.withLock { $0.popLast() } ?? MultiHandle(maxConnections: connections)
     }
 
     func giveBack(_ multi: MultiHandle) {
+        guard getpid() == owner else { return }
         idleMultis.withLock { $0.append(multi) }
     }
 }

@@ -1,9 +1,10 @@
 import Foundation
 import ShardIO
-import ShardRemote
 import ShardTestSupport
 import Synchronization
 import Testing
+
+@testable import ShardRemote
 
 /// Against tools/remote-test-server.py faults: objects behind 503s, dropped and cut connections,
 /// and stalls; and a port nothing listens on.
@@ -186,5 +187,36 @@ import Testing
         #expect(failures.withLock { $0 } == [])
         let opened = try connections(server)
         #expect(opened <= 8 + 2, "\(opened) connections for 8 threads")
+    }
+}
+
+@Suite struct ForkedChildTests {
+    @Test func aClientUsedInAnotherProcessLeavesItsPoolAlone() throws {
+        let server = try TestServer("faults")
+        defer { server.stop() }
+        let location = RemoteLocation.http(server.baseURL + "/ok/0/10000/child")
+        // A client whose pools belong to another process, as in a forked child: every request
+        // goes on a handle of its own (no keep-alive), and the results are right.
+        let child = RemoteClient(configuration: RemoteConfiguration(), owner: getppid())
+        let before = try ConcurrencyAndKeepAliveTests().connections(server)
+        for i in 0..<3 {
+            #expect(
+                try readBytes(child, location, at: Int64(i * 100), count: 10)
+                    == Array(faultBytes(10000)[(i * 100)..<(i * 100 + 10)]))
+        }
+        let arena = RangeArena([10, 10])
+        let results = child.readRanges([
+            RangeRequest(location: location, offset: 0, buffer: arena[0]),
+            RangeRequest(location: location, offset: 10, buffer: arena[1]),
+        ])
+        #expect(try results.map { try $0.get() } == [10, 10])
+        let stream = try child.openStream(location)
+        #expect(try readAll(stream) == faultBytes(10000))
+        #expect(try ConcurrencyAndKeepAliveTests().connections(server) - before >= 3 + 1 + 1 + 1)
+        // The client for the child keeps its connections alive again.
+        let fresh = child.forChildProcess()
+        let mid = try ConcurrencyAndKeepAliveTests().connections(server)
+        for _ in 0..<3 { _ = try readBytes(fresh, location, at: 0, count: 10) }
+        #expect(try ConcurrencyAndKeepAliveTests().connections(server) - mid == 2)
     }
 }
