@@ -3,6 +3,8 @@
 
     remote-test-server.py s3            moto's S3 with signature checking on, an IAM user and key
     remote-test-server.py http DIR      a static web server for DIR with Range, ETag and If-Match
+    remote-test-server.py https DIR CA  the same over TLS, with a certificate for 127.0.0.1 from a
+                                        CA of its own, whose certificate it writes to the file CA
     remote-test-server.py faults        synthetic objects behind faults (503s, drops, stalls)
 
 Each prints one JSON line when it is ready ({"port": N, ...}), then serves until its standard
@@ -24,8 +26,8 @@ Range and If-Match; the first N requests for that path fail as MODE says:
 GET /_count/MODE/N/SIZE/NAME answers how many requests that path has had, GET /_connections how
 many connections the server has accepted.
 
-Needs moto[server] and boto3 for s3 (tools/setup-system installs them into .build-venv); http
-and faults need only the standard library.
+Needs moto[server] and boto3 for s3, and cryptography (a dependency of moto) for https;
+tools/setup-system installs them into .build-venv. http and faults need only the standard library.
 """
 import email.utils
 import json
@@ -141,6 +143,51 @@ def serve_http(directory):
             return data, f'"{st.st_size:x}-{st.st_mtime_ns:x}"', st.st_mtime
 
     return ThreadingHTTPServer((HOST, 0), Handler)
+
+
+def make_tls_context(ca_path):
+    """A server context with a certificate for 127.0.0.1 signed by a new CA, whose certificate
+    goes to ca_path (for the client's CA bundle)."""
+    import datetime
+    import ssl
+    import tempfile
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def certificate(subject, issuer, public_key, signing_key, ca, extensions=()):
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+                   .public_key(public_key).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(hours=1))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        for extension in extensions:
+            builder = builder.add_extension(extension, critical=False)
+        return builder.sign(signing_key, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "shardstore test CA")])
+    ca_cert = certificate(ca_name, ca_name, ca_key.public_key(), ca_key, True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    cert = certificate(name, ca_name, key.public_key(), ca_key, False,
+                       [x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST))])])
+    with open(ca_path, "wb") as f:
+        f.write(ca_cert.public_bytes(serialization.Encoding.PEM))
+    with tempfile.TemporaryDirectory() as directory:
+        cert_path, key_path = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+        with open(cert_path, "wb") as f:
+            f.write(cert.public_bytes(serialization.Encoding.PEM))
+        with open(key_path, "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert_path, key_path)
+    return context
 
 
 def serve_faults():
@@ -293,8 +340,11 @@ def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else ""
     if mode == "s3":
         serve_s3()
-    elif mode in ("http", "faults"):
-        server = serve_http(sys.argv[2]) if mode == "http" else serve_faults()
+    elif mode in ("http", "https", "faults"):
+        server = serve_faults() if mode == "faults" else serve_http(sys.argv[2])
+        if mode == "https":
+            context = make_tls_context(sys.argv[3])
+            server.socket = context.wrap_socket(server.socket, server_side=True)
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
         announce(port=server.server_address[1])

@@ -77,3 +77,31 @@ import Testing
         #expect(missing?.description.hasPrefix("\(server.baseURL)/nope.tar: stat failed: not found (HTTP 404)") == true)
     }
 }
+
+@Suite struct HTTPSTests {
+    @Test func certificatesAreVerifiedAgainstTheSystemOrTheGivenCABundle() throws {
+        let directory = try TemporaryDirectory()
+        let bytes = testBytes(100_000, seed: 11)
+        try Data(bytes).write(to: URL(fileURLWithPath: directory.path + "/s.tar"))
+        let ca = directory.path + "/ca.pem"
+        let server = try TestServer("https", [directory.path, ca])
+        defer { server.stop() }
+        let location = RemoteLocation.http("https://127.0.0.1:\(server.port)/s.tar")
+
+        // The server's CA is not the system's: refused at once (not retried), saying what to do.
+        let refused = remoteError { _ = try RemoteClient(configuration: RemoteConfiguration()).stat(location) }
+        guard case .transport(let code, _) = refused?.kind else {
+            Issue.record("expected a certificate error, got \(String(describing: refused))")
+            return
+        }
+        #expect(code == 60)
+        #expect(refused?.attempts == 1)
+        #expect(refused?.description.contains("for a private CA give its certificates with --ca-bundle") == true)
+
+        let client = RemoteClient(configuration: RemoteConfiguration(caBundle: ca))
+        let info = try client.stat(location)
+        #expect(info.size == 100_000)
+        #expect(try readBytes(client, location, at: 99_000, count: 2000, ifMatch: info.etag) == Array(bytes[99_000...]))
+        #expect(try readAll(try client.openStream(location)) == bytes)
+    }
+}

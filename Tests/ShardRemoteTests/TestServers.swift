@@ -56,7 +56,8 @@ final class TestServer: @unchecked Sendable {
     /// Starts `tools/remote-test-server.py MODE ARGUMENTS` and waits for its ready line.
     init(_ mode: String, _ arguments: [String] = []) throws {
         self.mode = mode
-        let python = try testPython(importing: mode == "s3" ? "moto.server, boto3" : "http.server")
+        let modules = ["s3": "moto.server, boto3", "https": "cryptography"][mode] ?? "http.server"
+        let python = try testPython(importing: modules)
         errorLog = NSTemporaryDirectory() + "/shardstore-remote-test-server-\(UUID().uuidString).log"
         _ = FileManager.default.createFile(atPath: errorLog, contents: nil)
         process.executableURL = URL(fileURLWithPath: python.hasPrefix("/") ? python : "/usr/bin/env")
