@@ -22,6 +22,7 @@ Range and If-Match; the first N requests for that path fail as MODE says:
     ok      never fail                      503     answer 503 Service Unavailable
     drop    close the connection, no answer  cut     send the headers and half the body, close
     stall   read the request, never answer (for the whole test)
+    weak    never fail, with a weak ETag (W/"fault-SIZE"), which If-Match never matches
     private answer 403 AccessDenied (an S3 error document) to every request without Authorization
 GET /_count/MODE/N/SIZE/NAME answers how many requests that path has had, GET /_connections how
 many connections the server has accepted.
@@ -95,7 +96,9 @@ class RangeHandler(BaseHTTPRequestHandler):
             return self.plain(404, b"not found\n")
         data, etag, mtime = found
         match = self.headers.get("If-Match")
-        if match is not None and match.strip() != "*" and etag not in [t.strip() for t in match.split(",")]:
+        # Strong comparison, as HTTP asks of If-Match: a weak ETag never matches.
+        strong = not etag.startswith("W/")
+        if match is not None and match.strip() != "*" and not (strong and etag in [t.strip() for t in match.split(",")]):
             return self.plain(412, b"precondition failed\n")
         size = len(data)
         r = parse_range(self.headers.get("Range"), size)
@@ -207,7 +210,8 @@ def serve_faults():
             if not m:
                 return None
             size = int(m.group(3))
-            return bytes(i % 251 for i in range(size)), f'"fault-{size}"', 1700000000
+            weak = "W/" if m.group(1) == "weak" else ""
+            return bytes(i % 251 for i in range(size)), f'{weak}"fault-{size}"', 1700000000
 
         def before(self, path):
             if path == "/_connections":

@@ -97,7 +97,8 @@ public final class RemoteClient: Sendable {
     ///
     /// With `ifMatch` (the ETag recorded at ingest), an object replaced since answers 412 and the
     /// read throws ``RemoteError/Kind/shardChanged(expectedETag:)``: wrong bytes are never
-    /// returned. A server that ignores `Range` and sends the whole object is read up to the range.
+    /// returned (a weak ETag, `W/"…"`, is not sent: `If-Match` never matches one). A server that
+    /// ignores `Range` and sends the whole object is read up to the range.
     ///
     /// - Throws: ``RemoteError``; transient failures are retried first.
     /// - Complexity: one request (more on retries); `buffer.count` bytes copied.
@@ -117,9 +118,15 @@ public final class RemoteClient: Sendable {
         -> RequestSpec
     {
         let last = offset + Int64(count) - 1
-        var headers = ["Range: bytes=\(offset)-\(last)"]
-        if let etag { headers.append("If-Match: \(etag)") }
+        let headers = ["Range: bytes=\(offset)-\(last)"] + Self.ifMatchHeaders(etag)
         return try request(for: location, method: .get, headers: headers, operation: "read of bytes \(offset)-\(last)")
+    }
+
+    /// The `If-Match` header for `etag`; none without one or for a weak one (`W/"…"`), which
+    /// `If-Match`'s strong comparison never matches.
+    static func ifMatchHeaders(_ etag: String?) -> [String] {
+        guard let etag, !etag.hasPrefix("W/") else { return [] }
+        return ["If-Match: \(etag)"]
     }
 
     /// The bytes a finished range transfer delivered, after checking that a 206 answer starts

@@ -62,8 +62,7 @@ public final class RemoteStream: RandomAccessBytes {
         window = .allocate(byteCount: max(queueSize, 2 * Self.retained), alignment: 16)
         budget = RetryBudget(client.configuration.retry)
         info = RemoteObjectInfo(location: location, size: 0, etag: ifMatch)
-        var headers: [String] = []
-        if let ifMatch { headers.append("If-Match: \(ifMatch)") }
+        let headers = RemoteClient.ifMatchHeaders(ifMatch)
         spec = RequestSpec(
             url: "", method: .get, headers: [], displayURL: "", operation: "", anonymousS3: false,
             followRedirects: false)
@@ -105,13 +104,14 @@ public final class RemoteStream: RandomAccessBytes {
             detach()
             var attempt = spec
             if position > 0 {
-                guard let etag = info.etag else {
+                guard let etag = info.etag, !etag.hasPrefix("W/") else {
                     throw RemoteError(
                         .badResponse(
-                            "the connection broke at byte \(position) and the server sent no ETag to resume with"),
+                            "the connection broke at byte \(position) and the server sent no strong ETag to resume with"
+                        ),
                         url: spec.displayURL, operation: spec.operation, attempts: budget.attempts)
                 }
-                attempt.headers = ["Range: bytes=\(position)-", "If-Match: \(etag)"]
+                attempt.headers = ["Range: bytes=\(position)-"] + RemoteClient.ifMatchHeaders(etag)
                 attempt.operation = "stream (resumed at byte \(position))"
             }
             transfer = Transfer(sink: .stream(queue), rangeStart: position, isRangeRequest: position > 0)

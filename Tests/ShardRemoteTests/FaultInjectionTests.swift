@@ -61,6 +61,21 @@ import Testing
         #expect(stream.bytesReceived == 3_000_000)
     }
 
+    @Test func aWeakETagIsNotSentAsIfMatch() throws {
+        let server = try TestServer("faults")
+        defer { server.stop() }
+        let c = client()
+        let location = RemoteLocation.http(server.baseURL + "/weak/0/5000/w")
+        let info = try c.stat(location)
+        #expect(info.etag == "W/\"fault-5000\"")
+        #expect(try readBytes(c, location, at: 10, count: 10, ifMatch: info.etag) == Array(faultBytes(5000)[10..<20]))
+        #expect(try readAll(try c.openStream(location, ifMatch: info.etag)) == faultBytes(5000))
+        // A strong ETag that no longer matches is refused.
+        let strong = RemoteLocation.http(server.baseURL + "/ok/0/5000/s")
+        let error = remoteError { _ = try readBytes(c, strong, at: 0, count: 10, ifMatch: "\"fault-4999\"") }
+        #expect(error?.isShardChanged == true)
+    }
+
     @Test func retriesStopAtTheBudgetWithTheLastError() throws {
         let server = try TestServer("faults")
         defer { server.stop() }
