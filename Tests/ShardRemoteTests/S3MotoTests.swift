@@ -178,6 +178,12 @@ import Testing
         #expect(try client.listObjects(bucket: "shards-list", prefix: "nothing/").isEmpty)
         #expect(try client.listObjects(bucket: "shards-list", prefix: "").count == keys.count + 3)
 
+        // A prefix and a key that need percent-encoding are signed as the server canonicalizes them.
+        let odd = try client.listObjects(bucket: "shards-list", prefix: "train/odd & <na")
+        #expect(odd.map(\.location) == [.s3(bucket: "shards-list", key: "train/odd & <name> é.tar")])
+        #expect(try client.stat(odd[0].location).size == Int64("train/odd & <name> é.tar".utf8.count))
+        #expect(try readBytes(client, odd[0].location, at: 6, count: 3, ifMatch: odd[0].etag) == Array("odd".utf8))
+
         let missing = remoteError { _ = try client.listObjects(bucket: "no-such-bucket-here", prefix: "") }
         guard case .notFound(let code, _) = missing?.kind else {
             Issue.record("expected a 404, got \(String(describing: missing))")
