@@ -1,4 +1,5 @@
 import Foundation
+import ShardCore
 import ShardRemote
 import ShardTestSupport
 import Testing
@@ -103,5 +104,39 @@ import Testing
         #expect(info.size == 100_000)
         #expect(try readBytes(client, location, at: 99_000, count: 2000, ifMatch: info.etag) == Array(bytes[99_000...]))
         #expect(try readAll(try client.openStream(location)) == bytes)
+    }
+}
+
+@Suite struct StreamScanTests {
+    /// The ingest path in small: ShardCore's TarScanner pulls a remote shard through one GET and
+    /// finds the same members, with the same bytes, as in the tar written.
+    @Test func theTarScannerReadsARemoteShardInOnePass() throws {
+        var tar = TarWriter(format: .pax)
+        var written: [(name: String, data: [UInt8])] = []
+        for i in 0..<300 {
+            let data = testBytes(i % 7 == 0 ? 200_000 + i : 100 + i * 13, seed: UInt64(i))
+            let name = "sample-\(100_000 + i).\(["jpg", "json", "cls"][i % 3])"
+            tar.addFile(name, data)
+            written.append((name, data))
+        }
+        tar.finish()
+        let directory = try TemporaryDirectory()
+        try Data(tar.bytes).write(to: URL(fileURLWithPath: directory.path + "/shard-000000.tar"))
+        let server = try TestServer("http", [directory.path])
+        defer { server.stop() }
+
+        let stream = try RemoteClient(configuration: RemoteConfiguration()).openStream(
+            .http(server.baseURL + "/shard-000000.tar"), queueSize: 256 << 10)
+        var scanner = TarScanner(stream)
+        var found: [(name: String, data: [UInt8])] = []
+        while let entry = try scanner.next() {
+            var data: [UInt8] = []
+            try stream.forEachPiece(offset: entry.dataOffset, count: entry.size) { data += $0 }
+            found.append((String(decoding: entry.name, as: UTF8.self), data))
+        }
+        #expect(found.map(\.name) == written.map(\.name))
+        #expect(found.map(\.data) == written.map(\.data))
+        #expect(stream.requests == 1)
+        #expect(stream.bytesReceived <= Int64(tar.bytes.count))
     }
 }
