@@ -7,13 +7,10 @@ import Testing
 /// Against a plain web server with Range, ETag and If-Match (tools/remote-test-server.py http).
 @Suite struct HTTPServerTests {
     @Test func rangeGetsBatchesAndStreamsReturnTheFilesBytes() throws {
-        let directory = try TemporaryDirectory()
         let bytes = testBytes(5_000_000, seed: 7)
-        try Data(bytes).write(to: URL(fileURLWithPath: directory.path + "/shard-000000.tar"))
-        let server = try TestServer("http", [directory.path])
-        defer { server.stop() }
+        let served = try ServedFile(bytes, as: "shard-000000.tar")
         let client = RemoteClient(configuration: RemoteConfiguration())
-        let location = try RemoteLocation(parsing: server.baseURL + "/shard-000000.tar")
+        let location = try RemoteLocation(parsing: served.url)
 
         let info = try client.stat(location)
         #expect(info.size == 5_000_000 && info.etag != nil && info.lastModified != nil)
@@ -41,13 +38,10 @@ import Testing
     }
 
     @Test func theStreamIsAForwardRandomAccessSourceForTheScanner() throws {
-        let directory = try TemporaryDirectory()
         let bytes = testBytes(1_000_000, seed: 8)
-        try Data(bytes).write(to: URL(fileURLWithPath: directory.path + "/s.tar"))
-        let server = try TestServer("http", [directory.path])
-        defer { server.stop() }
+        let served = try ServedFile(bytes)
         let stream = try RemoteClient(configuration: RemoteConfiguration()).openStream(
-            .http(server.baseURL + "/s.tar"), queueSize: 64 << 10)
+            .http(served.url), queueSize: 64 << 10)
         #expect(stream.byteCount == 1_000_000)
         var header = [UInt8](repeating: 0, count: 512)
         for offset in [0, 512, 300_000, 300_100, 999_900] {
@@ -60,15 +54,12 @@ import Testing
     }
 
     @Test func aFileChangedAfterStatIsRefusedAsChanged() throws {
-        let directory = try TemporaryDirectory()
-        let path = directory.path + "/s.tar"
-        try Data(testBytes(4096, seed: 9)).write(to: URL(fileURLWithPath: path))
-        let server = try TestServer("http", [directory.path])
-        defer { server.stop() }
+        let served = try ServedFile(testBytes(4096, seed: 9))
+        let server = served.server
         let client = RemoteClient(configuration: RemoteConfiguration())
-        let location = RemoteLocation.http(server.baseURL + "/s.tar")
+        let location = RemoteLocation.http(served.url)
         let info = try client.stat(location)
-        try Data(testBytes(8192, seed: 10)).write(to: URL(fileURLWithPath: path))
+        try Data(testBytes(8192, seed: 10)).write(to: URL(fileURLWithPath: served.path))
         let error = remoteError { _ = try readBytes(client, location, at: 0, count: 512, ifMatch: info.etag) }
         #expect(
             error?.description
@@ -81,13 +72,10 @@ import Testing
 
 @Suite struct HTTPSTests {
     @Test func certificatesAreVerifiedAgainstTheSystemOrTheGivenCABundle() throws {
-        let directory = try TemporaryDirectory()
         let bytes = testBytes(100_000, seed: 11)
-        try Data(bytes).write(to: URL(fileURLWithPath: directory.path + "/s.tar"))
-        let ca = directory.path + "/ca.pem"
-        let server = try TestServer("https", [directory.path, ca])
-        defer { server.stop() }
-        let location = RemoteLocation.http("https://127.0.0.1:\(server.port)/s.tar")
+        let served = try ServedFile(bytes, mode: "https")
+        let ca = served.caBundle
+        let location = RemoteLocation.http(served.url)
 
         // The server's CA is not the system's: refused at once (not retried), saying what to do.
         let refused = remoteError { _ = try RemoteClient(configuration: RemoteConfiguration()).stat(location) }
@@ -120,13 +108,10 @@ import Testing
             written.append((name, data))
         }
         tar.finish()
-        let directory = try TemporaryDirectory()
-        try Data(tar.bytes).write(to: URL(fileURLWithPath: directory.path + "/shard-000000.tar"))
-        let server = try TestServer("http", [directory.path])
-        defer { server.stop() }
+        let served = try ServedFile(tar.bytes, as: "shard-000000.tar")
 
         let stream = try RemoteClient(configuration: RemoteConfiguration()).openStream(
-            .http(server.baseURL + "/shard-000000.tar"), queueSize: 256 << 10)
+            .http(served.url), queueSize: 256 << 10)
         var scanner = TarScanner(stream)
         var found: [(name: String, data: [UInt8])] = []
         while let entry = try scanner.next() {

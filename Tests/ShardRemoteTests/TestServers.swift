@@ -130,6 +130,32 @@ final class TestServer: @unchecked Sendable {
     }
 }
 
+/// A web server (tools/remote-test-server.py http, or https) serving one file from a folder of
+/// its own; the server stops and the folder goes when the value is released.
+final class ServedFile {
+    let directory: TemporaryDirectory
+    let server: TestServer
+    /// The file's path on disk (to change it under the server).
+    let path: String
+    /// The file's URL.
+    let url: String
+    /// The https server's CA certificate (for the client's CA bundle).
+    var caBundle: String { directory.path + "/ca.pem" }
+
+    /// Writes `bytes` as `name` and serves it over `mode` ("http" or "https").
+    init(_ bytes: [UInt8], as name: String = "s.tar", mode: String = "http") throws {
+        directory = try TemporaryDirectory()
+        let files = directory.path + "/files"
+        try FileManager.default.createDirectory(atPath: files, withIntermediateDirectories: true)
+        path = files + "/" + name
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        server = try TestServer(mode, mode == "https" ? [files, directory.path + "/ca.pem"] : [files])
+        url = "\(mode)://127.0.0.1:\(server.port)/\(name)"
+    }
+
+    deinit { server.stop() }
+}
+
 /// The moto server of the S3 suite: started once before its tests, stopped after them (also when
 /// they fail), by the `.motoServer` trait.
 enum Moto {
