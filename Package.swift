@@ -114,6 +114,7 @@ let package = Package(
             name: "ShardCompressionTests",
             dependencies: ["ShardCompression", "ShardCore", "ShardIO", "ShardTestSupport"]
         ),
+        .testTarget(name: "ShardRemoteTests", dependencies: ["ShardRemote", "ShardCore", "ShardIO", "ShardTestSupport"]),
         .testTarget(
             name: "ShardIndexTests",
             dependencies: ["ShardIndex", "ShardTestSupport"]

@@ -3,6 +3,8 @@
 
     remote-test-server.py s3            moto's S3 with signature checking on, an IAM user and key
     remote-test-server.py http DIR      a static web server for DIR with Range, ETag and If-Match
+    remote-test-server.py https DIR CA  the same over TLS, with a certificate for 127.0.0.1 from a
+                                        CA of its own, whose certificate it writes to the file CA
     remote-test-server.py faults        synthetic objects behind faults (503s, drops, stalls)
 
 Each prints one JSON line when it is ready ({"port": N, ...}), then serves until its standard
@@ -13,17 +15,20 @@ commands on standard input, one JSON object a line, and answers each with one JS
     {"op": "put", "bucket": "b", "key": "k", "file": "/path"}      upload a file
     {"op": "put", "bucket": "b", "key": "k", "text": "..."}        upload text
     {"op": "delete", "bucket": "b", "key": "k"}                   delete an object
+    {"op": "session"}                                             temporary credentials (STS AssumeRole)
 
 The faults server serves /MODE/N/SIZE/NAME: SIZE bytes (byte i is i % 251) with ETag "fault-SIZE",
 Range and If-Match; the first N requests for that path fail as MODE says:
     ok      never fail                      503     answer 503 Service Unavailable
     drop    close the connection, no answer  cut     send the headers and half the body, close
     stall   read the request, never answer (for the whole test)
+    weak    never fail, with a weak ETag (W/"fault-SIZE"), which If-Match never matches
     private answer 403 AccessDenied (an S3 error document) to every request without Authorization
-GET /_count/MODE/N/SIZE/NAME answers how many requests that path has had.
+GET /_count/MODE/N/SIZE/NAME answers how many requests that path has had, GET /_connections how
+many connections the server has accepted.
 
-Needs moto[server] and boto3 for s3 (tools/setup-system installs them into .build-venv); http
-and faults need only the standard library.
+Needs moto[server] and boto3 for s3, and cryptography (a dependency of moto) for https;
+tools/setup-system installs them into .build-venv. http and faults need only the standard library.
 """
 import email.utils
 import json
@@ -91,7 +96,9 @@ class RangeHandler(BaseHTTPRequestHandler):
             return self.plain(404, b"not found\n")
         data, etag, mtime = found
         match = self.headers.get("If-Match")
-        if match is not None and match.strip() != "*" and etag not in [t.strip() for t in match.split(",")]:
+        # Strong comparison, as HTTP asks of If-Match: a weak ETag never matches.
+        strong = not etag.startswith("W/")
+        if match is not None and match.strip() != "*" and not (strong and etag in [t.strip() for t in match.split(",")]):
             return self.plain(412, b"precondition failed\n")
         size = len(data)
         r = parse_range(self.headers.get("Range"), size)
@@ -141,20 +148,77 @@ def serve_http(directory):
     return ThreadingHTTPServer((HOST, 0), Handler)
 
 
+def make_tls_context(ca_path):
+    """A server context with a certificate for 127.0.0.1 signed by a new CA, whose certificate
+    goes to ca_path (for the client's CA bundle)."""
+    import datetime
+    import ssl
+    import tempfile
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def certificate(subject, issuer, public_key, signing_key, ca, extensions=()):
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+                   .public_key(public_key).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(hours=1))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        for extension in extensions:
+            builder = builder.add_extension(extension, critical=False)
+        return builder.sign(signing_key, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "shardstore test CA")])
+    ca_cert = certificate(ca_name, ca_name, ca_key.public_key(), ca_key, True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    cert = certificate(name, ca_name, key.public_key(), ca_key, False,
+                       [x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST))])])
+    with open(ca_path, "wb") as f:
+        f.write(ca_cert.public_bytes(serialization.Encoding.PEM))
+    with tempfile.TemporaryDirectory() as directory:
+        cert_path, key_path = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+        with open(cert_path, "wb") as f:
+            f.write(cert.public_bytes(serialization.Encoding.PEM))
+        with open(key_path, "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert_path, key_path)
+    return context
+
+
 def serve_faults():
     counts = {}
+    connections = [0]
     lock = threading.Lock()
     stop = threading.Event()
 
     class Handler(RangeHandler):
+        def setup(self):
+            super().setup()
+            with lock:
+                connections[0] += 1
+
         def object_for(self, path):
             m = re.fullmatch(r"/(\w+)/(\d+)/(\d+)/[^/]+", path)
             if not m:
                 return None
             size = int(m.group(3))
-            return bytes(i % 251 for i in range(size)), f'"fault-{size}"', 1700000000
+            weak = "W/" if m.group(1) == "weak" else ""
+            return bytes(i % 251 for i in range(size)), f'{weak}"fault-{size}"', 1700000000
 
         def before(self, path):
+            if path == "/_connections":
+                with lock:
+                    n = connections[0]
+                self.plain(200, str(n).encode())
+                return True
             if path.startswith("/_count/"):
                 with lock:
                     n = counts.get(path[len("/_count"):], 0)
@@ -223,8 +287,17 @@ def serve_s3():
     iam.put_user_policy(
         UserName="shardstore-test", PolicyName="s3-all",
         PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+            {"Effect": "Allow", "Action": ["s3:*", "sts:AssumeRole"], "Resource": "*"}]}))
     key = iam.create_access_key(UserName="shardstore-test")["AccessKey"]
+    # A role the user may assume, for temporary credentials with a session token.
+    role = iam.create_role(
+        RoleName="shardstore-test-role",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}))["Role"]
+    iam.put_role_policy(
+        RoleName="shardstore-test-role", PolicyName="s3-all",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
     request = urllib.request.Request(
         f"{endpoint}/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"})
     urllib.request.urlopen(request).read()
@@ -249,6 +322,13 @@ def serve_s3():
                     body = command["text"].encode()
                 answer = s3.put_object(Bucket=command["bucket"], Key=command["key"], Body=body)
                 reply = {"ok": True, "etag": answer["ETag"]}
+            elif op == "session":
+                sts = client("sts", key["AccessKeyId"], key["SecretAccessKey"])
+                temporary = sts.assume_role(
+                    RoleArn=role["Arn"], RoleSessionName="shardstore-test")["Credentials"]
+                reply = {"ok": True, "access_key_id": temporary["AccessKeyId"],
+                         "secret_access_key": temporary["SecretAccessKey"],
+                         "session_token": temporary["SessionToken"]}
             elif op == "delete":
                 s3.delete_object(Bucket=command["bucket"], Key=command["key"])
                 reply = {"ok": True}
@@ -264,8 +344,11 @@ def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else ""
     if mode == "s3":
         serve_s3()
-    elif mode in ("http", "faults"):
-        server = serve_http(sys.argv[2]) if mode == "http" else serve_faults()
+    elif mode in ("http", "https", "faults"):
+        server = serve_faults() if mode == "faults" else serve_http(sys.argv[2])
+        if mode == "https":
+            context = make_tls_context(sys.argv[3])
+            server.socket = context.wrap_socket(server.socket, server_side=True)
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
         announce(port=server.server_address[1])

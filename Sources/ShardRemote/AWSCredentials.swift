@@ -30,8 +30,10 @@ public struct AWSCredentials: Sendable, Equatable, CustomStringConvertible, Cust
         "AWSCredentials(\(accessKeyID), secret hidden\(sessionToken == nil ? "" : ", session token hidden"))"
     }
 
+    /// The same as ``description``: the secret hidden.
     public var debugDescription: String { description }
 
+    /// A mirror with the key ID only, so `dump` and debuggers do not show the secret.
     public var customMirror: Mirror { Mirror(self, children: ["accessKeyID": accessKeyID], displayStyle: .struct) }
 
     /// `text` with every occurrence of the secret and the session token replaced by `[redacted]`:
@@ -54,6 +56,7 @@ public enum S3Signing: Sendable, Equatable, CustomStringConvertible {
     /// No credentials were found; S3 requests fail with this reason (plain HTTP ones still work).
     case unavailable(String)
 
+    /// How requests are authorized, credentials hidden.
     public var description: String {
         switch self {
         case .anonymous: return "anonymous"

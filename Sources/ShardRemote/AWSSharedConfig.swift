@@ -1,8 +1,8 @@
+import ShardIO
+
 #if canImport(Glibc)
     import Glibc
 #endif
-
-import ShardIO
 
 /// The AWS shared files as the AWS tools read them: the credentials file (`~/.aws/credentials`,
 /// or `AWS_SHARED_CREDENTIALS_FILE`), whose sections are profile names, and the config file
@@ -53,7 +53,9 @@ public struct AWSSharedConfig: Sendable, Equatable {
         credentialsFile[profile] != nil || configFile[profile] != nil
     }
 
-    private static func readSections(_ path: String, profilePrefix: Bool) throws(RemoteError) -> [String: [String: String]] {
+    private static func readSections(_ path: String, profilePrefix: Bool) throws(RemoteError) -> [String: [String:
+        String]]
+    {
         let file: ReadOnlyFile
         do { file = try ReadOnlyFile(path: path) } catch {
             if error.errno == ENOENT { return [:] }

@@ -1,5 +1,9 @@
 import CShardCurl
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// libcurl, loaded (dlopen) and its global state set up once before the first handle
 /// (`curl_global_init` is not thread-safe against other libcurl calls; a Swift global initializer
 /// runs once, under a lock).
@@ -16,10 +20,15 @@ var curlUnavailable: String {
 /// One libcurl easy handle (owned: cleaned up on deinit). A handle keeps its connections alive
 /// between requests, so a pool of them is a pool of keep-alive connections. Used by one thread
 /// at a time (the pool hands it out).
+///
+/// A handle released in a forked child is not cleaned up: its connections are the parent's
+/// sockets, and closing them there (a TLS close_notify) would break the parent's. It leaks.
 final class EasyHandle: @unchecked Sendable {
     let raw: UnsafeMutableRawPointer
     /// libcurl writes the reason for a failure here (CURLOPT_ERRORBUFFER).
     let errorBuffer: UnsafeMutablePointer<CChar>
+    /// The process that made the handle.
+    private let owner = getpid()
 
     init() {
         precondition(curlReady, "an easy handle made before a request found libcurl usable")
@@ -30,6 +39,7 @@ final class EasyHandle: @unchecked Sendable {
     }
 
     deinit {
+        guard getpid() == owner else { return }
         curl_easy_cleanup(raw)
         errorBuffer.deallocate()
     }
@@ -103,10 +113,9 @@ final class Transfer {
     /// Takes one header line from libcurl. A status line starts a new response (after a redirect
     /// or `100 Continue`), forgetting the previous one's headers.
     func takeHeaderLine(_ line: UnsafeRawBufferPointer) {
-        // The line ends with CR LF, which Swift counts as one Character: trim the bytes first.
         var count = line.count
-        while count > 0, line[count - 1] == 0x0A || line[count - 1] == 0x0D { count -= 1 }
-        let text = Substring(String(decoding: UnsafeRawBufferPointer(rebasing: line[0..<count]), as: UTF8.self))
+        while count > 0 && (line[count - 1] == 0x0A || line[count - 1] == 0x0D) { count -= 1 }
+        let text = Substring(String(decoding: UnsafeRawBufferPointer(rebasing: line[..<count]), as: UTF8.self))
         if text.isEmpty {
             if status >= 200 && !(300..<400).contains(status) { headersDone = true }
         } else if text.hasPrefix("HTTP/") {
@@ -115,7 +124,8 @@ final class Transfer {
             headers = []
             headersDone = false
         } else if let colon = text.firstIndex(of: ":") {
-            headers.append((text[..<colon].lowercased(), String(text[text.index(after: colon)...].trimmingWhitespace())))
+            headers.append(
+                (text[..<colon].lowercased(), String(text[text.index(after: colon)...].trimmingWhitespace())))
         }
     }
 
@@ -147,7 +157,9 @@ final class Transfer {
             if piece.count > n {
                 // A server that ignored the Range header sends the rest of the object: stop once
                 // the range is complete. A 206 answer longer than asked for is an error.
-                if status == 200 && isRangeRequest { finishedEarly = true } else {
+                if status == 200 && isRangeRequest {
+                    finishedEarly = true
+                } else {
                     overflow = "the server sent more than the \(buffer.count) bytes asked for"
                 }
                 return 0
@@ -274,14 +286,18 @@ extension RequestSpec {
         let m = message.map(scrub)
         switch status {
         case 412:
-            let etag = headers.first { $0.lowercased().hasPrefix("if-match:") }.map { String($0.dropFirst(9).trimmingWhitespace()) }
+            let etag = headers.first { $0.lowercased().hasPrefix("if-match:") }.map {
+                String($0.dropFirst(9).trimmingWhitespace())
+            }
             return .failure(.shardChanged(expectedETag: etag ?? "?"), retryable: false)
         case 401, 403:
-            return .failure(.accessDenied(status: status, code: c, message: m, anonymous: anonymousS3), retryable: false)
+            return .failure(
+                .accessDenied(status: status, code: c, message: m, anonymous: anonymousS3), retryable: false)
         case 404:
             return .failure(.notFound(code: c, message: m), retryable: false)
         default:
-            return .failure(.httpStatus(status: status, code: c, message: m), retryable: RetryPolicy.isRetryable(status: status))
+            return .failure(
+                .httpStatus(status: status, code: c, message: m), retryable: RetryPolicy.isRetryable(status: status))
         }
     }
 }

@@ -41,13 +41,17 @@ enum MiniXML {
                 continue
             }
             if bytes[i...].starts(with: Array("<![CDATA[".utf8)) {
-                guard let end = find(Array("]]>".utf8), from: i + 9) else { throw Malformed(reason: "unclosed CDATA", offset: i) }
+                guard let end = find(Array("]]>".utf8), from: i + 9) else {
+                    throw Malformed(reason: "unclosed CDATA", offset: i)
+                }
                 if !texts.isEmpty { texts[texts.count - 1] += bytes[(i + 9)..<end] }
                 i = end + 3
                 continue
             }
             if bytes[i...].starts(with: Array("<!--".utf8)) {
-                guard let end = find(Array("-->".utf8), from: i + 4) else { throw Malformed(reason: "unclosed comment", offset: i) }
+                guard let end = find(Array("-->".utf8), from: i + 4) else {
+                    throw Malformed(reason: "unclosed comment", offset: i)
+                }
                 i = end + 3
                 continue
             }

@@ -1,5 +1,9 @@
 import CShardCurl
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// One range of a batch for ``RemoteClient/readRanges(_:maxInFlight:)``: `buffer.count` bytes of
 /// `location` from `offset`, checked against `ifMatch` when given.
 public struct RangeRequest: @unchecked Sendable {
@@ -13,7 +17,8 @@ public struct RangeRequest: @unchecked Sendable {
     public var ifMatch: String?
 
     /// Makes a request.
-    public init(location: RemoteLocation, offset: Int64, buffer: UnsafeMutableRawBufferPointer, ifMatch: String? = nil) {
+    public init(location: RemoteLocation, offset: Int64, buffer: UnsafeMutableRawBufferPointer, ifMatch: String? = nil)
+    {
         precondition(offset >= 0, "a read offset cannot be negative")
         self.location = location
         self.offset = offset
@@ -23,9 +28,10 @@ public struct RangeRequest: @unchecked Sendable {
 }
 
 /// A libcurl multi handle (owned): many transfers driven by one thread, sharing its cache of
-/// keep-alive connections.
+/// keep-alive connections. Like ``EasyHandle``, never cleaned up in a forked child.
 final class MultiHandle: @unchecked Sendable {
     let raw: UnsafeMutableRawPointer
+    private let owner = getpid()
 
     init(maxConnections: Int) {
         guard let multi = curl_multi_init() else { fatalError("curl_multi_init failed (out of memory)") }
@@ -33,7 +39,10 @@ final class MultiHandle: @unchecked Sendable {
         _ = shard_curl_multi_setopt_long(raw, CURLMOPT_MAXCONNECTS, max(maxConnections, 4))
     }
 
-    deinit { curl_multi_cleanup(raw) }
+    deinit {
+        guard getpid() == owner else { return }
+        curl_multi_cleanup(raw)
+    }
 
     /// Runs the transfers, then waits up to `milliseconds` for activity (or a wake-up).
     func step(waitingUpTo milliseconds: Int32) {
@@ -93,7 +102,10 @@ extension RemoteClient {
         var spare: [EasyHandle] = []
         var budgets = [RetryBudget?](repeating: nil, count: requests.count)
         var waiting: [(at: Double, index: Int)] = []
-        var active: [UnsafeMutableRawPointer: (index: Int, handle: EasyHandle, transfer: Transfer, list: UnsafeMutablePointer<curl_slist>?)] = [:]
+        var active:
+            [UnsafeMutableRawPointer: (
+                index: Int, handle: EasyHandle, transfer: Transfer, list: UnsafeMutablePointer<curl_slist>?
+            )] = [:]
         var nextReady = 0
         defer {
             for (_, a) in active {

@@ -28,7 +28,8 @@ extension RemoteClient {
             all += page.objects
             if page.isTruncated && (page.nextContinuationToken ?? "").isEmpty {
                 throw RemoteError(
-                    .badResponse("a truncated listing without a NextContinuationToken"), url: "s3://\(bucket)/\(prefix)",
+                    .badResponse("a truncated listing without a NextContinuationToken"),
+                    url: "s3://\(bucket)/\(prefix)",
                     operation: "list")
             }
             token = page.isTruncated ? page.nextContinuationToken : nil

@@ -1,6 +1,10 @@
 import CShardCurl
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Reads objects in S3-compatible storage and on web servers with libcurl: stat (HEAD), byte
 /// ranges into a caller's buffer (one at a time from any number of threads, or a batch with many
 /// in flight), a whole object as a pull stream for the ingest scanner, and bucket listings.
@@ -11,8 +15,13 @@ import Synchronization
 ///
 /// Thread-safe. Connections are kept alive in a pool of easy handles (one per concurrent reader)
 /// and in the batch's multi handles. No Dispatch and no Swift concurrency: reads block the calling
-/// thread. After `fork()`, a child must use ``forChildProcess()`` (the parent's connections and
-/// locks are not the child's).
+/// thread.
+///
+/// **Fork safety.** A client belongs to the process that made it. Used in a forked child, it
+/// leaves its pools alone (a parent's thread may have held their lock at the fork, and their
+/// connections are the parent's sockets) and sends each request on a new handle, without
+/// keep-alive: a child should switch to ``forChildProcess()``. Handles are never cleaned up in
+/// a child (that would close the parent's TLS sessions): the parent's leak there.
 ///
 /// ```swift
 /// let client = RemoteClient(configuration: try RemoteConfiguration.resolve())
@@ -26,11 +35,19 @@ public final class RemoteClient: Sendable {
     public let configuration: RemoteConfiguration
     private let idle = Mutex<[EasyHandle]>([])
     private let idleMultis = Mutex<[MultiHandle]>([])
+    /// The process whose pools these are.
+    private let owner: pid_t
 
     /// Makes a client (no connection is opened until the first request; libcurl is loaded then,
     /// and a request fails with `.configuration` saying what to install when it cannot be).
-    public init(configuration: RemoteConfiguration) {
+    public convenience init(configuration: RemoteConfiguration) {
+        self.init(configuration: configuration, owner: getpid())
+    }
+
+    /// A client whose pools belong to process `owner` (tests pretend to be a forked child).
+    init(configuration: RemoteConfiguration, owner: pid_t) {
         self.configuration = configuration
+        self.owner = owner
     }
 
     /// A client with the same configuration and no connections, for a child process after
@@ -68,7 +85,8 @@ public final class RemoteClient: Sendable {
         }
         let modified = transfer.header("last-modified")
         return RemoteObjectInfo(
-            location: location, size: size, etag: transfer.header("etag"), lastModified: modified.flatMap(HTTPDate.parse),
+            location: location, size: size, etag: transfer.header("etag"),
+            lastModified: modified.flatMap(HTTPDate.parse),
             lastModifiedText: modified)
     }
 
@@ -80,12 +98,14 @@ public final class RemoteClient: Sendable {
     ///
     /// With `ifMatch` (the ETag recorded at ingest), an object replaced since answers 412 and the
     /// read throws ``RemoteError/Kind/shardChanged(expectedETag:)``: wrong bytes are never
-    /// returned. A server that ignores `Range` and sends the whole object is read up to the range.
+    /// returned (a weak ETag, `W/"…"`, is not sent: `If-Match` never matches one). A server that
+    /// ignores `Range` and sends the whole object is read up to the range.
     ///
     /// - Throws: ``RemoteError``; transient failures are retried first.
     /// - Complexity: one request (more on retries); `buffer.count` bytes copied.
     public func read(
-        _ location: RemoteLocation, at offset: Int64, into buffer: UnsafeMutableRawBufferPointer, ifMatch etag: String? = nil
+        _ location: RemoteLocation, at offset: Int64, into buffer: UnsafeMutableRawBufferPointer,
+        ifMatch etag: String? = nil
     ) throws(RemoteError) -> Int {
         precondition(offset >= 0, "a read offset cannot be negative")
         guard buffer.count > 0 else { return 0 }
@@ -99,9 +119,15 @@ public final class RemoteClient: Sendable {
         -> RequestSpec
     {
         let last = offset + Int64(count) - 1
-        var headers = ["Range: bytes=\(offset)-\(last)"]
-        if let etag { headers.append("If-Match: \(etag)") }
+        let headers = ["Range: bytes=\(offset)-\(last)"] + Self.ifMatchHeaders(etag)
         return try request(for: location, method: .get, headers: headers, operation: "read of bytes \(offset)-\(last)")
+    }
+
+    /// The `If-Match` header for `etag`; none without one or for a weak one (`W/"…"`), which
+    /// `If-Match`'s strong comparison never matches.
+    static func ifMatchHeaders(_ etag: String?) -> [String] {
+        guard let etag, !etag.hasPrefix("W/") else { return [] }
+        return ["If-Match: \(etag)"]
     }
 
     /// The bytes a finished range transfer delivered, after checking that a 206 answer starts
@@ -124,7 +150,8 @@ public final class RemoteClient: Sendable {
 
     /// A request for `location`: the URL, signing, and the text for messages.
     func request(
-        for location: RemoteLocation, method: RequestSpec.Method, headers: [String], operation: String, query: String = ""
+        for location: RemoteLocation, method: RequestSpec.Method, headers: [String], operation: String,
+        query: String = ""
     ) throws(RemoteError) -> RequestSpec {
         guard curlReady else {
             throw RemoteError(.configuration(curlUnavailable), url: location.description, operation: operation)
@@ -186,21 +213,28 @@ public final class RemoteClient: Sendable {
     }
 
     /// An idle easy handle from the pool, or a new one.
+    /// (In a forked child, always a new one.)
     func takeHandle() -> EasyHandle {
-        idle.withLock { $0.popLast() } ?? EasyHandle()
+        guard getpid() == owner else { return EasyHandle() }
+        return idle.withLock { $0.popLast() } ?? EasyHandle()
     }
 
-    /// Returns a handle to the pool (its connection stays open for the next request).
+    /// Returns a handle to the pool (its connection stays open for the next request); in a
+    /// forked child, drops it.
     func giveBack(_ handle: EasyHandle) {
+        guard getpid() == owner else { return }
         idle.withLock { $0.append(handle) }
     }
 
-    /// An idle multi handle from the pool, or a new one keeping up to `connections` connections.
+    /// An idle multi handle from the pool, or a new one keeping up to `connections` connections
+    /// (in a forked child, always a new one).
     func takeMulti(connections: Int) -> MultiHandle {
-        idleMultis.withLock { $0.popLast() } ?? MultiHandle(maxConnections: connections)
+        guard getpid() == owner else { return MultiHandle(maxConnections: connections) }
+        return idleMultis.withLock { $0.popLast() } ?? MultiHandle(maxConnections: connections)
     }
 
     func giveBack(_ multi: MultiHandle) {
+        guard getpid() == owner else { return }
         idleMultis.withLock { $0.append(multi) }
     }
 }

@@ -135,7 +135,8 @@ public struct RemoteConfiguration: Sendable {
             }
             return nil
         }
-        configuration.region = setting(region, "--region", ["AWS_REGION", "AWS_DEFAULT_REGION"], "region") ?? "us-east-1"
+        configuration.region =
+            setting(region, "--region", ["AWS_REGION", "AWS_DEFAULT_REGION"], "region") ?? "us-east-1"
         if let url = setting(endpoint, "--endpoint", ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"], "endpoint_url") {
             configuration.endpoint = try validatedEndpoint(url)
         }
@@ -144,7 +145,8 @@ public struct RemoteConfiguration: Sendable {
         if noSignRequest {
             configuration.signing = .anonymous
             provenance.append("anonymous requests (no signing)")
-        } else if profile == nil, let id = environment["AWS_ACCESS_KEY_ID"], let secret = environment["AWS_SECRET_ACCESS_KEY"],
+        } else if profile == nil, let id = environment["AWS_ACCESS_KEY_ID"],
+            let secret = environment["AWS_SECRET_ACCESS_KEY"],
             !id.isEmpty, !secret.isEmpty
         {
             let token = environment["AWS_SESSION_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
@@ -201,7 +203,8 @@ public struct RemoteConfiguration: Sendable {
             case .automatic: virtualHost = endpoint == nil && Self.isVirtualHostable(bucket)
             }
             if virtualHost, let schemeEnd = base.firstRange(of: "://") {
-                return base[..<schemeEnd.upperBound] + bucket + "." + base[schemeEnd.upperBound...] + "/" + encodedKey + q
+                return base[..<schemeEnd.upperBound] + bucket + "." + base[schemeEnd.upperBound...] + "/" + encodedKey
+                    + q
             }
             return base + "/" + awsPercentEncoded(bucket, keepSlash: false) + "/" + encodedKey + q
         }

@@ -68,6 +68,10 @@ public struct RemoteError: Error, Sendable, Equatable, CustomStringConvertible {
         return String(text)
     }
 
+    /// libcurl's codes for a certificate that cannot be verified (peer failed verification, bad
+    /// CA file, bad client certificate, CA cert problem) or a hostname mismatch.
+    static let certificateCodes: Set<Int> = [51, 58, 60, 77, 83, 90, 91]
+
     /// Whether the shard changed since its ETag was recorded (HTTP 412 on `If-Match`).
     public var isShardChanged: Bool {
         if case .shardChanged = kind { return true }
@@ -105,6 +109,10 @@ public struct RemoteError: Error, Sendable, Equatable, CustomStringConvertible {
                 + "(and the endpoint: AWS_ENDPOINT_URL or --endpoint)"
         case .httpStatus(let status, let code, let message):
             return "\(head)\(tries): \(server(status, code, message))"
+        case .transport(let code, let text) where Self.certificateCodes.contains(code):
+            return
+                "\(head): \(text) (curl error \(code)); the server's certificate could not be verified: for a "
+                + "private CA give its certificates with --ca-bundle (or AWS_CA_BUNDLE)"
         case .transport(let code, let text):
             return
                 "\(head)\(tries): \(text) (curl error \(code)); check that the server is up and reachable "

@@ -31,6 +31,7 @@ public struct RemoteObjectBytes: RandomAccessBytes, Sendable {
         self.init(client: client, info: try client.stat(location))
     }
 
+    /// The object's size when it was stat'ed (or ingested).
     public var byteCount: Int64 { info.size }
 
     /// Reads up to `buffer.count` bytes at `offset` (fewer only at the object's end) with one

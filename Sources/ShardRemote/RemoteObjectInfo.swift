@@ -20,7 +20,8 @@ public struct RemoteObjectInfo: Sendable, Hashable {
 
     /// Makes an info.
     public init(
-        location: RemoteLocation, size: Int64, etag: String?, lastModified: Int64? = nil, lastModifiedText: String? = nil
+        location: RemoteLocation, size: Int64, etag: String?, lastModified: Int64? = nil,
+        lastModifiedText: String? = nil
     ) {
         self.location = location
         self.size = size
@@ -37,7 +38,6 @@ enum HTTPDate {
     static func parse(_ text: String) -> Int64? {
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
         let t = text.trimmingWhitespace()
-        // ISO 8601 starts with the year's digits; an HTTP date with the weekday ("GMT" holds a T).
         if t.first?.isNumber == true {
             // 2015-10-21T07:28:00.000Z
             let parts = t.split(whereSeparator: { "-T:.Z".contains($0) })
@@ -55,7 +55,8 @@ enum HTTPDate {
 
     /// Seconds since 1970 of a proleptic Gregorian UTC time (days from civil, H. Hinnant's method).
     static func epochSeconds(_ y0: Int64, _ m: Int64, _ d: Int64, _ h: Int64, _ mi: Int64, _ s: Int64) -> Int64? {
-        guard (1...12).contains(m), (1...31).contains(d), (0...23).contains(h), (0...59).contains(mi), (0...60).contains(s)
+        guard (1...12).contains(m), (1...31).contains(d), (0...23).contains(h), (0...59).contains(mi),
+            (0...60).contains(s)
         else { return nil }
         let y = m <= 2 ? y0 - 1 : y0
         let era = (y >= 0 ? y : y - 399) / 400

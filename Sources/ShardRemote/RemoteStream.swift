@@ -39,6 +39,7 @@ public final class RemoteStream: RandomAccessBytes {
     private var transfer: Transfer
     private var list: UnsafeMutablePointer<curl_slist>?
     private var attached = false
+    private var released = false
     private var finished: CURLcode?
     private var budget: RetryBudget
     /// The object offset of the next byte ``read(into:)`` hands out.
@@ -52,10 +53,9 @@ public final class RemoteStream: RandomAccessBytes {
     public static let retained = 64 << 10
 
     init(client: RemoteClient, location: RemoteLocation, ifMatch: String?, queueSize: Int) throws(RemoteError) {
-        var headers: [String] = []
-        if let ifMatch { headers.append("If-Match: \(ifMatch)") }
-        // First, so that a client that cannot send requests (no libcurl) throws before taking
-        // handles.
+        let headers = RemoteClient.ifMatchHeaders(ifMatch)
+        // First, so that a client that cannot send requests (libcurl missing) throws before it
+        // takes handles.
         spec = try client.request(for: location, method: .get, headers: headers, operation: "stream")
         self.client = client
         self.location = location
@@ -67,14 +67,21 @@ public final class RemoteStream: RandomAccessBytes {
         budget = RetryBudget(client.configuration.retry)
         info = RemoteObjectInfo(location: location, size: 0, etag: ifMatch)
         transfer = Transfer(sink: .stream(queue))
-        // Every stored property is set: when this throws, deinit runs and releases the handles
-        // and the window (releasing them here too would free them twice).
-        try start()
+        do {
+            try start()
+        } catch {
+            release()
+            throw error
+        }
     }
 
     deinit { release() }
 
+    /// Returns the handles to the client's pools and frees the window, once (a throwing init
+    /// releases, and then deinit runs too).
     private func release() {
+        guard !released else { return }
+        released = true
         detach()
         client.giveBack(handle)
         client.giveBack(multi)
@@ -96,12 +103,14 @@ public final class RemoteStream: RandomAccessBytes {
             detach()
             var attempt = spec
             if position > 0 {
-                guard let etag = info.etag else {
+                guard let etag = info.etag, !etag.hasPrefix("W/") else {
                     throw RemoteError(
-                        .badResponse("the connection broke at byte \(position) and the server sent no ETag to resume with"),
+                        .badResponse(
+                            "the connection broke at byte \(position) and the server sent no strong ETag to resume with"
+                        ),
                         url: spec.displayURL, operation: spec.operation, attempts: budget.attempts)
                 }
-                attempt.headers = ["Range: bytes=\(position)-", "If-Match: \(etag)"]
+                attempt.headers = ["Range: bytes=\(position)-"] + RemoteClient.ifMatchHeaders(etag)
                 attempt.operation = "stream (resumed at byte \(position))"
             }
             transfer = Transfer(sink: .stream(queue), rangeStart: position, isRangeRequest: position > 0)
@@ -125,9 +134,12 @@ public final class RemoteStream: RandomAccessBytes {
     private func takeInfo(_ attempt: RequestSpec) throws(RemoteError) {
         if position == 0 {
             guard transfer.status == 200 || transfer.status == 206 else {
-                throw RemoteError(.badResponse("HTTP \(transfer.status) for a GET"), url: attempt.displayURL, operation: attempt.operation)
+                throw RemoteError(
+                    .badResponse("HTTP \(transfer.status) for a GET"), url: attempt.displayURL,
+                    operation: attempt.operation)
             }
-            info = try client.info(of: transfer, location: location, spec: attempt, size: transfer.header("content-length"))
+            info = try client.info(
+                of: transfer, location: location, spec: attempt, size: transfer.header("content-length"))
         } else if transfer.status == 206 {
             _ = try client.checkedRange(transfer, offset: position, spec: attempt)
         }
@@ -140,7 +152,9 @@ public final class RemoteStream: RandomAccessBytes {
         if case .success = outcome {
             // The transfer ended cleanly but short of the object's end.
             outcome = .failure(
-                .transport(code: Int(CURLE_PARTIAL_FILE.rawValue), text: "the answer ended at byte \(position) of \(info.size)"),
+                .transport(
+                    code: Int(CURLE_PARTIAL_FILE.rawValue), text: "the answer ended at byte \(position) of \(info.size)"
+                ),
                 retryable: true)
         }
         guard case .failure(let kind, let retryable) = outcome else { return }
@@ -198,7 +212,9 @@ public final class RemoteStream: RandomAccessBytes {
     /// last ``retained`` bytes); returns false at the object's end.
     private func fill(holding offset: Int64) throws(RemoteError) -> Bool {
         while windowStart + Int64(windowCount) <= offset {
-            if windowCount == window.count || (offset - windowStart > Int64(window.count) && windowCount > Self.retained) {
+            if windowCount == window.count
+                || (offset - windowStart > Int64(window.count) && windowCount > Self.retained)
+            {
                 let keep = min(Self.retained, windowCount)
                 let drop = windowCount - keep
                 window.baseAddress!.copyMemory(from: window.baseAddress! + drop, byteCount: keep)
@@ -214,7 +230,8 @@ public final class RemoteStream: RandomAccessBytes {
 
     private func behind(_ offset: Int64) -> RemoteError {
         RemoteError(
-            .badResponse("byte \(offset) was asked for after the stream moved past it (it keeps bytes from \(windowStart))"),
+            .badResponse(
+                "byte \(offset) was asked for after the stream moved past it (it keeps bytes from \(windowStart))"),
             url: spec.displayURL, operation: "stream")
     }
 
@@ -247,7 +264,8 @@ public final class RemoteStream: RandomAccessBytes {
         while p < offset + count {
             guard try fill(holding: p) else {
                 throw RemoteError(
-                    .badResponse("the object ends at byte \(windowStart + Int64(windowCount)), \(offset + count) needed"),
+                    .badResponse(
+                        "the object ends at byte \(windowStart + Int64(windowCount)), \(offset + count) needed"),
                     url: spec.displayURL, operation: "stream")
             }
             let n = Int(min(windowStart + Int64(windowCount) - p, offset + count - p))

@@ -91,7 +91,8 @@ public enum RemoteLocation: Sendable, Hashable, CustomStringConvertible {
             }
             guard !bucket.isEmpty else { throw invalid("no bucket name after s3://") }
             guard !bucket.contains("@"), !bucket.contains(":") else {
-                throw invalid("the bucket name '\(bucket)' contains '@' or ':'; credentials go in the AWS variables or a profile")
+                throw invalid(
+                    "the bucket name '\(bucket)' contains '@' or ':'; credentials go in the AWS variables or a profile")
             }
             self = .s3(bucket: String(bucket), key: String(key))
         } else if lower.hasPrefix("http://") || lower.hasPrefix("https://") {
@@ -100,7 +101,9 @@ public enum RemoteLocation: Sendable, Hashable, CustomStringConvertible {
             let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
             guard !authority.isEmpty else { throw invalid("no host after the scheme") }
             guard !authority.contains("@") else {
-                throw invalid("user names and passwords do not belong in the URL; for S3 use s3:// with credentials from the AWS variables or a profile")
+                throw invalid(
+                    "user names and passwords do not belong in the URL; for S3 use s3:// with credentials from the AWS variables or a profile"
+                )
             }
             guard !text.contains("#") else { throw invalid("a fragment ('#') has no meaning in a shard URL") }
             self = .http(text)
