@@ -105,28 +105,65 @@ final class Transfer {
         self.isRangeRequest = isRangeRequest
     }
 
-    /// A header's value (the last one with that name, compared in lower case).
-    func header(_ name: String) -> String? { headers.last { $0.name == name }?.value }
+    /// A header's value (the last one with that name, compared in lower case); only the
+    /// ``keptHeaders`` are kept.
+    func header(_ name: String) -> String? {
+        assert(Self.keptHeaders.contains(Array(name.utf8)), "header '\(name)' is not kept")
+        return headers.last { $0.name == name }?.value
+    }
 
     var isSuccess: Bool { (200..<300).contains(status) }
 
+    /// The response headers the client reads (``header(_:)``), lower case; others are not kept.
+    static let keptHeaders: [[UInt8]] = ["content-length", "content-range", "etag", "last-modified"].map {
+        Array($0.utf8)
+    }
+
     /// Takes one header line from libcurl. A status line starts a new response (after a redirect
-    /// or `100 Continue`), forgetting the previous one's headers.
+    /// or `100 Continue`), forgetting the previous one's headers. Works on the bytes: only the
+    /// ``keptHeaders`` become strings (a range read's answer has a dozen lines it never needs).
     func takeHeaderLine(_ line: UnsafeRawBufferPointer) {
         var count = line.count
         while count > 0 && (line[count - 1] == 0x0A || line[count - 1] == 0x0D) { count -= 1 }
-        let text = Substring(String(decoding: UnsafeRawBufferPointer(rebasing: line[..<count]), as: UTF8.self))
-        if text.isEmpty {
+        if count == 0 {
             if status >= 200 && !(300..<400).contains(status) { headersDone = true }
-        } else if text.hasPrefix("HTTP/") {
-            let parts = text.split(separator: " ", maxSplits: 2)
-            status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
+            return
+        }
+        if count >= 5 && line[0] == 0x48 && line[1] == 0x54 && line[2] == 0x54 && line[3] == 0x50 && line[4] == 0x2F {
+            // "HTTP/1.1 206 Partial Content": the three digits after the first space.
+            var i = 5
+            while i < count && line[i] != 0x20 { i += 1 }
+            while i < count && line[i] == 0x20 { i += 1 }
+            var code = 0
+            var digits = 0
+            while i < count, digits < 3, line[i] >= 0x30, line[i] <= 0x39 {
+                code = code * 10 + Int(line[i] - 0x30)
+                digits += 1
+                i += 1
+            }
+            status = digits == 3 ? code : 0
             headers = []
             headersDone = false
-        } else if let colon = text.firstIndex(of: ":") {
-            headers.append(
-                (text[..<colon].lowercased(), String(text[text.index(after: colon)...].trimmingWhitespace())))
+            return
         }
+        var colon = 0
+        while colon < count && line[colon] != 0x3A { colon += 1 }
+        guard colon < count else { return }
+        // ASCII case-insensitive: OR 0x20 folds A-Z onto a-z ('-' is 0x2D either way).
+        guard
+            let name = Self.keptHeaders.first(where: { wanted in
+                wanted.count == colon && wanted.indices.allSatisfy { line[$0] | 0x20 == wanted[$0] | 0x20 }
+            })
+        else { return }
+        var from = colon + 1
+        var to = count
+        while from < to && (line[from] == 0x20 || line[from] == 0x09) { from += 1 }
+        while to > from && (line[to - 1] == 0x20 || line[to - 1] == 0x09) { to -= 1 }
+        headers.append(
+            (
+                String(decoding: name, as: UTF8.self),
+                String(decoding: UnsafeRawBufferPointer(rebasing: line[from..<to]), as: UTF8.self)
+            ))
     }
 
     /// Takes body bytes from libcurl; returns how many it took (fewer stops the transfer) or
