@@ -72,59 +72,35 @@ struct ShardScan: Sendable {
     var remote: RemoteObjectInfo?
 }
 
-/// A remote shard's stream that keeps the request error behind a failed read, which the tar
-/// scanner reports only as text.
-final class RecordingRemoteStream: TarStream {
-    let stream: RemoteStream
-    private(set) var failure: RemoteError?
+/// A stream (a decompressing reader, or a remote shard's GET) that keeps the error of its kind
+/// behind a failed read, which the tar scanner reports only as text.
+final class RecordingStream<Base: TarStream, Failure: Error>: TarStream {
+    let stream: Base
+    private(set) var failure: Failure?
 
-    init(_ stream: RemoteStream) { self.stream = stream }
-
-    var bytesRead: Int64 { stream.bytesReceived }
-
-    var byteCount: Int64 { stream.byteCount }
-
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
-        do { return try stream.read(into: buffer, at: offset) } catch let error as RemoteError {
-            failure = error
-            throw error
-        }
-    }
-
-    func forEachPiece(offset: Int64, count: Int64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        do { try stream.forEachPiece(offset: offset, count: count, body) } catch let error as RemoteError {
-            failure = error
-            throw error
-        }
-    }
-}
-
-/// A decompressed stream that keeps the decompression error behind a failed read, which the tar
-/// scanner reports only as text.
-final class RecordingStream: TarStream {
-    let stream: DecompressingReader
-    private(set) var failure: DecompressionError?
-
-    init(_ stream: DecompressingReader) { self.stream = stream }
+    init(_ stream: Base) { self.stream = stream }
 
     var bytesRead: Int64 { stream.bytesRead }
 
     var byteCount: Int64 { stream.byteCount }
 
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
-        do { return try stream.read(into: buffer, at: offset) } catch let error as DecompressionError {
+        do { return try stream.read(into: buffer, at: offset) } catch let error as Failure {
             failure = error
             throw error
         }
     }
 
     func forEachPiece(offset: Int64, count: Int64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        do { try stream.forEachPiece(offset: offset, count: count, body) } catch let error as DecompressionError {
+        do { try stream.forEachPiece(offset: offset, count: count, body) } catch let error as Failure {
             failure = error
             throw error
         }
     }
 }
+
+/// A compressed shard's decompressed stream, keeping the decompression error.
+typealias DecompressionRecordingStream = RecordingStream<DecompressingReader, DecompressionError>
 
 /// A scan stopped by its cancellation poll.
 private struct Cancelled: Error {}
@@ -168,9 +144,10 @@ enum ShardScanner {
         if format != .none {
             // One streaming pass: the scanner reads headers from the decompressed stream, skipping
             // member data by decompressing past it (checksummed on the way when asked for).
-            let stream: RecordingStream
+            let stream: DecompressionRecordingStream
             do {
-                stream = RecordingStream(try DecompressingReader(file: file, format: format, seekSpan: seekSpan))
+                stream = DecompressionRecordingStream(
+                    try DecompressingReader(file: file, format: format, seekSpan: seekSpan))
             } catch { throw .decompressionFailed(named(error, displayPath)) }
             var result = try scan(
                 stream, path: path, displayPath: displayPath, checksums: checksums, isCancelled: isCancelled)
@@ -213,7 +190,7 @@ enum ShardScanner {
         do { stream = try client.openStream(object.location, ifMatch: object.etag) } catch {
             throw .remoteFailed(error)
         }
-        let recording = RecordingRemoteStream(stream)
+        let recording = RecordingStream<RemoteStream, RemoteError>(stream)
         // The compression from the first bytes (the stream keeps them for the scanner).
         let prefix = UnsafeMutableRawBufferPointer.allocate(byteCount: CompressionFormat.detectionBytes, alignment: 8)
         defer { prefix.deallocate() }
@@ -254,7 +231,7 @@ enum ShardScanner {
         while true {
             let entry: TarEntry?
             do { entry = try scanner.next() } catch {
-                if let stream = reader as? RecordingStream {
+                if let stream = reader as? DecompressionRecordingStream {
                     if let failure = stream.failure { throw .decompressionFailed(named(failure, displayPath)) }
                     // The scanner took the stream's size as unknown (Int64.max); by now the stream
                     // has ended, and its real end goes in the message.
