@@ -1,4 +1,4 @@
-// fuzz-modules: ShardCore ShardIO ShardIndex ShardLoader
+// fuzz-modules: ShardCore ShardIO ShardIndex ShardCompression ShardRemote ShardLoader
 //
 // The location file's slot decoder (`LocationSlot`), which decides what of a damaged or hostile
 // location file a read may trust. The input is read as: one flags byte, the sample's index (2
