@@ -28,11 +28,37 @@ struct RemoteOptions: ParsableArguments {
             valueName: "file"))
     var caBundle: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Requests sent for one read at most, the first included, when connections fail or servers answer 429, 500, 502, 503 or 504 (default 5).",
+            valueName: "n"))
+    var attempts: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "Seconds after a read's first request within which it may be retried (default 60).", valueName: "seconds"))
+    var retrySeconds: Double?
+
+    func validate() throws {
+        if let attempts, !(1...100).contains(attempts) {
+            throw ValidationError("Please give --attempts a number from 1 to 100, got \(attempts).")
+        }
+        if let retrySeconds, !(retrySeconds >= 0 && retrySeconds <= 86400) {
+            throw ValidationError("Please give --retry-seconds a number of seconds from 0 to 86400, got \(retrySeconds).")
+        }
+    }
+
     /// The configuration the flags make, or nil when none is given (it is then resolved from the
     /// environment and the AWS files, only if a shard is remote).
     func configuration() throws -> RemoteConfiguration? {
-        guard endpoint != nil || profile != nil || region != nil || noSignRequest || caBundle != nil else { return nil }
-        return try RemoteConfiguration.resolve(
+        guard
+            endpoint != nil || profile != nil || region != nil || noSignRequest || caBundle != nil || attempts != nil
+                || retrySeconds != nil
+        else { return nil }
+        var configuration = try RemoteConfiguration.resolve(
             endpoint: endpoint, profile: profile, region: region, noSignRequest: noSignRequest, caBundle: caBundle)
+        if let attempts { configuration.retry.maxAttempts = attempts }
+        if let retrySeconds { configuration.retry.totalSeconds = retrySeconds }
+        return configuration
     }
 }

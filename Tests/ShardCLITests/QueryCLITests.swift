@@ -234,7 +234,7 @@ struct QueryCLITests {
         let w = try Workspace()
         try w.ingestAll()
         let usage =
-            "Usage: shardstore get <index> [<key>] [--index <index>] [--split <split>] [--ext <ext>] [--output <output>] [--endpoint <url>] [--profile <name>] [--region <region>] [--no-sign-request] [--ca-bundle <file>]\n  See 'shardstore get --help' for more information.\n"
+            "Usage: shardstore get [<options>] <index> [<key>]\n  See 'shardstore get --help' for more information.\n"
         try expectRun(
             ["get", "index.sqlite"], in: w.path, status: 64, stdout: "",
             stderr: "Error: Please give a KEY or --index I.\n" + usage)

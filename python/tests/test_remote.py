@@ -253,6 +253,13 @@ def test_retries_and_a_dead_server(shardstore_bin: str, local: Expected, tmp_pat
         )
         assert "HTTP 503" not in flaky.stderr, flaky.stderr
         assert "a.tar': not a tar archive: no valid tar header at offset 0" in flaky.stderr, flaky.stderr
+        # A budget of 2 attempts does not outlast 3 failures: the 503 is reported, with the count.
+        budget = subprocess.run(
+            [shardstore_bin, "ingest", str(tmp_path / "g.sqlite"), f"{faults.url}/503/3/4096/b.tar", "--attempts", "2"],
+            capture_output=True,
+            text=True,
+        )
+        assert budget.returncode != 0 and "503" in budget.stderr and "after 2 attempts" in budget.stderr, budget.stderr
     finally:
         faults.stop()
     port = faults.info["port"]
