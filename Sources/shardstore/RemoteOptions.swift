@@ -44,7 +44,8 @@ struct RemoteOptions: ParsableArguments {
             throw ValidationError("Please give --attempts a number from 1 to 100, got \(attempts).")
         }
         if let retrySeconds, !(retrySeconds >= 0 && retrySeconds <= 86400) {
-            throw ValidationError("Please give --retry-seconds a number of seconds from 0 to 86400, got \(retrySeconds).")
+            throw ValidationError(
+                "Please give --retry-seconds a number of seconds from 0 to 86400, got \(retrySeconds).")
         }
     }
 
