@@ -118,7 +118,7 @@ struct ExportHDF5CLITests {
         #expect(try w.bytes("out.h5") == Array("old".utf8))
 
         let usage =
-            "Usage: shardstore export <index> --format <format> --out <path> [--split <name> ...] [--ext <ext> ...] [--compression <compression>] [--level <level>] [--layout <layout>] [--strategy <strategy>] [--overwrite] [--quiet] [--json]\n  See 'shardstore export --help' for more information.\n"
+            "Usage: shardstore export [<options>] <index> --format <format> --out <path>\n  See 'shardstore export --help' for more information.\n"
         try expectRun(
             ["export", "index.sqlite", "--format", "hdf5", "--out", "new.h5", "--level", "0"], in: w.path, status: 64,
             stdout: "", stderr: "Error: Please give --level a number from 1 to 9.\n" + usage)
