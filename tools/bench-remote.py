@@ -117,6 +117,8 @@ http {{
 }}
 """)
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not os.access(nginx, os.X_OK):
+            raise SystemExit("bench-remote: nginx is not installed; install it with `apt-get install nginx-light`")
         subprocess.run([nginx, "-c", conf, "-p", self.dir], check=True)
         self.nginx = nginx
         self.conf = conf
