@@ -75,8 +75,10 @@ class Dataset(_native.Dataset):
         index: the index file.
         split: limit to this split (``ds.splits`` lists them), or None for every sample.
         extensions: read only these members (``"jpg"``, ``".JPG"``, ``["jpg", "cls"]``).
-        strategy: ``"auto"``, ``"memory"`` (read the selection into RAM at open), ``"mmap"`` or
-            ``"pread"``.
+        strategy: ``"auto"``, ``"memory"`` (read the selection into RAM at open), ``"mmap"``,
+            ``"pread"`` or ``"remote"`` (one range request per sample, what ``"auto"`` picks for
+            shards in S3 or on a web server, reached as the ``AWS_*`` environment variables and
+            ``~/.aws`` say).
         lookup: how positions are found: ``"auto"``, ``"table"``, ``"file"`` or ``"statements"``.
         memory_limit: the memory ``"auto"`` may plan with: bytes (int) or a size (``"2G"``);
             None reads it from the system.
@@ -138,7 +140,7 @@ class Dataset(_native.Dataset):
 
     @property
     def strategy(self) -> str:
-        """How bytes are read: ``"memory"``, ``"mmap"`` or ``"pread"`` (what ``"auto"`` chose)."""
+        """How bytes are read: ``"memory"``, ``"mmap"``, ``"pread"`` or ``"remote"`` (what ``"auto"`` chose)."""
         return str(self._info["strategy"])
 
     @property

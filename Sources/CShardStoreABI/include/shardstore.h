@@ -97,7 +97,8 @@ typedef struct shardstore_open_options {
        0) for all. A count of 0 with a non-NULL list, or a NULL list with a count, is refused. */
     const char *const *extensions;
     size_t extension_count;
-    /* "auto" (or NULL), "memory", "mmap" or "pread". */
+    /* "auto" (or NULL), "memory", "mmap", "pread" or "remote" (range requests, for shards in S3 or
+       on a web server; reached as the AWS_* environment variables and ~/.aws say). */
     const char *strategy;
     /* "auto" (or NULL), "table", "file" or "statements". */
     const char *lookup;
@@ -135,7 +136,7 @@ typedef struct shardstore_dataset_info {
     uint32_t struct_size;
     /* The number of samples (in the split when one is set). */
     int64_t count;
-    /* "memory", "mmap" or "pread". */
+    /* "memory", "mmap", "pread" or "remote". */
     const char *strategy;
     /* "table", "file" or "statements". */
     const char *lookup;
