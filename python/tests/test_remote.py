@@ -241,6 +241,30 @@ def test_http_shards_by_brace_range(shardstore_bin: str, shardstore_module, loca
     assert refused.returncode != 0 and "a wildcard in an http(s) URL cannot be expanded" in refused.stderr
 
 
+def _read_all_in_child(ds, queue) -> None:
+    queue.put([(sample["__key__"], {k: bytes(v) for k, v in sample.items() if not k.startswith("__")}) for sample in ds])
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_remote_reads_in_child_processes(
+    shardstore_bin: str, shardstore_module, local: Expected, web: Server, tmp_path: Path, method: str
+):
+    import multiprocessing
+
+    index = tmp_path / "web.sqlite"
+    run_cli(shardstore_bin, "ingest", str(index), f"{web.url}/shard-{{000..002}}.tar", "--quiet")
+    context = multiprocessing.get_context(method)
+    with shardstore_module.Dataset(index) as ds:
+        assert_sample(ds[0], local, local.keys[0], 0)  # the parent's connections exist before the fork
+        queue = context.Queue()
+        child = context.Process(target=_read_all_in_child, args=(ds, queue))
+        child.start()
+        got = queue.get(timeout=60)
+        child.join(timeout=60)
+    assert child.exitcode == 0
+    assert got == [(key_text(k), local.members[k]) for k in local.keys]
+
+
 def test_retries_and_a_dead_server(shardstore_bin: str, local: Expected, tmp_path: Path):
     faults = Server("faults")
     try:
