@@ -76,7 +76,8 @@ let package = Package(
             dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardLoader", "ShardCompression", "ShardRemote"]),
         // Reading samples back: Dataset.
         .target(
-            name: "ShardLoader", dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardCompression", "ShardRemote"]),
+            name: "ShardLoader",
+            dependencies: ["ShardCore", "ShardIO", "ShardIndex", "ShardCompression", "ShardRemote"]),
         // Exports of a selection: HDF5 (through libhdf5) and raw files.
         .target(
             name: "ShardExport",
@@ -114,7 +115,8 @@ let package = Package(
             name: "ShardCompressionTests",
             dependencies: ["ShardCompression", "ShardCore", "ShardIO", "ShardTestSupport"]
         ),
-        .testTarget(name: "ShardRemoteTests", dependencies: ["ShardRemote", "ShardCore", "ShardIO", "ShardTestSupport"]),
+        .testTarget(
+            name: "ShardRemoteTests", dependencies: ["ShardRemote", "ShardCore", "ShardIO", "ShardTestSupport"]),
         .testTarget(
             name: "ShardIndexTests",
             dependencies: ["ShardIndex", "ShardTestSupport"]
