@@ -1,9 +1,9 @@
 import ShardIO
 
-/// A compressed file read forward in chunks for a decoder: the unconsumed bytes of the current
-/// chunk, the file offset of the next unconsumed byte, and errors that name that offset.
+/// A compressed file (or remote object) read forward in chunks for a decoder: the unconsumed bytes
+/// of the current chunk, the offset of the next unconsumed byte, and errors that name that offset.
 final class CompressedInput {
-    let file: ReadOnlyFile
+    let source: CompressedSource
     let format: CompressionFormat
     /// The file's size at open: nothing at or after it is read.
     let end: Int64
@@ -13,11 +13,13 @@ final class CompressedInput {
     private var chunkCount = 0
     private var consumed = 0
 
-    init(file: ReadOnlyFile, format: CompressionFormat, chunkSize: Int = 256 << 10) {
-        self.file = file
+    /// Reads `source` in chunks of `chunkSize` bytes, or of the source's own chunk size when it
+    /// asks for larger ones.
+    init(source: CompressedSource, format: CompressionFormat, chunkSize: Int = 256 << 10) {
+        self.source = source
         self.format = format
-        self.end = file.byteCount
-        storage = .allocate(byteCount: chunkSize, alignment: 16)
+        self.end = source.byteCount
+        storage = .allocate(byteCount: max(chunkSize, source.chunkSize ?? 0), alignment: 16)
     }
 
     deinit { storage.deallocate() }
@@ -64,10 +66,10 @@ final class CompressedInput {
         let wanted = Int(min(Int64(storage.count), end - chunkStart))
         guard wanted > 0 else { return false }
         do {
-            chunkCount = try file.readAll(
+            chunkCount = try source.readAll(
                 into: UnsafeMutableRawBufferPointer(rebasing: storage[0..<wanted]), at: chunkStart)
         } catch {
-            throw self.error(.io(error.description), at: chunkStart)
+            throw self.error(.io("\(error)"), at: chunkStart)
         }
         guard chunkCount > 0 else {
             // The file shrank after it was opened: its end is where the data stops.
@@ -81,9 +83,9 @@ final class CompressedInput {
         precondition(offset > 0)
         if consumed > 0 { return storage[consumed - 1] }
         do {
-            return try file.read(count: 1, at: offset - 1)[0]
+            return try source.read(count: 1, at: offset - 1)[0]
         } catch {
-            throw self.error(.io(error.description), at: offset - 1)
+            throw self.error(.io("\(error)"), at: offset - 1)
         }
     }
 
@@ -93,9 +95,9 @@ final class CompressedInput {
         guard n > 0 else { return [] }
         if chunkCount - consumed >= n { return Array(available[0..<n]) }
         do {
-            return try file.read(count: n, at: offset)
+            return try source.read(count: n, at: offset)
         } catch {
-            throw self.error(.io(error.description), at: offset)
+            throw self.error(.io("\(error)"), at: offset)
         }
     }
 
@@ -117,9 +119,9 @@ final class CompressedInput {
             let n = Int(min(Int64(scratch.count), end - position))
             let got: Int
             do {
-                got = try file.readAll(into: UnsafeMutableRawBufferPointer(rebasing: scratch[0..<n]), at: position)
+                got = try source.readAll(into: UnsafeMutableRawBufferPointer(rebasing: scratch[0..<n]), at: position)
             } catch {
-                throw self.error(.io(error.description), at: position)
+                throw self.error(.io("\(error)"), at: position)
             }
             if got == 0 { return true }
             if scratch[0..<got].contains(where: { $0 != 0 }) { return false }
@@ -130,6 +132,6 @@ final class CompressedInput {
 
     /// An error about this file at compressed offset `at` (the current offset by default).
     func error(_ kind: DecompressionError.Kind, at position: Int64? = nil) -> DecompressionError {
-        DecompressionError(format: format, path: file.path, compressedOffset: position ?? offset, kind: kind)
+        DecompressionError(format: format, path: source.path, compressedOffset: position ?? offset, kind: kind)
     }
 }

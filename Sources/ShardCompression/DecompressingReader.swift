@@ -39,8 +39,19 @@ public final class DecompressingReader: RandomAccessBytes {
     ///   - seekSpan: gzip: the uncompressed distance between checkpoints (at least 64 KiB).
     ///   - bufferSize: the window buffer's size (at least 256 KiB).
     /// - Throws: never for now (the first read reports a bad header); typed for the future.
-    public init(
+    public convenience init(
         file: ReadOnlyFile, format: CompressionFormat, seekSpan: Int64 = SeekTable.defaultSpan,
+        bufferSize: Int = 4 << 20
+    ) throws(DecompressionError) {
+        try self.init(source: CompressedSource(file), format: format, seekSpan: seekSpan, bufferSize: bufferSize)
+    }
+
+    /// Starts a pass over `source` (a local file or a remote object; nothing is read yet), as
+    /// ``init(file:format:seekSpan:bufferSize:)`` does over a file.
+    ///
+    /// - Throws: never for now (the first read reports a bad header); typed for the future.
+    public init(
+        source: CompressedSource, format: CompressionFormat, seekSpan: Int64 = SeekTable.defaultSpan,
         bufferSize: Int = 4 << 20
     ) throws(DecompressionError) {
         precondition(format != .none, "DecompressingReader needs a compressed format")
@@ -48,7 +59,7 @@ public final class DecompressingReader: RandomAccessBytes {
         precondition(bufferSize >= 256 << 10, "bufferSize must be at least 256 KiB")
         self.format = format
         decoder = try Self.forwardDecoder(
-            input: CompressedInput(file: file, format: format), format: format, seekSpan: seekSpan)
+            input: CompressedInput(source: source, format: format), format: format, seekSpan: seekSpan)
         buffer = .allocate(byteCount: bufferSize, alignment: 16)
     }
 

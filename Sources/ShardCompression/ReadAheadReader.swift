@@ -41,13 +41,23 @@ public final class ReadAheadReader: @unchecked Sendable {
     ///   - depth: chunks held at most (at least 2: one being read, one being filled).
     /// - Throws: ``DecompressionError`` (`.io`) when no thread can be made.
     /// - Complexity: allocates `depth` chunks.
-    public init(file: ReadOnlyFile, format: CompressionFormat, chunkSize: Int = 4 << 20, depth: Int = 3)
+    public convenience init(file: ReadOnlyFile, format: CompressionFormat, chunkSize: Int = 4 << 20, depth: Int = 3)
+        throws(DecompressionError)
+    {
+        try self.init(source: CompressedSource(file), format: format, chunkSize: chunkSize, depth: depth)
+    }
+
+    /// Starts decompressing `source` (a local file or a remote object) on a new thread, as
+    /// ``init(file:format:chunkSize:depth:)`` does for a file.
+    ///
+    /// - Throws: ``DecompressionError`` (`.io`) when no thread can be made.
+    public init(source: CompressedSource, format: CompressionFormat, chunkSize: Int = 4 << 20, depth: Int = 3)
         throws(DecompressionError)
     {
         precondition(format != .none, "ReadAheadReader needs a compressed format")
         precondition(chunkSize >= 64 << 10 && depth >= 2, "ReadAheadReader needs chunks of 64 KiB and a depth of 2")
         self.format = format
-        let input = CompressedInput(file: file, format: format)
+        let input = CompressedInput(source: source, format: format)
         // No seek points are collected: the span is larger than any shard.
         let decoder = try DecompressingReader.forwardDecoder(input: input, format: format, seekSpan: 1 << 62)
         let state = State(decoder: decoder, chunkSize: chunkSize, depth: depth)

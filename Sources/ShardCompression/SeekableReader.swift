@@ -17,7 +17,7 @@ import ShardIO
 public final class SeekableReader: RandomAccessBytes, @unchecked Sendable {
     /// The shard's sizes and seek table.
     public let info: CompressedShardInfo
-    private let file: ReadOnlyFile
+    private let source: CompressedSource
     private let monitor = Monitor()
     /// Idle cursors, least recently used first (guarded by `monitor`).
     private var idle: [Cursor] = []
@@ -41,9 +41,16 @@ public final class SeekableReader: RandomAccessBytes, @unchecked Sendable {
     /// Reads `file` through `info` (from ``DecompressingReader/finish()`` or the index).
     ///
     /// - Precondition: `info.seekTable.isSeekable`.
-    public init(file: ReadOnlyFile, info: CompressedShardInfo) {
+    public convenience init(file: ReadOnlyFile, info: CompressedShardInfo) {
+        self.init(source: CompressedSource(file), info: info)
+    }
+
+    /// Reads `source` (a local file or a remote object) through `info`.
+    ///
+    /// - Precondition: `info.seekTable.isSeekable`.
+    public init(source: CompressedSource, info: CompressedShardInfo) {
         precondition(info.seekTable.isSeekable, "SeekableReader needs a seekable shard")
-        self.file = file
+        self.source = source
         self.info = info
     }
 
@@ -64,11 +71,11 @@ public final class SeekableReader: RandomAccessBytes, @unchecked Sendable {
     {
         precondition(uncompressedOffset >= 0, "negative offset")
         guard uncompressedOffset < info.uncompressedSize, !buffer.isEmpty else { return 0 }
-        guard file.byteCount == info.compressedSize else {
+        guard source.byteCount == info.compressedSize else {
             throw DecompressionError(
-                format: info.format, path: file.path, compressedOffset: 0,
+                format: info.format, path: source.path, compressedOffset: 0,
                 kind: .badSeekTable(
-                    "made for \(info.compressedSize) compressed bytes, the file has \(file.byteCount)"))
+                    "made for \(info.compressedSize) compressed bytes, the file has \(source.byteCount)"))
         }
         let table = info.seekTable
         let pointIndex = table.pointIndex(atOrBefore: uncompressedOffset)
@@ -111,7 +118,7 @@ public final class SeekableReader: RandomAccessBytes, @unchecked Sendable {
     }
 
     private func makeCursor(at pointIndex: Int) throws(DecompressionError) -> Cursor {
-        let input = CompressedInput(file: file, format: info.format, chunkSize: 64 << 10)
+        let input = CompressedInput(source: source, format: info.format, chunkSize: 64 << 10)
         let start = DecoderStart.resume(info.seekTable, point: pointIndex)
         switch info.format {
         case .gzip: return Cursor(decoder: try GzipDecoder(input: input, start: start))

@@ -228,10 +228,10 @@ final class XZDecoder: ShardDecoder {
             if chunkUsed == chunkCount {
                 let n = Int(min(Int64(chunk.count), max(0, input.end - readAt)))
                 do {
-                    chunkCount = try input.file.readAll(
+                    chunkCount = try input.source.readAll(
                         into: UnsafeMutableRawBufferPointer(rebasing: chunk[0..<n]), at: readAt)
                 } catch {
-                    throw input.error(.io(error.description), at: readAt)
+                    throw input.error(.io("\(error)"), at: readAt)
                 }
                 chunkUsed = 0
             }

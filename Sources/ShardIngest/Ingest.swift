@@ -350,7 +350,8 @@ public enum Ingest {
                     in
                     if let remote = scanList[i].remote {
                         return try ShardScanner.scan(
-                            remote: remote, client: client!, checksums: checksums, isCancelled: isCancelled)
+                            remote: remote, client: client!, checksums: checksums, seekSpan: span,
+                            isCancelled: isCancelled)
                     }
                     return try ShardScanner.scan(
                         path: scanList[i].openPath, displayPath: scanList[i].storedPath, checksums: checksums,

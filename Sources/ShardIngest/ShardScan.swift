@@ -142,30 +142,9 @@ enum ShardScanner {
     ) throws(IngestError) -> ShardScan {
         let (file, format) = try open(path)
         if format != .none {
-            // One streaming pass: the scanner reads headers from the decompressed stream, skipping
-            // member data by decompressing past it (checksummed on the way when asked for).
-            let stream: DecompressionRecordingStream
-            do {
-                stream = DecompressionRecordingStream(
-                    try DecompressingReader(file: file, format: format, seekSpan: seekSpan))
-            } catch { throw .decompressionFailed(named(error, displayPath)) }
-            var result = try scan(
-                stream, path: path, displayPath: displayPath, checksums: checksums, isCancelled: isCancelled)
-            let info: CompressedShardInfo
-            do { info = try stream.stream.finish() } catch { throw .decompressionFailed(named(error, displayPath)) }
-            // A tar cut short inside a complete compressed stream: the scanner, which cannot know
-            // the stream's size up front, saw its end where the next header should be.
-            if let last = result.members.max(by: { $0.dataOffset + $0.length < $1.dataOffset + $1.length }),
-                last.dataOffset + last.length > info.uncompressedSize
-            {
-                throw .corruptShard(
-                    path: displayPath,
-                    TarError(
-                        .truncatedMember(needed: last.dataOffset + last.length, fileSize: info.uncompressedSize),
-                        at: last.headerOffset))
-            }
-            result.compression = info
-            return result
+            return try scanCompressed(
+                CompressedSource(file), format: format, path: path, displayPath: displayPath, checksums: checksums,
+                seekSpan: seekSpan, isCancelled: isCancelled)
         }
         // The scanner reads through one buffer: a small window for headers alone (the headers of
         // small members share one `pread`), or large reads that also serve the members' data for
@@ -175,14 +154,52 @@ enum ShardScanner {
         return try scan(reader, path: path, displayPath: displayPath, checksums: checksums, isCancelled: isCancelled)
     }
 
+    /// One streaming pass over a compressed shard: the scanner reads headers from the
+    /// decompressed stream, skipping member data by decompressing past it (checksummed on the way
+    /// when asked for); the pass collects the seek table.
+    ///
+    /// - Throws: ``IngestError`` (`.decompressionFailed` naming the shard and compressed offset).
+    private static func scanCompressed(
+        _ source: CompressedSource, format: CompressionFormat, path: String, displayPath: String, checksums: Bool,
+        seekSpan: Int64, isCancelled: () -> Bool
+    ) throws(IngestError) -> ShardScan {
+        let stream: DecompressionRecordingStream
+        do {
+            stream = DecompressionRecordingStream(
+                try DecompressingReader(source: source, format: format, seekSpan: seekSpan))
+        } catch { throw .decompressionFailed(named(error, displayPath)) }
+        var result = try scan(
+            stream, path: path, displayPath: displayPath, checksums: checksums, isCancelled: isCancelled)
+        let info: CompressedShardInfo
+        do { info = try stream.stream.finish() } catch { throw .decompressionFailed(named(error, displayPath)) }
+        // A tar cut short inside a complete compressed stream: the scanner, which cannot know
+        // the stream's size up front, saw its end where the next header should be.
+        if let last = result.members.max(by: { $0.dataOffset + $0.length < $1.dataOffset + $1.length }),
+            last.dataOffset + last.length > info.uncompressedSize
+        {
+            throw .corruptShard(
+                path: displayPath,
+                TarError(
+                    .truncatedMember(needed: last.dataOffset + last.length, fileSize: info.uncompressedSize),
+                    at: last.headerOffset))
+        }
+        result.compression = info
+        return result
+    }
+
     /// Scans the remote shard `object` as it arrives, with one GET (sent with `If-Match` and the
     /// ETag its listing or HEAD gave, so an object replaced meanwhile is refused), never stored
-    /// locally; with `checksums`, each member's CRC-32C on the way.
+    /// locally; with `checksums`, each member's CRC-32C on the way. A compressed object is
+    /// decompressed as it arrives, collecting its seek table as a local shard's scan does (an xz
+    /// file's index, at its end, takes a range request or two).
     ///
     /// - Throws: ``IngestError`` (`.remoteFailed` when the request fails after its retries,
-    ///   `.corruptShard` naming the URL and offset, `.unreadableShard` for a compressed object,
-    ///   which this build reads only from local files).
-    static func scan(remote object: RemoteObjectInfo, client: RemoteClient, checksums: Bool, isCancelled: () -> Bool)
+    ///   `.corruptShard` naming the URL and offset, `.decompressionFailed` naming the URL and the
+    ///   compressed offset).
+    static func scan(
+        remote object: RemoteObjectInfo, client: RemoteClient, checksums: Bool,
+        seekSpan: Int64 = SeekTable.defaultSpan, isCancelled: () -> Bool
+    )
         throws(IngestError) -> ShardScan
     {
         let url = object.location.description
@@ -200,13 +217,20 @@ enum ShardScanner {
                 recording.failure ?? RemoteError(.badResponse("\(error)"), url: url, operation: "stream"))
         }
         let format = CompressionFormat.detect(UnsafeRawBufferPointer(rebasing: prefix[0..<n]))
-        guard format == .none else {
-            throw .unreadableShard(
-                IOError(
-                    "ingest", path: url, errno: 0,
-                    detail:
-                        "a \(format.name)-compressed remote shard, which this build reads only from local files; download it, or store it uncompressed"
-                ))
+        if format != .none {
+            let bytes = StreamedObjectBytes(stream: stream, client: client)
+            var result: ShardScan
+            do {
+                result = try scanCompressed(
+                    CompressedSource(bytes, path: url), format: format, path: url, displayPath: url,
+                    checksums: checksums, seekSpan: seekSpan, isCancelled: isCancelled)
+            } catch {
+                // A request that failed, rather than the data: say so, as for a plain shard.
+                if let failure = recording.failure ?? bytes.failure { throw .remoteFailed(failure) }
+                throw error
+            }
+            result.remote = stream.info
+            return result
         }
         var result: ShardScan
         do {

@@ -1,3 +1,4 @@
+import ShardCompression
 import ShardCore
 import ShardIO
 import ShardIndex
@@ -266,18 +267,32 @@ struct FileSource: ByteSource {
     func sequentialPass(_ starting: Bool) { compressed?.sequentialPass(starting) }
 
     /// Reads up to `buffer.count` tar bytes of shard `shard` at `offset`: from the file, through
-    /// the decompressor of a compressed shard, or by one range request for a remote one. Fewer
-    /// only at the end of the tar.
+    /// the decompressor of a compressed shard (local or remote), or by one range request for a
+    /// plain remote one. Fewer only at the end of the tar.
     @inline(__always)
     private func readAll(_ shard: Int, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
-        if let remote, let n = try remote.read(shard, into: buffer, at: offset) { return n }
+        if let remote, remote.isRemote(shard) {
+            if let compressed, let source = remote.source(shard) {
+                return try remote.watchingChanges(shard) {
+                    try compressed.read(shard, source: source, into: buffer, at: offset, sources: source(of:))!
+                }
+            }
+            return try remote.read(shard, into: buffer, at: offset)!
+        }
         let file = try files.file(shard)
         if let compressed,
-            let n = try compressed.read(shard, file: file, into: buffer, at: offset, files: { try files.file($0) })
+            let n = try compressed.read(
+                shard, source: CompressedSource(file), into: buffer, at: offset, sources: source(of:))
         {
             return n
         }
         return try file.readAll(into: buffer, at: offset)
+    }
+
+    /// Shard `n`'s compressed bytes: its remote object, or its file.
+    private func source(of n: Int) throws -> CompressedSource {
+        if let source = remote?.source(n) { return source }
+        return CompressedSource(try files.file(n))
     }
 
     private func read(_ shard: Int, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws {

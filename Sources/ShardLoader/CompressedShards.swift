@@ -2,6 +2,7 @@ import ShardCompression
 import ShardCore
 import ShardIO
 import ShardIndex
+import ShardRemote
 import Synchronization
 
 /// A dataset's compressed shards and how their tar bytes are read.
@@ -22,7 +23,8 @@ final class CompressedShards: Sendable {
     let infos: [Shard?]
     let cache: DecompressedShardCache
 
-    /// One compressed shard: its record, where it was opened, and its seek table as stored.
+    /// One compressed shard: its record, where it was opened (a path, or a remote shard's URL),
+    /// and its seek table as stored.
     struct Shard: Sendable {
         let record: ShardRecord
         let format: CompressionFormat
@@ -60,8 +62,8 @@ final class CompressedShards: Sendable {
         }
     }
 
-    /// The compressed shards among `records` (opened at `paths`), with their stored seek tables;
-    /// nil when no used shard is compressed.
+    /// The compressed shards among `records` (opened at `paths`; a remote one is named by its
+    /// URL), with their stored seek tables; nil when no used shard is compressed.
     ///
     /// - Throws: ``DatasetError`` for a shard whose recorded compression this build cannot read,
     ///   or whose uncompressed size is missing.
@@ -88,7 +90,8 @@ final class CompressedShards: Sendable {
                     "the index records shard '\(MessageText.escaped(r.path))' as \(format.name)-compressed but not its uncompressed size; ingest it again into a new index"
                 )
             }
-            infos.append(Shard(record: r, format: format, path: paths[n], table: tables[r.id], indexPath: indexPath))
+            let path = RemoteLocation.hasRemoteScheme(r.path) ? r.path : paths[n]
+            infos.append(Shard(record: r, format: format, path: path, table: tables[r.id], indexPath: indexPath))
         }
         return CompressedShards(
             infos: infos, cache: DecompressedShardCache(capacity: cacheCapacity, folder: cacheFolder),
@@ -118,32 +121,33 @@ final class CompressedShards: Sendable {
     @inline(__always)
     func isCompressed(_ n: Int) -> Bool { infos[n] != nil }
 
-    /// Reads up to `buffer.count` tar bytes of compressed shard `n` at `offset` (fewer only at the
-    /// end of its tar); nil when shard `n` is not compressed (read the file itself).
+    /// Reads up to `buffer.count` tar bytes of compressed shard `n` at `offset` from `source` (its
+    /// file, or its remote object) (fewer only at the end of its tar); nil when shard `n` is not
+    /// compressed (read the file itself).
     ///
-    /// In a pass, the first read of a shard also starts decompressing the next shard (`file(n + 1)`
+    /// In a pass, the first read of a shard also starts decompressing the next shard (`sources(n + 1)`
     /// opens it), so that the pass does not wait at the boundary.
     ///
     /// - Throws: ``CompressedShardError`` when the data cannot be decompressed or its seek table is
     ///   damaged.
     func read(
-        _ n: Int, file: ReadOnlyFile, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64,
-        files: ((Int) throws -> ReadOnlyFile)? = nil
+        _ n: Int, source: CompressedSource, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64,
+        sources: ((Int) throws -> CompressedSource)? = nil
     ) throws -> Int? {
         guard let shard = infos[n] else { return nil }
         let passing = passes.withLock { $0 > 0 }
         if passing || (streamOnly && !shard.isSeekable) {
             let (stream, isNew) = streams.withLock { streams in
                 if let stream = streams.shards[n] { return (stream, false) }
-                return (streams.add(n, ForwardStream(shard: shard, file: file, readsAhead: passing)), true)
+                return (streams.add(n, ForwardStream(shard: shard, source: source, readsAhead: passing)), true)
             }
-            if isNew, passing, let files, n + 1 < infos.count, let next = infos[n + 1],
-                let nextFile = try? files(n + 1)
+            if isNew, passing, let sources, n + 1 < infos.count, let next = infos[n + 1],
+                let nextSource = try? sources(n + 1)
             {
                 streams.withLock { streams in
                     if streams.shards[n + 1] == nil {
                         _ = streams.add(
-                            n + 1, ForwardStream(shard: next, file: nextFile, readsAhead: true, starts: true))
+                            n + 1, ForwardStream(shard: next, source: nextSource, readsAhead: true, starts: true))
                     }
                 }
             }
@@ -152,12 +156,12 @@ final class CompressedShards: Sendable {
             }
         }
         if shard.isSeekable {
-            let reader = try seekableReader(n, shard, file)
+            let reader = try seekableReader(n, shard, source)
             do { return try reader.read(into: buffer, at: offset) } catch {
                 throw CompressedShardError(shard: shard, error)
             }
         }
-        let whole = try cache.shard(n, shard, file)
+        let whole = try cache.shard(n, shard, source)
         return try whole.copy(into: buffer, at: offset)
     }
 
@@ -174,7 +178,7 @@ final class CompressedShards: Sendable {
         if running == 0 { streams.withLock { $0 = Streams() } }
     }
 
-    private func seekableReader(_ n: Int, _ shard: Shard, _ file: ReadOnlyFile) throws -> SeekableReader {
+    private func seekableReader(_ n: Int, _ shard: Shard, _ source: CompressedSource) throws -> SeekableReader {
         try readers.withLock { readers in
             if let reader = readers[n] { return reader }
             let table = shard.table!
@@ -193,7 +197,7 @@ final class CompressedShards: Sendable {
                         "the index counts \(table.pointCount) seek points for shard '\(MessageText.escaped(shard.record.path))', but its seek table cannot enter it",
                     isSeekTable: true)
             }
-            let reader = SeekableReader(file: file, info: CompressedShardInfo(seekTable: decoded))
+            let reader = SeekableReader(source: source, info: CompressedShardInfo(seekTable: decoded))
             readers[n] = reader
             return reader
         }
@@ -207,7 +211,7 @@ final class CompressedShards: Sendable {
 /// near there, else is left to the seek points or the whole-shard cache.
 final class ForwardStream: @unchecked Sendable {
     private let shard: CompressedShards.Shard
-    private let file: ReadOnlyFile
+    private let source: CompressedSource
     private let readsAhead: Bool
     /// Guards ``reader``.
     private let lock = Monitor()
@@ -231,9 +235,9 @@ final class ForwardStream: @unchecked Sendable {
 
     /// A stream of `shard`; with `starts` (and `readsAhead`), its decompression starts now rather
     /// than at the first read (a failure to start is left to that read).
-    init(shard: CompressedShards.Shard, file: ReadOnlyFile, readsAhead: Bool, starts: Bool = false) {
+    init(shard: CompressedShards.Shard, source: CompressedSource, readsAhead: Bool, starts: Bool = false) {
         self.shard = shard
-        self.file = file
+        self.source = source
         self.readsAhead = readsAhead
         if starts && readsAhead { reader = try? makeReader() }
     }
@@ -241,8 +245,8 @@ final class ForwardStream: @unchecked Sendable {
     private func makeReader() throws(DecompressionError) -> Reader {
         // Smaller buffers than an ingest's: a pass may hold a few streams.
         readsAhead
-            ? .ahead(try ReadAheadReader(file: file, format: shard.format, chunkSize: 2 << 20, depth: 4))
-            : .inline(try DecompressingReader(file: file, format: shard.format, bufferSize: 1 << 20))
+            ? .ahead(try ReadAheadReader(source: source, format: shard.format, chunkSize: 2 << 20, depth: 4))
+            : .inline(try DecompressingReader(source: source, format: shard.format, bufferSize: 1 << 20))
     }
 
     /// Up to `buffer.count` bytes at `offset` (fewer only at the end of the tar), or nil when
@@ -351,7 +355,7 @@ final class DecompressedShardCache: Sendable {
     ///
     /// - Throws: ``CompressedShardError`` when the data does not decompress, or decompresses to
     ///   another size than the index recorded; `IOError` when a folder copy cannot be written.
-    func shard(_ n: Int, _ shard: CompressedShards.Shard, _ file: ReadOnlyFile) throws -> DecompressedShard {
+    func shard(_ n: Int, _ shard: CompressedShards.Shard, _ source: CompressedSource) throws -> DecompressedShard {
         while true {
             if let hit = state.withLock({ s -> DecompressedShard? in
                 guard let e = s.entries[n] else { return nil }
@@ -376,9 +380,9 @@ final class DecompressedShardCache: Sendable {
             }
             let copy: DecompressedShard
             if let folder {
-                copy = DecompressedShard(file: try folder.copy(of: shard, from: file))
+                copy = DecompressedShard(file: try folder.copy(of: shard, from: source))
             } else {
-                copy = try DecompressedShard(shard, file)
+                copy = try DecompressedShard(shard, source)
             }
             let (limit, weight) = folder == nil ? (capacity, copy.residentBytes) : (Int64(Self.openCopies), 1)
             state.withLock { s in
@@ -416,10 +420,10 @@ final class DecompressedShard: @unchecked Sendable {
         self.file = file
     }
 
-    /// Decompresses `shard` from `file` front to back into RAM, checking every stream's trailer.
+    /// Decompresses `shard` from `source` front to back into RAM, checking every stream's trailer.
     ///
     /// - Throws: ``CompressedShardError``.
-    init(_ shard: CompressedShards.Shard, _ file: ReadOnlyFile) throws {
+    init(_ shard: CompressedShards.Shard, _ source: CompressedSource) throws {
         let size = shard.record.uncompressedSize!
         guard size >= 0, size <= Int64(Int.max) else {
             throw CompressedShardError(
@@ -429,7 +433,7 @@ final class DecompressedShard: @unchecked Sendable {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(Int(size), 1), alignment: 64)
         do {
             var at = 0
-            try Self.decompressWhole(shard, file) { piece in
+            try Self.decompressWhole(shard, source) { piece in
                 UnsafeMutableRawBufferPointer(rebasing: buffer[at..<(at + piece.count)]).copyMemory(from: piece)
                 at += piece.count
             }
@@ -444,19 +448,19 @@ final class DecompressedShard: @unchecked Sendable {
 
     deinit { allocation?.deallocate() }
 
-    /// Decompresses `shard` from `file` front to back, handing `sink` its tar in pieces, and
+    /// Decompresses `shard` from `source` front to back, handing `sink` its tar in pieces, and
     /// checks every stream's trailer and that the tar has the size the index recorded.
     ///
     /// - Throws: ``CompressedShardError`` for data that does not decompress or has another size;
     ///   what `sink` throws.
     /// - Complexity: O(shard), one pass; memory for the decompressor's window only.
     static func decompressWhole(
-        _ shard: CompressedShards.Shard, _ file: ReadOnlyFile, _ sink: (UnsafeRawBufferPointer) throws -> Void
+        _ shard: CompressedShards.Shard, _ source: CompressedSource, _ sink: (UnsafeRawBufferPointer) throws -> Void
     ) throws {
         let size = shard.record.uncompressedSize!
         let info: CompressedShardInfo
         do {
-            let stream = try DecompressingReader(file: file, format: shard.format)
+            let stream = try DecompressingReader(source: source, format: shard.format)
             try stream.forEachPiece(offset: 0, count: size, sink)
             info = try stream.finish()
         } catch let error as DecompressionError {

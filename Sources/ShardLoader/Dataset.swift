@@ -504,12 +504,13 @@ public final class Dataset: Sendable {
         var cacheCapacity: Int64 = 0
         var cacheFolder: ShardCacheFolder?
         var streamOnly = false
+        // Remote first, so that the notes on compressed shards (remote ones too) follow its reason.
+        choice = try Self.accountForRemote(choice, requested: strategy, shards: shards, used: used)
         if !compressedIDs.isEmpty {
             (choice, cacheCapacity, cacheFolder, streamOnly) = try Self.accountForCompression(
                 choice, requested: strategy, shards: shards, used: used, seekTables: seekTables, memory: memory,
                 options: options)
         }
-        choice = try Self.accountForRemote(choice, requested: strategy, shards: shards, used: used)
         let lookup: Lookup =
             if let table { .table(bytes: table.byteCount) } else if let locations { .file(path: locations.path) } else {
                 .statements
@@ -616,12 +617,20 @@ public final class Dataset: Sendable {
     private static func accountForRemote(
         _ choice: StrategyChoice, requested: LoadingStrategy, shards: [ShardRecord], used: [Bool]
     ) throws -> StrategyChoice {
-        let remote = shards.indices.filter { used[$0] && RemoteLocation.hasRemoteScheme(shards[$0].path) }.count
+        let remoteShards = shards.indices.filter { used[$0] && RemoteLocation.hasRemoteScheme(shards[$0].path) }
+        let remote = remoteShards.count
+        let compressed = remoteShards.filter { shards[$0].isCompressed }.count
         let local = used.filter { $0 }.count - remote
         guard remote > 0 else { return choice }
         let shardsText = "\(remote) shard\(remote == 1 ? " is" : "s are") remote"
-        let how =
-            "each sample is one range request over its members, sent with the ETag recorded at ingest (If-Match)"
+        var how =
+            compressed == remote
+            ? "every request is a range request sent with the ETag recorded at ingest (If-Match)"
+            : "each sample is one range request over its members, sent with the ETag recorded at ingest (If-Match)"
+        if compressed > 0 {
+            how +=
+                "; \(compressed == remote ? "they are" : "the \(compressed) compressed ones are") compressed, and read in range requests of \(RemoteShards.compressedChunk >> 20) MiB or more from where decompression can start"
+        }
         switch requested {
         case .memory:
             let others = OptionSetting(.strategy, ["remote", "auto"])

@@ -1,7 +1,9 @@
+import ShardCompression
 import ShardCore
 import ShardIO
 import ShardIndex
 import ShardRemote
+import Synchronization
 
 /// A dataset's remote shards (in S3-compatible storage or behind an HTTP(S) URL) and the client
 /// that reads them: each read is one range request, sent with `If-Match` and the ETag recorded at
@@ -9,14 +11,18 @@ import ShardRemote
 ///
 /// ``FileSource`` reads a remote shard as it reads a local one, through ``read(_:into:at:)``:
 /// one request for a sample's adjacent members with their headers, whose checks then run as for
-/// any shard.
+/// any shard. A compressed remote shard is read through ``CompressedShards`` as a local one is,
+/// from ``source(_:)``: its seek points, frames or blocks are entered by range requests of a MiB
+/// or more, and one that cannot be entered in the middle is decompressed whole, once.
 ///
 /// Safe to share between threads (the client keeps a connection per concurrent reader).
 final class RemoteShards: Sendable {
-    /// One remote shard: its record and where it lives.
+    /// One remote shard: its record, where it lives, and its bytes for a decompressor.
     struct Shard: Sendable {
         let record: ShardRecord
         let location: RemoteLocation
+        /// The object's range reader, for a compressed shard; nil for a plain one.
+        let compressed: WatchedObjectBytes?
     }
 
     /// The shards, by shard number (the dataset's numbering); nil for a local shard.
@@ -28,8 +34,7 @@ final class RemoteShards: Sendable {
     /// remote.
     ///
     /// - Throws: ``DatasetError`` (`.invalidArgument`) for a stored location that does not parse,
-    ///   or a configuration that cannot be resolved (a named profile that does not exist); (`.corrupt`)
-    ///   for a remote shard recorded as compressed (not readable yet).
+    ///   or a configuration that cannot be resolved (a named profile that does not exist).
     static func make(records: [ShardRecord], used: [Bool], configuration: RemoteConfiguration?, indexPath: String)
         throws -> RemoteShards?
     {
@@ -49,13 +54,7 @@ final class RemoteShards: Sendable {
                     "the index records shard '\(MessageText.escaped(r.path))' at a location that cannot be used (\(error)); ingest it again"
                 )
             }
-            guard !r.isCompressed else {
-                throw DatasetError(
-                    .corrupt,
-                    "remote shard '\(MessageText.escaped(r.path))' is \(r.compression)-compressed, which this build reads only from local files; copy it here, or store it uncompressed"
-                )
-            }
-            infos.append(Shard(record: r, location: location))
+            infos.append(Shard(record: r, location: location, compressed: nil))
         }
         let resolved: RemoteConfiguration
         if let configuration {
@@ -68,10 +67,23 @@ final class RemoteShards: Sendable {
         return RemoteShards(infos: infos, client: RemoteClient(configuration: resolved), indexPath: indexPath)
     }
 
+    /// The compressed shards' range readers are made here, for `client` (a child process's own).
+    private static func withReaders(_ infos: [Shard?], client: RemoteClient) -> [Shard?] {
+        infos.map { shard in
+            guard let shard else { return nil }
+            guard shard.record.isCompressed else { return shard }
+            let info = RemoteObjectInfo(
+                location: shard.location, size: shard.record.size, etag: shard.record.etag)
+            return Shard(
+                record: shard.record, location: shard.location,
+                compressed: WatchedObjectBytes(RemoteObjectBytes(client: client, info: info)))
+        }
+    }
+
     private let indexPath: String
 
     private init(infos: [Shard?], client: RemoteClient, indexPath: String) {
-        self.infos = infos
+        self.infos = Self.withReaders(infos, client: client)
         self.client = client
         self.indexPath = indexPath
     }
@@ -86,6 +98,33 @@ final class RemoteShards: Sendable {
     @inline(__always)
     func isRemote(_ n: Int) -> Bool { infos[n] != nil }
 
+    /// How many compressed bytes a decompressor asks for per range request, at least.
+    static let compressedChunk = 1 << 20
+
+    /// Shard `n`'s compressed bytes for ``CompressedShards``: range requests sent with `If-Match`;
+    /// nil when shard `n` is not a compressed remote shard.
+    func source(_ n: Int) -> CompressedSource? {
+        guard let shard = infos[n], let bytes = shard.compressed else { return nil }
+        return CompressedSource(bytes, path: shard.record.path, chunkSize: Self.compressedChunk)
+    }
+
+    /// Runs `body`, a read of compressed remote shard `n` through ``source(_:)``; when it fails
+    /// because the object was replaced since ingest, throws ``ShardChangedError`` instead of the
+    /// decompressor's error (which carries the request's message only as text).
+    func watchingChanges<T>(_ n: Int, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch {
+            guard let shard = infos[n], let bytes = shard.compressed, bytes.wasReplaced else { throw error }
+            throw replaced(shard)
+        }
+    }
+
+    private func replaced(_ shard: Shard) -> ShardChangedError {
+        ShardChangedError(
+            path: shard.record.path,
+            detail: "its ETag is no longer \(shard.record.etag ?? "the one recorded"): the object was replaced",
+            indexPath: indexPath)
+    }
+
     /// The number of remote shards among the used ones.
     func count(used: [Bool]) -> Int { infos.indices.filter { used[$0] && infos[$0] != nil }.count }
 
@@ -96,6 +135,7 @@ final class RemoteShards: Sendable {
     ///   or size changed); `RemoteError` when the request fails after its retries.
     func read(_ n: Int, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int? {
         guard let shard = infos[n] else { return nil }
+        precondition(shard.compressed == nil, "a compressed remote shard is read through CompressedShards")
         let size = shard.record.size
         guard offset < size else { return 0 }
         let wanted = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(min(Int64(buffer.count), size - offset))])
@@ -106,9 +146,27 @@ final class RemoteShards: Sendable {
             failure = error
         }
         guard failure.isShardChanged else { throw failure }
-        throw ShardChangedError(
-            path: shard.record.path,
-            detail: "its ETag is no longer \(shard.record.etag ?? "the one recorded"): the object was replaced",
-            indexPath: indexPath)
+        throw replaced(shard)
+    }
+}
+
+/// A remote object's range reader that remembers whether a read found the object replaced (HTTP
+/// 412 to its `If-Match`), for errors that pass through a decompressor as text.
+final class WatchedObjectBytes: RandomAccessBytes, Sendable {
+    private let bytes: RemoteObjectBytes
+    private let replaced = Atomic<Bool>(false)
+
+    init(_ bytes: RemoteObjectBytes) { self.bytes = bytes }
+
+    /// Whether a read found the object replaced since ingest.
+    var wasReplaced: Bool { replaced.load(ordering: .relaxed) }
+
+    var byteCount: Int64 { bytes.byteCount }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        do { return try bytes.read(into: buffer, at: offset) } catch {
+            if let failure = error as? RemoteError, failure.isShardChanged { replaced.store(true, ordering: .relaxed) }
+            throw error
+        }
     }
 }

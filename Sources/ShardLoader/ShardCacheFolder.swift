@@ -84,12 +84,12 @@ final class ShardCacheFolder: Sendable {
         return String(base) + "-" + String(repeating: "0", count: 16 - hex.count) + hex + Self.suffix
     }
 
-    /// The copy of `shard` in the folder, written first when it is missing (decompressing `file`
-    /// front to back).
+    /// The copy of `shard` in the folder, written first when it is missing (decompressing
+    /// `source`, its file or its remote object, front to back).
     ///
     /// - Throws: ``CompressedShardError`` when the data does not decompress to the recorded size;
     ///   `IOError` when the copy cannot be written (a full disk) or read.
-    func copy(of shard: CompressedShards.Shard, from file: ReadOnlyFile) throws -> ReadOnlyFile {
+    func copy(of shard: CompressedShards.Shard, from source: CompressedSource) throws -> ReadOnlyFile {
         let size = shard.record.uncompressedSize!
         let target = path + "/" + name(for: shard.record, indexPath: shard.indexPath)
         if let existing = try? ReadOnlyFile(path: target), existing.status.size == size {
@@ -100,7 +100,7 @@ final class ShardCacheFolder: Sendable {
         makeRoom(for: size)
         let out = try AtomicFile(destination: target)
         do {
-            try DecompressedShard.decompressWhole(shard, file) { try out.write($0) }
+            try DecompressedShard.decompressWhole(shard, source) { try out.write($0) }
             try out.commit()
         } catch {
             out.discard()

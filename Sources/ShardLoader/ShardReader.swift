@@ -1,3 +1,4 @@
+import ShardCompression
 import ShardCore
 import ShardIO
 import ShardIndex
@@ -153,7 +154,7 @@ public final class ShardReader: Sendable {
         let count = header + Int(location.length)
         let bytes: [UInt8]
         let shardPath: String
-        if let remote, let n = numbers[location.shardID], remote.isRemote(n) {
+        if let remote, let n = numbers[location.shardID], remote.isRemote(n), remote.source(n) == nil {
             // One range request for the header and the data, sent with the recorded ETag.
             var buffer = [UInt8](repeating: 0, count: count)
             let got = try buffer.withUnsafeMutableBytes {
@@ -169,12 +170,21 @@ public final class ShardReader: Sendable {
             }
             bytes = buffer
         } else if let compressed, let n = numbers[location.shardID], compressed.isCompressed(n) {
-            let file = try file(forShard: location.shardID)
-            shardPath = file.path
-            var buffer = [UInt8](repeating: 0, count: count)
-            let got = try buffer.withUnsafeMutableBytes {
-                try compressed.read(n, file: file, into: $0, at: location.dataOffset - Int64(header))!
+            // A local file, or a remote object entered by range requests.
+            let source: CompressedSource
+            if let remote, let remoteSource = remote.source(n) {
+                source = remoteSource
+            } else {
+                source = CompressedSource(try file(forShard: location.shardID))
             }
+            shardPath = source.path
+            var buffer = [UInt8](repeating: 0, count: count)
+            let read = {
+                try buffer.withUnsafeMutableBytes {
+                    try compressed.read(n, source: source, into: $0, at: location.dataOffset - Int64(header))!
+                }
+            }
+            let got = try remote.map { try $0.watchingChanges(n, read) } ?? read()
             guard got == count else {
                 throw CompressedShardError(
                     path: shards[location.shardID]!.path,

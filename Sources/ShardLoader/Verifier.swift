@@ -270,7 +270,21 @@ public enum Verifier {
                                     "its size is \(stream.info.size) bytes, \(record.size) at ingest; run ingest again",
                                 expected: "\(record.size)", found: "\(stream.info.size)"))
                     }
-                    current = (n, stream, options.data ? stream : nil)
+                    if record.isCompressed {
+                        // Decompressed as it arrives, for its headers and its data alike.
+                        guard let format = CompressionFormat(name: record.compression), format != .none else {
+                            throw DatasetError(
+                                .corrupt,
+                                "the index records it as '\(MessageText.escaped(record.compression))'-compressed, which this build cannot read"
+                            )
+                        }
+                        let bytes = StreamedObjectBytes(stream: stream, client: client!)
+                        let reader = try DecompressingReader(
+                            source: CompressedSource(bytes, path: record.path), format: format)
+                        current = (n, reader, options.data ? reader : nil)
+                    } else {
+                        current = (n, stream, options.data ? stream : nil)
+                    }
                 } catch {
                     let detail =
                         (error as? RemoteError)?.isShardChanged == true

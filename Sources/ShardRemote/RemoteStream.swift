@@ -208,6 +208,10 @@ public final class RemoteStream: RandomAccessBytes {
     /// The object's size (from the first answer).
     public var byteCount: Int64 { info.size }
 
+    /// The object offsets ``read(into:at:)`` serves without skipping: from the oldest byte kept
+    /// to the byte after the newest one received.
+    public var heldRange: Range<Int64> { windowStart..<(windowStart + Int64(windowCount)) }
+
     /// Makes the window hold byte `offset` (reading forward, sliding the window and keeping the
     /// last ``retained`` bytes); returns false at the object's end.
     private func fill(holding offset: Int64) throws(RemoteError) -> Bool {

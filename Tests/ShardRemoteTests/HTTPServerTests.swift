@@ -53,6 +53,38 @@ import Testing
         #expect(throws: RemoteError.self) { _ = try header.withUnsafeMutableBytes { try stream.read(into: $0, at: 0) } }
     }
 
+    /// A decompressor's input during ingest: forward reads come from the one stream; a read behind
+    /// what it holds, or far ahead of it, is a range request with the stream's ETag, and the
+    /// stream goes on where it was.
+    @Test func streamedObjectBytesFallBackToRangeRequestsBehindAndFarAhead() throws {
+        let bytes = testBytes(9_000_000, seed: 10)
+        let served = try ServedFile(bytes)
+        let client = RemoteClient(configuration: RemoteConfiguration())
+        let stream = try client.openStream(.http(served.url), queueSize: 64 << 10)
+        let source = StreamedObjectBytes(stream: stream, client: client)
+        #expect(source.byteCount == 9_000_000)
+        func read(_ offset: Int, _ count: Int) throws -> [UInt8] {
+            var buffer = [UInt8](repeating: 0, count: count)
+            let n = try buffer.withUnsafeMutableBytes { try source.read(into: $0, at: Int64(offset)) }
+            return Array(buffer[..<n])
+        }
+        #expect(try read(0, 100_000) == Array(bytes[0..<100_000]))
+        #expect(try read(100_000, 400_000) == Array(bytes[100_000..<500_000]))
+        let held = stream.heldRange
+        #expect(held.contains(499_999) && held.upperBound < 2_000_000)
+        // Behind the stream's window (it keeps the last 64 KiB): a range request.
+        #expect(try read(10, 20) == Array(bytes[10..<30]))
+        #expect(stream.heldRange == held)
+        // Far ahead (an xz index at the end of the file): a range request, the stream stays put.
+        #expect(try read(8_999_000, 5000) == Array(bytes[8_999_000...]))
+        #expect(stream.heldRange == held)
+        // Close ahead: the stream reads on past the gap.
+        #expect(try read(600_000, 1000) == Array(bytes[600_000..<601_000]))
+        #expect(stream.heldRange.upperBound >= 601_000)
+        #expect(stream.requests == 1)
+        #expect(source.failure == nil)
+    }
+
     @Test func aFileChangedAfterStatIsRefusedAsChanged() throws {
         let served = try ServedFile(testBytes(4096, seed: 9))
         let server = served.server

@@ -9,6 +9,7 @@ The expected contents come from reading the tars back with tarfile, never from S
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
 import re
@@ -222,3 +223,42 @@ def copy_dataset(expected: Expected, destination: Path) -> Expected:
     copied.index = destination / expected.index.name
     copied.shards = [destination / path.name for path in expected.shards]
     return copied
+
+
+REMOTE_TEST_SERVER = repository_root() / "tools" / "remote-test-server.py"
+
+
+class Server:
+    """One tools/remote-test-server.py process: its announcement, and commands for the s3 one."""
+
+    def __init__(self, *arguments: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(REMOTE_TEST_SERVER), *arguments],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        line = self.process.stdout.readline() if self.process.stdout else ""
+        if not line:
+            self.process.kill()
+            raise RuntimeError(f"remote-test-server.py {' '.join(arguments)} did not start (is moto[server] installed?)")
+        self.info: Dict[str, str] = json.loads(line)
+        self.url = f"http://127.0.0.1:{self.info['port']}"
+
+    def command(self, **fields: str) -> Dict[str, str]:
+        assert self.process.stdin and self.process.stdout
+        self.process.stdin.write(json.dumps(fields) + "\n")
+        self.process.stdin.flush()
+        reply = json.loads(self.process.stdout.readline())
+        assert reply.get("ok"), reply
+        return reply
+
+    def stop(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

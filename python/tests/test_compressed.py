@@ -11,6 +11,7 @@ between them, xz blocks and streams).
 from __future__ import annotations
 
 import bz2
+import json
 import gzip
 import lzma
 import random
@@ -23,7 +24,7 @@ from typing import Callable, Dict, List, Tuple
 
 import pytest
 
-from conftest import LOOKUPS, NON_UTF8_KEY, STRATEGIES, Expected, assert_sample, read_tar, run_cli, write_tar
+from conftest import LOOKUPS, NON_UTF8_KEY, STRATEGIES, Expected, Server, assert_sample, read_tar, run_cli, write_tar
 
 SPAN = 64 << 10  # the smallest --seek-span: several seek points per shard and inside members
 
@@ -148,13 +149,7 @@ def test_every_member_equals_tarfile(shardstore_module, shardstore_bin, plain_ta
         with shardstore_module.Dataset(expected.index, strategy=strategy, lookup=lookup) as ds:
             assert (ds.strategy, ds.lookup) == (strategy, lookup)
             assert len(ds) == len(expected.keys)
-            for position, key in enumerate(expected.keys):
-                assert_sample(ds[position], expected, key, position)
-            # Backwards and scattered, so that reads restart from seek points as well as continue.
-            for position in [len(expected.keys) - 1, 0, len(expected.keys) // 2, 1, len(expected.keys) - 2]:
-                assert_sample(ds[expected.keys[position]], expected, expected.keys[position], position)
-            for position, sample in enumerate(ds):
-                assert_sample(sample, expected, expected.keys[position], position)
+            _assert_reads(ds, expected)
 
 
 def test_info_shows_compression_and_seek_points(shardstore_bin, plain_tars, tmp_path: Path):
@@ -179,18 +174,34 @@ def test_info_shows_compression_and_seek_points(shardstore_bin, plain_tars, tmp_
     assert "compressed" in strategy
 
 
+def _assert_reads(ds, expected: Expected) -> None:
+    """Every sample by position, then backwards and scattered by key (so that reads restart from
+    seek points as well as continue), then in storage order."""
+    for position, key in enumerate(expected.keys):
+        assert_sample(ds[position], expected, key, position)
+    for position in [len(expected.keys) - 1, 0, len(expected.keys) // 2, 1, len(expected.keys) - 2]:
+        assert_sample(ds[expected.keys[position]], expected, expected.keys[position], position)
+    for position, sample in enumerate(ds):
+        assert_sample(sample, expected, expected.keys[position], position)
+
+
+def _assert_cli_gets(shardstore_bin: str, expected: Expected, name: str) -> None:
+    """`shardstore get` of every member of the first and last samples and the non-UTF-8 key."""
+    for key in (expected.keys[0], expected.keys[-1], NON_UTF8_KEY):
+        for ext, data in expected.members[key].items():
+            got = subprocess.run(
+                [shardstore_bin, "get", str(expected.index), key.decode("utf-8", "surrogateescape"), "--ext", ext],
+                capture_output=True,
+                check=True,
+            ).stdout
+            assert got == data, (name, key, ext)
+
+
 def test_cli_get_and_cat_read_compressed_members(shardstore_bin, plain_tars, tmp_path: Path):
     _, plain = plain_tars
     for name in ("gzip", "zstd", "bzip2"):
         expected, _ = _compressed_dataset(tmp_path, shardstore_bin, plain, name)
-        for key in (expected.keys[0], expected.keys[-1], NON_UTF8_KEY):
-            for ext, data in expected.members[key].items():
-                got = subprocess.run(
-                    [shardstore_bin, "get", str(expected.index), key.decode("utf-8", "surrogateescape"), "--ext", ext],
-                    capture_output=True,
-                    check=True,
-                ).stdout
-                assert got == data, (name, key, ext)
+        _assert_cli_gets(shardstore_bin, expected, name)
         for strategy in STRATEGIES:
             texts = subprocess.run(
                 [shardstore_bin, "cat", str(expected.index), "--ext", "txt", "--strategy", strategy],
@@ -345,3 +356,64 @@ def test_a_tar_cut_short_inside_a_whole_stream_is_refused(shardstore_bin, plain_
         " ingest (no index was created)\n"
     )
     assert not (tmp_path / "index.sqlite").exists()
+
+
+def _remote_copy(root: Path, plain: List[Path], name: str) -> Tuple[Path, str]:
+    """The plain tars compressed as `name` into a folder of their own; returns it and the suffix."""
+    suffix, compress = COMPRESSORS[name]
+    folder = root / f"served-{name}"
+    folder.mkdir()
+    for tar in plain:
+        (folder / (tar.name[: -len(".tar")] + suffix)).write_bytes(compress(tar.read_bytes()))
+    return folder, suffix
+
+
+# Seek points (gzip, one member and several), frames (zstd), blocks (xz), and shards that are
+# decompressed whole (one zstd frame, one xz block, bzip2).
+REMOTE_COMPRESSORS = ["gzip", "pigz", "gzip-members", "zstd", "zstd-frames", "xz", "xz-blocks", "bzip2"]
+
+
+@pytest.mark.parametrize("name", REMOTE_COMPRESSORS)
+def test_compressed_shards_over_http_equal_tarfile(
+    shardstore_module, shardstore_bin, plain_tars, tmp_path: Path, name: str
+):
+    _, plain = plain_tars
+    folder, suffix = _remote_copy(tmp_path, plain, name)
+    expected = _expected(tmp_path, plain)
+    server = Server("http", str(folder))
+    try:
+        url = f"{server.url}/shard-{{000..002}}{suffix}"
+        # --checksums: the data is checksummed in the same streaming pass, for verify --data below.
+        run_cli(shardstore_bin, "ingest", str(expected.index), url, "--seek-span", "64K", "--checksums", "--quiet")
+        info = json.loads(run_cli(shardstore_bin, "info", str(expected.index), "--json"))
+        assert info["samples"] == len(expected.keys)
+        with shardstore_module.Dataset(expected.index) as ds:
+            assert ds.strategy == "remote"
+            assert "compressed, and read in range requests of 1 MiB or more" in ds.reason, ds.reason
+            _assert_reads(ds, expected)
+        _assert_cli_gets(shardstore_bin, expected, name)
+        texts = subprocess.run(
+            [shardstore_bin, "cat", str(expected.index), "--ext", "txt"], capture_output=True, check=True
+        ).stdout
+        assert texts == b"".join(expected.members[key]["txt"] for key in expected.keys)
+        checked = subprocess.run([shardstore_bin, "verify", str(expected.index), "--data"], capture_output=True)
+        assert checked.returncode == 0 and b"0 problems" in checked.stdout, checked
+
+        # Replaced after ingest (other bytes, so another ETag): refused, never other bytes.
+        victim = folder / f"shard-001{suffix}"
+        victim.write_bytes(victim.read_bytes() + b"changed")
+        first = len({key for key, _, _ in read_tar(plain[0])})  # shard-001's first sample
+        with shardstore_module.Dataset(expected.index) as ds:
+            assert_sample(ds[0], expected, expected.keys[0], 0)
+            with pytest.raises(shardstore_module.ShardChangedError) as refused:
+                ds[first]
+        assert f"shard '{server.url}/shard-001{suffix}' changed since ingest" in str(refused.value)
+        assert "run ingest again" in str(refused.value)
+        got = subprocess.run(
+            [shardstore_bin, "get", str(expected.index), expected.keys[first].decode(), "--ext", "txt"],
+            capture_output=True,
+            text=True,
+        )
+        assert got.returncode != 0 and "changed since ingest" in got.stderr, got.stderr
+    finally:
+        server.stop()

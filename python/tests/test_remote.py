@@ -10,52 +10,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import zlib
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Iterator, List
 
 import pytest
-from conftest import Expected, assert_sample, build_dataset, key_text, repository_root, run_cli
-
-SERVER = repository_root() / "tools" / "remote-test-server.py"
-
-
-class Server:
-    """One tools/remote-test-server.py process: its announcement, and commands for the s3 one."""
-
-    def __init__(self, *arguments: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, str(SERVER), *arguments],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        line = self.process.stdout.readline() if self.process.stdout else ""
-        if not line:
-            self.process.kill()
-            raise RuntimeError(f"remote-test-server.py {' '.join(arguments)} did not start (is moto[server] installed?)")
-        self.info: Dict[str, str] = json.loads(line)
-        self.url = f"http://127.0.0.1:{self.info['port']}"
-
-    def command(self, **fields: str) -> Dict[str, str]:
-        assert self.process.stdin and self.process.stdout
-        self.process.stdin.write(json.dumps(fields) + "\n")
-        self.process.stdin.flush()
-        reply = json.loads(self.process.stdout.readline())
-        assert reply.get("ok"), reply
-        return reply
-
-    def stop(self) -> None:
-        if self.process.stdin:
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
+from conftest import Expected, Server, assert_sample, build_dataset, key_text, run_cli
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory, shardstore_bin: str) -> Expected:
@@ -295,3 +255,27 @@ def test_retries_and_a_dead_server(shardstore_bin: str, local: Expected, tmp_pat
     )
     assert dead.returncode != 0 and f"http://127.0.0.1:{port}/shard-000.tar" in dead.stderr
     assert "stat failed" in dead.stderr
+
+
+@pytest.mark.parametrize("name", ["gzip", "xz-blocks", "zstd"])
+def test_s3_compressed_shards_equal_a_local_ingest(
+    shardstore_bin: str, shardstore_module, local: Expected, aws: Server, tmp_path: Path, name: str
+):
+    from test_compressed import COMPRESSORS
+
+    suffix, compress = COMPRESSORS[name]
+    for shard in local.shards:
+        packed = tmp_path / (shard.name + suffix[len(".tar") :])
+        packed.write_bytes(compress(shard.read_bytes()))
+        aws.command(op="put", bucket="data", key=f"packed-{name}/{packed.name}", file=str(packed))
+    index = tmp_path / "remote.sqlite"
+    run_cli(shardstore_bin, "ingest", str(index), f"s3://data/packed-{name}/shard-*{suffix}", "--seek-span", "64K", "--quiet")
+    info = json.loads(run_cli(shardstore_bin, "info", str(index), "--json"))
+    assert info["samples"] == len(local.keys)
+    with shardstore_module.Dataset(index) as ds:
+        assert ds.strategy == "remote"
+        for position in [len(local.keys) - 1, 0, *range(len(local.keys))]:
+            assert_sample(ds[position], local, local.keys[position], position)
+    bench = json.loads(run_cli(shardstore_bin, "bench", str(index), "--random", "40", "--json"))
+    here = json.loads(run_cli(shardstore_bin, "bench", str(local.index), "--random", "40", "--json"))
+    assert bench["checksum"] == here["checksum"]
