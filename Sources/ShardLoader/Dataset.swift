@@ -523,6 +523,8 @@ public final class Dataset: Sendable {
                 choice, requested: strategy, shards: shards, used: used, seekTables: seekTables, memory: memory,
                 options: options)
         }
+        // A folder named in the options must exist, even when this selection has no use for it.
+        if let directory = options.cacheDirectory { _ = try ShardCacheFolder(path: directory, limit: 0) }
         let remoteUsed = shards.indices.contains { used[$0] && RemoteLocation.hasRemoteScheme(shards[$0].path) }
         let remoteFolder =
             remoteUsed ? try ShardCacheFolder.named(options.cacheDirectory, limit: options.cacheLimit) : nil
