@@ -225,3 +225,61 @@ func expectSamples(
         #expect(try served.copies(in: cache).count == 3)
     }
 }
+
+/// The cache folder with S3 (moto, signature checking on): signed downloads fill it, and objects
+/// deleted afterwards are still read from it.
+@Suite(.serialized, .motoServer) struct RemoteCacheS3Tests {
+    @Test func signedDownloadsFillTheFolderAndDeletedObjectsAreStillReadFromIt() throws {
+        let server = try Moto.current
+        let directory = try TemporaryDirectory()
+        var configuration = RemoteConfiguration(endpoint: server.ready["endpoint"] as? String, region: "us-east-1")
+        configuration.signing = .credentials(
+            AWSCredentials(
+                accessKeyID: server.ready["access_key_id"] as! String,
+                secretAccessKey: server.ready["secret_access_key"] as! String, sessionToken: nil))
+        configuration.retry = RetryPolicy(maxAttempts: 1, initialDelay: 0.01, maxDelay: 0.01, totalSeconds: 1)
+        try server.command(["op": "bucket", "bucket": "cached"])
+        var locals: [String] = []
+        for n in 0..<2 {
+            var tar = TarWriter()
+            for i in 0..<3 {
+                tar.addFile("k\(n)\(i).bin", testBytes(5000 + i, seed: UInt64(40 + n * 3 + i)))
+                tar.addFile("k\(n)\(i).cls", Array("\(i)".utf8))
+            }
+            tar.finish()
+            let path = directory.path + "/shard-\(n).tar"
+            try tar.write(to: path)
+            locals.append(path)
+            try server.command(["op": "put", "bucket": "cached", "key": "train/shard-\(n).tar", "file": path])
+        }
+        let localIndex = directory.path + "/local.sqlite"
+        _ = try Ingest.run(index: localIndex, shards: locals)
+        let local = try Dataset(index: localIndex)
+        let expected = try (0..<local.count).map { try local[$0] }
+        let index = directory.path + "/s3.sqlite"
+        var ingest = IngestOptions()
+        ingest.remote = configuration
+        _ = try Ingest.run(index: index, shards: ["s3://cached/train/shard-{0..1}.tar"], options: ingest)
+        let cache = directory.path + "/cache"
+        try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
+        func open(cached: Bool) throws -> Dataset {
+            try Dataset(
+                index: index, options: Dataset.Options(cacheDirectory: cached ? cache : nil, remote: configuration))
+        }
+        let first = try open(cached: true)
+        #expect(first.choice.reason.contains("cached whole in the cache folder '\(cache)'"))
+        try expectSamples(first, expected, order: [4, 0, 5, 1, 3, 2])
+        let copies = try FileManager.default.contentsOfDirectory(atPath: cache).sorted()
+        #expect(copies.map { String($0.prefix(12)) } == ["shard-0.tar-", "shard-1.tar-"])
+        for (n, name) in copies.enumerated() {
+            #expect(
+                try Data(contentsOf: URL(fileURLWithPath: cache + "/" + name))
+                    == Data(contentsOf: URL(fileURLWithPath: locals[n])))
+        }
+        for n in 0..<2 { try server.command(["op": "delete", "bucket": "cached", "key": "train/shard-\(n).tar"]) }
+        try expectSamples(try open(cached: true), expected, order: Array(0..<6))
+        let uncached = try open(cached: false)
+        let error = #expect(throws: RemoteError.self) { try uncached[0] }
+        #expect(error.map { "\($0)".contains("s3://cached/train/shard-0.tar") } == true)
+    }
+}
