@@ -116,7 +116,8 @@ let package = Package(
             dependencies: ["ShardCompression", "ShardCore", "ShardIO", "ShardTestSupport"]
         ),
         .testTarget(
-            name: "ShardRemoteTests", dependencies: ["ShardRemote", "ShardCore", "ShardIO", "ShardTestSupport"]),
+            name: "ShardRemoteTests",
+            dependencies: ["ShardRemote", "ShardCore", "ShardIO", "ShardStore", "ShardTestSupport"]),
         .testTarget(
             name: "ShardIndexTests",
             dependencies: ["ShardIndex", "ShardTestSupport"]

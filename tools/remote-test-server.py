@@ -25,7 +25,8 @@ Range and If-Match; the first N requests for that path fail as MODE says:
     weak    never fail, with a weak ETag (W/"fault-SIZE"), which If-Match never matches
     private answer 403 AccessDenied (an S3 error document) to every request without Authorization
 GET /_count/MODE/N/SIZE/NAME answers how many requests that path has had, GET /_connections how
-many connections the server has accepted.
+many connections the server has accepted. The http and https servers answer GET /_count/PATH too:
+how many requests (GET and HEAD) the file at PATH has had.
 
 Needs moto[server] and boto3 for s3, and cryptography (a dependency of moto) for https;
 tools/setup-system installs them into .build-venv. http and faults need only the standard library.
@@ -134,8 +135,20 @@ class RangeHandler(BaseHTTPRequestHandler):
 
 def serve_http(directory):
     root = os.path.realpath(directory)
+    counts = {}
+    lock = threading.Lock()
 
     class Handler(RangeHandler):
+        def before(self, path):
+            if path.startswith("/_count/"):
+                with lock:
+                    n = counts.get(path[len("/_count"):], 0)
+                self.plain(200, str(n).encode())
+                return True
+            with lock:
+                counts[path] = counts.get(path, 0) + 1
+            return False
+
         def object_for(self, path):
             full = os.path.realpath(os.path.join(root, path.lstrip("/")))
             if not full.startswith(root + os.sep) or not os.path.isfile(full):

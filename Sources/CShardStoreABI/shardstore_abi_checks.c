@@ -7,13 +7,13 @@
 
 #include "shardstore.h"
 
-_Static_assert(SHARDSTORE_ABI_VERSION == 1, "the layouts below are those of ABI version 1");
+_Static_assert(SHARDSTORE_ABI_VERSION == 2, "the layouts below are those of ABI version 2");
 _Static_assert(sizeof(shardstore_status) == 4, "shardstore_status is a 32-bit enum");
 _Static_assert(SHARDSTORE_OK == 0 && SHARDSTORE_BUFFER_TOO_SMALL == 15 && SHARDSTORE_INTERNAL == 99,
                "status codes are stable");
 
 #if UINTPTR_MAX == UINT64_MAX
-_Static_assert(sizeof(shardstore_open_options) == 56, "shardstore_open_options is 56 bytes on LP64");
+_Static_assert(sizeof(shardstore_open_options) == 72, "shardstore_open_options is 72 bytes on LP64 (56 in version 1)");
 _Static_assert(offsetof(shardstore_open_options, verify_headers) == 4, "verify_headers follows struct_size");
 _Static_assert(offsetof(shardstore_open_options, split) == 8, "split at 8");
 _Static_assert(offsetof(shardstore_open_options, extensions) == 16, "extensions at 16");
@@ -21,6 +21,8 @@ _Static_assert(offsetof(shardstore_open_options, extension_count) == 24, "extens
 _Static_assert(offsetof(shardstore_open_options, strategy) == 32, "strategy at 32");
 _Static_assert(offsetof(shardstore_open_options, lookup) == 40, "lookup at 40");
 _Static_assert(offsetof(shardstore_open_options, memory_limit) == 48, "memory_limit at 48");
+_Static_assert(offsetof(shardstore_open_options, cache_dir) == 56, "cache_dir at 56: version 1's struct ends here");
+_Static_assert(offsetof(shardstore_open_options, cache_limit) == 64, "cache_limit at 64");
 
 _Static_assert(sizeof(shardstore_member) == 32, "shardstore_member is 32 bytes on LP64");
 _Static_assert(offsetof(shardstore_member, ext_length) == 8, "ext_length at 8");

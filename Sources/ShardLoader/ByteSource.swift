@@ -272,7 +272,7 @@ struct FileSource: ByteSource {
     @inline(__always)
     private func readAll(_ shard: Int, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
         if let remote, remote.isRemote(shard) {
-            if let compressed, let source = remote.source(shard) {
+            if let compressed, let source = try remote.source(shard) {
                 return try remote.watchingChanges(shard) {
                     try compressed.read(shard, source: source, into: buffer, at: offset, sources: source(of:))!
                 }
@@ -291,7 +291,7 @@ struct FileSource: ByteSource {
 
     /// Shard `n`'s compressed bytes: its remote object, or its file.
     private func source(of n: Int) throws -> CompressedSource {
-        if let source = remote?.source(n) { return source }
+        if let source = try remote?.source(n) { return source }
         return CompressedSource(try files.file(n))
     }
 

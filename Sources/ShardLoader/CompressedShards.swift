@@ -11,7 +11,7 @@ import Synchronization
 ///   blocks) is read through a ``SeekableReader``: each read decompresses from the nearest point
 ///   before it, or continues where an earlier read stopped.
 /// - A shard that cannot be entered in the middle (one zstd frame, one xz block, bzip2) is
-///   decompressed whole, once, into a ``DecompressedShardCache`` entry, and read from there.
+///   decompressed whole, once, into a ``WholeShardCache`` entry, and read from there.
 ///
 /// Member offsets are offsets into the uncompressed tar, so ``FileSource`` and ``Preload`` read a
 /// compressed shard as they read a plain one, through ``read(_:file:into:at:)``.
@@ -21,7 +21,7 @@ import Synchronization
 final class CompressedShards: Sendable {
     /// The shards, by shard number (the dataset's numbering); nil for a plain shard.
     let infos: [Shard?]
-    let cache: DecompressedShardCache
+    let cache: WholeShardCache
 
     /// One compressed shard: its record, where it was opened (a path, or a remote shard's URL),
     /// and its seek table as stored.
@@ -94,7 +94,7 @@ final class CompressedShards: Sendable {
             infos.append(Shard(record: r, format: format, path: path, table: tables[r.id], indexPath: indexPath))
         }
         return CompressedShards(
-            infos: infos, cache: DecompressedShardCache(capacity: cacheCapacity, folder: cacheFolder),
+            infos: infos, cache: WholeShardCache(capacity: cacheCapacity, folder: cacheFolder),
             streamOnly: streamOnly)
     }
 
@@ -103,7 +103,7 @@ final class CompressedShards: Sendable {
     /// a reader of a member or two (`shardstore get`), which must not allocate a whole shard.
     let streamOnly: Bool
 
-    private init(infos: [Shard?], cache: DecompressedShardCache, streamOnly: Bool) {
+    private init(infos: [Shard?], cache: WholeShardCache, streamOnly: Bool) {
         self.infos = infos
         self.cache = cache
         self.streamOnly = streamOnly
@@ -113,7 +113,7 @@ final class CompressedShards: Sendable {
     /// thread may have held a lock at the fork); readers and cache entries are made anew.
     func forChildProcess() -> CompressedShards {
         CompressedShards(
-            infos: infos, cache: DecompressedShardCache(capacity: cache.capacity, folder: cache.folder),
+            infos: infos, cache: WholeShardCache(capacity: cache.capacity, folder: cache.folder),
             streamOnly: streamOnly)
     }
 
@@ -315,174 +315,5 @@ public struct CompressedShardError: Error, Sendable, CustomStringConvertible {
         return isSeekTable
             ? "\(detail); the index's seek points for shard '\(MessageText.escaped(path))' are damaged: ingest the shard again into a new index"
             : "shard '\(MessageText.escaped(path))': \(detail); the shard changed or is damaged since ingest: run `shardstore verify` and ingest it again"
-    }
-}
-
-/// Whole decompressed copies of compressed shards that cannot be entered in the middle: in RAM up
-/// to a capacity in bytes, or, with a ``ShardCacheFolder``, as files in that folder (of which a
-/// few dozen are kept open); evicted least recently used first. A copy being read stays valid for
-/// its reader (it is freed when the last holder lets go).
-final class DecompressedShardCache: Sendable {
-    /// The most bytes of copies kept in RAM; a shard larger than this is still decompressed for
-    /// the read that needs it, and dropped after. Unused with a folder.
-    let capacity: Int64
-    /// Where copies go instead of RAM, when set.
-    let folder: ShardCacheFolder?
-
-    /// Copies in a folder kept open at once.
-    static let openCopies = 64
-
-    private struct State {
-        var entries: [Int: DecompressedShard] = [:]
-        var lastUse: [Int: UInt64] = [:]
-        var clock: UInt64 = 0
-        var bytes: Int64 = 0
-    }
-
-    private let state = Mutex(State())
-    /// Serializes the decompression of any one shard, so that readers wanting the same shard
-    /// wait for one copy rather than making several.
-    private let loading = Monitor()
-    private let inProgress = Mutex(Set<Int>())
-
-    init(capacity: Int64, folder: ShardCacheFolder? = nil) {
-        self.capacity = capacity
-        self.folder = folder
-    }
-
-    /// The whole decompressed copy of compressed shard `n`, decompressing it first if it is not
-    /// cached.
-    ///
-    /// - Throws: ``CompressedShardError`` when the data does not decompress, or decompresses to
-    ///   another size than the index recorded; `IOError` when a folder copy cannot be written.
-    func shard(_ n: Int, _ shard: CompressedShards.Shard, _ source: CompressedSource) throws -> DecompressedShard {
-        while true {
-            if let hit = state.withLock({ s -> DecompressedShard? in
-                guard let e = s.entries[n] else { return nil }
-                s.clock += 1
-                s.lastUse[n] = s.clock
-                return e
-            }) {
-                return hit
-            }
-            // One thread decompresses shard n; the others wait for it and look again.
-            let mine = loading.withLock { () -> Bool in
-                let claimed = inProgress.withLock { $0.insert(n).inserted }
-                if !claimed { loading.wait() }
-                return claimed
-            }
-            guard mine else { continue }
-            defer {
-                loading.withLock {
-                    _ = inProgress.withLock { $0.remove(n) }
-                    loading.broadcast()
-                }
-            }
-            let copy: DecompressedShard
-            if let folder {
-                copy = DecompressedShard(file: try folder.copy(of: shard, from: source))
-            } else {
-                copy = try DecompressedShard(shard, source)
-            }
-            let (limit, weight) = folder == nil ? (capacity, copy.residentBytes) : (Int64(Self.openCopies), 1)
-            state.withLock { s in
-                guard weight <= limit else { return }
-                while s.bytes + weight > limit, let oldest = s.lastUse.min(by: { $0.value < $1.value })?.key {
-                    s.bytes -= folder == nil ? s.entries[oldest]!.residentBytes : 1
-                    s.entries[oldest] = nil
-                    s.lastUse[oldest] = nil
-                }
-                s.clock += 1
-                s.entries[n] = copy
-                s.lastUse[n] = s.clock
-                s.bytes += weight
-            }
-            return copy
-        }
-    }
-}
-
-/// One compressed shard's whole tar, decompressed into RAM or into a file of a cache folder.
-final class DecompressedShard: @unchecked Sendable {
-    private let allocation: UnsafeMutableRawBufferPointer?
-    /// The tar's bytes in RAM, or nil.
-    private let bytes: UnsafeRawBufferPointer?
-    /// The tar as a file of a ``ShardCacheFolder``, or nil.
-    private let file: ReadOnlyFile?
-
-    /// The bytes it holds in RAM.
-    var residentBytes: Int64 { Int64(bytes?.count ?? 0) }
-
-    /// A copy in a cache folder's file.
-    init(file: ReadOnlyFile) {
-        allocation = nil
-        bytes = nil
-        self.file = file
-    }
-
-    /// Decompresses `shard` from `source` front to back into RAM, checking every stream's trailer.
-    ///
-    /// - Throws: ``CompressedShardError``.
-    init(_ shard: CompressedShards.Shard, _ source: CompressedSource) throws {
-        let size = shard.record.uncompressedSize!
-        guard size >= 0, size <= Int64(Int.max) else {
-            throw CompressedShardError(
-                path: shard.record.path, detail: "an uncompressed size of \(size) bytes does not fit in memory",
-                isSeekTable: false)
-        }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(Int(size), 1), alignment: 64)
-        do {
-            var at = 0
-            try Self.decompressWhole(shard, source) { piece in
-                UnsafeMutableRawBufferPointer(rebasing: buffer[at..<(at + piece.count)]).copyMemory(from: piece)
-                at += piece.count
-            }
-        } catch {
-            buffer.deallocate()
-            throw error
-        }
-        allocation = buffer
-        bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<Int(size)])
-        self.file = nil
-    }
-
-    deinit { allocation?.deallocate() }
-
-    /// Decompresses `shard` from `source` front to back, handing `sink` its tar in pieces, and
-    /// checks every stream's trailer and that the tar has the size the index recorded.
-    ///
-    /// - Throws: ``CompressedShardError`` for data that does not decompress or has another size;
-    ///   what `sink` throws.
-    /// - Complexity: O(shard), one pass; memory for the decompressor's window only.
-    static func decompressWhole(
-        _ shard: CompressedShards.Shard, _ source: CompressedSource, _ sink: (UnsafeRawBufferPointer) throws -> Void
-    ) throws {
-        let size = shard.record.uncompressedSize!
-        let info: CompressedShardInfo
-        do {
-            let stream = try DecompressingReader(source: source, format: shard.format)
-            try stream.forEachPiece(offset: 0, count: size, sink)
-            info = try stream.finish()
-        } catch let error as DecompressionError {
-            throw CompressedShardError(shard: shard, error)
-        }
-        guard info.uncompressedSize == size else {
-            throw CompressedShardError(
-                path: shard.record.path,
-                detail: "the shard decompresses to \(info.uncompressedSize) bytes, but the index recorded \(size)",
-                isSeekTable: false)
-        }
-    }
-
-    /// Copies up to `buffer.count` bytes at `offset`; fewer only at the end.
-    ///
-    /// - Throws: `IOError` when reading a folder copy fails.
-    func copy(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
-        if let file { return try file.readAll(into: buffer, at: offset) }
-        let bytes = bytes!
-        guard offset >= 0, offset < Int64(bytes.count), !buffer.isEmpty else { return 0 }
-        let n = min(buffer.count, bytes.count - Int(offset))
-        buffer.baseAddress!.copyMemory(from: bytes.baseAddress! + Int(offset), byteCount: n)
-        return n
     }
 }

@@ -93,12 +93,21 @@ public final class Dataset: Sendable {
         /// costs (`shardstore bench --no-header-check`): without it, a shard swapped for another
         /// of the same size and modification time is read without notice.
         public var verifiesHeaders: Bool
-        /// A folder for whole decompressed copies of compressed shards that cannot be entered in
-        /// the middle (one zstd frame, one xz block, bzip2) when they do not fit in RAM; it must
-        /// exist. Nil reads `SHARDSTORE_CACHE_DIR` (none: such shards must fit in RAM).
+        /// A folder for whole copies of shards; it must exist. Remote shards (S3, HTTP(S)) are
+        /// downloaded into it on their first read (one GET each, checked against the ETag recorded
+        /// at ingest) and read from there, so later epochs and processes send no request; compressed
+        /// shards that cannot be entered in the middle (one zstd frame, one xz block, bzip2) are
+        /// decompressed into it when they do not fit in RAM. Nil reads `SHARDSTORE_CACHE_DIR`
+        /// (none: remote shards are read by range requests, and such compressed shards must fit
+        /// in RAM).
+        ///
+        /// ```swift
+        /// let options = Dataset.Options(cacheDirectory: "/scratch/cache", cacheLimit: 200 << 30)
+        /// ```
         public var cacheDirectory: String?
         /// The most bytes of copies kept in ``cacheDirectory`` (least recently used ones are
-        /// deleted first); nil reads `SHARDSTORE_CACHE_LIMIT`, else 16 GiB.
+        /// deleted first; a remote shard larger than this is read by range requests instead);
+        /// nil reads `SHARDSTORE_CACHE_LIMIT`, else 16 GiB.
         public var cacheLimit: Int64?
         /// How the dataset will be read, for `auto` to choose by (``AccessPattern/random`` by
         /// default).
@@ -227,9 +236,11 @@ public final class Dataset: Sendable {
         let compressed = try CompressedShards.make(
             records: shards, paths: paths, used: used, tables: prepared.seekTables, indexPath: path,
             cacheCapacity: prepared.cacheCapacity, cacheFolder: prepared.cacheFolder, streamOnly: prepared.streamOnly)
-        // Remote shards are read by range requests; only local ones are opened as files.
+        // Remote shards are read by range requests, or from whole copies in a cache folder; only
+        // local ones are opened as files.
         let remote = try RemoteShards.make(
-            records: shards, used: used, configuration: options.remote, indexPath: path)
+            records: shards, used: used, configuration: options.remote, indexPath: path,
+            folder: prepared.remoteFolder)
         let local = used.indices.map { used[$0] && !(remote?.isRemote($0) ?? false) }
         switch plan.choice.strategy {
         case .memory:
@@ -364,6 +375,9 @@ public final class Dataset: Sendable {
         /// Whether such shards are only ever decompressed forward (a sequential dataset whose
         /// shards fit neither in RAM nor in a cache folder).
         var streamOnly: Bool
+        /// The cache folder remote shards are copied into, when one is named and a used shard is
+        /// remote.
+        var remoteFolder: ShardCacheFolder?
     }
 
     private static func prepare(
@@ -505,7 +519,13 @@ public final class Dataset: Sendable {
         var cacheFolder: ShardCacheFolder?
         var streamOnly = false
         // Remote first, so that the notes on compressed shards (remote ones too) follow its reason.
-        choice = try Self.accountForRemote(choice, requested: strategy, shards: shards, used: used)
+        // A folder named in the options must exist, even when this selection has no use for it.
+        if let directory = options.cacheDirectory { _ = try ShardCacheFolder(path: directory, limit: 0) }
+        let remoteUsed = shards.indices.contains { used[$0] && RemoteLocation.hasRemoteScheme(shards[$0].path) }
+        let remoteFolder =
+            remoteUsed ? try ShardCacheFolder.named(options.cacheDirectory, limit: options.cacheLimit) : nil
+        choice = try Self.accountForRemote(
+            choice, requested: strategy, shards: shards, used: used, folder: remoteFolder)
         if !compressedIDs.isEmpty {
             (choice, cacheCapacity, cacheFolder, streamOnly) = try Self.accountForCompression(
                 choice, requested: strategy, shards: shards, used: used, seekTables: seekTables, memory: memory,
@@ -521,7 +541,7 @@ public final class Dataset: Sendable {
         return Prepared(
             plan: plan, reader: reader, table: table, locations: locations, splitIndexes: splitIndexes,
             splitID: splitID, shards: shards, shardNumbers: numbers, used: used, seekTables: seekTables,
-            cacheCapacity: cacheCapacity, cacheFolder: cacheFolder, streamOnly: streamOnly)
+            cacheCapacity: cacheCapacity, cacheFolder: cacheFolder, streamOnly: streamOnly, remoteFolder: remoteFolder)
     }
 
     /// The choice adjusted for the selection's compressed shards, the RAM for whole decompressed
@@ -585,9 +605,7 @@ public final class Dataset: Sendable {
                 // of what is available, at most.
                 capacity = max(largest, min(available / 4, largest * 4))
                 if !sequential { notes.append("\(some) into a RAM cache of \(formatBytes(capacity))") }
-            } else if let named = try options.cacheDirectory.map({
-                try ShardCacheFolder(path: $0, limit: options.cacheLimit ?? ShardCacheFolder.defaultLimit)
-            }) ?? ShardCacheFolder.fromEnvironment() {
+            } else if let named = try ShardCacheFolder.named(options.cacheDirectory, limit: options.cacheLimit) {
                 folder = named
                 if !sequential {
                     notes.append(
@@ -609,28 +627,21 @@ public final class Dataset: Sendable {
     }
 
     /// The choice adjusted for the selection's remote shards: `auto` picks `remote` (one range
-    /// request a sample, never a preload over the network); `mmap` and `pread` asked for by name
-    /// apply to the local shards, and the reason says how the remote ones are read; `memory` is
-    /// refused.
+    /// request a sample, or whole copies in the cache `folder`; never a preload over the network);
+    /// `mmap` and `pread` asked for by name apply to the local shards, and the reason says how the
+    /// remote ones are read; `memory` is refused.
     ///
     /// - Throws: ``DatasetError`` (`.invalidArgument`) for `memory` with a remote shard.
     private static func accountForRemote(
-        _ choice: StrategyChoice, requested: LoadingStrategy, shards: [ShardRecord], used: [Bool]
+        _ choice: StrategyChoice, requested: LoadingStrategy, shards: [ShardRecord], used: [Bool],
+        folder: ShardCacheFolder?
     ) throws -> StrategyChoice {
         let remoteShards = shards.indices.filter { used[$0] && RemoteLocation.hasRemoteScheme(shards[$0].path) }
         let remote = remoteShards.count
-        let compressed = remoteShards.filter { shards[$0].isCompressed }.count
         let local = used.filter { $0 }.count - remote
         guard remote > 0 else { return choice }
         let shardsText = "\(remote) shard\(remote == 1 ? " is" : "s are") remote"
-        var how =
-            compressed == remote
-            ? "every request is a range request sent with the ETag recorded at ingest (If-Match)"
-            : "each sample is one range request over its members, sent with the ETag recorded at ingest (If-Match)"
-        if compressed > 0 {
-            how +=
-                "; \(compressed == remote ? "they are" : "the \(compressed) compressed ones are") compressed, and read in range requests of \(RemoteShards.compressedChunk >> 20) MiB or more from where decompression can start"
-        }
+        let how = Self.remoteReadText(shards: remoteShards.map { shards[$0] }, folder: folder)
         switch requested {
         case .memory:
             let others = OptionSetting(.strategy, ["remote", "auto"])
@@ -639,16 +650,56 @@ public final class Dataset: Sendable {
                 "the memory strategy cannot preload remote shards (\(shardsText)); use \(others.text(.api))",
                 mentioning: [others])
         case .auto:
-            var reason = "remote: \(shardsText) (object storage or a web server): \(how)"
+            var reason = "remote: \(shardsText) (object storage or a web server)\(how)"
             if local > 0 { reason += "; the \(local) local shard\(local == 1 ? " is" : "s are") read with pread" }
             return StrategyChoice(strategy: .remote, reason: reason)
         case .remote:
-            return choice
+            guard folder != nil else { return choice }
+            var adjusted = choice
+            adjusted.reason += "; \(shardsText)\(how)"
+            return adjusted
         case .mmap, .pread:
             var adjusted = choice
-            adjusted.reason += "; \(shardsText): \(how)"
+            adjusted.reason += "; \(shardsText)\(how)"
             return adjusted
         }
+    }
+
+    /// How remote `shards` are read, for a reason (it starts with `": "` or `", "`): by range
+    /// requests, or, with `folder`, from whole copies there, except those larger than its limit.
+    private static func remoteReadText(shards: [ShardRecord], folder: ShardCacheFolder?) -> String {
+        guard let folder else { return ": " + rangesText(shards) }
+        let place = "the cache folder '\(MessageText.escaped(folder.path))'"
+        let larger = shards.filter { $0.size > folder.limit }
+        let copied = shards.count - larger.count
+        guard copied > 0 else {
+            return
+                ": \(larger.count == 1 ? "it is" : "all are") larger than the \(formatBytes(folder.limit)) limit of \(place), so \(rangesText(shards))"
+        }
+        var text =
+            ", cached whole in \(place) (limit \(formatBytes(folder.limit)), least recently used copies deleted first): each is downloaded once, with one GET sent with the ETag recorded at ingest (If-Match), then read from there with pread"
+        if !larger.isEmpty {
+            text +=
+                "; \(larger.count) shard\(larger.count == 1 ? " is" : "s are") larger than that limit: \(rangesText(larger))"
+        }
+        return text
+    }
+
+    /// How remote shards read by range requests are read: one request a sample over its members,
+    /// or, for compressed ones, requests of ``RemoteShards/compressedChunk`` bytes or more from
+    /// their seek points, frames or blocks.
+    private static func rangesText(_ shards: [ShardRecord]) -> String {
+        let ranges =
+            "each sample is one range request over its members, sent with the ETag recorded at ingest (If-Match)"
+        let compressed = shards.filter(\.isCompressed).count
+        let chunks =
+            "read in range requests of \(RemoteShards.compressedChunk >> 20) MiB or more from where decompression can start"
+        if compressed == 0 { return ranges }
+        if compressed == shards.count {
+            return
+                "every request is a range request sent with the ETag recorded at ingest (If-Match); \(compressed == 1 ? "it is" : "they are") compressed, and \(chunks)"
+        }
+        return ranges + "; the \(compressed) compressed ones are \(chunks)"
     }
 
     /// `".JPG"` → `"jpg"`; `".png"` stays `".png"` when a member has that extension (`y..png`).

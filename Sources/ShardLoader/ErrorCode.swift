@@ -6,7 +6,7 @@ import ShardRemote
 
 /// The kind of an error, as a stable number: the codes of the C ABI (`shardstore_status` in
 /// `shardstore.h`), which the Python package turns into exception classes. A code keeps its number
-/// and meaning for the life of ABI version 1.
+/// and meaning in every ABI version.
 ///
 /// ```swift
 /// do {

@@ -15,6 +15,12 @@ import Synchronization
 /// from ``source(_:)``: its seek points, frames or blocks are entered by range requests of a MiB
 /// or more, and one that cannot be entered in the middle is decompressed whole, once.
 ///
+/// With a ``ShardCacheFolder``, a remote shard is instead downloaded whole on its first read (one
+/// streaming GET sent with `If-Match` and the recorded ETag, written through ``AtomicFile``) into
+/// a copy named after its URL, size, ETag and Last-Modified, and read from there with `pread`, as
+/// a local shard is; later datasets (another epoch, another process) find the copy and send no
+/// request. A shard larger than the folder's limit is still read by range requests.
+///
 /// Safe to share between threads (the client keeps a connection per concurrent reader).
 final class RemoteShards: Sendable {
     /// One remote shard: its record, where it lives, and its bytes for a decompressor.
@@ -28,16 +34,21 @@ final class RemoteShards: Sendable {
     /// The shards, by shard number (the dataset's numbering); nil for a local shard.
     let infos: [Shard?]
     let client: RemoteClient
+    /// Where whole copies go, when a cache folder is named.
+    let folder: ShardCacheFolder?
+    /// The copies opened so far, by shard number (with a folder).
+    private let copies: WholeShardCache
 
     /// The remote shards among `records` and a client for them (from `configuration`, else from
     /// the environment and the AWS files, as the AWS tools read them); nil when no used shard is
-    /// remote.
+    /// remote. With `folder`, shards up to its limit are read from whole copies there.
     ///
     /// - Throws: ``DatasetError`` (`.invalidArgument`) for a stored location that does not parse,
     ///   or a configuration that cannot be resolved (a named profile that does not exist).
-    static func make(records: [ShardRecord], used: [Bool], configuration: RemoteConfiguration?, indexPath: String)
-        throws -> RemoteShards?
-    {
+    static func make(
+        records: [ShardRecord], used: [Bool], configuration: RemoteConfiguration?, indexPath: String,
+        folder: ShardCacheFolder? = nil
+    ) throws -> RemoteShards? {
         guard records.indices.contains(where: { used[$0] && RemoteLocation.hasRemoteScheme(records[$0].path) }) else {
             return nil
         }
@@ -64,7 +75,8 @@ final class RemoteShards: Sendable {
                 throw DatasetError(.invalidArgument, "\(error)")
             }
         }
-        return RemoteShards(infos: infos, client: RemoteClient(configuration: resolved), indexPath: indexPath)
+        return RemoteShards(
+            infos: infos, client: RemoteClient(configuration: resolved), indexPath: indexPath, folder: folder)
     }
 
     /// The compressed shards' range readers are made here, for `client` (a child process's own).
@@ -82,16 +94,25 @@ final class RemoteShards: Sendable {
 
     private let indexPath: String
 
-    private init(infos: [Shard?], client: RemoteClient, indexPath: String) {
+    private init(infos: [Shard?], client: RemoteClient, indexPath: String, folder: ShardCacheFolder?) {
         self.infos = Self.withReaders(infos, client: client)
         self.client = client
         self.indexPath = indexPath
+        self.folder = folder
+        copies = WholeShardCache(capacity: 0, folder: folder)
     }
 
     /// The same shards for a child process after `fork()`: a client without the parent's
-    /// connections.
+    /// connections, and no copies open or being downloaded (the child opens the folder's copies
+    /// again, and downloads what the parent had not finished).
     func forChildProcess() -> RemoteShards {
-        RemoteShards(infos: infos, client: client.forChildProcess(), indexPath: indexPath)
+        RemoteShards(infos: infos, client: client.forChildProcess(), indexPath: indexPath, folder: folder)
+    }
+
+    /// Whether remote shard `n` is read from a whole copy in the cache folder (it fits the limit).
+    func isCached(_ n: Int) -> Bool {
+        guard let folder, let shard = infos[n] else { return false }
+        return shard.record.size <= folder.limit
     }
 
     /// Whether shard `n` is remote.
@@ -101,10 +122,21 @@ final class RemoteShards: Sendable {
     /// How many compressed bytes a decompressor asks for per range request, at least.
     static let compressedChunk = 1 << 20
 
-    /// Shard `n`'s compressed bytes for ``CompressedShards``: range requests sent with `If-Match`;
-    /// nil when shard `n` is not a compressed remote shard.
-    func source(_ n: Int) -> CompressedSource? {
+    /// Whether shard `n` is a compressed remote shard (read through ``source(_:)``).
+    @inline(__always)
+    func isCompressed(_ n: Int) -> Bool { infos[n]?.compressed != nil }
+
+    /// Shard `n`'s compressed bytes for ``CompressedShards``: its copy in the cache folder
+    /// (downloaded first when missing) when it fits the folder's limit, else range requests sent
+    /// with `If-Match`; nil when shard `n` is not a compressed remote shard.
+    ///
+    /// - Throws: as ``read(_:into:at:)`` does when the copy is downloaded.
+    func source(_ n: Int) throws -> CompressedSource? {
         guard let shard = infos[n], let bytes = shard.compressed else { return nil }
+        if let folder, shard.record.size <= folder.limit {
+            let copy = try copies.copy(n) { WholeShard(file: try download(shard, into: folder)) }
+            return CompressedSource(copy.file!, path: shard.record.path)
+        }
         return CompressedSource(bytes, path: shard.record.path, chunkSize: Self.compressedChunk)
     }
 
@@ -128,25 +160,70 @@ final class RemoteShards: Sendable {
     /// The number of remote shards among the used ones.
     func count(used: [Bool]) -> Int { infos.indices.filter { used[$0] && infos[$0] != nil }.count }
 
-    /// Reads up to `buffer.count` bytes of remote shard `n` at `offset` with one range request
-    /// (fewer only at the end of the object); nil when shard `n` is not remote.
+    /// Reads up to `buffer.count` bytes of remote shard `n` at `offset` (fewer only at the end of
+    /// the object): from its copy in the cache folder (downloaded first when missing), or with one
+    /// range request; nil when shard `n` is not remote.
     ///
     /// - Throws: ``ShardChangedError`` when the object is no longer the one ingested (its ETag
-    ///   or size changed); `RemoteError` when the request fails after its retries.
+    ///   or size changed); `RemoteError` when the request fails after its retries; `IOError` when
+    ///   a copy cannot be written or read.
     func read(_ n: Int, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int? {
         guard let shard = infos[n] else { return nil }
         precondition(shard.compressed == nil, "a compressed remote shard is read through CompressedShards")
         let size = shard.record.size
         guard offset < size else { return 0 }
         let wanted = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(min(Int64(buffer.count), size - offset))])
-        let failure: RemoteError
+        if let folder, size <= folder.limit {
+            let copy = try copies.copy(n) { WholeShard(file: try download(shard, into: folder)) }
+            return try copy.copy(into: wanted, at: offset)
+        }
         do {
             return try client.read(shard.location, at: offset, into: wanted, ifMatch: shard.record.etag)
         } catch {
-            failure = error
+            throw changed(shard, error)
         }
-        guard failure.isShardChanged else { throw failure }
-        throw replaced(shard)
+    }
+
+    /// The copy of `shard` in `folder`, downloaded first when missing: one streaming GET with
+    /// `If-Match` and the recorded ETag (resumed from where it broke, with the same check), whose
+    /// size (and, without an ETag, Last-Modified) must be the recorded ones.
+    ///
+    /// - Throws: ``ShardChangedError`` when the object was replaced; `RemoteError`; `IOError`.
+    private func download(_ shard: Shard, into folder: ShardCacheFolder) throws -> ReadOnlyFile {
+        let record = shard.record
+        return try folder.copy(named: folder.remoteName(for: record), size: record.size) { out in
+            let stream: RemoteStream
+            do { stream = try client.openStream(shard.location, ifMatch: record.etag) } catch {
+                throw changed(shard, error)
+            }
+            if stream.info.size != record.size {
+                throw ShardChangedError(
+                    path: record.path, detail: "size \(record.size) bytes at ingest, \(stream.info.size) now",
+                    indexPath: indexPath)
+            }
+            if record.etag == nil, let recorded = record.lastModified, let now = stream.info.lastModifiedText,
+                recorded != now
+            {
+                throw ShardChangedError(
+                    path: record.path, detail: "Last-Modified was \(recorded) at ingest, \(now) now",
+                    indexPath: indexPath)
+            }
+            let piece = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+            defer { piece.deallocate() }
+            while true {
+                let got: Int
+                do { got = try stream.read(into: piece) } catch { throw changed(shard, error) }
+                if got == 0 { break }
+                try out.write(UnsafeRawBufferPointer(rebasing: piece[0..<got]))
+            }
+        }
+    }
+
+    /// `error` as a ``ShardChangedError`` when the server refused the recorded ETag (HTTP 412);
+    /// otherwise `error` itself.
+    private func changed(_ shard: Shard, _ error: any Error) -> any Error {
+        guard (error as? RemoteError)?.isShardChanged == true else { return error }
+        return replaced(shard)
     }
 }
 

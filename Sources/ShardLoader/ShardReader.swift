@@ -77,11 +77,21 @@ public final class ShardReader: Sendable {
     private let numbers: [Int64: Int]
 
     /// A reader for the shards recorded in `index`; remote shards are reached as `configuration`
-    /// says (nil: from the environment and the AWS files).
+    /// says (nil: from the environment and the AWS files), and read from whole copies in the cache
+    /// folder `cacheDirectory` (downloaded on first use, at most `cacheLimit` bytes of copies, as
+    /// ``Dataset/Options/cacheDirectory`` does; nil reads `SHARDSTORE_CACHE_DIR`, and without one,
+    /// by range requests).
+    ///
+    /// ```swift
+    /// let shards = try ShardReader(index: reader, cacheDirectory: "/scratch/cache")
+    /// ```
     ///
     /// - Throws: `IOError` when the index's folder cannot be resolved; ``DatasetError`` when a
-    ///   remote shard's location or the remote configuration cannot be used.
-    public init(index: IndexReader, remote configuration: RemoteConfiguration? = nil) throws {
+    ///   remote shard's location, the remote configuration or the cache folder cannot be used.
+    public init(
+        index: IndexReader, remote configuration: RemoteConfiguration? = nil, cacheDirectory: String? = nil,
+        cacheLimit: Int64? = nil
+    ) throws {
         indexPath = index.path
         indexDirectory = try Paths.real(Paths.directory(of: Paths.absolute(index.path)))
         var byID: [Int64: ShardRecord] = [:]
@@ -101,9 +111,10 @@ public final class ShardReader: Sendable {
             records: records, paths: records.map { Paths.resolveStoredShardPath($0.path, indexDirectory: directory) },
             used: records.map(\.isCompressed), tables: try index.seekTables(forShards: packed), indexPath: index.path,
             cacheCapacity: 0, streamOnly: true)
+        let isRemote = records.map { RemoteLocation.hasRemoteScheme($0.path) }
         remote = try RemoteShards.make(
-            records: records, used: records.map { RemoteLocation.hasRemoteScheme($0.path) },
-            configuration: configuration, indexPath: index.path)
+            records: records, used: isRemote, configuration: configuration, indexPath: index.path,
+            folder: isRemote.contains(true) ? try ShardCacheFolder.named(cacheDirectory, limit: cacheLimit) : nil)
     }
 
     /// The shard record with row id `id`.
@@ -154,8 +165,9 @@ public final class ShardReader: Sendable {
         let count = header + Int(location.length)
         let bytes: [UInt8]
         let shardPath: String
-        if let remote, let n = numbers[location.shardID], remote.isRemote(n), remote.source(n) == nil {
-            // One range request for the header and the data, sent with the recorded ETag.
+        if let remote, let n = numbers[location.shardID], remote.isRemote(n), !remote.isCompressed(n) {
+            // One range request for the header and the data, sent with the recorded ETag (or a
+            // read of the shard's copy in the cache folder).
             var buffer = [UInt8](repeating: 0, count: count)
             let got = try buffer.withUnsafeMutableBytes {
                 try remote.read(n, into: $0, at: location.dataOffset - Int64(header))!
@@ -172,7 +184,7 @@ public final class ShardReader: Sendable {
         } else if let compressed, let n = numbers[location.shardID], compressed.isCompressed(n) {
             // A local file, or a remote object entered by range requests.
             let source: CompressedSource
-            if let remote, let remoteSource = remote.source(n) {
+            if let remote, let remoteSource = try remote.source(n) {
                 source = remoteSource
             } else {
                 source = CompressedSource(try file(forShard: location.shardID))

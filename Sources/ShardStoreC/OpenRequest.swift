@@ -14,8 +14,11 @@ struct OpenRequest {
 
     /// Reads `path` and `options` (nil: the defaults).
     ///
+    /// Options from a caller built against ABI version 1 (a `struct_size` that ends before
+    /// `cache_dir`) are read as far as they go; the later fields count as NULL.
+    ///
     /// - Throws: ``DatasetError`` (`.invalidArgument`) naming the field that is wrong;
-    ///   `MemorySizeError` for a `memory_limit` that is not a size.
+    ///   `MemorySizeError` for a `memory_limit` or `cache_limit` that is not a size.
     init(path: UnsafePointer<CChar>?, options: UnsafePointer<shardstore_open_options>?) throws {
         guard let path else { throw DatasetError(.invalidArgument, "index_path is NULL; pass the index file's path") }
         self.path = try Self.text(path, field: "index_path")
@@ -27,13 +30,20 @@ struct OpenRequest {
             return
         }
         let size = Int(options.pointee.struct_size)
-        guard size >= MemoryLayout<shardstore_open_options>.size else {
+        let full = MemoryLayout<shardstore_open_options>.size
+        // Version 1's struct ends where cache_dir starts.
+        let first = MemoryLayout<shardstore_open_options>.offset(of: \.cache_dir)!
+        guard size >= first else {
             throw DatasetError(
                 .invalidArgument,
-                "options->struct_size is \(size), less than the \(MemoryLayout<shardstore_open_options>.size) bytes of shardstore_open_options in ABI version \(SHARDSTORE_ABI_VERSION); fill the options with shardstore_open_options_init() first"
+                "options->struct_size is \(size), less than the \(first) bytes of shardstore_open_options in ABI version 1 (\(full) in version \(SHARDSTORE_ABI_VERSION)); fill the options with shardstore_open_options_init() first"
             )
         }
-        let o = options.pointee
+        // Only the bytes the caller has: the fields after them stay zero (NULL).
+        var o = shardstore_open_options()
+        withUnsafeMutableBytes(of: &o) {
+            $0.copyMemory(from: UnsafeRawBufferPointer(start: options, count: min(size, full)))
+        }
         split = try o.split.map { try Self.text($0, field: "options->split") }
         extensions = try Self.extensions(o.extensions, count: o.extension_count)
         strategy = try Self.strategy(o.strategy)
@@ -48,6 +58,15 @@ struct OpenRequest {
             }
             figures.overrideName = "options->memory_limit"
             settings.memory = figures
+        }
+        settings.cacheDirectory = try o.cache_dir.map { try Self.text($0, field: "options->cache_dir") }
+        if let limit = o.cache_limit {
+            do {
+                settings.cacheLimit = try MemoryProbe.parseSize(try Self.text(limit, field: "options->cache_limit"))
+            } catch var error as MemorySizeError {
+                error.variable = "options->cache_limit"
+                throw error
+            }
         }
         self.options = settings
     }

@@ -73,6 +73,8 @@ struct ExportCommand: ParsableCommand {
 
     @OptionGroup(title: "Remote shards") var remote: RemoteOptions
 
+    @OptionGroup(title: "Cache folder") var cache: CacheOptions
+
     @Flag(help: "Print nothing but errors.")
     var quiet = false
 
@@ -92,10 +94,11 @@ struct ExportCommand: ParsableCommand {
 
     func run() throws {
         installInterruptHandlers()
+        var options = Dataset.Options(remote: try remote.configuration())
+        try cache.apply(to: &options)
         let request = ExportRequest(
             index: index, out: out, splits: splits, extensions: extensions.isEmpty ? nil : extensions,
-            overwrite: overwrite, strategy: strategy,
-            options: Dataset.Options(remote: try remote.configuration()))
+            overwrite: overwrite, strategy: strategy, options: options)
         let progress = !quiet && Terminal.stderrIsTerminal ? Self.progressRenderer() : nil
         let cancelled: @Sendable () -> Bool = { interruptRequested.load(ordering: .relaxed) }
         let report: ExportReport

@@ -10,11 +10,12 @@ struct InfoCommand: ParsableCommand {
         commandName: "info",
         abstract: "Show what an index holds: samples, members, shards, bytes, extensions, splits, metadata.",
         discussion: """
-            With --strategy, shows instead how a dataset on the index would be read: the strategy auto picks (memory, mmap or pread) and why, with the figures it used, and how positions are resolved. --split, --ext and --memory-limit change the selection and the memory counted on, as they do for `cat` and `bench`.
+            With --strategy, shows instead how a dataset on the index would be read: the strategy auto picks (memory, mmap, pread, or remote for shards in S3 or on a web server) and why, with the figures it used, and how positions are resolved. --split, --ext and --memory-limit change the selection and the memory counted on, and --cache the folder remote shards are copied into, as they do for `cat` and `bench`.
 
             Examples:
               shardstore info ds/index.sqlite
               shardstore info ds/index.sqlite --strategy --split train
+              shardstore info s3.sqlite --strategy --cache /scratch/cache
               SHARDSTORE_MEMORY_LIMIT=256M shardstore info ds/index.sqlite --strategy
             """)
 
@@ -35,12 +36,17 @@ struct InfoCommand: ParsableCommand {
     @Option(help: ArgumentHelp("With --strategy: the memory to count on (512M, 2G).", valueName: "size"))
     var memoryLimit: String?
 
+    @OptionGroup(title: "Cache folder (with --strategy)") var cache: CacheOptions
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
     func validate() throws {
         if !strategy, split != nil || !extensions.isEmpty || memoryLimit != nil {
             throw ValidationError("--split, --ext and --memory-limit go with --strategy.")
+        }
+        if !strategy, cache.directory != nil || cache.cacheLimit != nil {
+            throw ValidationError("--cache and --cache-limit go with --strategy.")
         }
     }
 
@@ -133,6 +139,7 @@ extension InfoCommand {
         var read = try ReadOptions.parse(memoryLimit.map { ["--memory-limit", $0] } ?? [])
         read.split = split
         read.extensions = extensions
+        read.cache = cache
         let options = try read.datasetOptions()
         let plan = try Dataset.plan(
             index: index, split: split, extensions: extensions.isEmpty ? nil : extensions, options: options)
@@ -242,10 +249,13 @@ struct GetCommand: ParsableCommand {
         discussion: """
             Select the sample by KEY, or by --index I (a global index, or a position in --split). With --ext, writes that member's bytes to stdout (or to -o FILE); without it, lists the sample's members: EXT LENGTH SHARD OFFSET, tab-separated.
 
+            With --cache DIR, a remote shard (S3, HTTP(S)) is downloaded whole into DIR on its first read, and later reads of it, by this and other commands, send no request.
+
             Examples:
               shardstore get ds/index.sqlite 000123 --ext jpg > 000123.jpg
               shardstore get ds/index.sqlite --index 0 --split val --ext json
               shardstore get ds/index.sqlite 000123
+              shardstore get s3.sqlite 000123 --ext jpg --cache /scratch/cache
             """)
 
     @Argument(help: "The index file.")
@@ -268,6 +278,8 @@ struct GetCommand: ParsableCommand {
 
     @OptionGroup(title: "Remote shards") var remote: RemoteOptions
 
+    @OptionGroup(title: "Cache folder") var cache: CacheOptions
+
     func validate() throws {
         if key == nil && position == nil { throw ValidationError("Please give a KEY or --index I.") }
         if key != nil && position != nil { throw ValidationError("Please give either a KEY or --index I, not both.") }
@@ -286,7 +298,9 @@ struct GetCommand: ParsableCommand {
             } else {
                 record = try reader.sample(forKey: SampleKey(bytes: RawArguments.bytes(of: key!)))
             }
-            let shards = try ShardReader(index: reader, remote: try remote.configuration())
+            let shards = try ShardReader(
+                index: reader, remote: try remote.configuration(), cacheDirectory: cache.directory,
+                cacheLimit: try cache.limit())
             guard let ext else {
                 for m in record.members {
                     let path = shards.shard(m.location.shardID)?.path ?? ""

@@ -44,9 +44,13 @@ struct ReadOptions: ParsableArguments {
 
     @OptionGroup(title: "Remote shards") var remote: RemoteOptions
 
-    /// The dataset options: `--memory-limit` overrides the system's figures and the environment.
+    @OptionGroup(title: "Cache folder") var cache: CacheOptions
+
+    /// The dataset options: `--memory-limit` overrides the system's figures and the environment;
+    /// `--cache` and `--cache-limit` name the cache folder.
     func datasetOptions() throws -> Dataset.Options {
         var options = Dataset.Options(lookup: lookup.mode, remote: try remote.configuration())
+        try cache.apply(to: &options)
         if let memoryLimit {
             var figures = try MemoryProbe.read()
             figures.override = try MemoryProbe.parseSize(memoryLimit)
@@ -129,6 +133,7 @@ struct CatCommand: ParsableCommand {
             Examples:
               shardstore cat ds/index.sqlite --split val --ext txt > val.txt
               shardstore cat ds/index.sqlite --ext cls | sort | uniq -c
+              shardstore cat s3.sqlite --ext json --cache /scratch/cache > all.json
             """)
 
     @Argument(help: "The index file.")
@@ -198,6 +203,7 @@ struct BenchCommand: ParsableCommand {
               shardstore bench ds/index.sqlite --random 20000
               shardstore bench ds/index.sqlite --sequential --strategy pread --json
               shardstore bench ds/index.sqlite --loader --batch-size 256 --shuffle --seed 1
+              shardstore bench s3.sqlite --sequential --cache /scratch/cache --verbose
               SHARDSTORE_MEMORY_LIMIT=256M shardstore bench ds/index.sqlite --random 20000 --verbose
             """)
 

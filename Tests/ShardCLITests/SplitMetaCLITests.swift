@@ -391,7 +391,7 @@ struct HelpCLITests {
         "help text at 80 columns keeps example commands whole and leaves no orphaned words",
         arguments: [
             ["--help"], ["ingest", "--help"], ["ls", "--help"], ["get", "--help"], ["split", "--help"],
-            ["meta", "--help"],
+            ["meta", "--help"], ["cat", "--help"], ["info", "--help"],
         ])
     func wrapping(arguments: [String]) throws {
         let result = try Self.help(arguments)

@@ -110,7 +110,8 @@ final class OpenOptions {
 
     init(
         strategy: String? = nil, lookup: String? = nil, split: String? = nil, extensions: [String]? = nil,
-        memoryLimit: String? = nil, verifyHeaders: Bool = true
+        memoryLimit: String? = nil, verifyHeaders: Bool = true, cacheDirectory: String? = nil,
+        cacheLimit: String? = nil
     ) {
         list = .allocate(capacity: max(extensions?.count ?? 0, 1))
         shardstore_open_options_init(&options)
@@ -119,6 +120,8 @@ final class OpenOptions {
         options.lookup = lookup.map { keep($0) }
         options.split = split.map { keep($0) }
         options.memory_limit = memoryLimit.map { keep($0) }
+        options.cache_dir = cacheDirectory.map { keep($0) }
+        options.cache_limit = cacheLimit.map { keep($0) }
         if let extensions {
             for (i, e) in extensions.enumerated() { list[i] = keep(e) }
             options.extensions = UnsafePointer(list)

@@ -29,10 +29,11 @@ import Testing
         var options = shardstore_open_options()
         memset(&options, 0xab, MemoryLayout<shardstore_open_options>.size)
         shardstore_open_options_init(&options)
-        #expect(options.struct_size == 56)
+        #expect(options.struct_size == 72)
         #expect(options.verify_headers == 1)
         #expect(options.split == nil && options.extensions == nil && options.extension_count == 0)
         #expect(options.strategy == nil && options.lookup == nil && options.memory_limit == nil)
+        #expect(options.cache_dir == nil && options.cache_limit == nil)
         shardstore_open_options_init(nil)
     }
 
@@ -92,7 +93,7 @@ import Testing
                 == Outcome(
                     status: SHARDSTORE_INVALID_ARGUMENT,
                     message:
-                        "info->struct_size is 8, less than the 64 bytes of shardstore_dataset_info in ABI version 1; set it to sizeof(shardstore_dataset_info)"
+                        "info->struct_size is 8, less than the 64 bytes of shardstore_dataset_info in ABI version 2; set it to sizeof(shardstore_dataset_info)"
                 ))
     }
 
@@ -205,8 +206,28 @@ import Testing
                 == Outcome(
                     status: SHARDSTORE_INVALID_ARGUMENT,
                     message:
-                        "options->struct_size is 0, less than the 56 bytes of shardstore_open_options in ABI version 1; fill the options with shardstore_open_options_init() first"
+                        "options->struct_size is 0, less than the 56 bytes of shardstore_open_options in ABI version 1 (72 in version 2); fill the options with shardstore_open_options_init() first"
                 ))
+        #expect(
+            open(fixture.index, OpenOptions(cacheDirectory: "/nonexistent/cache")).1
+                == Outcome(
+                    status: SHARDSTORE_INVALID_ARGUMENT,
+                    message:
+                        "the cache folder '/nonexistent/cache' does not exist or is not a folder; create it first (mkdir -p)"
+                ))
+        #expect(
+            open(fixture.index, OpenOptions(cacheDirectory: "/tmp", cacheLimit: "2X")).1
+                == Outcome(
+                    status: SHARDSTORE_INVALID_ARGUMENT,
+                    message:
+                        "options->cache_limit='2X' is not a memory size: unknown unit 'X'; use a byte count or a number with K, M, G or T (such as 512M, 2G or 1.5GiB)"
+                ))
+        // A caller built against ABI version 1: its struct ends before cache_dir, which is not read.
+        let version1 = OpenOptions(cacheDirectory: "/nonexistent/cache", cacheLimit: "2X")
+        version1.options.struct_size = 56
+        let (old, opened) = open(fixture.index, version1)
+        #expect(opened == .ok)
+        shardstore_close(old)
         let noList = OpenOptions()
         noList.options.extension_count = 2
         #expect(open(fixture.index, noList).1.status == SHARDSTORE_INVALID_ARGUMENT)

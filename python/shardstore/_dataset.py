@@ -42,12 +42,12 @@ def _extensions_tuple(extensions: Union[None, str, Iterable[str]]) -> Optional[T
     return result
 
 
-def _memory_limit_string(memory_limit: Union[None, int, str]) -> Optional[str]:
-    if memory_limit is None:
+def _size_string(size: Union[None, int, str], name: str = "memory_limit") -> Optional[str]:
+    if size is None:
         return None
-    if isinstance(memory_limit, bool) or not isinstance(memory_limit, (int, str)):
-        raise TypeError(f"memory_limit must be an int (bytes) or a str such as '2G', not {type(memory_limit).__name__}")
-    return str(memory_limit)
+    if isinstance(size, bool) or not isinstance(size, (int, str)):
+        raise TypeError(f"{name} must be an int (bytes) or a str such as '2G', not {type(size).__name__}")
+    return str(size)
 
 
 class Dataset(_native.Dataset):
@@ -82,6 +82,14 @@ class Dataset(_native.Dataset):
         lookup: how positions are found: ``"auto"``, ``"table"``, ``"file"`` or ``"statements"``.
         memory_limit: the memory ``"auto"`` may plan with: bytes (int) or a size (``"2G"``);
             None reads it from the system.
+        cache_dir: a folder (it must exist) for whole copies of shards: each remote shard is
+            downloaded into it on its first read (one GET, checked against the ETag recorded at
+            ingest) and read from there after, by this and later processes; compressed shards
+            too large for RAM are decompressed into it. None reads ``SHARDSTORE_CACHE_DIR``
+            (unset: remote shards are read by range requests).
+        cache_limit: the most bytes of copies kept in ``cache_dir``, least recently used deleted
+            first: bytes (int) or a size (``"50G"``); a remote shard larger than this is read by
+            range requests. None reads ``SHARDSTORE_CACHE_LIMIT`` (unset: 16G).
         decode: None (memoryviews), ``"numpy"`` (``.npy`` -> read-only ndarray without a copy,
             ``.json`` -> objects, ``.txt`` -> str, ``.cls`` -> int) or a callable
             ``decode(sample) -> Any`` applied to every sample read.
@@ -110,19 +118,24 @@ class Dataset(_native.Dataset):
         decode: Decoder = None,
         *,
         verify_headers: bool = True,
+        cache_dir: Optional[PathLike] = None,
+        cache_limit: Union[None, int, str] = None,
     ) -> None:
         extension_tuple = _extensions_tuple(extensions)
         self._arguments = (os.fspath(index), split, extension_tuple, strategy, lookup, memory_limit, decode)
         self._verify_headers = bool(verify_headers)
+        self._cache = (None if cache_dir is None else os.fspath(cache_dir), cache_limit)
         super().__init__(
             index,
             split,
             extension_tuple,
             strategy,
             lookup,
-            _memory_limit_string(memory_limit),
+            _size_string(memory_limit),
             self._verify_headers,
             resolve_decoder(decode),
+            self._cache[0],
+            _size_string(cache_limit, "cache_limit"),
         )
         self._info: Dict[str, Any] = super().info()
 
@@ -207,7 +220,7 @@ class Dataset(_native.Dataset):
 
     def __reduce__(self) -> Tuple[Any, ...]:
         """Pickles as the arguments (a spawned worker opens the index again)."""
-        return (_reopen, (type(self), self._arguments, self._verify_headers))
+        return (_reopen, (type(self), self._arguments, self._verify_headers, self._cache))
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{self._info['count']} samples, {self.strategy}"
@@ -215,8 +228,13 @@ class Dataset(_native.Dataset):
         return f"shardstore.Dataset({self.index!r}{split}) <{state}>"
 
 
-def _reopen(cls: Type[Dataset], arguments: Tuple[Any, ...], verify_headers: bool) -> Dataset:
-    return cls(*arguments, verify_headers=verify_headers)
+def _reopen(
+    cls: Type[Dataset],
+    arguments: Tuple[Any, ...],
+    verify_headers: bool,
+    cache: Tuple[Optional[PathLike], Union[None, int, str]] = (None, None),
+) -> Dataset:
+    return cls(*arguments, verify_headers=verify_headers, cache_dir=cache[0], cache_limit=cache[1])
 
 
 __all__ = ["Dataset", "Sample", "Key"]

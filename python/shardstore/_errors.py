@@ -13,7 +13,7 @@ from typing import Any, Dict, Tuple, Type
 
 
 class ErrorCode(enum.IntEnum):
-    """The status codes of shardstore.h (ABI version 1); stable numbers."""
+    """The status codes of shardstore.h ; stable numbers in every ABI version."""
 
     OK = 0
     INVALID_ARGUMENT = 1

@@ -46,6 +46,8 @@ class Dataset:
         memory_limit: Optional[str] = ...,
         verify_headers: bool = ...,
         decoder: Optional[Callable[[Dict[str, Any]], Any]] = ...,
+        cache_dir: Union[None, str, bytes] = ...,
+        cache_limit: Optional[str] = ...,
     ) -> None: ...
     @property
     def closed(self) -> bool: ...

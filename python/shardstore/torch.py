@@ -70,7 +70,8 @@ class ShardDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         loader = DataLoader(train, batch_size=64, shuffle=True, num_workers=4)
 
     Args:
-        index, split, extensions, strategy, lookup, memory_limit, decode: as ``shardstore.Dataset``.
+        index, split, extensions, strategy, lookup, memory_limit, decode, cache_dir, cache_limit: as
+            ``shardstore.Dataset``.
         transform: applied to each (decoded) sample in the worker; without one, samples go
             through :func:`portable` (memoryviews -> bytes, read-only arrays -> copies).
 
@@ -89,10 +90,13 @@ class ShardDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         memory_limit: Union[None, int, str] = None,
         decode: Decoder = None,
         transform: Optional[Callable[[Any], Any]] = None,
+        *,
+        cache_dir: Optional[PathLike] = None,
+        cache_limit: Union[None, int, str] = None,
     ) -> None:
         self.index = os.fspath(index)
         self.options: Dict[str, Any] = _dataset_options(split, extensions, strategy, lookup)
-        self.options.update(memory_limit=memory_limit, decode=decode)
+        self.options.update(memory_limit=memory_limit, decode=decode, cache_dir=cache_dir, cache_limit=cache_limit)
         self.transform = transform
         self._dataset: Optional[Dataset] = None
         self._length: Optional[int] = None

@@ -351,18 +351,20 @@ static int optional_utf8(PyObject *object, const char *name, PyObject **bytes) {
 
 PyDoc_STRVAR(Dataset_init_doc,
              "Dataset(index, split=None, extensions=None, strategy=None, lookup=None, memory_limit=None,\n"
-             "        verify_headers=True, decoder=None)\n\n"
-             "Opens an index (shardstore_open). extensions is a sequence of str; memory_limit a str\n"
-             "(\"2G\" or a byte count); decoder None or a callable applied to each sample read.");
+             "        verify_headers=True, decoder=None, cache_dir=None, cache_limit=None)\n\n"
+             "Opens an index (shardstore_open). extensions is a sequence of str; memory_limit and\n"
+             "cache_limit a str (\"2G\" or a byte count); cache_dir a str or bytes path; decoder None\n"
+             "or a callable applied to each sample read.");
 
 static int Dataset_init(DatasetObject *self, PyObject *args, PyObject *kwargs) {
-    static char *keywords[] = {"index",  "split",        "extensions",     "strategy", "lookup",
-                               "memory_limit", "verify_headers", "decoder", NULL};
+    static char *keywords[] = {"index",  "split",          "extensions", "strategy",  "lookup",      "memory_limit",
+                               "verify_headers", "decoder", "cache_dir", "cache_limit", NULL};
     PyObject *path = NULL, *split = Py_None, *extensions = Py_None, *strategy = Py_None, *lookup = Py_None;
-    PyObject *memory_limit = Py_None, *decoder = Py_None;
+    PyObject *memory_limit = Py_None, *decoder = Py_None, *cache_dir = Py_None, *cache_limit = Py_None;
     int verify_headers = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|OOOOOpO", keywords, PyUnicode_FSConverter, &path, &split,
-                                     &extensions, &strategy, &lookup, &memory_limit, &verify_headers, &decoder)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|OOOOOpOOO", keywords, PyUnicode_FSConverter, &path, &split,
+                                     &extensions, &strategy, &lookup, &memory_limit, &verify_headers, &decoder,
+                                     &cache_dir, &cache_limit)) {
         return -1;
     }
     if (self->dataset != NULL) {
@@ -377,14 +379,18 @@ static int Dataset_init(DatasetObject *self, PyObject *args, PyObject *kwargs) {
     }
     int result = -1;
     PyObject *split_bytes = NULL, *strategy_bytes = NULL, *lookup_bytes = NULL, *limit_bytes = NULL;
+    PyObject *cache_dir_bytes = NULL, *cache_limit_bytes = NULL;
     PyObject *extension_list = NULL;
     const char **extension_pointers = NULL;
     Py_ssize_t extension_count = 0;
     if (optional_utf8(split, "split", &split_bytes) < 0 || optional_utf8(strategy, "strategy", &strategy_bytes) < 0 ||
         optional_utf8(lookup, "lookup", &lookup_bytes) < 0 ||
-        optional_utf8(memory_limit, "memory_limit", &limit_bytes) < 0) {
+        optional_utf8(memory_limit, "memory_limit", &limit_bytes) < 0 ||
+        optional_utf8(cache_limit, "cache_limit", &cache_limit_bytes) < 0) {
         goto done;
     }
+    /* A path: str (encoded as the file system does) or bytes, as for the index. */
+    if (cache_dir != Py_None && !PyUnicode_FSConverter(cache_dir, &cache_dir_bytes)) goto done;
     if (extensions != Py_None) {
         if (PyUnicode_Check(extensions) || PyBytes_Check(extensions)) {
             PyErr_SetString(PyExc_TypeError, "extensions must be a sequence of str, such as [\"jpg\", \"cls\"]");
@@ -423,6 +429,8 @@ static int Dataset_init(DatasetObject *self, PyObject *args, PyObject *kwargs) {
     options.strategy = strategy_bytes != NULL ? PyBytes_AS_STRING(strategy_bytes) : NULL;
     options.lookup = lookup_bytes != NULL ? PyBytes_AS_STRING(lookup_bytes) : NULL;
     options.memory_limit = limit_bytes != NULL ? PyBytes_AS_STRING(limit_bytes) : NULL;
+    options.cache_dir = cache_dir_bytes != NULL ? PyBytes_AS_STRING(cache_dir_bytes) : NULL;
+    options.cache_limit = cache_limit_bytes != NULL ? PyBytes_AS_STRING(cache_limit_bytes) : NULL;
 
     shardstore_dataset *dataset = NULL;
     char *error = NULL;
@@ -449,6 +457,8 @@ done:
     Py_XDECREF(strategy_bytes);
     Py_XDECREF(lookup_bytes);
     Py_XDECREF(limit_bytes);
+    Py_XDECREF(cache_dir_bytes);
+    Py_XDECREF(cache_limit_bytes);
     Py_XDECREF(extension_list);
     PyMem_Free(extension_pointers);
     return result;
@@ -1673,7 +1683,8 @@ static struct PyModuleDef native_module = {
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
-    if (shardstore_abi_version() != SHARDSTORE_ABI_VERSION) {
+    /* A newer library reads an older caller's structs (they only grow at their end). */
+    if (shardstore_abi_version() < SHARDSTORE_ABI_VERSION) {
         PyErr_Format(PyExc_ImportError,
                      "libShardStoreC has ABI version %u but shardstore._native was built for %d; "
                      "reinstall the shardstore package",

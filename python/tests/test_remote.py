@@ -257,6 +257,97 @@ def test_retries_and_a_dead_server(shardstore_bin: str, local: Expected, tmp_pat
     assert "stat failed" in dead.stderr
 
 
+def test_cache_folder_downloads_each_shard_once_and_reads_like_tarfile(
+    shardstore_bin: str, shardstore_module, local: Expected, web: Server, tmp_path: Path
+):
+    import pickle
+    import tarfile
+
+    index = tmp_path / "web.sqlite"
+    run_cli(shardstore_bin, "ingest", str(index), f"{web.url}/shard-{{000..002}}.tar", "--quiet")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    with shardstore_module.Dataset(index, cache_dir=cache, cache_limit="1G") as ds:
+        assert ds.strategy == "remote"
+        assert f"cached whole in the cache folder '{cache}' (limit 1.1 GB" in ds.reason
+        for position, key in enumerate(local.keys):
+            assert_sample(ds[position], local, key, position)
+        # The bytes tarfile reads from the shard itself, member by member.
+        last = local.keys[-1]
+        with tarfile.open(local.folder / local.shard_of[last]) as tar:
+            for member in tar.getmembers():
+                if member.name.encode("utf-8", "surrogateescape").startswith(last + b"."):
+                    ext = member.name.rsplit("/", 1)[-1].split(".", 1)[1].lower()
+                    assert bytes(ds[-1][ext]) == tar.extractfile(member).read()  # type: ignore[union-attr]
+        # Pickled (a spawned worker), the dataset keeps its cache folder.
+        again = pickle.loads(pickle.dumps(ds))
+        assert f"cache folder '{cache}'" in again.reason
+        again.close()
+    copies = sorted(path.name for path in cache.iterdir())
+    assert [name.split("-")[0] + "-" + name.split("-")[1] for name in copies] == [shard.name for shard in local.shards]
+    for shard in local.shards:
+        [copy] = [path for path in cache.iterdir() if path.name.startswith(shard.name + "-")]
+        assert copy.read_bytes() == shard.read_bytes()
+    with pytest.raises(TypeError, match="cache_limit must be an int"):
+        shardstore_module.Dataset(index, cache_dir=cache, cache_limit=1.5)
+    with pytest.raises(shardstore_module.InvalidArgumentError, match="does not exist or is not a folder"):
+        shardstore_module.Dataset(index, cache_dir=tmp_path / "missing")
+
+
+def test_cli_reads_remote_shards_through_a_cache_folder(
+    shardstore_bin: str, local: Expected, tmp_path: Path
+):
+    # A server of its own, stopped half-way: reads after that come from the folder alone.
+    served = tmp_path / "served"
+    served.mkdir()
+    for shard in local.shards:
+        (served / shard.name).write_bytes(shard.read_bytes())
+    server = Server("http", str(served))
+    index = tmp_path / "web.sqlite"
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    try:
+        run_cli(shardstore_bin, "ingest", str(index), f"{server.url}/shard-{{000..002}}.tar", "--quiet")
+        info = run_cli(shardstore_bin, "info", str(index), "--strategy", "--cache", str(cache))
+        assert f"reason     remote: 3 shards are remote (object storage or a web server), cached whole in the cache folder '{cache}'" in info
+        key = local.keys[5]
+        for ext, data in local.members[key].items():
+            got = subprocess.run(
+                [shardstore_bin, "get", str(index), key_text(key), "--ext", ext, "--cache", str(cache)],
+                capture_output=True,
+                check=True,
+            ).stdout
+            assert got == data
+        assert [path.name.startswith(local.shard_of[key] + "-") for path in cache.iterdir()] == [True]
+        texts = subprocess.run(
+            [shardstore_bin, "cat", str(index), "--ext", "txt", "--cache", str(cache), "--verbose"],
+            capture_output=True,
+            check=True,
+        )
+        assert texts.stdout == b"".join(local.members[k]["txt"] for k in local.keys if "txt" in local.members[k])
+        assert b"cached whole in the cache folder" in texts.stderr
+        assert len(list(cache.iterdir())) == 3
+    finally:
+        server.stop()
+    # The server is gone: with the folder, get and bench still read; without it they fail.
+    offline = subprocess.run(
+        [shardstore_bin, "get", str(index), key_text(local.keys[0]), "--ext", "txt", "--cache", str(cache)],
+        capture_output=True,
+    )
+    assert offline.returncode == 0 and offline.stdout == local.members[local.keys[0]]["txt"], offline.stderr
+    bench = json.loads(run_cli(shardstore_bin, "bench", str(index), "--sequential", "--json", "--cache", str(cache)))
+    assert bench["checksum"] == checksum(local, local.keys)
+    refused = subprocess.run(
+        [shardstore_bin, "get", str(index), key_text(local.keys[0]), "--ext", "txt", "--attempts", "1"],
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode != 0 and server.url in refused.stderr
+    # A limit below a shard's size: range requests, and the reason says so.
+    small = run_cli(shardstore_bin, "info", str(index), "--strategy", "--cache", str(cache), "--cache-limit", "1K")
+    assert "all are larger than the 1.0 kB limit of the cache folder" in small
+
+
 @pytest.mark.parametrize("name", ["gzip", "xz-blocks", "zstd"])
 def test_s3_compressed_shards_equal_a_local_ingest(
     shardstore_bin: str, shardstore_module, local: Expected, aws: Server, tmp_path: Path, name: str

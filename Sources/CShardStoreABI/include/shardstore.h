@@ -22,7 +22,10 @@
  *   child never waits on a thread that is gone. Leases taken before the fork stay valid in both.
  *   Loaders (shardstore_loader_*) have reader threads: they belong to the process that made them.
  * - Versions: SHARDSTORE_ABI_VERSION changes whenever a signature, a struct layout or the meaning
- *   of a code changes. Check shardstore_abi_version() == SHARDSTORE_ABI_VERSION after loading.
+ *   of a code changes. A struct that starts with struct_size only grows, at its end, and the
+ *   library reads what the caller's struct_size covers: a caller built against an earlier version
+ *   keeps working. Check shardstore_abi_version() >= SHARDSTORE_ABI_VERSION after loading.
+ *   Version 2 added cache_dir and cache_limit to shardstore_open_options.
  */
 #ifndef SHARDSTORE_H
 #define SHARDSTORE_H
@@ -34,9 +37,9 @@
 extern "C" {
 #endif
 
-#define SHARDSTORE_ABI_VERSION 1
+#define SHARDSTORE_ABI_VERSION 2
 
-/* Status codes. Stable: a code keeps its number and meaning for the life of ABI version 1. */
+/* Status codes. Stable: a code keeps its number and meaning in every ABI version. */
 typedef enum shardstore_status {
     SHARDSTORE_OK = 0,
     /* An argument is not valid: an unknown strategy or lookup name, a bad memory limit, a
@@ -105,6 +108,16 @@ typedef struct shardstore_open_options {
     /* The memory this process may use, as a byte count or a size ("512M", "2GiB"), or NULL to
        read it from the system (MemAvailable, cgroup limits, SHARDSTORE_MEMORY_LIMIT). */
     const char *memory_limit;
+    /* Since ABI version 2 (a version-1 caller's struct_size ends before them; they count as NULL). */
+    /* A folder (it must exist) for whole copies of shards, or NULL for SHARDSTORE_CACHE_DIR (unset:
+       none). Remote shards are downloaded into it on their first read (one GET, checked against the
+       ETag recorded at ingest) and read from there after, by this and later processes; compressed
+       shards too large for RAM are decompressed into it. */
+    const char *cache_dir;
+    /* The most bytes of copies kept in cache_dir (least recently used deleted first; a remote shard
+       larger than this is read by range requests), as a byte count or a size ("50G"), or NULL for
+       SHARDSTORE_CACHE_LIMIT (unset: 16G). */
+    const char *cache_limit;
 } shardstore_open_options;
 
 /* One member of a leased sample. */
