@@ -399,6 +399,15 @@ def test_compressed_shards_over_http_equal_tarfile(
         checked = subprocess.run([shardstore_bin, "verify", str(expected.index), "--data"], capture_output=True)
         assert checked.returncode == 0 and b"0 problems" in checked.stdout, checked
 
+        # With a cache folder: each compressed object is downloaded once and read from its copy.
+        cache = tmp_path / "cache"
+        cache.mkdir()
+        with shardstore_module.Dataset(expected.index, cache_dir=str(cache)) as ds:
+            assert "cached whole in the cache folder" in ds.reason, ds.reason
+            _assert_reads(ds, expected)
+        copies = sorted(path.stat().st_size for path in cache.iterdir())
+        assert copies == sorted((folder / f"shard-00{n}{suffix}").stat().st_size for n in range(3))
+
         # Replaced after ingest (other bytes, so another ETag): refused, never other bytes.
         victim = folder / f"shard-001{suffix}"
         victim.write_bytes(victim.read_bytes() + b"changed")
