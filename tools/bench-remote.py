@@ -8,7 +8,11 @@ with an access log of each request's bytes sent. For each data set: `shardstore 
 shards over HTTP (brace range), then per repetition, every run crc32-ing every member byte of the
 same K = 20,000 random samples (the bench's indices file) or one epoch:
 
-  shardstore remote, 1 / 32 in flight   `shardstore bench --indices FILE --threads 1|32` (range GETs)
+  shardstore remote, 1 in flight        `shardstore bench --indices FILE` (one range GET at a time)
+  shardstore remote, 32 in flight       `bench --indices FILE --threads 2 --in-flight 16`: 2 reader
+                                        threads, each driving 16 range GETs at once (libcurl's
+                                        multi interface); also 32 on 1 thread, and 32 threads with
+                                        one request each
   shardstore local                      the same indices over the local tars (auto)
   python urllib3, 1 / 32 in flight      a urllib3 PoolManager, one range GET per sample over its
                                         members (offsets from our index with sqlite3), crc32 in
@@ -194,6 +198,11 @@ def main():
             plan = [
                 ("shardstore remote, 1 in flight", [a.bin, "bench", remote, "--indices", indices, "--json"], True),
                 ("shardstore remote, 32 in flight",
+                 [a.bin, "bench", remote, "--indices", indices, "--threads", "2", "--in-flight", "16", "--json"],
+                 True),
+                ("shardstore remote, 32 in flight on 1 thread",
+                 [a.bin, "bench", remote, "--indices", indices, "--in-flight", "32", "--json"], True),
+                ("shardstore remote, 32 threads",
                  [a.bin, "bench", remote, "--indices", indices, "--threads", "32", "--json"], True),
                 ("shardstore local (auto)", [a.bin, "bench", local, "--indices", indices, "--json"], False),
                 ("python urllib3, 1 in flight", [a.python, peer_script, remote, indices, "1", "urllib3"], True),

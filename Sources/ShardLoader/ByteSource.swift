@@ -45,10 +45,15 @@ protocol ByteSource: Sendable {
 
     /// Tells the source a front-to-back pass starts (`true`) or ends (`false`).
     func sequentialPass(_ starting: Bool)
+
+    /// The remote shards the source reads by range requests (nil: none).
+    var remoteShards: RemoteShards? { get }
 }
 
 extension ByteSource {
     func sequentialPass(_ starting: Bool) {}
+
+    var remoteShards: RemoteShards? { nil }
 }
 
 /// What is checked when a source reads a member: whether headers are checked at all, and the index
@@ -185,6 +190,8 @@ struct SplitSource: ByteSource {
         mapped.sequentialPass(starting)
         file.sequentialPass(starting)
     }
+
+    var remoteShards: RemoteShards? { file.remote }
 }
 
 /// The `pread` strategy's source: each sample is read, with its members' header blocks, into a
@@ -198,6 +205,26 @@ struct FileSource: ByteSource {
     /// The dataset's remote shards, read by range requests; nil when none is used.
     var remote: RemoteShards? = nil
 
+    /// The one read that covers a sample's members with their headers (`header` bytes before
+    /// each), when they lie in one shard with small gaps (tar headers and padding) between them;
+    /// nil when they are read one by one. `total` is what the members and headers add up to.
+    static func coalescedRead(
+        _ rows: UnsafeBufferPointer<PackedMember>, _ lengths: UnsafeBufferPointer<Int>, header: Int
+    ) -> (shard: Int, low: Int64, span: Int)? {
+        guard !rows.isEmpty else { return nil }
+        var total = 0
+        var low = Int64.max
+        var high = Int64.min
+        for i in 0..<rows.count {
+            guard rows[i].shard == rows[0].shard, rows[i].offset >= Int64(header) else { return nil }
+            total += header + lengths[i]
+            low = min(low, rows[i].offset - Int64(header))
+            high = max(high, rows[i].offset + Int64(lengths[i]))
+        }
+        let span = Int(high - low)
+        return span - total <= max(64 << 10, total) ? (Int(rows[0].shard), low, span) : nil
+    }
+
     func locate(_ reads: MemberReads, window: ReadWindow?, into slots: UnsafeMutableBufferPointer<UnsafeRawPointer?>)
         throws -> AnyObject?
     {
@@ -206,19 +233,23 @@ struct FileSource: ByteSource {
         guard !rows.isEmpty else { return nil }
         let header = policy.headerBytes
         var total = 0
-        var low = Int64.max
-        var high = Int64.min
-        var oneShard = true
         for i in 0..<rows.count {
             guard rows[i].offset >= Int64(header) else { throw policy.noRoomForHeader(rows[i], reads) }
             total += header + lengths[i]
-            low = min(low, rows[i].offset - Int64(header))
-            high = max(high, rows[i].offset + Int64(lengths[i]))
-            oneShard = oneShard && rows[i].shard == rows[0].shard
         }
         // One read over the span when the gaps (tar headers and padding) are small.
-        let span = Int(high - low)
-        let coalesce = oneShard && span - total <= max(64 << 10, total)
+        let coalesced = Self.coalescedRead(rows, lengths, header: header)
+        let coalesce = coalesced != nil
+        let low = coalesced?.low ?? 0
+        let span = coalesced?.span ?? 0
+        // Fetched already, with the other samples of a batch (remote shards).
+        if let coalesced, let fetched = window?.fetched,
+            let base = fetched.bytes(shard: coalesced.shard, from: low, count: span)
+        {
+            for i in 0..<rows.count { slots[i] = UnsafeRawPointer(base + Int(rows[i].offset - low)) }
+            try policy.check(reads, slots, paths: files.paths)
+            return fetched
+        }
         if coalesce, let window,
             let base = try window.bytes(
                 shard: Int(rows[0].shard), from: low, count: span,
@@ -265,6 +296,8 @@ struct FileSource: ByteSource {
     }
 
     func sequentialPass(_ starting: Bool) { compressed?.sequentialPass(starting) }
+
+    var remoteShards: RemoteShards? { remote }
 
     /// Reads up to `buffer.count` tar bytes of shard `shard` at `offset`: from the file, through
     /// the decompressor of a compressed shard (local or remote), or by one range request for a

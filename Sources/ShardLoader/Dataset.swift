@@ -753,7 +753,7 @@ public final class Dataset: Sendable {
     /// Calls `body` with a view of the sample at `position` and the object that keeps the view's
     /// member bytes valid (nil: the dataset, or `window` until its next use); the key bytes are
     /// valid only inside `body`.
-    func withKeptSample<R>(
+    package func withKeptSample<R>(
         at position: Int, window: ReadWindow?, _ body: (SampleView, AnyObject?) throws -> R
     ) throws -> R {
         guard position >= 0, position < count else {
@@ -863,6 +863,70 @@ public final class Dataset: Sendable {
             return
         }
         for p in table.storageOrder() { try withSample(at: Int(p), window: window, body) }
+    }
+
+    /// Calls `body` with a view of each sample at `positions`, in that order, as
+    /// ``withSample(at:_:)`` does; with remote shards, the samples' range requests go out together,
+    /// up to `requestsInFlight` at once from the calling thread (libcurl's multi interface, over
+    /// kept-alive connections), a few times that many samples at a time. For other shards, and with
+    /// `requestsInFlight` 1, each sample is read when its turn comes. Throw from `body` to stop.
+    ///
+    /// ```swift
+    /// try dataset.withSamples(at: batch, requestsInFlight: 32) { view in
+    ///     for member in view { hash(member.bytes) }
+    /// }
+    /// ```
+    ///
+    /// - Throws: what ``withSample(at:_:)`` or `body` throws (a failed request is sent again on its
+    ///   own, with its retries, and its error is the one thrown).
+    /// - Complexity: one range request per sample (remote shards), with `requestsInFlight` in
+    ///   flight; memory for `4 × requestsInFlight` samples' bytes at most.
+    public func withSamples(
+        at positions: some Collection<Int>, requestsInFlight: Int, _ body: (SampleView) throws -> Void
+    ) throws {
+        guard requestsInFlight > 1, source.remoteShards != nil else {
+            for p in positions { try withSample(at: p, window: nil, body) }
+            return
+        }
+        let chunk = max(requestsInFlight * 4, 64)
+        var rest = positions[...]
+        while !rest.isEmpty {
+            let part = rest.prefix(chunk)
+            rest = rest.dropFirst(part.count)
+            let window = fetchWindow(part, requestsInFlight: requestsInFlight)
+            for p in part { try withSample(at: p, window: window, body) }
+        }
+    }
+
+    /// How many range requests a batch of remote samples keeps in flight (the loader's, the C
+    /// library's `get_batch`): the remote configuration's ``RemoteConfiguration/maxInFlight``; 1
+    /// without remote shards.
+    package var remoteRequestsInFlight: Int { source.remoteShards?.client.configuration.maxInFlight ?? 1 }
+
+    /// A window holding the samples at `positions` of remote shards, fetched together with up to
+    /// `requestsInFlight` range requests in flight; nil when there is nothing to fetch (no remote
+    /// shard, or no location table to plan the reads from). Reads through it take their bytes from
+    /// there, and a lease of one holds them.
+    package func fetchWindow(_ positions: some Sequence<Int>, requestsInFlight: Int) -> ReadWindow? {
+        guard let remote = source.remoteShards, let table else { return nil }
+        let header = verifiesHeaders ? MemberHeaderCheck.blockSize : 0
+        var spans: [(shard: Int, low: Int64, span: Int)] = []
+        table.members.withUnsafeBufferPointer { all in
+            for position in positions where position >= 0 && position < count {
+                let start = Int(table.memberStarts[position])
+                let end = Int(table.memberStarts[position + 1])
+                let rows = UnsafeBufferPointer(rebasing: all[start..<end])
+                withUnsafeTemporaryAllocation(of: Int.self, capacity: max(rows.count, 1)) { lengths in
+                    for i in 0..<rows.count {
+                        let l = rows[i].length32
+                        lengths[i] = l == UInt32.max ? Int(table.longLengths[start + i] ?? Int64(l)) : Int(l)
+                    }
+                    let sizes = UnsafeBufferPointer(rebasing: lengths[0..<rows.count])
+                    if let read = FileSource.coalescedRead(rows, sizes, header: header) { spans.append(read) }
+                }
+            }
+        }
+        return remote.fetch(spans, inFlight: requestsInFlight).map { ReadWindow(fetched: $0) }
     }
 
     /// The positions in the order ``forEachSample(_:)`` visits them: shard by shard, front to
@@ -1058,7 +1122,13 @@ final class ConnectionPool: Sendable {
 /// of what the windows read (a selection of small members among large ones: the `.npy` arrays
 /// beside the images), reading ahead would copy mostly bytes nobody wants, so the window turns
 /// itself off and each sample is read on its own. Owned by one call, never shared.
-final class ReadWindow {
+///
+/// A window made with ``FetchedRanges`` (a batch of remote samples fetched together) serves the
+/// samples it holds from there and reads nothing ahead.
+package final class ReadWindow {
+    /// The batch's samples fetched ahead (remote shards), or nil.
+    let fetched: FetchedRanges?
+
     /// How much one refill reads: enough to make the syscall cost small against the copy.
     static let blockSize = 1 << 20
 
@@ -1074,7 +1144,17 @@ final class ReadWindow {
 
     /// An empty window: the buffer is allocated on the first refill, so a pass over a source that
     /// does not copy (the preload, mappings) never allocates it.
-    init() { buffer = .allocate(byteCount: 0, alignment: 16) }
+    init() {
+        buffer = .allocate(byteCount: 0, alignment: 16)
+        fetched = nil
+    }
+
+    /// A window over samples fetched together, which never reads ahead.
+    init(fetched: FetchedRanges) {
+        buffer = .allocate(byteCount: 0, alignment: 16)
+        self.fetched = fetched
+        isOff = true
+    }
 
     deinit { buffer.deallocate() }
 

@@ -463,8 +463,11 @@ final class LoaderRun: @unchecked Sendable {
         var leases: [SampleLease] = []
         let range = batches.range(b)
         leases.reserveCapacity(range.count)
+        // Remote shards: the batch's range requests go out together, many in flight.
+        let window = dataset.fetchWindow(
+            range.lazy.map { self.batches.share[$0] }, requestsInFlight: dataset.remoteRequestsInFlight)
         for j in range {
-            let lease = try dataset.lease(at: batches.share[j])
+            let lease = try dataset.lease(at: batches.share[j], window: window)
             if let filter = options.filter, !filter(lease) { continue }
             leases.append(lease)
         }

@@ -247,3 +247,70 @@ final class WatchedObjectBytes: RandomAccessBytes, Sendable {
         }
     }
 }
+
+/// Spans of remote shards fetched together: a batch's samples, one range request each, many in
+/// flight at once, in one allocation. A sample read from here is kept alive by this object (a
+/// lease of it holds the whole batch's bytes).
+final class FetchedRanges: @unchecked Sendable {
+    private struct Key: Hashable {
+        let shard: Int
+        let low: Int64
+    }
+
+    private let arena: UnsafeMutableRawBufferPointer
+    /// Where each fetched span starts in the arena, and its length.
+    private let spans: [Key: (at: Int, count: Int)]
+
+    fileprivate init(arena: UnsafeMutableRawBufferPointer, spans: [(shard: Int, low: Int64, at: Int, count: Int)]) {
+        self.arena = arena
+        var table: [Key: (at: Int, count: Int)] = [:]
+        for s in spans { table[Key(shard: s.shard, low: s.low)] = (s.at, s.count) }
+        self.spans = table
+    }
+
+    deinit { arena.deallocate() }
+
+    /// The bytes of `shard` from `from`, when a span starting there with at least `count` bytes was
+    /// fetched; nil otherwise (read it on its own).
+    func bytes(shard: Int, from: Int64, count: Int) -> UnsafeRawPointer? {
+        guard let span = spans[Key(shard: shard, low: from)], span.count >= count else { return nil }
+        return UnsafeRawPointer(arena.baseAddress! + span.at)
+    }
+}
+
+extension RemoteShards {
+    /// The most bytes one batch fetches ahead; a batch asking for more reads the rest on its own.
+    static let fetchLimit = 256 << 20
+
+    /// Fetches `spans` of plain remote shards (neither compressed nor read from the cache folder)
+    /// with up to `inFlight` range requests in flight, driven by the calling thread (libcurl's
+    /// multi interface), each sent with `If-Match`; nil when none of them is such a shard. A span
+    /// whose request fails is left out: its read then goes out on its own, with its retries, and
+    /// reports what failed.
+    ///
+    /// - Complexity: one request per distinct span; memory for their bytes.
+    func fetch(_ spans: [(shard: Int, low: Int64, span: Int)], inFlight: Int) -> FetchedRanges? {
+        var wanted: [(shard: Int, low: Int64, at: Int, count: Int)] = []
+        var seen = Set<[Int64]>()
+        var total = 0
+        for s in spans {
+            guard let shard = infos[s.shard], shard.compressed == nil, !isCached(s.shard), s.span > 0,
+                s.low >= 0, s.low + Int64(s.span) <= shard.record.size, total + s.span <= Self.fetchLimit,
+                seen.insert([Int64(s.shard), s.low]).inserted
+            else { continue }
+            wanted.append((s.shard, s.low, total, s.span))
+            total += s.span
+        }
+        guard !wanted.isEmpty else { return nil }
+        let arena = UnsafeMutableRawBufferPointer.allocate(byteCount: total, alignment: 64)
+        let requests = wanted.map { w in
+            RangeRequest(
+                location: infos[w.shard]!.location, offset: w.low,
+                buffer: UnsafeMutableRawBufferPointer(rebasing: arena[w.at..<(w.at + w.count)]),
+                ifMatch: infos[w.shard]!.record.etag)
+        }
+        let results = client.readRanges(requests, maxInFlight: max(inFlight, 1))
+        let fetched = wanted.indices.filter { (try? results[$0].get()) == wanted[$0].count }.map { wanted[$0] }
+        return FetchedRanges(arena: arena, spans: fetched)
+    }
+}

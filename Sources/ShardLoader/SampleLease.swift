@@ -75,7 +75,12 @@ extension Dataset {
     /// - Throws: as ``sample(at:)``.
     /// - Complexity: O(members) plus, with `pread`, one read.
     public func lease(at position: Int) throws -> SampleLease {
-        try withKeptSample(at: position, window: nil) { view, keeper in SampleLease(view, keeper: keeper) }
+        try lease(at: position, window: nil)
+    }
+
+    /// ``lease(at:)`` through `window` (samples fetched ahead with the others of a batch).
+    func lease(at position: Int, window: ReadWindow?) throws -> SampleLease {
+        try withKeptSample(at: position, window: window) { view, keeper in SampleLease(view, keeper: keeper) }
     }
 
     /// Calls `body` with a view of the sample at `position` and the object that keeps its members'

@@ -236,11 +236,15 @@ public func shardstoreGetBatch(
         let ds = handle.dataset()
         var parts: [LeaseHandle.Part] = []
         parts.reserveCapacity(count)
+        // Remote shards: the batch's range requests go out together, many in flight.
+        let window = ds.fetchWindow(
+            UnsafeBufferPointer(start: positions, count: count).lazy.map { Int($0) },
+            requestsInFlight: ds.remoteRequestsInFlight)
         do {
             for i in 0..<count {
                 do {
                     parts.append(
-                        try ds.withKeptSample(at: Int(positions[i])) { view, keeper in
+                        try ds.withKeptSample(at: Int(positions[i]), window: window) { view, keeper in
                             try LeaseHandle.describe(view, keeper: keeper, into: samples + i)
                         })
                 } catch {

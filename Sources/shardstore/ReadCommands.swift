@@ -1,5 +1,4 @@
 import ArgumentParser
-import Dispatch
 import ShardStore
 import Synchronization
 
@@ -230,6 +229,12 @@ struct BenchCommand: ParsableCommand {
     )
     var threads: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            "With --random or --indices on remote shards: range requests each thread keeps in flight, 1 to 1024, sent together through libcurl's multi interface (1 when left out: one request at a time).",
+            valueName: "N"))
+    var inFlight: Int?
+
     @Flag(help: "Read one epoch through the data loader, in batches (see --batch-size).")
     var loader = false
 
@@ -292,6 +297,15 @@ struct BenchCommand: ParsableCommand {
         if let threads, threads > CLILimits.maxThreads {
             throw ValidationError("Please give --threads at most \(CLILimits.maxThreads), got \(threads).")
         }
+        if let inFlight {
+            guard (1...CLILimits.maxThreads).contains(inFlight) else {
+                throw ValidationError(
+                    "Please give --in-flight between 1 and \(CLILimits.maxThreads) requests, got \(inFlight).")
+            }
+            guard random != nil || indices != nil else {
+                throw ValidationError("--in-flight applies to --random and --indices; leave it out.")
+            }
+        }
     }
 
     func run() throws {
@@ -306,7 +320,8 @@ struct BenchCommand: ParsableCommand {
             let positions = try chosenPositions(dataset)
             let threads = self.threads ?? 1
             let started = clock.now
-            let result = try Checksummer.run(dataset, positions: positions, threads: threads)
+            let inFlight = self.inFlight ?? 1
+            let result = try Checksummer.run(dataset, positions: positions, threads: threads, inFlight: inFlight)
             let runSeconds = max((clock.now - started).seconds, 1e-9)
             let samples = positions?.count ?? dataset.count
             let rss = peakRSSMebibytes()
@@ -318,6 +333,7 @@ struct BenchCommand: ParsableCommand {
                 o.add("samples", int: dataset.count)
                 o.add("k", int: samples)
                 o.add("threads", int: threads)
+                if positions != nil { o.add("in_flight", int: inFlight) }
                 o.add("open_s", Format.fixed(openSeconds, 4))
                 o.add("run_s", Format.fixed(runSeconds, 4))
                 o.add("samples_per_s", Format.fixed(Double(samples) / runSeconds, 1))
@@ -410,14 +426,17 @@ enum Checksummer {
         var bytes: Int64
     }
 
-    /// Reads `positions` (every sample in storage order when nil) with `threads` threads. Each
-    /// thread checksums a contiguous part; the parts are joined with `crc32_combine`, so the
-    /// result equals one thread's.
-    static func run(_ dataset: Dataset, positions: [Int]?, threads: Int) throws -> Result {
+    /// Reads `positions` (every sample in storage order when nil) with `threads` threads, as many
+    /// as asked whatever the processor count (POSIX threads: with remote shards, each keeps a
+    /// request in flight; Dispatch would run about one per processor). Each thread checksums a
+    /// contiguous part; the parts are joined with `crc32_combine`, so the result equals one
+    /// thread's. With `inFlight` above 1, each thread sends the range requests of that many remote
+    /// samples at once (``Dataset/withSamples(at:requestsInFlight:_:)``).
+    static func run(_ dataset: Dataset, positions: [Int]?, threads: Int, inFlight: Int = 1) throws -> Result {
         if threads == 1 {
             var result = Result(crc: 0, bytes: 0)
             if let positions {
-                for p in positions { try dataset.withSample(at: p) { add($0, to: &result) } }
+                try dataset.withSamples(at: positions, requestsInFlight: inFlight) { add($0, to: &result) }
             } else {
                 try dataset.forEachSample { add($0, to: &result) }
             }
@@ -427,10 +446,12 @@ enum Checksummer {
         let parts = (0..<threads).map { t in (order.count * t / threads)..<(order.count * (t + 1) / threads) }
         let results = Mutex([Result?](repeating: nil, count: threads))
         let failure = Mutex<(any Error)?>(nil)
-        DispatchQueue.concurrentPerform(iterations: threads) { t in
+        ParallelLoop.run(iterations: threads, width: threads) { t in
             var part = Result(crc: 0, bytes: 0)
             do {
-                for i in parts[t] { try dataset.withSample(at: order[i]) { add($0, to: &part) } }
+                try dataset.withSamples(at: parts[t].lazy.map { order[$0] }, requestsInFlight: inFlight) {
+                    add($0, to: &part)
+                }
                 results.withLock { $0[t] = part }
             } catch {
                 failure.withLock { if $0 == nil { $0 = error } }

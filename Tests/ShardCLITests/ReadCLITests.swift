@@ -113,6 +113,22 @@ struct ReadCLITests {
             both.stderrText.hasPrefix(
                 "Error: Please give exactly one of --random K, --indices FILE, --sequential or --loader.\n")
         )
+        let passInFlight = try expectRun(
+            ["bench", "index.sqlite", "--sequential", "--in-flight", "8"], in: w.path, status: 64)
+        #expect(
+            passInFlight.stderrText.hasPrefix("Error: --in-flight applies to --random and --indices; leave it out.\n"))
+        let noneInFlight = try expectRun(
+            ["bench", "index.sqlite", "--random", "3", "--in-flight", "0"], in: w.path, status: 64)
+        #expect(
+            noneInFlight.stderrText.hasPrefix("Error: Please give --in-flight between 1 and 1024 requests, got 0.\n"))
+        // Local shards: --in-flight changes nothing but the report.
+        let local = try expectRun(
+            ["bench", "index.sqlite", "--random", "20", "--in-flight", "4", "--json"], in: w.path, stderr: "")
+        let plain = try expectRun(["bench", "index.sqlite", "--random", "20", "--json"], in: w.path, stderr: "")
+        let localReport = try JSONSerialization.jsonObject(with: Data(local.stdoutText.utf8)) as! [String: Any]
+        let plainReport = try JSONSerialization.jsonObject(with: Data(plain.stdoutText.utf8)) as! [String: Any]
+        #expect(localReport["in_flight"] as? Int == 4 && plainReport["in_flight"] as? Int == 1)
+        #expect(localReport["checksum"] as? Int == plainReport["checksum"] as? Int)
 
         try Data([1, 0, 0, 0, 0, 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0]).write(to: URL(fileURLWithPath: w.path + "/bad.bin"))
         try expectFailure(

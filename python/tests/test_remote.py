@@ -192,6 +192,16 @@ def test_http_shards_by_brace_range(shardstore_bin: str, shardstore_module, loca
     bench = json.loads(run_cli(shardstore_bin, "bench", str(index), "--random", "50", "--json"))
     here = json.loads(run_cli(shardstore_bin, "bench", str(local.index), "--random", "50", "--json"))
     assert bench["checksum"] == here["checksum"]
+    # Many requests in flight from each thread (libcurl's multi interface): the same checksum.
+    batched = json.loads(
+        run_cli(shardstore_bin, "bench", str(index), "--random", "50", "--threads", "2", "--in-flight", "8", "--json")
+    )
+    assert (batched["checksum"], batched["in_flight"], batched["threads"]) == (here["checksum"], 8, 2)
+    with shardstore_module.Dataset(index) as ds:
+        batch = ds.get_batch(list(range(len(local.keys) - 1, -1, -1)))
+        for offset, sample in enumerate(batch):
+            position = len(local.keys) - 1 - offset
+            assert_sample(sample, local, local.keys[position], position)
     # A web server cannot be listed: a wildcard is refused, saying what to use.
     refused = subprocess.run(
         [shardstore_bin, "ingest", str(tmp_path / "other.sqlite"), f"{web.url}/shard-*.tar"],
