@@ -77,7 +77,8 @@ public struct RemoteConfiguration: Sendable {
         let names = [
             "HOME", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
             "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
-            "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_CA_BUNDLE",
+            "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_CA_BUNDLE", "AWS_MAX_ATTEMPTS",
+            "SHARDSTORE_RETRY_SECONDS",
         ]
         var environment: [String: String] = [:]
         for name in names {
@@ -95,13 +96,17 @@ public struct RemoteConfiguration: Sendable {
     ///   credentials file, then in the config file;
     /// - region: `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region`, `us-east-1`;
     /// - endpoint: `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, the profile's `endpoint_url`, AWS;
-    /// - CA bundle: `AWS_CA_BUNDLE`, the profile's `ca_bundle`.
+    /// - CA bundle: `AWS_CA_BUNDLE`, the profile's `ca_bundle`;
+    /// - retries: attempts from `AWS_MAX_ATTEMPTS` or the profile's `max_attempts` (1 to 100, as
+    ///   the AWS tools count them: the first request included), the total time from
+    ///   `SHARDSTORE_RETRY_SECONDS` (0 to 86400); ``RetryPolicy``'s defaults otherwise.
     ///
     /// Finding no credentials is not an error here (plain HTTP needs none): S3 requests then fail
     /// saying what to set. Credential processes, SSO and instance roles are not read.
     ///
     /// - Throws: ``RemoteError`` (`.configuration`) when an explicitly named profile exists in
-    ///   neither file, a file cannot be read, or the endpoint is not an http(s) URL.
+    ///   neither file, a file cannot be read, the endpoint is not an http(s) URL, or a retry
+    ///   setting is not a number in its range.
     public static func resolve(
         environment: [String: String] = processEnvironment, endpoint: String? = nil, profile: String? = nil,
         region: String? = nil, noSignRequest: Bool = false, caBundle: String? = nil
@@ -141,6 +146,25 @@ public struct RemoteConfiguration: Sendable {
             configuration.endpoint = try validatedEndpoint(url)
         }
         configuration.caBundle = setting(caBundle, "--ca-bundle", ["AWS_CA_BUNDLE"], "ca_bundle")
+        if let text = setting(nil, "", ["AWS_MAX_ATTEMPTS"], "max_attempts") {
+            guard let attempts = Int(Self.trimmed(text)), (1...100).contains(attempts) else {
+                throw RemoteError(
+                    .configuration(
+                        "max_attempts (AWS_MAX_ATTEMPTS or the profile's max_attempts) is '\(text)'; give a whole number of attempts from 1 to 100"
+                    ), url: "retry settings", operation: "configuration")
+            }
+            configuration.retry.maxAttempts = attempts
+        }
+        if let text = environment["SHARDSTORE_RETRY_SECONDS"], !text.isEmpty {
+            guard let seconds = Double(Self.trimmed(text)), seconds.isFinite, (0...86_400).contains(seconds) else {
+                throw RemoteError(
+                    .configuration(
+                        "SHARDSTORE_RETRY_SECONDS is '\(text)'; give the seconds retries may take in all, from 0 to 86400"
+                    ), url: "retry settings", operation: "configuration")
+            }
+            configuration.retry.totalSeconds = seconds
+            provenance.append("retry time from SHARDSTORE_RETRY_SECONDS")
+        }
 
         if noSignRequest {
             configuration.signing = .anonymous
@@ -168,6 +192,14 @@ public struct RemoteConfiguration: Sendable {
         }
         configuration.provenance = provenance
         return configuration
+    }
+
+    /// `text` without the spaces and tabs around it.
+    private static func trimmed(_ text: String) -> Substring {
+        var s = Substring(text)
+        while let c = s.first, c == " " || c == "\t" { s.removeFirst() }
+        while let c = s.last, c == " " || c == "\t" { s.removeLast() }
+        return s
     }
 
     /// `url` without a trailing slash, when it is an http or https URL without user information.

@@ -71,6 +71,37 @@ import Testing
         }
     }
 
+    @Test func retrySettingsFromTheEnvironmentAndTheProfile() throws {
+        let defaults = try RemoteConfiguration.resolve(environment: ["HOME": "/nonexistent"]).retry
+        #expect(defaults == RetryPolicy())
+        let set = try RemoteConfiguration.resolve(environment: [
+            "HOME": "/nonexistent", "AWS_MAX_ATTEMPTS": " 2 ", "SHARDSTORE_RETRY_SECONDS": "7.5",
+        ])
+        #expect(set.retry.maxAttempts == 2 && set.retry.totalSeconds == 7.5)
+        #expect(set.provenance.contains("max_attempts from AWS_MAX_ATTEMPTS"))
+
+        let directory = try TemporaryDirectory()
+        try "[default]\nmax_attempts = 9\n".write(toFile: directory.path + "/config", atomically: true, encoding: .utf8)
+        let profile = try RemoteConfiguration.resolve(environment: [
+            "HOME": "/nonexistent", "AWS_CONFIG_FILE": directory.path + "/config",
+            "AWS_SHARED_CREDENTIALS_FILE": directory.path + "/none",
+        ])
+        #expect(profile.retry.maxAttempts == 9)
+
+        #expect(
+            throws: RemoteError(
+                .configuration(
+                    "max_attempts (AWS_MAX_ATTEMPTS or the profile's max_attempts) is '0'; give a whole number of attempts from 1 to 100"
+                ), url: "retry settings", operation: "configuration")
+        ) { try RemoteConfiguration.resolve(environment: ["HOME": "/nonexistent", "AWS_MAX_ATTEMPTS": "0"]) }
+        #expect(
+            throws: RemoteError(
+                .configuration(
+                    "SHARDSTORE_RETRY_SECONDS is 'soon'; give the seconds retries may take in all, from 0 to 86400"),
+                url: "retry settings", operation: "configuration")
+        ) { try RemoteConfiguration.resolve(environment: ["HOME": "/nonexistent", "SHARDSTORE_RETRY_SECONDS": "soon"]) }
+    }
+
     @Test func profilesFromBothFilesAsTheAWSToolsReadThem() throws {
         let directory = try TemporaryDirectory()
         let credentials = directory.path + "/credentials"

@@ -254,6 +254,14 @@ def test_retries_and_a_dead_server(shardstore_bin: str, local: Expected, tmp_pat
             text=True,
         )
         assert budget.returncode != 0 and "503" in budget.stderr and "after 2 attempts" in budget.stderr, budget.stderr
+        # The same budget from the environment, as the AWS tools take it.
+        from_environment = subprocess.run(
+            [shardstore_bin, "ingest", str(tmp_path / "h.sqlite"), f"{faults.url}/503/3/4096/c.tar"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "AWS_MAX_ATTEMPTS": "2"},
+        )
+        assert from_environment.returncode != 0 and "after 2 attempts" in from_environment.stderr
     finally:
         faults.stop()
     port = faults.info["port"]
@@ -380,3 +388,18 @@ def test_s3_compressed_shards_equal_a_local_ingest(
     bench = json.loads(run_cli(shardstore_bin, "bench", str(index), "--random", "40", "--json"))
     here = json.loads(run_cli(shardstore_bin, "bench", str(local.index), "--random", "40", "--json"))
     assert bench["checksum"] == here["checksum"]
+
+
+def test_retry_settings_from_the_environment_reach_python(
+    shardstore_module, local: Expected, web: Server, tmp_path: Path, shardstore_bin: str, monkeypatch: pytest.MonkeyPatch
+):
+    index = tmp_path / "web.sqlite"
+    run_cli(shardstore_bin, "ingest", str(index), f"{web.url}/shard-{{000..002}}.tar", "--quiet")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "none")
+    with pytest.raises(shardstore_module.InvalidArgumentError) as refused:
+        shardstore_module.Dataset(index)
+    assert "max_attempts (AWS_MAX_ATTEMPTS or the profile's max_attempts) is 'none'" in str(refused.value)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "3")
+    monkeypatch.setenv("SHARDSTORE_RETRY_SECONDS", "20")
+    with shardstore_module.Dataset(index) as ds:
+        assert_sample(ds[0], local, local.keys[0], 0)
