@@ -99,7 +99,9 @@ import Testing
                 .configuration(
                     "SHARDSTORE_RETRY_SECONDS is 'soon'; give the seconds retries may take in all, from 0 to 86400"),
                 url: "retry settings", operation: "configuration")
-        ) { try RemoteConfiguration.resolve(environment: ["HOME": "/nonexistent", "SHARDSTORE_RETRY_SECONDS": "soon"]) }
+        ) {
+            try RemoteConfiguration.resolve(environment: ["HOME": "/nonexistent", "SHARDSTORE_RETRY_SECONDS": "soon"])
+        }
     }
 
     @Test func profilesFromBothFilesAsTheAWSToolsReadThem() throws {
