@@ -46,9 +46,20 @@ final class MultiHandle: @unchecked Sendable {
 
     /// Runs the transfers, then waits up to `milliseconds` for activity (or a wake-up).
     func step(waitingUpTo milliseconds: Int32) {
+        if perform() > 0 { wait(upTo: milliseconds) }
+    }
+
+    /// Runs the transfers as far as they go without waiting; returns how many are still running.
+    @discardableResult
+    func perform() -> Int32 {
         var running: Int32 = 0
         _ = curl_multi_perform(raw, &running)
-        if running > 0 { _ = curl_multi_poll(raw, nil, 0, milliseconds, nil) }
+        return running
+    }
+
+    /// Waits up to `milliseconds` for activity on the transfers' connections (or a wake-up).
+    func wait(upTo milliseconds: Int32) {
+        _ = curl_multi_poll(raw, nil, 0, milliseconds, nil)
     }
 
     /// The next finished transfer: its easy handle and result.

@@ -166,7 +166,10 @@ public final class RemoteStream: RandomAccessBytes {
         throw RemoteError(kind, url: attempt.displayURL, operation: attempt.operation, attempts: budget.attempts)
     }
 
-    /// Drives the transfer until `done()` holds or the transfer ends.
+    /// Drives the transfer until `done()` holds or the transfer ends. It waits for the network
+    /// only when a run of the transfer left `done()` false: a run that fills the queue pauses the
+    /// transfer, whose connection then has nothing to wake a wait (each such wait was a 200 ms
+    /// stall per queue's worth of bytes).
     private func pump(until done: () -> Bool) {
         while !done() && finished == nil {
             if queue.isPaused && queue.hasRoom {
@@ -174,8 +177,11 @@ public final class RemoteStream: RandomAccessBytes {
                 _ = curl_easy_pause(handle.raw, CURLPAUSE_CONT)
                 if done() { return }
             }
-            multi.step(waitingUpTo: 200)
+            let running = multi.perform()
             if let (_, code) = multi.nextFinished() { finished = code }
+            if done() || finished != nil { return }
+            // A paused transfer with room in the queue resumes at the top of the loop, at once.
+            if running > 0 && !(queue.isPaused && queue.hasRoom) { multi.wait(upTo: 200) }
         }
     }
 
