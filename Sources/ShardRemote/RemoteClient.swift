@@ -33,7 +33,12 @@ import Synchronization
 public final class RemoteClient: Sendable {
     /// The configuration the client was made with.
     public let configuration: RemoteConfiguration
-    private let idle = Mutex<[EasyHandle]>([])
+    /// Idle easy handles in stripes, a thread using the stripe its id falls in: threads that read
+    /// at once rarely wait for one another's lock, and a thread mostly gets back its own handle
+    /// (and its kept-alive connection).
+    private let idle: [IdleHandles] = (0..<RemoteClient.stripes).map { _ in IdleHandles() }
+    /// The number of stripes of ``idle``.
+    static let stripes = 16
     private let idleMultis = Mutex<[MultiHandle]>([])
     /// The process whose pools these are.
     private let owner: pid_t
@@ -216,14 +221,21 @@ public final class RemoteClient: Sendable {
     /// (In a forked child, always a new one.)
     func takeHandle() -> EasyHandle {
         guard getpid() == owner else { return EasyHandle() }
-        return idle.withLock { $0.popLast() } ?? EasyHandle()
+        return idle[Self.stripe()].handles.withLock { $0.popLast() } ?? EasyHandle()
+    }
+
+    /// The calling thread's stripe of the idle handles.
+    private static func stripe() -> Int {
+        // pthread_self is an address; its low bits are alike across threads (alignment).
+        let id = UInt(pthread_self())
+        return Int((id >> 12 ^ id >> 20) % UInt(stripes))
     }
 
     /// Returns a handle to the pool (its connection stays open for the next request); in a
     /// forked child, drops it.
     func giveBack(_ handle: EasyHandle) {
         guard getpid() == owner else { return }
-        idle.withLock { $0.append(handle) }
+        idle[Self.stripe()].handles.withLock { $0.append(handle) }
     }
 
     /// An idle multi handle from the pool, or a new one keeping up to `connections` connections
@@ -237,4 +249,9 @@ public final class RemoteClient: Sendable {
         guard getpid() == owner else { return }
         idleMultis.withLock { $0.append(multi) }
     }
+}
+
+/// One stripe of a client's idle easy handles.
+private final class IdleHandles: Sendable {
+    let handles = Mutex<[EasyHandle]>([])
 }
