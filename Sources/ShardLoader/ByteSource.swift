@@ -207,7 +207,7 @@ struct FileSource: ByteSource {
 
     /// The one read that covers a sample's members with their headers (`header` bytes before
     /// each), when they lie in one shard with small gaps (tar headers and padding) between them;
-    /// nil when they are read one by one. `total` is what the members and headers add up to.
+    /// nil when they are read one by one (or a member leaves no room for its header).
     static func coalescedRead(
         _ rows: UnsafeBufferPointer<PackedMember>, _ lengths: UnsafeBufferPointer<Int>, header: Int
     ) -> (shard: Int, low: Int64, span: Int)? {
