@@ -917,10 +917,7 @@ public final class Dataset: Sendable {
                 let end = Int(table.memberStarts[position + 1])
                 let rows = UnsafeBufferPointer(rebasing: all[start..<end])
                 withUnsafeTemporaryAllocation(of: Int.self, capacity: max(rows.count, 1)) { lengths in
-                    for i in 0..<rows.count {
-                        let l = rows[i].length32
-                        lengths[i] = l == UInt32.max ? Int(table.longLengths[start + i] ?? Int64(l)) : Int(l)
-                    }
+                    for i in 0..<rows.count { lengths[i] = Int(table.length(ofMember: start + i)) }
                     let sizes = UnsafeBufferPointer(rebasing: lengths[0..<rows.count])
                     if let read = FileSource.coalescedRead(rows, sizes, header: header) { spans.append(read) }
                 }

@@ -252,7 +252,8 @@ final class WatchedObjectBytes: RandomAccessBytes, Sendable {
 /// flight at once, in one allocation. A sample read from here is kept alive by this object (a
 /// lease of it holds the whole batch's bytes).
 final class FetchedRanges: @unchecked Sendable {
-    private struct Key: Hashable {
+    /// A span's shard and first byte.
+    fileprivate struct Key: Hashable {
         let shard: Int
         let low: Int64
     }
@@ -291,12 +292,12 @@ extension RemoteShards {
     /// - Complexity: one request per distinct span; memory for their bytes.
     func fetch(_ spans: [(shard: Int, low: Int64, span: Int)], inFlight: Int) -> FetchedRanges? {
         var wanted: [(shard: Int, low: Int64, at: Int, count: Int)] = []
-        var seen = Set<[Int64]>()
+        var seen = Set<FetchedRanges.Key>()
         var total = 0
         for s in spans {
             guard let shard = infos[s.shard], shard.compressed == nil, !isCached(s.shard), s.span > 0,
                 s.low >= 0, s.low + Int64(s.span) <= shard.record.size, total + s.span <= Self.fetchLimit,
-                seen.insert([Int64(s.shard), s.low]).inserted
+                seen.insert(FetchedRanges.Key(shard: s.shard, low: s.low)).inserted
             else { continue }
             wanted.append((s.shard, s.low, total, s.span))
             total += s.span
