@@ -9,6 +9,7 @@ struct SplitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "split",
         abstract: "Define and inspect named splits (train, val, test).",
+        usage: "shardstore split [<options>] <index> <action> [<name>]",
         discussion: """
             A sample belongs to at most one split; assigning it to another moves it. Positions in a split are dense (0..<count) and follow the global index order.
 

@@ -9,6 +9,7 @@ struct InfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "info",
         abstract: "Show what an index holds: samples, members, shards, bytes, extensions, splits, metadata.",
+        usage: "shardstore info [<options>] <index>",
         discussion: """
             With --strategy, shows instead how a dataset on the index would be read: the strategy auto picks (memory, mmap, pread, or remote for shards in S3 or on a web server) and why, with the figures it used, and how positions are resolved. --split, --ext and --memory-limit change the selection and the memory counted on, and --cache the folder remote shards are copied into, as they do for `cat` and `bench`.
 

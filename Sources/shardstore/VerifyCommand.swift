@@ -6,6 +6,7 @@ struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Check an index against its shards: every member's tar header, and with --data every byte.",
+        usage: "shardstore verify [<options>] <index>",
         discussion: """
             Reads each shard once, front to back, and checks:
               - each shard: present, with the size and modification time recorded at ingest;

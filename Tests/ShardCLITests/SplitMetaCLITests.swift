@@ -5,7 +5,7 @@ import Testing
 @Suite("shardstore split")
 struct SplitCLITests {
     static let splitUsage =
-        "Usage: shardstore split <index> <action> [<name>] [--shards <shards>] [--keys <keys>] [--ratio <ratio>] [--seed <seed>] [--json]\n  See 'shardstore split --help' for more information.\n"
+        "Usage: shardstore split [<options>] <index> <action> [<name>]\n  See 'shardstore split --help' for more information.\n"
 
     /// The `split` field of every `ls --json` line.
     static func splitFields(_ w: Workspace, index: String) throws -> [String?] {
