@@ -168,6 +168,70 @@ static PyObject *member_view(LeaseObject *lease, const void *data, uint64_t leng
     return view;
 }
 
+/* Cheaper member views. A memoryview made from another memoryview shares its managed buffer
+   (PyMemoryView_FromObject: one new object, no buffer request); pointing the copy at another
+   member of the same lease gives that member's view for one allocation instead of two (the
+   managed buffer, the view) plus a buffer request. It writes three fields of the new view
+   (buf, len, shape[0]: the CPython layout in cpython/memoryobject.h), before anyone else sees
+   it; the copy keeps the lease alive through the shared managed buffer, as any view of it does.
+   clone_views says whether this interpreter passed the self-check at import (views_check);
+   otherwise every view is made through the buffer protocol. */
+static int clone_views = 0;
+
+#if !defined(Py_LIMITED_API)
+/* Points `view`, a new read-only one-dimensional byte view, at `length` bytes at `data`. */
+static void point_view(PyObject *view, const void *data, Py_ssize_t length) {
+    PyMemoryViewObject *mv = (PyMemoryViewObject *)view;
+    mv->view.buf = (void *)((data != NULL && length > 0) ? (const char *)data : empty_bytes);
+    mv->view.len = length;
+    mv->view.shape[0] = length;
+}
+
+/* Whether a copy of a byte view pointed elsewhere reads as a view of those bytes here. */
+static int views_check(void) {
+    static const char text[] = "0123456789";
+    PyObject *owner = PyBytes_FromStringAndSize(text, 10);
+    if (owner == NULL) return 0;
+    PyObject *template = PyMemoryView_FromObject(owner);
+    PyObject *copy = template != NULL ? PyMemoryView_FromObject(template) : NULL;
+    int ok = 0;
+    if (copy != NULL) {
+        Py_buffer *t = PyMemoryView_GET_BUFFER(template);
+        if (t->ndim == 1 && t->itemsize == 1 && t->readonly && t->strides != NULL && t->strides[0] == 1 &&
+            t->suboffsets == NULL) {
+            const char *base = PyBytes_AS_STRING(owner);
+            point_view(copy, base + 3, 4);
+            PyObject *bytes = PyBytes_FromObject(copy);
+            Py_buffer b;
+            if (bytes != NULL && PyObject_GetBuffer(copy, &b, PyBUF_FULL_RO) == 0) {
+                ok = b.buf == base + 3 && b.len == 4 && b.shape != NULL && b.shape[0] == 4 && PyObject_Length(copy) == 4 &&
+                     PyBytes_GET_SIZE(bytes) == 4 && memcmp(PyBytes_AS_STRING(bytes), "3456", 4) == 0 &&
+                     PyMemoryView_GET_BASE(copy) == owner;
+                PyBuffer_Release(&b);
+            }
+            Py_XDECREF(bytes);
+        }
+    }
+    PyErr_Clear();
+    Py_XDECREF(copy);
+    Py_XDECREF(template);
+    Py_DECREF(owner);
+    return ok;
+}
+#else
+static void point_view(PyObject *view, const void *data, Py_ssize_t length) { (void)view, (void)data, (void)length; }
+static int views_check(void) { return 0; }
+#endif
+
+/* A view of another member of the lease `template` views (a view made by member_view): a copy of
+   `template` pointed at `data` when clone_views, else a view through the buffer protocol. */
+static PyObject *sibling_view(PyObject *template, LeaseObject *lease, const void *data, uint64_t length) {
+    if (!clone_views || template == NULL || length > (uint64_t)PY_SSIZE_T_MAX) return member_view(lease, data, length);
+    PyObject *view = PyMemoryView_FromObject(template);
+    if (view != NULL) point_view(view, data, (Py_ssize_t)length);
+    return view;
+}
+
 /* A writable memoryview of `length` bytes at `data`, memory the lease owns outright (a loader
    batch's own arrays, never the dataset's bytes). */
 static PyObject *owned_view(LeaseObject *lease, void *data, uint64_t length) {
@@ -221,6 +285,7 @@ static PyObject *sample_dict(const shardstore_sample *sample, LeaseObject *lease
     /* Sized for every entry up front: a plain dict grows (a second allocation) past 5 entries. */
     PyObject *dict = _PyDict_NewPresized((Py_ssize_t)(2 + sample->member_count));
     if (dict == NULL) return NULL;
+    PyObject *first = NULL; /* the first member's view; the others are copies of it (sibling_view) */
     PyObject *value = PyUnicode_DecodeUTF8((const char *)sample->key, (Py_ssize_t)sample->key_length,
                                            "surrogateescape");
     if (value == NULL || PyDict_SetItem(dict, str_key, value) < 0) goto fail;
@@ -232,7 +297,13 @@ static PyObject *sample_dict(const shardstore_sample *sample, LeaseObject *lease
         const shardstore_member *member = &sample->members[i];
         PyObject *ext = extension_name(member->ext, member->ext_length);
         if (ext == NULL) goto fail_dict;
-        value = member_view(lease, member->data, member->length);
+        if (first == NULL) {
+            value = member_view(lease, member->data, member->length);
+            Py_XINCREF(value);
+            first = value;
+        } else {
+            value = sibling_view(first, lease, member->data, member->length);
+        }
         if (value == NULL) {
             Py_DECREF(ext);
             goto fail_dict;
@@ -242,10 +313,12 @@ static PyObject *sample_dict(const shardstore_sample *sample, LeaseObject *lease
         if (failed < 0) goto fail;
         Py_DECREF(value);
     }
+    Py_XDECREF(first);
     return dict;
 fail:
     Py_XDECREF(value);
 fail_dict:
+    Py_XDECREF(first);
     Py_DECREF(dict);
     return NULL;
 }
@@ -488,6 +561,9 @@ typedef struct {
     PyObject *decoder;       /* None or a callable applied to each sample */
     /* Every member, flat (member_count entries, PyMem), made on first use of batch.views. */
     const shardstore_member **flat;
+    /* A view over the lease that batch.views copies (sibling_view); never handed out, so no
+       caller can release it. NULL until the first view. */
+    PyObject *template;
 } BatchObject;
 
 static PyTypeObject BatchType;
@@ -519,6 +595,7 @@ static PyObject *batch_new(shardstore_sample *samples, Py_ssize_t count, LeaseOb
     Py_INCREF(decoder);
     self->decoder = decoder;
     self->flat = NULL;
+    self->template = NULL;
     PyObject_GC_Track(self);
     return (PyObject *)self;
 }
@@ -540,6 +617,7 @@ static void Batch_dealloc(BatchObject *self) {
     self->samples = NULL;
     PyMem_Free((void *)self->flat);
     self->flat = NULL;
+    Py_CLEAR(self->template);
     Py_CLEAR(self->lease);
     PyObject_GC_Del(self);
 }
@@ -632,7 +710,11 @@ static PyObject *MemberViews_item(MemberViewsObject *self, Py_ssize_t i) {
         return NULL;
     }
     const shardstore_member *member = batch->flat[i];
-    return member_view(batch->lease, member->data, member->length);
+    if (clone_views && batch->template == NULL) {
+        batch->template = member_view(batch->lease, member->data, member->length);
+        if (batch->template == NULL) return NULL;
+    }
+    return sibling_view(batch->template, batch->lease, member->data, member->length);
 }
 
 static PyObject *MemberViews_subscript(MemberViewsObject *self, PyObject *item) {
@@ -1702,6 +1784,7 @@ PyMODINIT_FUNC PyInit__native(void) {
         PyErr_SetString(PyExc_ImportError, "shardstore._errors._BY_CODE must be a dict");
         return NULL;
     }
+    clone_views = views_check();
     str_key = PyUnicode_InternFromString("__key__");
     str_index = PyUnicode_InternFromString("__index__");
     if (str_key == NULL || str_index == NULL) return NULL;
@@ -1729,7 +1812,8 @@ PyMODINIT_FUNC PyInit__native(void) {
         PyModule_AddObject(module, "LoaderBatch", (PyObject *)&LoaderBatchType) < 0 ||
         PyModule_AddObject(module, "ColumnViews", (PyObject *)&ColumnViewsType) < 0 ||
         PyModule_AddObject(module, "Loader", (PyObject *)&LoaderType) < 0 ||
-        PyModule_AddIntConstant(module, "ABI_VERSION", SHARDSTORE_ABI_VERSION) < 0) {
+        PyModule_AddIntConstant(module, "ABI_VERSION", SHARDSTORE_ABI_VERSION) < 0 ||
+        PyModule_AddIntConstant(module, "CLONED_VIEWS", clone_views) < 0) {
         Py_DECREF(module);
         return NULL;
     }

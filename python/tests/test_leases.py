@@ -76,3 +76,49 @@ def test_decoded_arrays_keep_the_lease(shardstore_module, corpus: Expected):
     gc.collect()
     for position, array in enumerate(arrays):
         assert array.tolist() == [[float(position), 1.5], [-2.0, 0.25]]
+
+
+def test_sibling_views_are_whole_views_of_their_own_members(shardstore_module, corpus: Expected):
+    """A sample's second and later views (and batch.views) are copies of one view pointed at their
+    members (shardstore._native.CLONED_VIEWS on CPython): each must behave as a view of its own bytes."""
+    import sys
+
+    import numpy
+
+    from shardstore import _native
+
+    if sys.implementation.name == "cpython":
+        assert _native.CLONED_VIEWS == 1
+    with shardstore_module.Dataset(corpus.index) as ds:
+        for position, key in enumerate(corpus.keys):
+            sample = ds[position]
+            views = {ext: view for ext, view in sample.items() if not ext.startswith("__")}
+            assert set(views) == set(corpus.members[key])
+            for ext, view in views.items():
+                data = corpus.members[key][ext]
+                assert (len(view), view.nbytes, view.shape, view.ndim, view.format) == (
+                    len(data), len(data), (len(data),), 1, "B"), (key, ext)
+                assert view.readonly and view.contiguous and view.c_contiguous
+                assert view.tobytes() == data and view == data and bytes(view[1:-1]) == data[1:-1]
+                assert numpy.frombuffer(view, dtype=numpy.uint8).tobytes() == data
+                assert hash(view) == hash(data)
+                assert view.obj is views[next(iter(views))].obj  # one lease behind them all
+            # Releasing one view leaves its siblings whole.
+            first, *rest = views.items()
+            first[1].release()
+            with pytest.raises(ValueError):
+                first[1].tobytes()
+            for ext, view in rest:
+                assert view.tobytes() == corpus.members[key][ext]
+        batch = ds.get_batch(range(len(corpus.keys)))
+        expected = [corpus.members[key][ext] for key, ext in
+                    zip([k for k in corpus.keys for _ in corpus.members[k]], batch.extensions)]
+        handed = []
+        for i, view in enumerate(batch.views):
+            assert view.tobytes() == expected[i] and len(view) == len(expected[i])
+            handed.append(view)
+            if i == 0:
+                view.release()  # a caller releasing the first view does not break the next ones
+        del batch
+        gc.collect()
+        assert [v.tobytes() for v in handed[1:]] == expected[1:]
