@@ -9,6 +9,10 @@ import ShardIO
 /// seek point, continues that cursor instead of restarting, so a front-to-back pass costs
 /// O(shard) and a random read O(span).
 ///
+/// With ``DecodedSpans``, it also keeps what it decodes of each seek span, so that a read
+/// behind where decoding stopped, but in a span decoded before, is a copy rather than a new
+/// decoding from the seek point.
+///
 /// ```swift
 /// let reader = SeekableReader(file: try ReadOnlyFile(path: path), info: info)
 /// var bytes = [UInt8](repeating: 0, count: 4096)
@@ -18,6 +22,9 @@ public final class SeekableReader: RandomAccessBytes, @unchecked Sendable {
     /// The shard's sizes and seek table.
     public let info: CompressedShardInfo
     private let source: CompressedSource
+    private let spans: DecodedSpans?
+    /// This reader's number in ``spans``.
+    private let number = DecodedSpans.readerNumber()
     private let monitor = Monitor()
     /// Idle cursors, least recently used first (guarded by `monitor`).
     private var idle: [Cursor] = []
@@ -38,20 +45,23 @@ public final class SeekableReader: RandomAccessBytes, @unchecked Sendable {
         deinit { scratch.deallocate() }
     }
 
-    /// Reads `file` through `info` (from ``DecompressingReader/finish()`` or the index).
+    /// Reads `file` through `info` (from ``DecompressingReader/finish()`` or the index), keeping
+    /// decoded spans in `spans` when given.
     ///
     /// - Precondition: `info.seekTable.isSeekable`.
-    public convenience init(file: ReadOnlyFile, info: CompressedShardInfo) {
-        self.init(source: CompressedSource(file), info: info)
+    public convenience init(file: ReadOnlyFile, info: CompressedShardInfo, spans: DecodedSpans? = nil) {
+        self.init(source: CompressedSource(file), info: info, spans: spans)
     }
 
-    /// Reads `source` (a local file or a remote object) through `info`.
+    /// Reads `source` (a local file or a remote object) through `info`, keeping decoded spans in
+    /// `spans` when given.
     ///
     /// - Precondition: `info.seekTable.isSeekable`.
-    public init(source: CompressedSource, info: CompressedShardInfo) {
+    public init(source: CompressedSource, info: CompressedShardInfo, spans: DecodedSpans? = nil) {
         precondition(info.seekTable.isSeekable, "SeekableReader needs a seekable shard")
         self.source = source
         self.info = info
+        self.spans = spans
     }
 
     /// The uncompressed size (so a `TarScanner` or a member's header check can read through
@@ -77,6 +87,14 @@ public final class SeekableReader: RandomAccessBytes, @unchecked Sendable {
                 kind: .badSeekTable(
                     "made for \(info.compressedSize) compressed bytes, the file has \(source.byteCount)"))
         }
+        if let spans { return try readThrough(spans, into: buffer, at: uncompressedOffset) }
+        return try readDirectly(into: buffer, at: uncompressedOffset)
+    }
+
+    /// ``read(into:at:)`` decoding straight into `buffer` (from a cursor, or from the seek point).
+    private func readDirectly(into buffer: UnsafeMutableRawBufferPointer, at uncompressedOffset: Int64)
+        throws(DecompressionError) -> Int
+    {
         let table = info.seekTable
         let pointIndex = table.pointIndex(atOrBefore: uncompressedOffset)
         let pointOffset = table.points[pointIndex].uncompressedOffset
@@ -111,6 +129,96 @@ public final class SeekableReader: RandomAccessBytes, @unchecked Sendable {
             if idle.count > Self.maximumIdleCursors { idle.removeFirst() }
         }
         return done
+    }
+
+    /// ``read(into:at:)`` through `spans`, a seek span at a time: bytes of a span decoded before
+    /// are copied; the rest are decoded into the span's buffer, from the decoder that stopped
+    /// where its bytes end (or from the seek point, into a new buffer), then copied.
+    private func readThrough(
+        _ spans: DecodedSpans, into buffer: UnsafeMutableRawBufferPointer, at uncompressedOffset: Int64
+    ) throws(DecompressionError) -> Int {
+        let table = info.seekTable
+        let end = min(info.uncompressedSize, uncompressedOffset + Int64(buffer.count))
+        var done = 0
+        while uncompressedOffset + Int64(done) < end {
+            let position = uncompressedOffset + Int64(done)
+            let point = table.pointIndex(atOrBefore: position)
+            let start = table.points[point].uncompressedOffset
+            let stop =
+                point + 1 < table.points.count ? table.points[point + 1].uncompressedOffset : info.uncompressedSize
+            let piece = Int(min(end, stop) - position)
+            let target = UnsafeMutableRawBufferPointer(rebasing: buffer[done..<(done + piece)])
+            guard stop - start <= Int64(spans.largestSpan) else {
+                // A span too long to keep: decoded straight into the buffer.
+                let n = try readDirectly(into: target, at: position)
+                guard n == piece else { return done + n }
+                done += n
+                continue
+            }
+            let key = DecodedSpans.Key(reader: number, point: point)
+            let needed = Int(position - start) + piece
+            var found = spans.lookup(key)
+            if let (entry, filled) = found, filled >= needed {
+                target.copyMemory(from: UnsafeRawBufferPointer(rebasing: entry.bytes[Int(position - start)..<needed]))
+                done += piece
+                continue
+            }
+            // Extend the span's bytes with the cursor that stopped where they end, or decode them
+            // anew from the seek point into a new buffer.
+            var cursor: Cursor?
+            if let (entry, filled) = found, spans.beginExtending(entry) {
+                cursor = takeIdleCursor(at: start + Int64(filled))
+                if cursor == nil { spans.endExtending(entry) }
+            }
+            if cursor == nil {
+                found = nil
+                cursor = takeIdleCursor(at: start)
+            }
+            let decoder: Cursor
+            if let cursor { decoder = cursor } else { decoder = try makeCursor(at: point) }
+            guard let entry = found?.entry ?? DecodedSpans.Entry(length: Int(stop - start), from: spans.buffers) else {
+                // No memory for the span's buffer: decoded straight into the buffer.
+                putIdle(decoder)
+                let n = try readDirectly(into: target, at: position)
+                guard n == piece else { return done + n }
+                done += n
+                continue
+            }
+            var filled = found?.filled ?? 0
+            do throws(DecompressionError) {
+                while filled < needed {
+                    let n = try decoder.decoder.produce(
+                        into: UnsafeMutableRawBufferPointer(rebasing: entry.bytes[filled..<needed]))
+                    guard n > 0 else { throw endsEarly(decoder, needed: start + Int64(needed)) }
+                    filled += n
+                }
+            } catch {
+                if found != nil { spans.endExtending(entry) }
+                throw error
+            }
+            spans.publish(entry, filled: filled, as: key)
+            target.copyMemory(from: UnsafeRawBufferPointer(rebasing: entry.bytes[Int(position - start)..<needed]))
+            done += piece
+            putIdle(decoder)
+        }
+        return done
+    }
+
+    /// An idle cursor exactly at uncompressed offset `position`, taken out of the pool; nil when
+    /// none is there.
+    private func takeIdleCursor(at position: Int64) -> Cursor? {
+        monitor.withLock {
+            guard let i = idle.lastIndex(where: { $0.decoder.position == position }) else { return nil }
+            return idle.remove(at: i)
+        }
+    }
+
+    /// Puts `cursor` back in the pool, dropping the least recently used beyond the pool's size.
+    private func putIdle(_ cursor: Cursor) {
+        monitor.withLock {
+            idle.append(cursor)
+            if idle.count > Self.maximumIdleCursors { idle.removeFirst() }
+        }
     }
 
     private func endsEarly(_ cursor: Cursor, needed: Int64) -> DecompressionError {

@@ -39,6 +39,9 @@ final class CompressedShards: Sendable {
 
     /// The seekable shards' readers, made on first use.
     private let readers = Mutex<[Int: SeekableReader]>([:])
+    /// What the seekable readers decoded of each seek span, for reads that come back to it (a
+    /// locality-aware order); shared by all the readers, bounded by its capacity.
+    let spans: DecodedSpans
     /// While a front-to-back pass runs (``sequentialPass(_:)``), compressed shards are read
     /// through one forward decompression each, running a few MiB ahead of the pass on a thread of
     /// its own (``ReadAheadReader``), instead of a whole copy or seek points: no shard-sized
@@ -69,7 +72,8 @@ final class CompressedShards: Sendable {
     ///   or whose uncompressed size is missing.
     static func make(
         records: [ShardRecord], paths: [String], used: [Bool], tables: [Int64: StoredSeekTable], indexPath: String,
-        cacheCapacity: Int64, cacheFolder: ShardCacheFolder? = nil, streamOnly: Bool = false
+        cacheCapacity: Int64, cacheFolder: ShardCacheFolder? = nil, streamOnly: Bool = false,
+        spanCapacity: Int = DecodedSpans.defaultCapacity
     ) throws -> CompressedShards? {
         guard records.indices.contains(where: { used[$0] && records[$0].isCompressed }) else { return nil }
         var infos: [Shard?] = []
@@ -95,7 +99,7 @@ final class CompressedShards: Sendable {
         }
         return CompressedShards(
             infos: infos, cache: WholeShardCache(capacity: cacheCapacity, folder: cacheFolder),
-            streamOnly: streamOnly)
+            streamOnly: streamOnly, spans: DecodedSpans(capacity: spanCapacity))
     }
 
     /// Whether shards that cannot be entered in the middle are always read by decompressing
@@ -103,10 +107,11 @@ final class CompressedShards: Sendable {
     /// a reader of a member or two (`shardstore get`), which must not allocate a whole shard.
     let streamOnly: Bool
 
-    private init(infos: [Shard?], cache: WholeShardCache, streamOnly: Bool) {
+    private init(infos: [Shard?], cache: WholeShardCache, streamOnly: Bool, spans: DecodedSpans) {
         self.infos = infos
         self.cache = cache
         self.streamOnly = streamOnly
+        self.spans = spans
     }
 
     /// The same shards for a child process after `fork()`: nothing locked is shared (a parent's
@@ -114,7 +119,7 @@ final class CompressedShards: Sendable {
     func forChildProcess() -> CompressedShards {
         CompressedShards(
             infos: infos, cache: WholeShardCache(capacity: cache.capacity, folder: cache.folder),
-            streamOnly: streamOnly)
+            streamOnly: streamOnly, spans: DecodedSpans(capacity: spans.capacity))
     }
 
     /// Whether shard `n` is compressed.
@@ -197,7 +202,7 @@ final class CompressedShards: Sendable {
                         "the index counts \(table.pointCount) seek points for shard '\(MessageText.escaped(shard.record.path))', but its seek table cannot enter it",
                     isSeekTable: true)
             }
-            let reader = SeekableReader(source: source, info: CompressedShardInfo(seekTable: decoded))
+            let reader = SeekableReader(source: source, info: CompressedShardInfo(seekTable: decoded), spans: spans)
             readers[n] = reader
             return reader
         }

@@ -235,7 +235,8 @@ public final class Dataset: Sendable {
         let policy = HeaderPolicy(verifies: options.verifiesHeaders, indexPath: path)
         let compressed = try CompressedShards.make(
             records: shards, paths: paths, used: used, tables: prepared.seekTables, indexPath: path,
-            cacheCapacity: prepared.cacheCapacity, cacheFolder: prepared.cacheFolder, streamOnly: prepared.streamOnly)
+            cacheCapacity: prepared.cacheCapacity, cacheFolder: prepared.cacheFolder, streamOnly: prepared.streamOnly,
+            spanCapacity: DecodedSpans.capacity(available: prepared.plan.memory.available))
         // Remote shards are read by range requests, or from whole copies in a cache folder; only
         // local ones are opened as files.
         let remote = try RemoteShards.make(
@@ -590,7 +591,7 @@ public final class Dataset: Sendable {
             )
         } else if seekable > 0 {
             notes.append(
-                "\(seekable) compressed shard\(seekable == 1 ? " is" : "s are") read from \(seekable == 1 ? "its" : "their") seek points"
+                "\(seekable) compressed shard\(seekable == 1 ? " is" : "s are") read from \(seekable == 1 ? "its" : "their") seek points, the seek spans decoded last kept in up to \(formatBytes(Int64(DecodedSpans.capacity(available: memory.available)))) for reads that come back to them"
             )
         }
         var capacity: Int64 = 0

@@ -86,6 +86,78 @@ struct GzipTests {
         #expect(failures.withLock { $0 } == 0)
     }
 
+    @Test("DecodedSpans: reads right around every checkpoint, in a locality-aware order, under the capacity")
+    func decodedSpans() throws {
+        let path = try fixture.compressed(original, "gzip -c -6", name: "a.tar.gz")
+        let (_, info) = try CompressionFixture.pass(path, .gzip)  // a checkpoint every 256 KiB or so
+        // 4 MiB: spans up to 512 KiB are kept, about ten at a time, so entries are evicted.
+        let spans = DecodedSpans(capacity: 4 << 20)
+        #expect(spans.largestSpan == 512 << 10)
+        let reader = SeekableReader(file: try ReadOnlyFile(path: path), info: info, spans: spans)
+        try CompressionFixture.checkRandomReads(reader, original, points: offsets(info))
+        #expect(spans.bytesHeld > 0 && spans.bytesHeld <= spans.capacity)
+        // The loader's locality-aware order: windows of 600 KiB of 4 KiB reads, shuffled, each
+        // window read three times (its spans copied back, extended, or decoded anew).
+        var rng = SplitMix64(seed: 3)
+        let read = 4096
+        for window in stride(from: 0, to: original.count, by: 600 << 10) {
+            var starts = Array(stride(from: window, to: min(window + (600 << 10), original.count), by: read))
+            for _ in 0..<3 {
+                for i in stride(from: starts.count - 1, to: 0, by: -1) {
+                    starts.swapAt(i, Int(rng.next(below: UInt64(i + 1))))
+                }
+                for start in starts {
+                    let got = try CompressionFixture.read(reader, at: Int64(start), count: read)
+                    #expect(got == Array(original[start..<min(start + read, original.count)]), "at \(start)")
+                }
+            }
+        }
+        #expect(spans.bytesHeld <= spans.capacity)
+        // Spans over the limit are read straight through.
+        let small = DecodedSpans(capacity: 1 << 20)
+        #expect(small.largestSpan == 128 << 10)
+        let direct = SeekableReader(file: try ReadOnlyFile(path: path), info: info, spans: small)
+        try CompressionFixture.checkRandomReads(direct, original, points: offsets(info))
+        #expect(small.bytesHeld == 0)
+    }
+
+    @Test("DecodedSpans shared by two readers and four threads: every read right")
+    func decodedSpansSharedBetweenThreads() throws {
+        let first = try fixture.compressed(original, "gzip -c", name: "a.tar.gz")
+        let reversed = Array(original.reversed())
+        let second = try fixture.compressed(reversed, "gzip -c -1", name: "b.tar.gz")
+        let spans = DecodedSpans(capacity: 3 << 20)
+        let readers = [
+            (
+                SeekableReader(
+                    file: try ReadOnlyFile(path: first), info: try CompressionFixture.pass(first, .gzip).1, spans: spans
+                ), original
+            ),
+            (
+                SeekableReader(
+                    file: try ReadOnlyFile(path: second), info: try CompressionFixture.pass(second, .gzip).1,
+                    spans: spans), reversed
+            ),
+        ]
+        let failures = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: 4) { thread in
+            var rng = SplitMix64(seed: UInt64(thread) + 11)
+            for i in 0..<200 {
+                let (reader, data) = readers[(thread + i) % 2]
+                // Mostly near the start (spans read again and again), sometimes anywhere.
+                let range = i % 4 == 0 ? data.count : 1 << 20
+                let position = Int(rng.next(below: UInt64(range)))
+                let count = Int(rng.next(below: 30_000)) + 1
+                let got = try? CompressionFixture.read(reader, at: Int64(position), count: count)
+                if got != Array(data[position..<min(data.count, position + count)]) {
+                    failures.withLock { $0 += 1 }
+                }
+            }
+        }
+        #expect(failures.withLock { $0 } == 0)
+        #expect(spans.bytesHeld <= spans.capacity)
+    }
+
     @Test("several members (cat a.gz b.gz c.gz): one pass, reads across member boundaries")
     func multipleMembers() throws {
         let cuts = [0, 1_000_003, 1_000_500, 4_200_000, original.count]

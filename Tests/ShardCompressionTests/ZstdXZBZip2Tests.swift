@@ -94,6 +94,13 @@ struct ZstdXZBZip2Tests {
         let reader = SeekableReader(file: try ReadOnlyFile(path: path), info: info)
         try CompressionFixture.checkRandomReads(
             reader, original, points: info.seekTable.points.map(\.uncompressedOffset))
+        // The same through kept frames (each frame a span of 384 KiB; about ten kept).
+        let spans = DecodedSpans(capacity: 4 << 20)
+        let kept = SeekableReader(file: try ReadOnlyFile(path: path), info: info, spans: spans)
+        try CompressionFixture.checkRandomReads(
+            kept, original, points: info.seekTable.points.map(\.uncompressedOffset))
+        #expect(try CompressionFixture.frontToBack(kept, size: info.uncompressedSize) == original)
+        #expect(spans.bytesHeld > 0 && spans.bytesHeld <= spans.capacity)
     }
 
     @Test("zstd: truncated, trailing garbage, a damaged frame")
