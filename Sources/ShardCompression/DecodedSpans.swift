@@ -15,7 +15,8 @@ import Synchronization
 /// order) do that again and again. The ``SeekableReader``s given one of these keep, for each seek
 /// span they decode, the bytes from its seek point up to where decoding stopped. A read inside
 /// those bytes is a copy; a read past them continues the decoder that stopped there, appending to
-/// them. The least recently used spans go first beyond ``capacity`` bytes.
+/// them. The least recently used spans go first beyond ``capacity`` bytes; the buffers of spans
+/// that went are kept for the next ones up to an eighth of that more.
 ///
 /// Shared by the readers of a dataset's shards. Safe to share between threads.
 ///
@@ -68,14 +69,18 @@ public final class DecodedSpans: @unchecked Sendable {
     }
 
     /// Span buffers: mappings of their own (`mmap`), sizes rounded up to 256 KiB, a few kept for
-    /// reuse when their entries go (so that their pages stay mapped in), the rest unmapped
-    /// (`malloc` would keep what buffers of a MiB free, and the process would grow past the
-    /// capacity).
+    /// reuse when their entries go (so that their pages stay mapped in), up to `spareLimit`
+    /// bytes, the rest unmapped (`malloc` would keep what buffers of a MiB free, and the process
+    /// would grow past the capacity).
     final class Buffers: @unchecked Sendable {
         private let monitor = Monitor()
         private var spare: [UnsafeMutableRawBufferPointer] = []
+        private var spareBytes = 0
         static let granule = 256 << 10
-        static let spareLimit = 8
+        /// The most bytes of spare buffers kept.
+        let spareLimit: Int
+
+        init(spareLimit: Int) { self.spareLimit = spareLimit }
 
         /// A buffer of at least `length` bytes: a spare one, or a new mapping; nil when none can be made.
         func take(_ length: Int) -> UnsafeMutableRawBufferPointer? {
@@ -83,6 +88,7 @@ public final class DecodedSpans: @unchecked Sendable {
             let reused: UnsafeMutableRawBufferPointer? = monitor.withLock {
                 guard let i = spare.firstIndex(where: { $0.count >= size && $0.count < size + 4 * Self.granule })
                 else { return nil }
+                spareBytes -= spare[i].count
                 return spare.remove(at: i)
             }
             if let reused { return reused }
@@ -95,8 +101,9 @@ public final class DecodedSpans: @unchecked Sendable {
         /// Keeps `buffer` for reuse, or unmaps it when enough are kept.
         func giveBack(_ buffer: UnsafeMutableRawBufferPointer) {
             let kept: Bool = monitor.withLock {
-                guard spare.count < Self.spareLimit else { return false }
+                guard spareBytes + buffer.count <= spareLimit else { return false }
                 spare.append(buffer)
+                spareBytes += buffer.count
                 return true
             }
             if !kept { munmap(buffer.baseAddress, buffer.count) }
@@ -105,8 +112,8 @@ public final class DecodedSpans: @unchecked Sendable {
         deinit { for buffer in spare { munmap(buffer.baseAddress, buffer.count) } }
     }
 
-    /// The buffers of this cache's entries.
-    let buffers = Buffers()
+    /// The buffers of this cache's entries, with spare ones up to an eighth of ``capacity``.
+    let buffers: Buffers
 
     /// The capacity for a process with `available` bytes of memory (nil: unknown): an eighth of
     /// them, at most ``defaultCapacity``.
@@ -118,6 +125,7 @@ public final class DecodedSpans: @unchecked Sendable {
     /// Keeps up to `capacity` bytes of decoded spans (at least 1 MiB).
     public init(capacity: Int = DecodedSpans.defaultCapacity) {
         self.capacity = max(capacity, 1 << 20)
+        buffers = Buffers(spareLimit: self.capacity / 8)
     }
 
     /// The span `key`'s entry and how many of its bytes are decoded, marked as just used; nil
@@ -131,13 +139,14 @@ public final class DecodedSpans: @unchecked Sendable {
         }
     }
 
-    /// Lets the caller decode past `entry`'s bytes in place, unless another reader is doing so;
+    /// Lets the caller decode past `entry`'s bytes in place, unless another reader is doing so:
+    /// returns how many bytes it holds (which stays so until the caller publishes), or nil.
     /// ``publish(_:filled:as:)`` or ``endExtending(_:)`` ends it.
-    func beginExtending(_ entry: Entry) -> Bool {
+    func beginExtending(_ entry: Entry) -> Int? {
         monitor.withLock {
-            guard !entry.extending else { return false }
+            guard !entry.extending else { return nil }
             entry.extending = true
-            return true
+            return entry.filled
         }
     }
 

@@ -166,7 +166,8 @@ public final class SeekableReader: RandomAccessBytes, @unchecked Sendable {
             // Extend the span's bytes with the cursor that stopped where they end, or decode them
             // anew from the seek point into a new buffer.
             var cursor: Cursor?
-            if let (entry, filled) = found, spans.beginExtending(entry) {
+            if let (entry, _) = found, let filled = spans.beginExtending(entry) {
+                found = (entry, filled)
                 cursor = takeIdleCursor(at: start + Int64(filled))
                 if cursor == nil { spans.endExtending(entry) }
             }
