@@ -124,10 +124,7 @@ public final class SeekableReader: RandomAccessBytes, @unchecked Sendable {
         }
         let end = min(info.uncompressedSize, uncompressedOffset + Int64(buffer.count))
         guard uncompressedOffset + Int64(done) == end else { throw endsEarly(cursor, needed: end) }
-        monitor.withLock {
-            idle.append(cursor)
-            if idle.count > Self.maximumIdleCursors { idle.removeFirst() }
-        }
+        putIdle(cursor)
         return done
     }
 
