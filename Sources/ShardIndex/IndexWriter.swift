@@ -89,8 +89,20 @@ public final class IndexWriter {
     }
 
     /// Settings for building a brand-new index file under a temporary name: no rollback journal
-    /// and no syncs (a failure discards the whole file), a large page cache.
-    public func configureForNewFile() throws {
+    /// and no syncs (a failure discards the whole file).
+    public func configureForNewFile() throws { try Self.configureForNewFile(database) }
+
+    /// ``configureForNewFile()`` on a connection with no writer yet: call it before migrating a
+    /// new file, so that its migrations do not sync either (one sync per statement otherwise, each
+    /// a disk flush).
+    ///
+    /// ```swift
+    /// try IndexWriter.configureForNewFile(db)
+    /// try IndexFile.migrator.migrate(db)
+    /// ```
+    ///
+    /// - Throws: `SQLiteError`.
+    public static func configureForNewFile(_ database: Database) throws {
         try database.execute("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA foreign_keys = OFF;")
     }
 
@@ -257,6 +269,20 @@ public final class IndexWriter {
         let id = st.int64(at: 0)
         st.reset()
         return (id, try IndexReader(database: database).members(ofSample: id))
+    }
+
+    /// Sample `id`'s key and members (rows buffered so far included), or nil when there is no
+    /// such sample.
+    ///
+    /// - Complexity: two lookups by primary key.
+    public func sample(id: Int64) throws -> (key: SampleKey, members: [MemberRecord])? {
+        try flush()
+        let st = try database.cachedStatement("SELECT key FROM samples WHERE id = ?")
+        defer { st.reset() }
+        try st.bind(id, at: 1)
+        guard try st.step() else { return nil }
+        let key = SampleKey(bytes: st.textBytes(at: 0))
+        return (key, try IndexReader(database: database).members(ofSample: id))
     }
 
     /// Deletes samples that have no members left (and their split memberships).

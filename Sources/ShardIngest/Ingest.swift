@@ -268,10 +268,12 @@ public enum Ingest {
 
         let db = try Database(
             path: partial?.temporaryPath ?? indexPath, mode: .readWrite, followingSymlinks: partial == nil)
+        // A new file takes no journal and no syncs from its first statement on, migrations
+        // included: a failure discards it whole.
+        if creating { try IndexWriter.configureForNewFile(db) }
         try IndexFile.migrator.migrate(db)
         let writer = try IndexWriter(database: db)
         if creating {
-            try writer.configureForNewFile()
             try writer.dropKeyIndex()
         } else {
             try writer.configureForUpdate()

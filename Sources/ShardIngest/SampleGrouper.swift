@@ -8,17 +8,29 @@ import ShardIndex
 /// extension, the policy decides: `error` stops, `first` drops the new one, `last` replaces the old
 /// one, `keep` starts a new sample with the same key.
 struct SampleGrouper {
-    private final class SampleState {
+    /// The sample members are being added to: members of one sample are usually adjacent, so the
+    /// next member most often joins it without a lookup.
+    private struct Current {
         let id: Int64
-        /// (extension id, location): small integers instead of strings keep this hot loop free of
-        /// reference counting.
+        let key: SampleKey
+        let hash: UInt64
+        /// Where the grouper remembers this sample's key.
+        let slot: Slot
+        /// (extension id, location): small integers instead of strings keep this hot loop free
+        /// of reference counting.
         var members: [(ext: Int32, location: MemberLocation)]
-        init(id: Int64, members: [(ext: Int32, location: MemberLocation)]) {
-            self.id = id
-            self.members = members
-            self.members.reserveCapacity(4)
-        }
-        func index(of ext: Int32) -> Int? { members.firstIndex { $0.ext == ext } }
+    }
+
+    /// Where a key's most recent sample is remembered.
+    private enum Slot {
+        /// Nowhere yet, and its hash is free.
+        case empty
+        /// In ``byHash`` (the hash's slot holds this key's sample).
+        case hash
+        /// Nowhere yet, but its hash's slot holds another key's sample.
+        case taken
+        /// In ``byKey``.
+        case key
     }
 
     private let writer: IndexWriter
@@ -26,7 +38,14 @@ struct SampleGrouper {
     private let indexWasEmpty: Bool
     private var nextID: Int64
     private let shardPaths: [Int64: String]
-    private var samples: [SampleKey: SampleState] = [:]
+    /// The most recent sample of each key this ingest touched, by a 64-bit hash of the key: 16
+    /// bytes a sample, however long keys are (a dictionary of keys and member lists took about 300
+    /// bytes a sample, gigabytes for a hundred million). A key seen again away from its sample
+    /// (rare: WebDataset writers keep a sample's members together) reads the sample's key and
+    /// members back from the index, which also tells a hash collision from the same key.
+    private var byHash: [UInt64: Int64] = [:]
+    /// The keys whose hash's slot in ``byHash`` holds another key (collisions, nearly always none).
+    private var byKey: [SampleKey: Int64] = [:]
     /// Every extension seen, by id; ids are global to the ingest.
     private var extensionNames: [String] = []
     private var extensionIDs: [String: Int32] = [:]
@@ -49,10 +68,16 @@ struct SampleGrouper {
     private(set) var seenAgainExamples:
         [(key: SampleKey, path: String, offset: Int64, firstPath: String, firstOffset: Int64)] = []
     /// Distinct samples this ingest added members to.
-    var samplesTouched: Int { samples.count }
+    var samplesTouched: Int { byHash.count + byKey.count }
 
-    init(writer: IndexWriter, policy: DuplicatePolicy, indexWasEmpty: Bool, nextID: Int64, shardPaths: [Int64: String])
-    {
+    /// The key hash ``byHash`` is keyed by: ``hash(_:)``, or (in tests) one that collides.
+    private let hash: (SampleKey) -> UInt64
+
+    init(
+        writer: IndexWriter, policy: DuplicatePolicy, indexWasEmpty: Bool, nextID: Int64, shardPaths: [Int64: String],
+        hash: @escaping (SampleKey) -> UInt64 = SampleGrouper.hash
+    ) {
+        self.hash = hash
         self.writer = writer
         self.policy = policy
         self.indexWasEmpty = indexWasEmpty
@@ -69,34 +94,38 @@ struct SampleGrouper {
         var local: [Int32] = []
         for name in scan.extensions { local.append(extensionID(name)) }
         var written = 0
-        var previousKey: SampleKey?
-        var previous: SampleState?
+        var current: Current?
         let checksums = scan.crc32c
+        // Room for this shard's samples up front (usually a few members each), so that the
+        // dictionary rehashes at most once per shard. (Its capacity grows by powers of two: asking
+        // for a little more each shard costs no more rehashes than doubling.)
+        byHash.reserveCapacity(byHash.count + members.count / 2)
         for (n, m) in members.enumerated() {
             let crc32c: UInt32? = checksums.isEmpty ? nil : checksums[n]
             let location = MemberLocation(
                 shardID: shardID, headerOffset: m.headerOffset, dataOffset: m.dataOffset, length: m.length)
             let extID = local[Int(m.ext)]
             let ext = extensionNames[Int(extID)]
-            let adjacent = previous != nil && previousKey == m.key
-            // Members of one sample are usually adjacent: reuse the previous state without hashing.
-            var state = adjacent ? previous : try existingSample(m.key)
-            if !adjacent, let s = state, let first = s.members.first {
-                seenAgain += 1
-                if seenAgainExamples.count < 5 {
-                    seenAgainExamples.append(
-                        (
-                            m.key, path(shardID), m.headerOffset, path(first.location.shardID),
-                            first.location.headerOffset
-                        ))
+            let hash: UInt64
+            var slot: Slot
+            if let c = current, c.key == m.key {
+                hash = c.hash
+                slot = c.slot
+            } else {
+                hash = self.hash(m.key)
+                (current, slot) = try existingSample(m.key, hash: hash)
+                if let first = current.flatMap({ Self.earliest($0.members) }) {
+                    seenAgain += 1
+                    if seenAgainExamples.count < 5 {
+                        seenAgainExamples.append(
+                            (
+                                m.key, path(shardID), m.headerOffset, path(first.shardID), first.headerOffset
+                            ))
+                    }
                 }
             }
-            if !adjacent {
-                previousKey = m.key
-                previous = state
-            }
-            if let s = state, let i = s.index(of: extID) {
-                let old = s.members[i].location
+            if let c = current, let i = c.members.firstIndex(where: { $0.ext == extID }) {
+                let old = c.members[i].location
                 switch policy {
                 case .error:
                     throw IngestError.duplicateMember(
@@ -108,43 +137,115 @@ struct SampleGrouper {
                     let isLater = (shardID, m.headerOffset) > (old.shardID, old.headerOffset)
                     if policy == .first { dropped += 1 } else { replaced += 1 }
                     if isLater == (policy == .last) {
-                        try writer.replaceMember(sampleID: s.id, ext: ext, location: location, crc32c: crc32c)
-                        s.members[i].location = location
+                        try writer.replaceMember(sampleID: c.id, ext: ext, location: location, crc32c: crc32c)
+                        current!.members[i].location = location
                         relocated += 1
                     }
                     continue
                 case .keep:
                     keptExtra += 1
-                    state = nil
+                    current = nil
                 }
             }
-            let target: SampleState
-            if let s = state {
-                target = s
-            } else {
-                target = SampleState(id: nextID, members: [])
-                try writer.insertSample(id: nextID, key: m.key, shardID: shardID, firstOffset: m.headerOffset)
+            if current == nil {
+                let id = nextID
+                try writer.insertSample(id: id, key: m.key, shardID: shardID, firstOffset: m.headerOffset)
                 nextID += 1
                 created += 1
-                samples[m.key] = target
+                slot = remember(m.key, hash: hash, id: id, slot: slot)
+                current = Current(id: id, key: m.key, hash: hash, slot: slot, members: [])
             }
-            previous = target
-            try writer.insertMember(sampleID: target.id, ext: ext, location: location, crc32c: crc32c)
-            target.members.append((extID, location))
+            try writer.insertMember(sampleID: current!.id, ext: ext, location: location, crc32c: crc32c)
+            current!.members.append((extID, location))
             written += 1
         }
         return written
     }
 
-    /// The most recent sample with `key`: from this ingest, else from the index.
-    private mutating func existingSample(_ key: SampleKey) throws -> SampleState? {
-        if let s = samples[key] { return s }
-        guard !indexWasEmpty, let found = try writer.latestSample(forKey: key) else { return nil }
-        var members: [(ext: Int32, location: MemberLocation)] = []
-        for m in found.members { members.append((extensionID(m.ext), m.location)) }
-        let s = SampleState(id: found.id, members: members)
-        samples[key] = s
-        return s
+    /// The most recent sample with `key` (from this ingest, else from the index) and where its
+    /// key is remembered; or nil, and where a new sample with `key` is to be remembered.
+    private mutating func existingSample(_ key: SampleKey, hash: UInt64) throws -> (Current?, Slot) {
+        var slot = Slot.empty
+        if !byKey.isEmpty, let id = byKey[key] {
+            return (try stored(id, key: key, hash: hash, slot: .key), .key)
+        }
+        if let id = byHash[hash] {
+            guard let found = try writer.sample(id: id) else {
+                throw IndexError.invalidArgument(
+                    "sample \(id), written by this ingest, is missing from the index; nothing was changed, run the ingest again"
+                )
+            }
+            if found.key == key {
+                return (makeCurrent(id, key: key, hash: hash, slot: .hash, found.members), .hash)
+            }
+            slot = .taken
+        }
+        guard !indexWasEmpty, let found = try writer.latestSample(forKey: key) else { return (nil, slot) }
+        slot = remember(key, hash: hash, id: found.id, slot: slot)
+        return (makeCurrent(found.id, key: key, hash: hash, slot: slot, found.members), slot)
+    }
+
+    /// Sample `id`'s members from the index, as the current sample.
+    private mutating func stored(_ id: Int64, key: SampleKey, hash: UInt64, slot: Slot) throws -> Current {
+        guard let found = try writer.sample(id: id) else {
+            throw IndexError.invalidArgument(
+                "sample \(id), written by this ingest, is missing from the index; nothing was changed, run the ingest again"
+            )
+        }
+        return makeCurrent(id, key: key, hash: hash, slot: slot, found.members)
+    }
+
+    private mutating func makeCurrent(_ id: Int64, key: SampleKey, hash: UInt64, slot: Slot, _ members: [MemberRecord])
+        -> Current
+    {
+        Current(id: id, key: key, hash: hash, slot: slot, members: members.map { (extensionID($0.ext), $0.location) })
+    }
+
+    /// The member first in dataset order (shard, offset).
+    private static func earliest(_ members: [(ext: Int32, location: MemberLocation)]) -> MemberLocation? {
+        members.lazy.map(\.location).min { ($0.shardID, $0.headerOffset) < ($1.shardID, $1.headerOffset) }
+    }
+
+    /// Records `id` as the most recent sample with `key`; returns where.
+    private mutating func remember(_ key: SampleKey, hash: UInt64, id: Int64, slot: Slot) -> Slot {
+        switch slot {
+        case .empty, .hash:
+            byHash[hash] = id
+            return .hash
+        case .taken, .key:
+            byKey[key] = id
+            return .key
+        }
+    }
+
+    /// A 64-bit hash of the key's bytes (FNV-1a's basis, eight bytes at a time through a
+    /// multiply-xorshift mix): stable, and even enough that collisions, which ``byKey`` settles,
+    /// stay rare.
+    static func hash(_ key: SampleKey) -> UInt64 {
+        key.bytes.withUnsafeBytes { raw -> UInt64 in
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(raw.count)
+            var i = 0
+            while i + 8 <= raw.count {
+                h = Self.mix(h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                i += 8
+            }
+            var tail: UInt64 = 0
+            var shift: UInt64 = 0
+            while i < raw.count {
+                tail |= UInt64(raw[i]) << shift
+                shift += 8
+                i += 1
+            }
+            return Self.mix(h ^ tail ^ 0x9e37_79b9_7f4a_7c15)
+        }
+    }
+
+    /// SplitMix64's finalizer.
+    private static func mix(_ x: UInt64) -> UInt64 {
+        var z = x &+ 0x9e37_79b9_7f4a_7c15
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
     }
 
     private func path(_ shardID: Int64) -> String { shardPaths[shardID] ?? "shard #\(shardID)" }
