@@ -480,7 +480,10 @@ private struct Record {
 private struct RecordScan {
     let reader: IndexReader
     let samples: Int
-    var shardNumber: [Int64: UInt32] = [:]
+    /// Shard number by shard id: an array when the ids are dense enough (ids are ingest order,
+    /// so nearly always), a dictionary otherwise.
+    private var shardNumberByID: [UInt32] = []
+    private var shardNumberMap: [Int64: UInt32] = [:]
     /// The extensions in order of first appearance, with their total bytes.
     private(set) var extensions: [(bytes: [UInt8], total: Int64)] = []
     private(set) var memberCount = 0
@@ -488,7 +491,33 @@ private struct RecordScan {
     init(reader: IndexReader, shardIDs: [Int64], samples: Int) {
         self.reader = reader
         self.samples = samples
-        for (n, s) in shardIDs.enumerated() { shardNumber[s] = UInt32(n) }
+        let maxID = shardIDs.max() ?? -1
+        if let minID = shardIDs.min(), minID >= 0, maxID < 4 * Int64(shardIDs.count) + 64 {
+            shardNumberByID = [UInt32](repeating: .max, count: Int(maxID) + 1)
+            for (n, s) in shardIDs.enumerated() { shardNumberByID[Int(s)] = UInt32(n) }
+        } else {
+            for (n, s) in shardIDs.enumerated() { shardNumberMap[s] = UInt32(n) }
+        }
+    }
+
+    /// The number of the shard with id `id`, or nil when the index does not list it.
+    private func shardNumber(_ id: Int64) -> UInt32? {
+        if shardNumberByID.isEmpty { return shardNumberMap[id] }
+        guard id >= 0, id < shardNumberByID.count else { return nil }
+        let n = shardNumberByID[Int(id)]
+        return n == .max ? nil : n
+    }
+
+    /// The number of the extension whose stored bytes are `text`, counting it in when new.
+    private mutating func extensionNumber(_ text: UnsafeBufferPointer<UInt8>) -> Int {
+        for n in extensions.indices where extensions[n].bytes.count == text.count {
+            let same = extensions[n].bytes.withUnsafeBufferPointer { stored in
+                text.count == 0 || memcmp(stored.baseAddress!, text.baseAddress!, text.count) == 0
+            }
+            if same { return n }
+        }
+        extensions.append((Array(text), 0))
+        return extensions.count - 1
     }
 
     /// Calls `body` with each sample's id and record (members in archive order). Extension
@@ -511,15 +540,12 @@ private struct RecordScan {
             expected += 1
             if id & 0xfff == 0, isCancelled() { throw CancellationError() }
             record.members.removeAll(keepingCapacity: true)
-            while hasRow, rows.sampleID <= id {
-                if rows.sampleID == id {
-                    let ext: Int = rows.withExtensionBytes { text in
-                        if let n = extensions.firstIndex(where: { $0.bytes.elementsEqual(text) }) { return n }
-                        extensions.append((Array(text), 0))
-                        return extensions.count - 1
-                    }
+            var rowSample = hasRow ? rows.sampleID : 0
+            while hasRow, rowSample <= id {
+                if rowSample == id {
+                    let ext: Int = rows.withExtensionBytes { text in extensionNumber(text) }
                     let location = rows.location
-                    guard let shard = shardNumber[location.shardID] else {
+                    guard let shard = shardNumber(location.shardID) else {
                         throw IndexError.invalidArgument(
                             "the index lists a member in shard #\(location.shardID), which it does not list")
                     }
@@ -530,7 +556,9 @@ private struct RecordScan {
                             shard: Int(shard), ext: ext))
                 }
                 hasRow = try rows.next()
+                if hasRow { rowSample = rows.sampleID }
             }
+            // Archive order; rows come by extension, so a sample's members are usually out of it.
             record.members.sort { $0.shard != $1.shard ? $0.shard < $1.shard : $0.offset < $1.offset }
 
             memberCount += record.members.count

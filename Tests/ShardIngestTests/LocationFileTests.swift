@@ -76,6 +76,29 @@ struct LocationFileTests {
         }
     }
 
+    @Test("shard ids far apart (numbered through a map, not an array) read back as the index says")
+    func sparseShardIDs() throws {
+        let f = try StrategyFixture(shards: 3, perShard: 5)
+        let before = try contents(Dataset(index: f.index, strategy: .pread, options: Dataset.Options(lookup: .table)))
+        // Ids 0, 1, 2 become 7000, 5000, 9000: the order of shards by id changes with them.
+        let db = try Database(path: f.index, mode: .readWrite)
+        try db.execute("PRAGMA foreign_keys = OFF")
+        for (old, new) in [(0, 7000), (1, 5000), (2, 9000)] {
+            try db.execute(
+                "UPDATE shards SET id = \(new) WHERE id = \(old); UPDATE members SET shard_id = \(new) WHERE shard_id = \(old); UPDATE samples SET shard_id = \(new) WHERE shard_id = \(old)"
+            )
+        }
+        try db.execute(
+            "UPDATE metadata SET value = '\"0123456789abcdef0123456789abcdef\"' WHERE key = 'shardstore.content_id'")
+        db.close()
+        try FileManager.default.removeItem(atPath: f.index + "-locations")
+        let file = try Dataset(index: f.index, strategy: .pread, options: Dataset.Options(lookup: .file))
+        #expect(file.lookup == .file(path: f.index + "-locations"))
+        let table = try Dataset(index: f.index, strategy: .pread, options: Dataset.Options(lookup: .table))
+        #expect(try contents(file) == contents(table))
+        #expect(try contents(file) == before)
+    }
+
     @Test("an ingest that adds samples replaces it; an old file put back is detected and written again at open")
     func staleFile() throws {
         let f = try StrategyFixture(shards: 2, perShard: 4)
