@@ -22,6 +22,7 @@ with numpy imported, then after `import shardstore` and opening the dataset (and
 sample): `rss_above_bare_mb` is the difference.
 """
 import argparse
+import array
 import json
 import resource
 import sys
@@ -38,9 +39,20 @@ def vm_rss_mb():
 
 
 def load_indices(path):
-    import numpy as np
+    """The indices file (little-endian int64) as a list, read with the standard library.
 
-    return np.fromfile(path, dtype="<i8").tolist()
+    Not with numpy: importing numpy starts OpenBLAS's worker threads, which spin for a while
+    after the import. Imported here, just before the timed loop, they took one of a 2-core
+    machine's cores from the loop (medians of 9 runs on S: 133k samples/s with them spinning,
+    182k with OPENBLAS_NUM_THREADS=1), a cost of this script, not of the library: `import
+    shardstore` does not import numpy, and peers.py imports it long before its timed loops.
+    """
+    values = array.array("q")
+    with open(path, "rb") as f:
+        values.frombytes(f.read())
+    if sys.byteorder != "little":
+        values.byteswap()
+    return values.tolist()
 
 
 def members(sample):
