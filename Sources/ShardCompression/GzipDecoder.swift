@@ -28,6 +28,8 @@ final class GzipDecoder: ShardDecoder {
     private var lastPointOut: Int64 = 0
     /// No point is tried before the input reaches this offset (one was too dear here).
     private var retryAfterIn: Int64 = 0
+    /// Compresses the points' windows; made when the first point is taken.
+    private lazy var windowCompressor = WindowCompressor()
 
     /// The most a point may cost, as a share of the compressed bytes it covers: 1/20 = 5%.
     private static let costDivisor: Int64 = 20
@@ -195,10 +197,9 @@ final class GzipDecoder: ShardDecoder {
         window.removeSubrange(Int(length)...)
         var point = SeekPoint(compressedOffset: input.offset, uncompressedOffset: position)
         point.windowLength = window.count
-        let deflated = window.isEmpty ? [] : window.withUnsafeBytes { Zlib.compress($0, level: 1) }
-        if !window.isEmpty && deflated.count < window.count {
-            point.storedWindow = deflated
-            point.windowIsDeflated = true
+        if let compressed = window.withUnsafeBytes({ windowCompressor.compress($0) }) {
+            point.storedWindow = compressed
+            point.windowCoding = .zstd
         } else {
             point.storedWindow = window
         }

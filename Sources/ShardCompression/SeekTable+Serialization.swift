@@ -1,17 +1,20 @@
 import ShardCore
 
-// The stored form, version 1, little-endian:
-//   "SSKT" · version u8 = 1 · format u8 · reserved u16 = 0 · compressed size i64 ·
+// The stored form, version 2, little-endian:
+//   "SSKT" · version u8 = 2 · format u8 · reserved u16 = 0 · compressed size i64 ·
 //   uncompressed size i64 · point count u32 ·
 //   points: compressed offset i64 · uncompressed offset i64 · then by format
-//     gzip: flags u8 (1 member start, 2 window deflated) · bits u8 · partial byte u8 ·
-//           window length u16 (at most 32768) · stored length u16 · stored bytes
+//     gzip: flags u8 (1 member start, 2 window deflated, 4 window a zstd frame) · bits u8 ·
+//           partial byte u8 · window length u16 (at most 32768) · stored length u16 · stored bytes
 //     xz:   check u8
 //     zstd: nothing
 //   · CRC-32C u32 of everything before it.
+// Version 1 is the same without flag 4 (its windows are deflated or raw); it is still read, so
+// that indexes written before version 2 keep working. Builds that read only version 1 refuse
+// version 2 by its number.
 extension SeekTable {
     private static let magic: [UInt8] = Array("SSKT".utf8)
-    private static let version: UInt8 = 1
+    private static let version: UInt8 = 2
     private static let headerSize = 4 + 1 + 1 + 2 + 8 + 8 + 4
     private static let maximumWindow = 32768
 
@@ -35,7 +38,13 @@ extension SeekTable {
             out.appendLittleEndian(UInt64(bitPattern: point.uncompressedOffset))
             switch format {
             case .gzip:
-                out.append((point.isMemberStart ? 1 : 0) | (point.windowIsDeflated ? 2 : 0))
+                let coding: UInt8 =
+                    switch point.windowCoding {
+                    case .raw: 0
+                    case .deflate: 2
+                    case .zstd: 4
+                    }
+                out.append((point.isMemberStart ? 1 : 0) | coding)
                 out.append(point.bits)
                 out.append(point.partialByte)
                 out.appendLittleEndian(UInt16(point.windowLength))
@@ -54,8 +63,8 @@ extension SeekTable {
     }
 
     /// Decodes and validates a stored table: magic and version, CRC-32C, format and sizes equal
-    /// to the shard's, every offset in range and increasing, window lengths, deflated windows
-    /// inflating to their stated length. Nothing read is trusted before it is checked.
+    /// to the shard's, every offset in range and increasing, window lengths, compressed windows
+    /// decompressing to their stated length. Nothing read is trusted before it is checked.
     ///
     /// ```swift
     /// let table = try blob.withUnsafeBytes {
@@ -64,7 +73,7 @@ extension SeekTable {
     /// }
     /// ```
     /// - Throws: ``DecompressionError`` of kind `.badSeekTable` saying what was wrong.
-    /// - Complexity: O(size of the table), plus inflating each deflated window (32 KiB each).
+    /// - Complexity: O(size of the table), plus decompressing each compressed window (32 KiB each).
     public init(
         decoding bytes: UnsafeRawBufferPointer, format: CompressionFormat, compressedSize: Int64,
         uncompressedSize: Int64, path: String
@@ -80,7 +89,9 @@ extension SeekTable {
         guard trailer.u32() == crc.value else { throw bad("CRC-32C mismatch") }
         guard reader.bytes(4).elementsEqual(Self.magic) else { throw bad("not a seek table (magic)") }
         let version = reader.u8()
-        guard version == Self.version else { throw bad("version \(version), this build reads \(Self.version)") }
+        guard version == 1 || version == Self.version else {
+            throw bad("version \(version), this build reads 1 to \(Self.version)")
+        }
         let storedFormat = reader.u8()
         guard storedFormat == format.rawValue else {
             throw bad("format \(storedFormat), the shard's is \(format.rawValue)")
@@ -127,31 +138,43 @@ extension SeekTable {
                 guard reader.remaining >= 7 else { throw bad("point \(i): cut short") }
                 let flags = reader.u8()
                 point.isMemberStart = flags & 1 != 0
-                point.windowIsDeflated = flags & 2 != 0
+                switch flags & 6 {
+                case 0: point.windowCoding = .raw
+                case 2: point.windowCoding = .deflate
+                case 4 where version >= 2: point.windowCoding = .zstd
+                default: throw bad("point \(i): bad flags \(flags)")
+                }
                 point.bits = reader.u8()
                 point.partialByte = reader.u8()
                 point.windowLength = Int(reader.u16())
                 let stored = Int(reader.u16())
-                guard flags & ~3 == 0, point.bits <= 7, point.bits > 0 || point.partialByte == 0 else {
+                guard flags & ~7 == 0, point.bits <= 7, point.bits > 0 || point.partialByte == 0 else {
                     throw bad("point \(i): bad flags or bit count")
                 }
                 guard point.windowLength <= Self.maximumWindow, point.windowLength <= point.uncompressedOffset,
                     stored <= reader.remaining
                 else { throw bad("point \(i): window of \(point.windowLength) bytes") }
                 if point.isMemberStart {
-                    guard point.bits == 0, point.windowLength == 0, stored == 0, !point.windowIsDeflated else {
+                    guard point.bits == 0, point.windowLength == 0, stored == 0, point.windowCoding == .raw else {
                         throw bad("point \(i): a member start with a window")
                     }
                 } else if i == 0 || point.compressedOffset < 1 {
                     throw bad("point \(i): inside a member but first")
                 }
                 point.storedWindow = Array(reader.bytes(stored))
-                if point.windowIsDeflated {
+                switch point.windowCoding {
+                case .raw:
+                    guard stored == point.windowLength else { throw bad("point \(i): window length mismatch") }
+                case .deflate:
                     guard stored < point.windowLength,
                         Zlib.uncompress(point.storedWindow, length: point.windowLength) != nil
                     else { throw bad("point \(i): the window does not inflate to \(point.windowLength) bytes") }
-                } else {
-                    guard stored == point.windowLength else { throw bad("point \(i): window length mismatch") }
+                case .zstd:
+                    guard stored < point.windowLength,
+                        WindowCompressor.decompress(point.storedWindow, length: point.windowLength) != nil
+                    else {
+                        throw bad("point \(i): the window does not decompress to \(point.windowLength) bytes")
+                    }
                 }
             case .xz:
                 guard reader.remaining >= 1 else { throw bad("point \(i): cut short") }

@@ -38,7 +38,7 @@ struct GzipTests {
             #expect(b.uncompressedOffset - a.uncompressedOffset >= 256 << 10)
         }
         #expect(points.dropFirst().allSatisfy { !$0.isMemberStart && $0.windowLength == 32768 })
-        #expect(points.contains { $0.windowIsDeflated })
+        #expect(points.contains { $0.windowCoding == .zstd })
         #expect(points.contains { $0.bits != 0 })
         #expect(info.seekTable.isSeekable)
         let stored = info.seekTable.serialized()

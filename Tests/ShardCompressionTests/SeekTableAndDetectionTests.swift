@@ -97,10 +97,48 @@ struct SeekTableAndDetectionTests {
         expectRefused(forged { $0[second + 19] = 0x90 }, table, "window length")
         // Second point's bits above 7.
         expectRefused(forged { $0[second + 17] = 9 }, table, "bits")
-        // A deflated window whose stored bytes are damaged.
+        // A compressed window whose stored bytes are damaged: in the frame's header, and in its
+        // middle (the zstd frame's checksum, as a deflated window's Adler-32, refuses it).
+        #expect(table.points[1].windowCoding == .zstd)
+        let stored = table.points[1].storedWindow.count
         expectRefused(forged { $0[second + 23 + 5] ^= 0x55 }, table, "window bytes")
+        expectRefused(forged { $0[second + 23 + stored / 2] ^= 0x55 }, table, "window bytes, middle")
+        expectRefused(forged { $0[second + 23 + stored - 1] ^= 0x01 }, table, "window checksum")
+        // Flag 4 (a zstd window) in a version 1 table, which has none.
+        expectRefused(forged { $0[4] = 1 }, table, "zstd window in version 1")
         // Another format's table.
         expectRefused(forged { $0[5] = CompressionFormat.zstd.rawValue }, table, "format")
+    }
+
+    @Test("version 1 tables (deflated windows) written before version 2 still read back the same bytes")
+    func versionOneTables() throws {
+        let original = CompressionFixture.data(3 << 20, seed: 7)
+        let gz = try fixture.compressed(original, "gzip -c", name: "a.gz")
+        let table = try CompressionFixture.pass(gz, .gzip).1.seekTable
+        // The table as a build of version 1 wrote it: each window deflated (raw when that is not
+        // smaller), version byte 1.
+        var points = table.points
+        for i in points.indices where points[i].windowLength > 0 {
+            let window = points[i].window()
+            let deflated = window.withUnsafeBytes { Zlib.compress($0, level: 1) }
+            (points[i].storedWindow, points[i].windowCoding) =
+                deflated.count < window.count ? (deflated, .deflate) : (window, .raw)
+        }
+        #expect(points.contains { $0.windowCoding == .deflate })
+        let old = SeekTable(
+            format: .gzip, compressedSize: table.compressedSize, uncompressedSize: table.uncompressedSize,
+            points: points)
+        var bytes = Array(old.serialized().dropLast(4))
+        #expect(bytes[4] == 2)
+        bytes[4] = 1
+        var crc = CRC32C()
+        bytes.withUnsafeBytes { crc.update($0) }
+        bytes += withUnsafeBytes(of: crc.value.littleEndian) { Array($0) }
+        let decoded = try decode(bytes, table)
+        #expect(decoded == old)
+        #expect(zip(decoded.points, table.points).allSatisfy { $0.window() == $1.window() })
+        let reader = SeekableReader(file: try ReadOnlyFile(path: gz), info: CompressedShardInfo(seekTable: decoded))
+        try CompressionFixture.checkRandomReads(reader, original, points: decoded.points.map(\.uncompressedOffset))
     }
 
     @Test("detection by magic bytes, never by name")
