@@ -26,21 +26,17 @@ struct SampleGrouperHashTests {
         var counts: [Int]
     }
 
-    static func group(policy: DuplicatePolicy, hash: ((SampleKey) -> UInt64)?) throws -> Outcome {
+    static func group(
+        policy: DuplicatePolicy, hash: ((SampleKey) -> UInt64)?, recentLimit: Int = SampleGrouper.defaultRecentLimit
+    ) throws -> Outcome {
         let dir = try TemporaryDirectory()
         let db = try Database(path: dir.path + "/index.sqlite", mode: .readWriteCreate)
         try IndexFile.migrator.migrate(db)
         let writer = try IndexWriter(database: db)
         return try db.inTransaction {
-            var grouper =
-                if let hash {
-                    SampleGrouper(
-                        writer: writer, policy: policy, indexWasEmpty: true, nextID: 0, shardPaths: [0: "a", 1: "b"],
-                        hash: hash)
-                } else {
-                    SampleGrouper(
-                        writer: writer, policy: policy, indexWasEmpty: true, nextID: 0, shardPaths: [0: "a", 1: "b"])
-                }
+            var grouper = SampleGrouper(
+                writer: writer, policy: policy, indexWasEmpty: true, nextID: 0, shardPaths: [0: "a", 1: "b"],
+                hash: hash ?? SampleGrouper.hash, recentLimit: recentLimit)
             for (shard, members) in shards.enumerated() {
                 var scan = ShardScan()
                 for (n, m) in members.enumerated() {
@@ -84,14 +80,24 @@ struct SampleGrouperHashTests {
         let expected = try Self.group(policy: policy, hash: nil)
         // Six keys; under `keep` the copies of a.jpg and b.jpg start two more samples.
         #expect(expected.samples.count == (policy == .keep ? 8 : 6))
-        #expect(try Self.group(policy: policy, hash: { _ in 42 }) == expected)
-        #expect(try Self.group(policy: policy, hash: { UInt64($0.bytes[0] & 1) }) == expected)
+        // Keys seen again are found among the recent samples, or (none kept, or too few) read
+        // back from the index.
+        for recentLimit in [SampleGrouper.defaultRecentLimit, 0, 1, 2] {
+            #expect(try Self.group(policy: policy, hash: nil, recentLimit: recentLimit) == expected)
+            #expect(try Self.group(policy: policy, hash: { _ in 42 }, recentLimit: recentLimit) == expected)
+            #expect(
+                try Self.group(policy: policy, hash: { UInt64($0.bytes[0] & 1) }, recentLimit: recentLimit) == expected)
+        }
     }
 
-    @Test("under the error policy a colliding hash still finds the copy")
+    @Test("under the error policy a colliding hash still finds the copy, kept recent or read back")
     func errorPolicy() throws {
-        #expect(throws: IngestError.self) { try Self.group(policy: .error, hash: { _ in 42 }) }
-        #expect(throws: IngestError.self) { try Self.group(policy: .error, hash: nil) }
+        for recentLimit in [SampleGrouper.defaultRecentLimit, 0] {
+            #expect(throws: IngestError.self) {
+                try Self.group(policy: .error, hash: { _ in 42 }, recentLimit: recentLimit)
+            }
+            #expect(throws: IngestError.self) { try Self.group(policy: .error, hash: nil, recentLimit: recentLimit) }
+        }
     }
 
     @Test("the hash is stable and spreads keys that differ in one byte")
