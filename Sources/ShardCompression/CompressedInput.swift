@@ -89,6 +89,21 @@ final class CompressedInput {
         }
     }
 
+    /// The `count` bytes just before the next unconsumed one (consumed already): from the chunk
+    /// when it still holds them, else read again from the source.
+    ///
+    /// - Throws: `.io` when the read fails.
+    func consumedBytes(_ count: Int) throws(DecompressionError) -> [UInt8] {
+        precondition(count >= 0 && offset >= Int64(count))
+        if consumed >= count { return Array(storage[(consumed - count)..<consumed]) }
+        let bytes: [UInt8]
+        do { bytes = try source.read(count: count, at: offset - Int64(count)) } catch {
+            throw self.error(.io("\(error)"), at: offset - Int64(count))
+        }
+        guard bytes.count == count else { throw self.error(.truncated, at: offset - Int64(count) + Int64(bytes.count)) }
+        return bytes
+    }
+
     /// The next `count` bytes without consuming them (fewer at the end of the file).
     func peek(_ count: Int) throws(DecompressionError) -> [UInt8] {
         let n = Int(min(Int64(count), end - offset))

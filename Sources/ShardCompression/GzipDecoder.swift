@@ -28,6 +28,12 @@ final class GzipDecoder: ShardDecoder {
     private var lastPointOut: Int64 = 0
     /// No point is tried before the input reaches this offset (one was too dear here).
     private var retryAfterIn: Int64 = 0
+    /// Whether the member being inflated is checked against its trailer: one entered at its
+    /// start. (zlib's own check is off: ``GzipCRC`` computes the same CRC-32 several times faster.)
+    private var checksMember = false
+    /// The CRC-32 and length (modulo 2^32) of the member's data so far.
+    private var memberCRC: UInt32 = 0
+    private var memberLength: UInt32 = 0
     /// Compresses the points' windows; made when the first point is taken.
     private lazy var windowCompressor = WindowCompressor()
 
@@ -104,6 +110,11 @@ final class GzipDecoder: ShardDecoder {
             let used = availableIn - Int(stream.pointee.avail_in)
             let made = room - Int(stream.pointee.avail_out)
             input.consume(used)
+            if checksMember && made > 0 {
+                memberCRC = GzipCRC.update(
+                    memberCRC, UnsafeRawBufferPointer(start: output.baseAddress! + produced, count: made))
+                memberLength &+= UInt32(truncatingIfNeeded: made)
+            }
             produced += made
             position += Int64(made)
             switch status {
@@ -114,7 +125,10 @@ final class GzipDecoder: ShardDecoder {
                 if rawMode {
                     try input.skip(8)
                     rawMode = false
+                } else if checksMember {
+                    try checkTrailer()
                 }
+                checksMember = false
                 atMemberBoundary = true
             case Z_BUF_ERROR:
                 // No progress: the input chunk is used up (refilled above next time round).
@@ -147,6 +161,25 @@ final class GzipDecoder: ShardDecoder {
         }
     }
 
+    /// Compares the trailer zlib has just read past (CRC-32, then the length modulo 2^32, both
+    /// little-endian) with the member's data.
+    private func checkTrailer() throws(DecompressionError) {
+        let trailer = try input.consumedBytes(8)
+        func u32(_ at: Int) -> UInt32 {
+            UInt32(trailer[at]) | UInt32(trailer[at + 1]) << 8 | UInt32(trailer[at + 2]) << 16
+                | UInt32(trailer[at + 3]) << 24
+        }
+        guard u32(0) == memberCRC else {
+            throw input.error(
+                .corrupt("CRC-32 mismatch in the gzip member's trailer (incorrect data check)"), at: input.offset - 8)
+        }
+        guard u32(4) == memberLength else {
+            throw input.error(
+                .corrupt("length mismatch in the gzip member's trailer (incorrect length check)"),
+                at: input.offset - 4)
+        }
+    }
+
     /// At the end of a member (or the file's start): starts the next member, or returns false at
     /// the end of the data (an all-zero tail is padding).
     private func startMember() throws(DecompressionError) -> Bool {
@@ -162,6 +195,14 @@ final class GzipDecoder: ShardDecoder {
                 lastPointOut = position
             }
             inflateReset2(stream, 31)
+            // zlib still reads the header and the trailer, and checks neither; checkTrailer
+            // does, with a faster CRC-32. (An optional header CRC, FHCRC, goes unchecked: the
+            // header's fields are read and used as zlib reads them, and the data's CRC covers
+            // what matters.)
+            inflateValidate(stream, 0)
+            checksMember = true
+            memberCRC = 0
+            memberLength = 0
             atMemberBoundary = false
             return true
         }
