@@ -1,14 +1,15 @@
 import CShardZlib
 
 /// gzip through zlib's inflate: members one after another, each checked against its trailer
-/// (CRC-32 and length) in gzip mode; a resumption inside a member inflates raw deflate data from
-/// a checkpoint (zran's method: `inflatePrime` with the partial byte's bits, then
-/// `inflateSetDictionary` with the 32 KiB window) and skips that member's trailer.
+/// (CRC-32, computed by ``GzipCRC``, and length) in gzip mode; a resumption inside a member
+/// inflates raw deflate data from a checkpoint (zran's method: `inflatePrime` with the partial
+/// byte's bits, then `inflateSetDictionary` with the 32 KiB window) and skips that member's
+/// trailer.
 ///
 /// A forward pass collects checkpoints: it inflates with `Z_NO_FLUSH` until `span` bytes have
 /// come out since the last point, then with `Z_BLOCK` to the next deflate block boundary and
-/// takes the window there (`inflateGetDictionary`), deflated when that is smaller. The start of
-/// each member is a point too (it needs no window). A point is taken only when it costs at most
+/// takes the window there (`inflateGetDictionary`), a zstd frame when that is smaller. The start
+/// of each member is a point too (it needs no window). A point is taken only when it costs at most
 /// 5% of the compressed bytes since the last one, so the table stays under 5% of the shard
 /// whatever the data.
 final class GzipDecoder: ShardDecoder {
