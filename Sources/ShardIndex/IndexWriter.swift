@@ -274,6 +274,11 @@ public final class IndexWriter {
     /// Sample `id`'s key and members (rows buffered so far included), or nil when there is no
     /// such sample.
     ///
+    /// ```swift
+    /// if let (key, members) = try writer.sample(id: 42) { print(key, members.map(\.ext)) }
+    /// ```
+    ///
+    /// - Throws: `SQLiteError`.
     /// - Complexity: two lookups by primary key.
     public func sample(id: Int64) throws -> (key: SampleKey, members: [MemberRecord])? {
         try flush()

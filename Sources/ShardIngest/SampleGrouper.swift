@@ -199,7 +199,7 @@ struct SampleGrouper {
         if let kept = recent[id] { return kept }
         guard let found = try writer.sample(id: id) else {
             throw IndexError.invalidArgument(
-                "sample \(id), written by this ingest, is missing from the index; nothing was changed, run the ingest again"
+                "sample \(id), which this ingest grouped members into, is missing from the index; nothing was changed, run the ingest again"
             )
         }
         return (found.key, found.members.map { (extensionID($0.ext), $0.location) })
