@@ -39,10 +39,11 @@ struct SampleGrouper {
     private var nextID: Int64
     private let shardPaths: [Int64: String]
     /// The most recent sample of each key this ingest touched, by a 64-bit hash of the key: 16
-    /// bytes a sample, however long keys are (a dictionary of keys and member lists took about 300
-    /// bytes a sample, gigabytes for a hundred million). A key seen again away from its sample
-    /// (rare: WebDataset writers keep a sample's members together) reads the sample's key and
-    /// members back from the index, which also tells a hash collision from the same key.
+    /// bytes an entry (under 45 a sample with the table's free slots), however long keys are (a
+    /// dictionary of keys and member lists took about 300 bytes a sample, gigabytes for a hundred
+    /// million). A key seen again away from its sample, and from ``recent`` (rare: WebDataset
+    /// writers keep a sample's members together), reads the sample's key and members back from
+    /// the index, which also tells a hash collision from the same key.
     private var byHash: [UInt64: Int64] = [:]
     /// The keys whose hash's slot in ``byHash`` holds another key (collisions, nearly always none).
     private var byKey: [SampleKey: Int64] = [:]
