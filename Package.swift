@@ -63,7 +63,9 @@ let package = Package(
         // tables, random reads; and zlib's crc32/deflate for the other modules.
         .target(
             name: "ShardCompression",
-            dependencies: ["ShardCore", "ShardIO", "CShardCRC32C", "CShardZlib", "CShardZstd", "CShardLZMA", "CShardBZip2"]
+            dependencies: [
+                "ShardCore", "ShardIO", "CShardCRC32C", "CShardZlib", "CShardZstd", "CShardLZMA", "CShardBZip2",
+            ]
         ),
         // Remote shards: S3 (SigV4 through libcurl) and HTTP(S) objects: stat, range reads (one or a
         // batch in flight), whole-object streams, listings, retries. Pthreads only, no Dispatch.
