@@ -165,16 +165,15 @@ final class GzipDecoder: ShardDecoder {
     /// Compares the trailer zlib has just read past (CRC-32, then the length modulo 2^32, both
     /// little-endian) with the member's data.
     private func checkTrailer() throws(DecompressionError) {
-        let trailer = try input.consumedBytes(8)
-        func u32(_ at: Int) -> UInt32 {
-            UInt32(trailer[at]) | UInt32(trailer[at + 1]) << 8 | UInt32(trailer[at + 2]) << 16
-                | UInt32(trailer[at + 3]) << 24
+        let (crc, length) = try input.consumedBytes(8).withUnsafeBytes {
+            var reader = LittleEndianReader($0)
+            return (reader.u32(), reader.u32())
         }
-        guard u32(0) == memberCRC else {
+        guard crc == memberCRC else {
             throw input.error(
                 .corrupt("CRC-32 mismatch in the gzip member's trailer (incorrect data check)"), at: input.offset - 8)
         }
-        guard u32(4) == memberLength else {
+        guard length == memberLength else {
             throw input.error(
                 .corrupt("length mismatch in the gzip member's trailer (incorrect length check)"),
                 at: input.offset - 4)
