@@ -1,5 +1,4 @@
 import CShardCRC32C
-import CShardZlib
 
 /// The CRC-32 of a gzip member's data (the checksum its trailer holds), as the decoder checks it
 /// itself: with carry-less multiplication where the CPU has it, several times zlib 1.2.13's
@@ -33,13 +32,6 @@ enum GzipCRC {
             done = bytes.count & ~15
             crc = ~shardstore_crc32_clmul_update(~crc, base, done)
         }
-        var rest = UnsafeRawBufferPointer(rebasing: bytes[done...])
-        while !rest.isEmpty {
-            let n = min(rest.count, Int(UInt32.max))
-            crc = UInt32(
-                CShardZlib.crc32(uLong(crc), rest.baseAddress!.assumingMemoryBound(to: Bytef.self), uInt(n)))
-            rest = UnsafeRawBufferPointer(rebasing: rest[n...])
-        }
-        return crc
+        return Zlib.crc32(crc, UnsafeRawBufferPointer(rebasing: bytes[done...]))
     }
 }

@@ -89,12 +89,8 @@ public final class IndexWriter {
     }
 
     /// Settings for building a brand-new index file under a temporary name: no rollback journal
-    /// and no syncs (a failure discards the whole file).
-    public func configureForNewFile() throws { try Self.configureForNewFile(database) }
-
-    /// ``configureForNewFile()`` on a connection with no writer yet: call it before migrating a
-    /// new file, so that its migrations do not sync either (one sync per statement otherwise, each
-    /// a disk flush).
+    /// and no syncs (a failure discards the whole file). Call it before migrating the new file, so
+    /// that its migrations do not sync either (one sync per statement otherwise, each a disk flush).
     ///
     /// ```swift
     /// try IndexWriter.configureForNewFile(db)
