@@ -742,21 +742,46 @@ public final class Dataset: Sendable {
     /// - Throws: ``IndexError/indexOutOfRange(index:count:split:)``, ``ShardChangedError``,
     ///   `IOError`, or what `body` throws.
     /// - Complexity: O(members) array reads (no SQL with the table) plus, with `pread`, one read.
+    @inlinable
     public func withSample<R>(at position: Int, _ body: (SampleView) throws -> R) throws -> R {
-        try withSample(at: position, window: nil, body)
+        var result: R?
+        try visitSample(at: position) { view, _ in result = try body(view) }
+        return result!
     }
 
-    /// ``withSample(at:_:)``, reading through `window` with `pread` (nil: one read a sample).
-    private func withSample<R>(at position: Int, window: ReadWindow?, _ body: (SampleView) throws -> R) throws -> R {
-        try withKeptSample(at: position, window: window) { view, _ in try body(view) }
+    /// ``visitKeptSample(at:window:_:)`` without a window: what the generic entry points
+    /// (``withSample(at:_:)``, ``withKeptSample(at:_:)``) call, inlined into their callers, so that
+    /// a caller in another module reaches the read through compiled, not generic, code.
+    @usableFromInline
+    func visitSample(at position: Int, _ body: (SampleView, AnyObject?) throws -> Void) throws {
+        try visitKeptSample(at: position, window: nil, body)
+    }
+
+    /// ``visitKeptSample(at:window:_:)`` without the keeper.
+    private func withSample(at position: Int, window: ReadWindow?, _ body: (SampleView) throws -> Void) throws {
+        try visitKeptSample(at: position, window: window) { view, _ in try body(view) }
     }
 
     /// Calls `body` with a view of the sample at `position` and the object that keeps the view's
     /// member bytes valid (nil: the dataset, or `window` until its next use); the key bytes are
     /// valid only inside `body`.
-    package func withKeptSample<R>(
-        at position: Int, window: ReadWindow?, _ body: (SampleView, AnyObject?) throws -> R
-    ) throws -> R {
+    ///
+    /// Every read of a sample goes through here. It has no generic result: a generic read called
+    /// from another module runs unspecialized, looking type metadata up at run time (the C
+    /// library's `shardstore_get` took about a third longer so). The generic entry points
+    /// (``withSample(at:_:)``, ``withKeptSample(at:_:)``) are inlinable wrappers that keep their
+    /// result in a local.
+    ///
+    /// ```swift
+    /// var length = 0
+    /// try dataset.visitKeptSample(at: 3, window: nil) { view, _ in length = view[0].bytes.count }
+    /// ```
+    ///
+    /// - Throws: as ``withSample(at:_:)``, or what `body` throws.
+    /// - Complexity: as ``withSample(at:_:)``.
+    package func visitKeptSample(
+        at position: Int, window: ReadWindow?, _ body: (SampleView, AnyObject?) throws -> Void
+    ) throws {
         guard position >= 0, position < count else {
             throw IndexError.indexOutOfRange(index: position, count: count, split: split)
         }
@@ -938,9 +963,9 @@ public final class Dataset: Sendable {
 
     // MARK: Table path
 
-    private func withTableSample<R>(
-        _ table: LocationTable, _ position: Int, _ window: ReadWindow?, _ body: (SampleView, AnyObject?) throws -> R
-    ) throws -> R {
+    private func withTableSample(
+        _ table: LocationTable, _ position: Int, _ window: ReadWindow?, _ body: (SampleView, AnyObject?) throws -> Void
+    ) throws {
         let start = Int(table.memberStarts[position])
         let end = Int(table.memberStarts[position + 1])
         let index = table.globalIndexes.map { Int($0[position]) } ?? position
@@ -971,11 +996,11 @@ public final class Dataset: Sendable {
     /// Reads the sample through its slot of the location file, or from the index when the slot
     /// fails its checks (``LocationFile/withRecord(_:_:)`` then returns nil): a damaged location
     /// file never changes the bytes returned.
-    private func withFileSample<R>(
-        _ file: LocationFile, _ position: Int, _ window: ReadWindow?, _ body: (SampleView, AnyObject?) throws -> R
-    ) throws -> R {
+    private func withFileSample(
+        _ file: LocationFile, _ position: Int, _ window: ReadWindow?, _ body: (SampleView, AnyObject?) throws -> Void
+    ) throws {
         let index = splitIndexes.map { Int($0[position]) } ?? position
-        let read = try file.withRecord(index) { record in
+        let read: Void? = try file.withRecord(index) { record in
             // The count is checked against the bytes read: at most one member per 24 of them.
             let count = record.memberCount
             return try withUnsafeTemporaryAllocation(of: PackedMember.self, capacity: max(count, 1)) { rows in
@@ -1002,17 +1027,16 @@ public final class Dataset: Sendable {
                 }
             }
         }
-        if let read { return read }
-        return try withQueriedSample(position, window, body)
+        // nil: the slot failed its checks.
+        if read != nil { return }
+        try withQueriedSample(position, window, body)
     }
 
     // MARK: Statement path
 
-    private func withQueriedSample<R>(
-        _ position: Int, _ window: ReadWindow?, _ body: (SampleView, AnyObject?) throws -> R
-    ) throws
-        -> R
-    {
+    private func withQueriedSample(
+        _ position: Int, _ window: ReadWindow?, _ body: (SampleView, AnyObject?) throws -> Void
+    ) throws {
         let found = try pool.with { reader in
             try Self.queryMembers(
                 reader, position: position, splitID: splitID, extensions: extensions, shards: shards,
@@ -1059,11 +1083,11 @@ public final class Dataset: Sendable {
     ///
     /// - Throws: ``MemberHeaderError`` when a header does not match; `IOError`,
     ///   ``ShardChangedError``; what `body` throws.
-    private func withBytes<R>(
+    private func withBytes(
         _ rows: UnsafeBufferPointer<PackedMember>, _ lengths: UnsafeBufferPointer<Int>, _ window: ReadWindow?,
         _ key: UnsafeRawBufferPointer, _ names: [String],
-        _ body: (UnsafeBufferPointer<UnsafeRawPointer?>, AnyObject?) throws -> R
-    ) throws -> R {
+        _ body: (UnsafeBufferPointer<UnsafeRawPointer?>, AnyObject?) throws -> Void
+    ) throws {
         try withUnsafeTemporaryAllocation(of: UnsafeRawPointer?.self, capacity: max(rows.count, 1)) { slots in
             let reads = MemberReads(rows: rows, lengths: lengths, key: key, names: names)
             let keeper = try source.locate(reads, window: window, into: slots)

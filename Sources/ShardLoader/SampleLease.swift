@@ -80,7 +80,9 @@ extension Dataset {
 
     /// ``lease(at:)`` through `window` (samples fetched ahead with the others of a batch).
     func lease(at position: Int, window: ReadWindow?) throws -> SampleLease {
-        try withKeptSample(at: position, window: window) { view, keeper in SampleLease(view, keeper: keeper) }
+        var lease: SampleLease?
+        try visitKeptSample(at: position, window: window) { view, keeper in lease = SampleLease(view, keeper: keeper) }
+        return lease!
     }
 
     /// Calls `body` with a view of the sample at `position` and the object that keeps its members'
@@ -95,9 +97,12 @@ extension Dataset {
     ///
     /// - Throws: as ``sample(at:)``, or what `body` throws.
     /// - Complexity: O(members) plus, with `pread`, one read.
+    @inlinable
     public func withKeptSample<R>(at position: Int, _ body: (SampleView, _ keeper: AnyObject?) throws -> R) throws
         -> R
     {
-        try withKeptSample(at: position, window: nil, body)
+        var result: R?
+        try visitSample(at: position) { view, keeper in result = try body(view, keeper) }
+        return result!
     }
 }

@@ -203,8 +203,13 @@ public func shardstoreGet(
         let handle = try EntryPoint.handle(dataset)
         let sample = try EntryPoint.required(sample, "sample")
         let out = try EntryPoint.required(lease, "lease")
-        let part = try handle.dataset().withKeptSample(at: Int(position)) { view, keeper in
-            try LeaseHandle.describe(view, keeper: keeper, into: sample)
+        var part: LeaseHandle.Part?
+        try handle.dataset().visitKeptSample(at: Int(position), window: nil) { view, keeper in
+            part = try LeaseHandle.describe(view, keeper: keeper, into: sample)
+        }
+        guard let part else {
+            throw DatasetError(
+                .internal, "position \(position): the read called back with no sample; please report this")
         }
         out.pointee = OpaquePointer(Unmanaged.passRetained(LeaseHandle.make(part)).toOpaque())
     }
@@ -243,10 +248,9 @@ public func shardstoreGetBatch(
         do {
             for i in 0..<count {
                 do {
-                    parts.append(
-                        try ds.withKeptSample(at: Int(positions[i]), window: window) { view, keeper in
-                            try LeaseHandle.describe(view, keeper: keeper, into: samples + i)
-                        })
+                    try ds.visitKeptSample(at: Int(positions[i]), window: window) { view, keeper in
+                        parts.append(try LeaseHandle.describe(view, keeper: keeper, into: samples + i))
+                    }
                 } catch {
                     throw DatasetError(
                         ErrorCode(classifying: error), "batch item \(i) (position \(positions[i])): \(error)")
