@@ -7,7 +7,7 @@
 
 #include "shardstore.h"
 
-_Static_assert(SHARDSTORE_ABI_VERSION == 2, "the layouts below are those of ABI version 2");
+_Static_assert(SHARDSTORE_ABI_VERSION == 3, "the layouts below are those of ABI version 3 (unchanged since 2)");
 _Static_assert(sizeof(shardstore_status) == 4, "shardstore_status is a 32-bit enum");
 _Static_assert(SHARDSTORE_OK == 0 && SHARDSTORE_BUFFER_TOO_SMALL == 15 && SHARDSTORE_INTERNAL == 99,
                "status codes are stable");

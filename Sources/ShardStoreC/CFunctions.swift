@@ -264,6 +264,41 @@ public func shardstoreGetBatch(
     }
 }
 
+/// `shardstore_get_into`: the sample at `position`, described in the caller's arrays, its bytes
+/// kept by the lease in `*keeper` (reused when it already keeps them, else replaced by a new one).
+///
+/// ```c
+/// shardstore_member members[64]; char text[4096]; shardstore_lease *keeper = NULL;
+/// shardstore_get_into(ds, 3, &sample, members, 64, text, sizeof text, &keeper, &error);
+/// ```
+///
+/// - Complexity: that of ``Dataset/withKeptSample(at:_:)`` plus O(members); no allocation when
+///   `*keeper` already keeps the sample's bytes.
+@c(shardstore_get_into)
+public func shardstoreGetInto(
+    _ dataset: OpaquePointer?, _ position: Int64, _ sample: UnsafeMutablePointer<shardstore_sample>?,
+    _ members: UnsafeMutablePointer<shardstore_member>?, _ memberCapacity: Int, _ text: UnsafeMutablePointer<CChar>?,
+    _ textCapacity: Int, _ keeper: UnsafeMutablePointer<OpaquePointer?>?,
+    _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+) -> shardstore_status {
+    EntryPoint.run(error) {
+        let handle = try EntryPoint.handle(dataset)
+        let sample = try EntryPoint.required(sample, "sample")
+        let out = try EntryPoint.required(keeper, "keeper")
+        var kept: AnyObject?
+        try handle.dataset().visitKeptSample(at: Int(position), window: nil) { view, owner in
+            try LeaseHandle.describe(
+                view, members: members, memberCapacity: memberCapacity, text: UnsafeMutableRawPointer(text),
+                textCapacity: textCapacity, into: sample)
+            kept = owner
+        }
+        // No members: nothing to keep.
+        guard let kept else { return }
+        if let current = out.pointee, LeaseHandle.keepsOnly(current, kept) { return }
+        out.pointee = OpaquePointer(Unmanaged.passRetained(LeaseHandle.make((kept, nil))).toOpaque())
+    }
+}
+
 /// `shardstore_lease_release`: releases a lease. NULL is ignored.
 @c(shardstore_lease_release)
 public func shardstoreLeaseRelease(_ lease: OpaquePointer?) {

@@ -11,12 +11,14 @@ import ShardLoader
 /// `shardstore_member` array, then its key bytes, then its members' NUL-terminated extensions.
 /// No ``SampleLease`` in between: a `shardstore_get` allocates this object and one block.
 ///
+/// A lease from `shardstore_get_into` has a keeper and no block: the caller holds the description.
+///
 /// A lease released in another process than the one that took it (a child after `fork()`)
 /// frees its blocks but leaks its Swift objects: they may hold the last reference to the
 /// parent's dataset, whose SQLite connections must not be closed in the child.
 final class LeaseHandle {
-    /// One sample's keeper and block.
-    typealias Part = (keeper: AnyObject?, block: UnsafeMutableRawPointer)
+    /// One sample's keeper and block (nil: the description is the caller's).
+    typealias Part = (keeper: AnyObject?, block: UnsafeMutableRawPointer?)
 
     private let pid: pid_t
     private let first: Part
@@ -44,6 +46,13 @@ final class LeaseHandle {
     /// A lease on one part.
     static func make(_ part: Part) -> LeaseHandle { LeaseHandle(first: part, others: []) }
 
+    /// Whether the lease behind `pointer` (a ``make(_:)`` result) keeps exactly `keeper` and no
+    /// block: what `shardstore_get_into` reuses instead of making a lease.
+    static func keepsOnly(_ pointer: OpaquePointer, _ keeper: AnyObject) -> Bool {
+        let handle = Unmanaged<LeaseHandle>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue()
+        return handle.first.block == nil && handle.others.isEmpty && handle.first.keeper === keeper
+    }
+
     /// Describes `view` in `sample` from a new block (its members, key and extensions) and
     /// returns that block with `keeper`, which keeps the members' bytes valid.
     ///
@@ -54,15 +63,56 @@ final class LeaseHandle {
     ) throws -> Part {
         let count = view.count
         let memberBytes = count * MemoryLayout<shardstore_member>.stride
-        let key = view.keyBytes
-        var size = memberBytes + key.count
-        for i in 0..<count { size += view[i].ext.utf8.count + 1 }
+        let size = memberBytes + textBytes(view)
         guard let block = malloc(max(size, 1)) else {
             throw DatasetError(
                 .outOfMemory, "no memory for the lease's member list (\(size) bytes); release some leases")
         }
-        let table = block.bindMemory(to: shardstore_member.self, capacity: count)
-        var at = block + memberBytes
+        fill(
+            view, members: block.bindMemory(to: shardstore_member.self, capacity: count), text: block + memberBytes,
+            into: sample)
+        return (keeper, block)
+    }
+
+    /// Describes `view` in `sample` in the caller's memory (`shardstore_get_into`): its members
+    /// in `members[0 ..< memberCapacity]`, its key and extensions in `text[0 ..< textCapacity]`.
+    ///
+    /// - Throws: ``DatasetError`` (`.bufferTooSmall`) when either is too small, with
+    ///   `sample.member_count` and `sample.key_length` set to what the sample has.
+    /// - Complexity: O(members + key and extension bytes).
+    static func describe(
+        _ view: SampleView, members: UnsafeMutablePointer<shardstore_member>?, memberCapacity: Int,
+        text: UnsafeMutableRawPointer?, textCapacity: Int, into sample: UnsafeMutablePointer<shardstore_sample>
+    ) throws {
+        let needed = textBytes(view)
+        guard view.count <= memberCapacity, needed <= textCapacity, let members, let text else {
+            sample.pointee = shardstore_sample(
+                key: nil, key_length: view.keyBytes.count, position: Int64(view.position), index: Int64(view.index),
+                members: nil, member_count: view.count)
+            throw DatasetError(
+                .bufferTooSmall,
+                "sample \(view.position) has \(view.count) members and needs \(needed) bytes of text (key and "
+                    + "extensions); the caller passed room for \(memberCapacity) members and \(textCapacity) bytes")
+        }
+        fill(view, members: members, text: text, into: sample)
+    }
+
+    /// The bytes of `view`'s key and NUL-terminated extensions.
+    private static func textBytes(_ view: SampleView) -> Int {
+        var size = view.keyBytes.count
+        for i in 0..<view.count { size += view[i].ext.utf8.count + 1 }
+        return size
+    }
+
+    /// Writes `view`'s members to `members` and its key and extensions to `text` (room checked
+    /// by the caller), and the sample to `sample`.
+    private static func fill(
+        _ view: SampleView, members table: UnsafeMutablePointer<shardstore_member>, text: UnsafeMutableRawPointer,
+        into sample: UnsafeMutablePointer<shardstore_sample>
+    ) {
+        let count = view.count
+        let key = view.keyBytes
+        var at = text
         if let start = key.baseAddress { at.copyMemory(from: start, byteCount: key.count) }
         sample.pointee = shardstore_sample(
             key: UnsafePointer(at.assumingMemoryBound(to: UInt8.self)), key_length: key.count,
@@ -82,7 +132,6 @@ final class LeaseHandle {
                     data: member.bytes.isEmpty ? nil : member.bytes.baseAddress, length: UInt64(member.bytes.count)))
             at += length + 1
         }
-        return (keeper, block)
     }
 
     /// Releases the lease behind `pointer` (a ``make(_:)`` result, passed retained).

@@ -420,6 +420,56 @@ int main(int argc, char **argv) {
     for (int64_t i = 0; i <= count; i++) CHECK(same(&batch[i], &expected[positions[i]]), "batch item %" PRId64, i);
     shardstore_lease_release(batch_lease);
 
+    /* shardstore_get_into: every sample, in reverse, equals the single reads; its keeper lease is
+       reused while it keeps the bytes (the preload: always; a mapping: within a shard; pread: never,
+       each read has a buffer of its own), and every keeper taken still holds its sample's bytes
+       after later reads. */
+    {
+        shardstore_member members[64];
+        char text[4096];
+        shardstore_lease *keeper = NULL;
+        shardstore_lease **taken = calloc((size_t)count, sizeof *taken);
+        size_t distinct = 0;
+        shardstore_sample *read = calloc((size_t)count, sizeof *read);
+        shardstore_member (*kept_members)[64] = calloc((size_t)count, sizeof *kept_members);
+        for (int64_t i = 0; i < count; i++) {
+            int64_t p = count - 1 - i;
+            shardstore_lease *before = keeper;
+            OK(shardstore_get_into(dataset, p, &read[p], members, 64, text, sizeof text, &keeper, &error_));
+            CHECK(read[p].members == members, "get_into described position %" PRId64 " elsewhere", p);
+            CHECK(same(&read[p], &expected[p]), "get_into(%" PRId64 ") differs from shardstore_get", p);
+            if (read[p].member_count > 0) CHECK(keeper != NULL, "get_into(%" PRId64 ") kept nothing", p);
+            if (keeper != before) taken[distinct++] = keeper;
+            /* Keep the member pointers (the text is reused): their bytes must stay. */
+            memcpy(kept_members[p], members, sizeof members);
+            read[p].members = kept_members[p];
+            read[p].key = (const uint8_t *)expected[p].key;
+            for (size_t m = 0; m < read[p].member_count; m++) kept_members[p][m].ext = expected[p].exts[m];
+        }
+        if (strcmp(strategy, "memory") == 0) CHECK(distinct == 1, "the preload took %zu keeper leases", distinct);
+        if (strcmp(strategy, "pread") == 0)
+            CHECK(distinct == (size_t)count, "pread reads took %zu keeper leases for %" PRId64 " samples", distinct,
+                  count);
+        for (int64_t p = 0; p < count; p++)
+            CHECK(same(&read[p], &expected[p]), "position %" PRId64 " changed after later get_into reads", p);
+        for (size_t i = 0; i < distinct; i++) shardstore_lease_release(taken[i]);
+        /* Too little room: BUFFER_TOO_SMALL with what the sample needs, the keeper untouched. */
+        shardstore_sample small;
+        shardstore_lease *untouched = (shardstore_lease *)&small;
+        FAILS(shardstore_get_into(dataset, 0, &small, members, 0, text, sizeof text, &untouched, &error_),
+              SHARDSTORE_BUFFER_TOO_SMALL, NULL, "get_into(no member room)");
+        CHECK(untouched == (shardstore_lease *)&small, "a failed get_into changed *keeper");
+        CHECK(small.member_count == expected[0].member_count && small.key_length == expected[0].key_length,
+              "BUFFER_TOO_SMALL said %zu members and a key of %zu bytes", small.member_count, small.key_length);
+        FAILS(shardstore_get_into(dataset, 0, &small, members, 64, text, expected[0].key_length, &keeper, &error_),
+              SHARDSTORE_BUFFER_TOO_SMALL, NULL, "get_into(text room for the key only)");
+        FAILS(shardstore_get_into(dataset, 0, &small, members, 64, text, sizeof text, NULL, &error_),
+              SHARDSTORE_INVALID_ARGUMENT, "keeper is NULL; pass where to store the result", "get_into(NULL keeper)");
+        free(kept_members);
+        free(read);
+        free(taken);
+    }
+
     /* Errors: codes and messages. */
     char message[9000];
     shardstore_sample s;
@@ -508,7 +558,7 @@ int main(int argc, char **argv) {
         shardstore_lease_release(lease);
     }
 
-    printf("cabi_test (%s, lookup %s): %" PRId64 " samples, batch, errors, storage order, lease after close, fork, fork while reading, loader while forking: ok\n",
+    printf("cabi_test (%s, lookup %s): %" PRId64 " samples, batch, get_into, errors, storage order, lease after close, fork, fork while reading, loader while forking: ok\n",
            strategy, info.lookup, count);
     shardstore_close(dataset);
     return 0;

@@ -93,7 +93,7 @@ import Testing
                 == Outcome(
                     status: SHARDSTORE_INVALID_ARGUMENT,
                     message:
-                        "info->struct_size is 8, less than the 64 bytes of shardstore_dataset_info in ABI version 2; set it to sizeof(shardstore_dataset_info)"
+                        "info->struct_size is 8, less than the 64 bytes of shardstore_dataset_info in ABI version \(SHARDSTORE_ABI_VERSION); set it to sizeof(shardstore_dataset_info)"
                 ))
     }
 
@@ -206,7 +206,7 @@ import Testing
                 == Outcome(
                     status: SHARDSTORE_INVALID_ARGUMENT,
                     message:
-                        "options->struct_size is 0, less than the 56 bytes of shardstore_open_options in ABI version 1 (72 in version 2); fill the options with shardstore_open_options_init() first"
+                        "options->struct_size is 0, less than the 56 bytes of shardstore_open_options in ABI version 1 (72 in version \(SHARDSTORE_ABI_VERSION)); fill the options with shardstore_open_options_init() first"
                 ))
         #expect(
             open(fixture.index, OpenOptions(cacheDirectory: "/nonexistent/cache")).1
@@ -347,6 +347,92 @@ import Testing
         #expect(copy(batch[1]).members == fixture.samples[10].members)
         shardstore_lease_release(lease)
         shardstore_lease_release(batchLease)
+    }
+
+    @Test(arguments: ["memory", "mmap", "pread"])
+    func getIntoDescribesInTheCallersArraysAndReusesTheKeeper(strategy: String) throws {
+        let (dataset, _) = open(fixture.index, OpenOptions(strategy: strategy))
+        var members = [shardstore_member](repeating: shardstore_member(), count: 16)
+        var text = [CChar](repeating: 0, count: 512)
+        var keeper: OpaquePointer?
+        var keepers: [OpaquePointer] = []
+        var read: [(ReadSample, [UnsafeRawPointer?])] = []
+        for position in 0..<Int64(fixture.samples.count) {
+            var sample = shardstore_sample()
+            let status = members.withUnsafeMutableBufferPointer { m in
+                text.withUnsafeMutableBufferPointer { t in
+                    outcome {
+                        shardstore_get_into(
+                            dataset, position, &sample, m.baseAddress, 16, t.baseAddress, 512, &keeper, $0)
+                    }
+                }
+            }
+            #expect(status == .ok)
+            if let keeper, keepers.last != keeper { keepers.append(keeper) }
+            let got = copy(sample)
+            #expect(
+                got.key == fixture.samples[Int(position)].key && got.members == fixture.samples[Int(position)].members)
+            #expect(got.position == position && sample.members == members.withUnsafeBufferPointer { $0.baseAddress })
+            read.append((copy(sample), (0..<sample.member_count).map { members[$0].data }))
+        }
+        switch strategy {
+        case "memory": #expect(keepers.count == 1)  // the preload keeps every sample
+        case "pread": #expect(keepers.count == read.filter { !$0.0.members.isEmpty }.count)  // a buffer each
+        default: #expect(keepers.count >= 1 && keepers.count < read.count)  // a mapping per shard
+        }
+        // Every keeper taken still holds its samples' bytes, after the dataset is closed.
+        shardstore_close(dataset)
+        for (sample, pointers) in read {
+            for (member, pointer) in zip(sample.members, pointers) where !member.bytes.isEmpty {
+                #expect(Array(UnsafeRawBufferPointer(start: pointer, count: member.bytes.count)) == member.bytes)
+            }
+        }
+        for keeper in keepers { shardstore_lease_release(keeper) }
+    }
+
+    @Test func getIntoSaysWhatASampleNeeds() throws {
+        let (dataset, _) = open(fixture.index)
+        defer { shardstore_close(dataset) }
+        let expected = fixture.samples[5]
+        let textBytes = expected.key.count + expected.members.reduce(0) { $0 + $1.ext.utf8.count + 1 }
+        var members = [shardstore_member](repeating: shardstore_member(), count: 16)
+        var text = [CChar](repeating: 0, count: 512)
+        var sample = shardstore_sample()
+        var keeper: OpaquePointer? = OpaquePointer(bitPattern: 0x1234)
+        let tooFew = outcome {
+            shardstore_get_into(dataset, 5, &sample, &members, expected.members.count - 1, &text, 512, &keeper, $0)
+        }
+        #expect(
+            tooFew
+                == Outcome(
+                    status: SHARDSTORE_BUFFER_TOO_SMALL,
+                    message: "sample 5 has \(expected.members.count) members and needs \(textBytes) bytes of text "
+                        + "(key and extensions); the caller passed room for \(expected.members.count - 1) members "
+                        + "and 512 bytes"))
+        #expect(sample.member_count == expected.members.count && sample.key_length == expected.key.count)
+        #expect(keeper == OpaquePointer(bitPattern: 0x1234))
+        let tooShort = outcome {
+            shardstore_get_into(dataset, 5, &sample, &members, 16, &text, textBytes - 1, &keeper, $0)
+        }
+        #expect(tooShort.status == SHARDSTORE_BUFFER_TOO_SMALL)
+        #expect(keeper == OpaquePointer(bitPattern: 0x1234))
+        // Exactly enough room.
+        keeper = nil
+        let exact = outcome {
+            shardstore_get_into(dataset, 5, &sample, &members, expected.members.count, &text, textBytes, &keeper, $0)
+        }
+        #expect(exact == .ok)
+        #expect(copy(sample).key == expected.key && copy(sample).members == expected.members)
+        shardstore_lease_release(keeper)
+        #expect(
+            outcome { shardstore_get_into(dataset, 5, &sample, &members, 16, &text, 512, nil, $0) }
+                == Outcome(
+                    status: SHARDSTORE_INVALID_ARGUMENT, message: "keeper is NULL; pass where to store the result"))
+        #expect(
+            outcome { shardstore_get_into(nil, 5, &sample, &members, 16, &text, 512, &keeper, $0) }
+                == Outcome(
+                    status: SHARDSTORE_INVALID_ARGUMENT, message: "dataset is NULL; pass a dataset from shardstore_open"
+                ))
     }
 
     @Test func emptyMembersHaveNoPointer() throws {

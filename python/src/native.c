@@ -280,12 +280,15 @@ static PyObject *extension_name(const char *ext, size_t length) {
     return name;
 }
 
-/* The sample dict: __key__ (str, surrogateescape), __index__ (position) and ext -> memoryview. */
-static PyObject *sample_dict(const shardstore_sample *sample, LeaseObject *lease) {
+/* The sample dict: __key__ (str, surrogateescape), __index__ (position) and ext -> memoryview of
+   the bytes `lease` keeps (NULL only for a sample without members). Member views are copies of
+   *template (sibling_view), a view of `lease`; when *template is NULL, the first member's view is
+   made through the buffer protocol and stored there (a new reference, the caller's: it is also in
+   the dict, so a template kept beyond this call must be made apart). */
+static PyObject *sample_dict_from(const shardstore_sample *sample, LeaseObject *lease, PyObject **template) {
     /* Sized for every entry up front: a plain dict grows (a second allocation) past 5 entries. */
     PyObject *dict = _PyDict_NewPresized((Py_ssize_t)(2 + sample->member_count));
     if (dict == NULL) return NULL;
-    PyObject *first = NULL; /* the first member's view; the others are copies of it (sibling_view) */
     PyObject *value = PyUnicode_DecodeUTF8((const char *)sample->key, (Py_ssize_t)sample->key_length,
                                            "surrogateescape");
     if (value == NULL || PyDict_SetItem(dict, str_key, value) < 0) goto fail;
@@ -297,12 +300,12 @@ static PyObject *sample_dict(const shardstore_sample *sample, LeaseObject *lease
         const shardstore_member *member = &sample->members[i];
         PyObject *ext = extension_name(member->ext, member->ext_length);
         if (ext == NULL) goto fail_dict;
-        if (first == NULL) {
+        if (*template == NULL) {
             value = member_view(lease, member->data, member->length);
             Py_XINCREF(value);
-            first = value;
+            *template = value;
         } else {
-            value = sibling_view(first, lease, member->data, member->length);
+            value = sibling_view(*template, lease, member->data, member->length);
         }
         if (value == NULL) {
             Py_DECREF(ext);
@@ -313,14 +316,20 @@ static PyObject *sample_dict(const shardstore_sample *sample, LeaseObject *lease
         if (failed < 0) goto fail;
         Py_DECREF(value);
     }
-    Py_XDECREF(first);
     return dict;
 fail:
     Py_XDECREF(value);
 fail_dict:
-    Py_XDECREF(first);
     Py_DECREF(dict);
     return NULL;
+}
+
+/* sample_dict_from for a lease of its own (the first member's view is made from it). */
+static PyObject *sample_dict(const shardstore_sample *sample, LeaseObject *lease) {
+    PyObject *template = NULL;
+    PyObject *dict = sample_dict_from(sample, lease, &template);
+    Py_XDECREF(template);
+    return dict;
 }
 
 /* ---- Dataset -------------------------------------------------------------------------------- */
@@ -335,6 +344,11 @@ typedef struct {
     unsigned long generation;
     PyObject *decoder; /* None or a callable applied to each sample */
     PyObject *index_path;
+    /* The lease that kept the last sample read by ds[i] (shardstore_get_into), passed back to the
+       library with the next read, which reuses it when it keeps that sample's bytes too (the
+       preload, a mapping), and a view of it that member views are copied from; or NULL. */
+    LeaseObject *keeper;
+    PyObject *keeper_view;
 } DatasetObject;
 
 /* Marks a call in flight; fails when the dataset is closed. Always called with the GIL. */
@@ -384,6 +398,8 @@ static PyObject *Dataset_new(PyTypeObject *type, PyObject *args, PyObject *kwarg
     Py_INCREF(Py_None);
     self->decoder = Py_None;
     self->index_path = NULL;
+    self->keeper = NULL;
+    self->keeper_view = NULL;
     return (PyObject *)self;
 }
 
@@ -394,6 +410,8 @@ static int Dataset_traverse(DatasetObject *self, visitproc visit, void *arg) {
 
 static int Dataset_clear(DatasetObject *self) {
     Py_CLEAR(self->decoder);
+    Py_CLEAR(self->keeper_view);
+    Py_CLEAR(self->keeper);
     return 0;
 }
 
@@ -890,8 +908,8 @@ static int position_from_object(DatasetObject *self, PyObject *object, int64_t *
     return 0;
 }
 
-/* Reads one sample (undecoded). */
-static PyObject *dataset_read(DatasetObject *self, int64_t position) {
+/* Reads one sample (undecoded) under a lease of its own (shardstore_get). */
+static PyObject *dataset_read_leased(DatasetObject *self, int64_t position) {
     shardstore_sample sample;
     shardstore_lease *lease = NULL;
     char *error = NULL;
@@ -908,6 +926,63 @@ static PyObject *dataset_read(DatasetObject *self, int64_t position) {
     if (owner == NULL) return NULL;
     PyObject *dict = sample_dict(&sample, owner);
     Py_DECREF(owner);
+    return dict;
+}
+
+/* Room shardstore_get_into describes a sample in; a larger sample is read by dataset_read_leased. */
+#define READ_MEMBERS 32
+#define READ_TEXT 2048
+
+/* Reads one sample (undecoded) with shardstore_get_into: no allocation in the library when the
+   dataset's keeper lease keeps its bytes, and member views copied from the keeper's view. */
+static PyObject *dataset_read(DatasetObject *self, int64_t position) {
+    shardstore_sample sample;
+    shardstore_member members[READ_MEMBERS];
+    char text[READ_TEXT];
+    char *error = NULL;
+    shardstore_status status;
+    if (dataset_enter(self) < 0) return NULL;
+    /* Held across the call: another thread may replace self->keeper meanwhile. */
+    LeaseObject *kept = self->keeper;
+    Py_XINCREF(kept);
+    shardstore_lease *lease = kept != NULL ? kept->lease : NULL;
+    shardstore_dataset *dataset = self->dataset;
+    LIBRARY_CALL(status = shardstore_get_into(dataset, position, &sample, members, READ_MEMBERS, text, READ_TEXT,
+                                              &lease, &error));
+    dataset_leave(self);
+    if (status == SHARDSTORE_BUFFER_TOO_SMALL) {
+        shardstore_string_free(error);
+        Py_XDECREF(kept);
+        return dataset_read_leased(self, position);
+    }
+    if (status != SHARDSTORE_OK) {
+        Py_XDECREF(kept);
+        raise_status(status, error);
+        return NULL;
+    }
+    int reused = kept != NULL && lease == kept->lease;
+    if (!reused && lease != NULL) {
+        /* A new keeper: it becomes the dataset's (unless closed meanwhile). */
+        Py_XDECREF(kept);
+        kept = lease_wrap(lease);
+        if (kept == NULL) return NULL;
+        if (!self->closed) {
+            Py_CLEAR(self->keeper_view);
+            Py_INCREF(kept);
+            Py_XSETREF(self->keeper, kept);
+        }
+    }
+    PyObject *dict;
+    if (reused && kept == self->keeper) {
+        /* Kept again: copy the views from the keeper's own view, made on its second use (a keeper
+           used once, as pread's buffers are, never needs one) and never handed out, so that a
+           caller releasing a view it got does not touch the template. */
+        if (self->keeper_view == NULL) self->keeper_view = member_view(kept, NULL, 0);
+        dict = self->keeper_view != NULL ? sample_dict_from(&sample, kept, &self->keeper_view) : NULL;
+    } else {
+        dict = sample_dict(&sample, kept);
+    }
+    Py_XDECREF(kept);
     return dict;
 }
 
@@ -1176,6 +1251,9 @@ static PyObject *Dataset_close(DatasetObject *self, PyObject *unused) {
         self->generation = fork_generation;
     }
     self->closed = 1;
+    /* The views handed out keep what they point into; the dataset lets go of it. */
+    Py_CLEAR(self->keeper_view);
+    Py_CLEAR(self->keeper);
     if (self->active == 0 && self->dataset != NULL) {
         shardstore_dataset *dataset = self->dataset;
         self->dataset = NULL;

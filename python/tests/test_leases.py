@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from conftest import STRATEGIES, Expected
+from conftest import LOOKUPS, STRATEGIES, Expected, read_tar, run_cli, write_tar
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -122,3 +122,47 @@ def test_sibling_views_are_whole_views_of_their_own_members(shardstore_module, c
         del batch
         gc.collect()
         assert [v.tobytes() for v in handed[1:]] == expected[1:]
+
+
+@pytest.mark.parametrize(
+    "strategy,lookup",
+    # The memory strategy reads through the table only.
+    [(s, lookup) for s in STRATEGIES for lookup in LOOKUPS if s != "memory" or lookup == "table"],
+)
+def test_samples_larger_than_the_single_read_room(shardstore_module, tmp_path, shardstore_bin: str, strategy, lookup):
+    """ds[i] describes a sample in room for 32 members and 2 KiB of key and extensions
+    (shardstore_get_into); a sample with more members, or a longer key, is read under a lease of
+    its own. Both kinds, interleaved with ordinary samples, read back as tarfile reads them, and
+    their views outlive the dataset."""
+    import tarfile
+
+    long_key = b"k" * 2100
+    members = [(b"000.jpg", b"first"), (b"000.cls", b"1")]
+    members += [(b"many.m%02d" % i, bytes([i]) * (i + 1)) for i in range(40)]
+    members += [(b"001.jpg", b"middle")]
+    members += [(long_key + b".jpg", b"long key bytes"), (long_key + b".txt", b"text")]
+    members += [(b"002.jpg", b"last")]
+    shard = tmp_path / "shard.tar"
+    write_tar(shard, tarfile.PAX_FORMAT, members)
+    index = tmp_path / "index.sqlite"
+    run_cli(shardstore_bin, "ingest", str(index), str(shard))
+    expected = {}
+    for key, ext, data in read_tar(shard):
+        expected.setdefault(key, {})[ext] = data
+    keys = list(expected)
+    assert keys == [b"000", b"many", b"001", long_key, b"002"]
+    ds = shardstore_module.Dataset(index, strategy=strategy, lookup=lookup)
+    views = []
+    for _ in range(2):
+        for position, key in enumerate(keys):
+            for sample in (ds[position], ds[key]):
+                assert sample["__key__"] == key.decode() and sample["__index__"] == position
+                got = {ext: view for ext, view in sample.items() if not ext.startswith("__")}
+                assert list(got) == list(expected[key]), (key[:10], list(got))
+                assert {ext: view.tobytes() for ext, view in got.items()} == expected[key]
+                views += [(key, ext, view) for ext, view in got.items()]
+    ds.close()
+    del ds
+    gc.collect()
+    for key, ext, view in views:
+        assert view.tobytes() == expected[key][ext], (strategy, key[:10], ext)

@@ -224,7 +224,7 @@ def test_close_is_idempotent_and_closes(shardstore_module, corpus: Expected):
 
 
 def test_versions(shardstore_module):
-    assert shardstore_module.abi_version == 2
+    assert shardstore_module.abi_version == 3
     assert isinstance(shardstore_module.library_version, str) and shardstore_module.library_version
 
 

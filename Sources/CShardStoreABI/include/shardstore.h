@@ -25,7 +25,8 @@
  *   of a code changes. A struct that starts with struct_size only grows, at its end, and the
  *   library reads what the caller's struct_size covers: a caller built against an earlier version
  *   keeps working. Check shardstore_abi_version() >= SHARDSTORE_ABI_VERSION after loading.
- *   Version 2 added cache_dir and cache_limit to shardstore_open_options.
+ *   Version 2 added cache_dir and cache_limit to shardstore_open_options; version 3 added
+ *   shardstore_get_into.
  */
 #ifndef SHARDSTORE_H
 #define SHARDSTORE_H
@@ -37,7 +38,7 @@
 extern "C" {
 #endif
 
-#define SHARDSTORE_ABI_VERSION 2
+#define SHARDSTORE_ABI_VERSION 3
 
 /* Status codes. Stable: a code keeps its number and meaning in every ABI version. */
 typedef enum shardstore_status {
@@ -234,6 +235,23 @@ shardstore_status shardstore_get(const shardstore_dataset *dataset, int64_t posi
 shardstore_status shardstore_get_batch(const shardstore_dataset *dataset, const int64_t *positions,
                                        size_t count, shardstore_sample *samples,
                                        shardstore_lease **lease, char **error);
+
+/* Reads the sample at `position` as shardstore_get does, describing it in the caller's memory
+   instead of a lease's: members[0 ..< member_count] (sample->members points there), and the key
+   and the NUL-terminated extensions copied into text[0 ..< text_capacity]. These are the
+   caller's, valid as long as it keeps them; the member bytes are kept valid by a lease in *keeper.
+   When *keeper on entry is a lease (from this function, for this dataset) that already keeps this
+   sample's bytes (the preload, a shard's mapping: the same for many samples), it is left as it
+   is and nothing is allocated; otherwise a new lease that keeps them is stored in *keeper (the one
+   passed in stays the caller's to release). A sample without members leaves *keeper as it is.
+   When member_capacity or text_capacity is too small: SHARDSTORE_BUFFER_TOO_SMALL, *keeper left
+   as it is, and sample->member_count and sample->key_length say how many members and key bytes
+   the sample has (the text needs the key and each extension with its NUL).
+   Since ABI version 3. */
+shardstore_status shardstore_get_into(const shardstore_dataset *dataset, int64_t position,
+                                      shardstore_sample *sample, shardstore_member *members,
+                                      size_t member_capacity, char *text, size_t text_capacity,
+                                      shardstore_lease **keeper, char **error);
 
 /* Releases a lease: the pointers of the samples it covered become invalid. NULL is ignored. */
 void shardstore_lease_release(shardstore_lease *lease);
