@@ -929,6 +929,27 @@ static PyObject *dataset_read_leased(DatasetObject *self, int64_t position) {
     return dict;
 }
 
+/* How much of each member ds[i] asks the CPU to bring into cache (a hint: it never faults, and
+   costs one instruction per 64 bytes). The caller reads the bytes next (decodes them, hashes
+   them), but only after the interpreter has built the sample dict and run its own code, a
+   microsecond or so: long enough for the first lines to arrive from memory, where a random
+   sample's bytes are, before they are touched. Measured with tools/bench-python.py random over
+   600,000 samples of S (preload): 204k -> 213k samples/s with 1 KiB; 4 KiB gained less, and the
+   whole member nothing (more lines than the CPU fetches at once). */
+#define PREFETCH_BYTES 1024
+
+static void prefetch_members(const shardstore_sample *sample) {
+#if defined(__GNUC__) || defined(__clang__)
+    for (size_t i = 0; i < sample->member_count; i++) {
+        const char *data = (const char *)sample->members[i].data;
+        uint64_t length = sample->members[i].length < PREFETCH_BYTES ? sample->members[i].length : PREFETCH_BYTES;
+        for (uint64_t offset = 0; offset < length; offset += 64) __builtin_prefetch(data + offset, 0, 3);
+    }
+#else
+    (void)sample;
+#endif
+}
+
 /* Room shardstore_get_into describes a sample in; a larger sample is read by dataset_read_leased. */
 #define READ_MEMBERS 32
 #define READ_TEXT 2048
@@ -960,6 +981,7 @@ static PyObject *dataset_read(DatasetObject *self, int64_t position) {
         raise_status(status, error);
         return NULL;
     }
+    prefetch_members(&sample);
     int reused = kept != NULL && lease == kept->lease;
     if (!reused && lease != NULL) {
         /* A new keeper: it becomes the dataset's (unless closed meanwhile). */
