@@ -290,9 +290,9 @@ public func shardstoreGetInto(
             try LeaseHandle.describe(
                 view, members: members, memberCapacity: memberCapacity, text: UnsafeMutableRawPointer(text),
                 textCapacity: textCapacity, into: sample)
-            kept = owner
+            // No members: nothing to keep (a source may still name its storage).
+            if view.count > 0 { kept = owner }
         }
-        // No members: nothing to keep.
         guard let kept else { return }
         if let current = out.pointee, LeaseHandle.keepsOnly(current, kept) { return }
         out.pointee = OpaquePointer(Unmanaged.passRetained(LeaseHandle.make((kept, nil))).toOpaque())

@@ -77,15 +77,24 @@ final class LeaseHandle {
     /// Describes `view` in `sample` in the caller's memory (`shardstore_get_into`): its members
     /// in `members[0 ..< memberCapacity]`, its key and extensions in `text[0 ..< textCapacity]`.
     ///
-    /// - Throws: ``DatasetError`` (`.bufferTooSmall`) when either is too small, with
-    ///   `sample.member_count` and `sample.key_length` set to what the sample has.
+    /// A NULL array with a capacity of 0 is room for nothing.
+    ///
+    /// - Throws: ``DatasetError`` (`.invalidArgument`) for a NULL array with a capacity;
+    ///   (`.bufferTooSmall`) when either is too small, with `sample.member_count` and
+    ///   `sample.key_length` set to what the sample has.
     /// - Complexity: O(members + key and extension bytes).
     static func describe(
         _ view: SampleView, members: UnsafeMutablePointer<shardstore_member>?, memberCapacity: Int,
         text: UnsafeMutableRawPointer?, textCapacity: Int, into sample: UnsafeMutablePointer<shardstore_sample>
     ) throws {
+        if members == nil, memberCapacity != 0 {
+            throw DatasetError(.invalidArgument, "members is NULL but member_capacity is \(memberCapacity)")
+        }
+        if text == nil, textCapacity != 0 {
+            throw DatasetError(.invalidArgument, "text is NULL but text_capacity is \(textCapacity)")
+        }
         let needed = textBytes(view)
-        guard view.count <= memberCapacity, needed <= textCapacity, let members, let text else {
+        guard view.count <= memberCapacity, needed <= textCapacity, let text else {
             sample.pointee = shardstore_sample(
                 key: nil, key_length: view.keyBytes.count, position: Int64(view.position), index: Int64(view.index),
                 members: nil, member_count: view.count)
@@ -105,9 +114,10 @@ final class LeaseHandle {
     }
 
     /// Writes `view`'s members to `members` and its key and extensions to `text` (room checked
-    /// by the caller), and the sample to `sample`.
+    /// by the caller; `members` is nil only for a sample without members), and the sample to
+    /// `sample`.
     private static func fill(
-        _ view: SampleView, members table: UnsafeMutablePointer<shardstore_member>, text: UnsafeMutableRawPointer,
+        _ view: SampleView, members table: UnsafeMutablePointer<shardstore_member>?, text: UnsafeMutableRawPointer,
         into sample: UnsafeMutablePointer<shardstore_sample>
     ) {
         let count = view.count
@@ -126,7 +136,7 @@ final class LeaseHandle {
                 at.storeBytes(of: 0, toByteOffset: utf8.count, as: UInt8.self)
                 return utf8.count
             }
-            (table + i).initialize(
+            (table! + i).initialize(
                 to: shardstore_member(
                     ext: UnsafePointer(at.assumingMemoryBound(to: CChar.self)), ext_length: length,
                     data: member.bytes.isEmpty ? nil : member.bytes.baseAddress, length: UInt64(member.bytes.count)))

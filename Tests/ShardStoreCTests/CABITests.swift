@@ -425,6 +425,22 @@ import Testing
         #expect(copy(sample).key == expected.key && copy(sample).members == expected.members)
         shardstore_lease_release(keeper)
         #expect(
+            outcome { shardstore_get_into(dataset, 5, &sample, nil, 3, &text, 512, &keeper, $0) }
+                == Outcome(status: SHARDSTORE_INVALID_ARGUMENT, message: "members is NULL but member_capacity is 3"))
+        #expect(
+            outcome { shardstore_get_into(dataset, 5, &sample, &members, 16, nil, 7, &keeper, $0) }
+                == Outcome(status: SHARDSTORE_INVALID_ARGUMENT, message: "text is NULL but text_capacity is 7"))
+        // NULL with no room: room for nothing, which a sample without members needs.
+        #expect(
+            outcome { shardstore_get_into(dataset, 5, &sample, nil, 0, &text, 512, &keeper, $0) }.status
+                == SHARDSTORE_BUFFER_TOO_SMALL)
+        let (segments, _) = open(fixture.index, OpenOptions(extensions: ["seg.png"]))
+        defer { shardstore_close(segments) }
+        keeper = nil
+        #expect(outcome { shardstore_get_into(segments, 5, &sample, nil, 0, &text, 512, &keeper, $0) } == .ok)
+        #expect(sample.member_count == 0 && sample.members == nil && keeper == nil)
+        #expect(copy(sample).key == expected.key)
+        #expect(
             outcome { shardstore_get_into(dataset, 5, &sample, &members, 16, &text, 512, nil, $0) }
                 == Outcome(
                     status: SHARDSTORE_INVALID_ARGUMENT, message: "keeper is NULL; pass where to store the result"))

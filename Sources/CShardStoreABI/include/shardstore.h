@@ -246,7 +246,8 @@ shardstore_status shardstore_get_batch(const shardstore_dataset *dataset, const 
    passed in stays the caller's to release). A sample without members leaves *keeper as it is.
    When member_capacity or text_capacity is too small: SHARDSTORE_BUFFER_TOO_SMALL, *keeper left
    as it is, and sample->member_count and sample->key_length say how many members and key bytes
-   the sample has (the text needs the key and each extension with its NUL).
+   the sample has (the text needs the key and each extension with its NUL). A NULL array with a
+   capacity of 0 is room for nothing; with another capacity, SHARDSTORE_INVALID_ARGUMENT.
    Since ABI version 3. */
 shardstore_status shardstore_get_into(const shardstore_dataset *dataset, int64_t position,
                                       shardstore_sample *sample, shardstore_member *members,
