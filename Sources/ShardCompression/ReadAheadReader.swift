@@ -10,10 +10,12 @@ import ShardIO
 /// next ones are being decompressed, so a sequential pass costs about the larger of the two, not
 /// their sum.
 ///
-/// Reads go forward: a read may start anywhere in the chunks still held (the one the last read
-/// ended in, and those after it) or ahead of them (the chunks in between are skipped); a read
+/// Reads go forward: a read may start anywhere in the chunks still held (from the one the last
+/// read started in on) or ahead of them (the chunks in between are skipped); a read
 /// before them throws `.behindWindow`. Memory is bounded: `depth` chunks of `chunkSize` bytes
-/// plus the codec's state, freed with the reader.
+/// plus the codec's state, freed with the reader. A zstd shard's chunks grow to hold its first
+/// frame's window and a block (for windows up to 8 MiB), so that its frames decode in place,
+/// with no window of the codec's own (``ZstdDecoder/decodeInPlace(chunkSize:)``).
 ///
 /// The thread is a POSIX thread (never Dispatch, for the reason `ParallelLoop` gives); it ends
 /// at the end of the data, at the first error, or when the reader is deinitialized (which waits
@@ -84,7 +86,7 @@ public final class ReadAheadReader: @unchecked Sendable {
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
         var done = 0
         while done < buffer.count {
-            guard let chunk = try state.chunk(holding: offset + Int64(done)) else { break }
+            guard let chunk = try state.chunk(holding: offset + Int64(done), readFrom: offset) else { break }
             let from = Int(offset + Int64(done) - chunk.start)
             let n = min(buffer.count - done, chunk.count - from)
             (buffer.baseAddress! + done).copyMemory(from: chunk.bytes.baseAddress! + from, byteCount: n)
@@ -105,53 +107,54 @@ public final class ReadAheadReader: @unchecked Sendable {
         private let monitor = Monitor()
         private let decoder: any ShardDecoder
         private let chunkSize: Int
+        private let depth: Int
         /// Chunks not holding data, for the thread to fill.
-        private var free: [UnsafeMutableRawBufferPointer]
+        private var free: [UnsafeMutableRawBufferPointer] = []
         /// Chunks holding data, in order; the reader drops those behind its reads.
         private var filled: [Chunk] = []
-        private var all: [UnsafeMutableRawBufferPointer]
+        /// Every chunk, allocated by the thread when it starts.
+        private var all: [UnsafeMutableRawBufferPointer] = []
         /// The uncompressed offset of the next chunk's first byte.
         private var produced: Int64 = 0
         private var ended = false
         private var failure: DecompressionError?
         private var stopped = false
+        /// Whether the thread waits for a chunk to fill.
+        private var starved = false
 
         init(decoder: any ShardDecoder, chunkSize: Int, depth: Int) {
             self.decoder = decoder
             self.chunkSize = chunkSize
-            all = (0..<depth).map { _ in .allocate(byteCount: chunkSize, alignment: 64) }
-            free = all
+            self.depth = depth
         }
 
         deinit { for b in all { b.deallocate() } }
 
         /// The thread's loop: fills free chunks in order until the data ends, an error, or stop.
         func produce() {
+            // zstd decodes in place when a chunk holds the frame's window and a block: the chunks
+            // grow to that for windows up to 8 MiB (zstd -19's; -3's is 2 MiB).
+            let size = (decoder as? ZstdDecoder)?.decodeInPlace(chunkSize: chunkSize) ?? chunkSize
+            monitor.withLock {
+                all = (0..<depth).map { _ in .allocate(byteCount: size, alignment: 64) }
+                free = all
+            }
             while true {
                 let next: UnsafeMutableRawBufferPointer? = monitor.withLock {
-                    while !stopped && free.isEmpty { monitor.wait() }
+                    while !stopped && free.isEmpty {
+                        starved = true
+                        monitor.broadcast()
+                        monitor.wait()
+                    }
+                    starved = false
                     return stopped ? nil : free.removeLast()
                 }
                 guard let bytes = next else { return }
-                var count = 0
-                var end = false
-                do {
-                    while count < bytes.count {
-                        let n = try decoder.produce(into: UnsafeMutableRawBufferPointer(rebasing: bytes[count...]))
-                        if n == 0 {
-                            end = true
-                            break
-                        }
-                        count += n
-                    }
-                } catch {
-                    monitor.withLock {
-                        failure = error
-                        free.append(bytes)
-                        monitor.broadcast()
-                    }
-                    return
-                }
+                // A chunk stays unchanged until the next one is full (the reader may give it back
+                // meanwhile, but only this thread refills chunks), so the decoder may refer to it
+                // while it fills the next: zstd decodes in place. What came before a failure is
+                // handed out first, so the read that reaches the failure is the one that throws.
+                let (count, end, error) = decoder.produceChunk(into: bytes)
                 let finished: Bool = monitor.withLock {
                     if count > 0 {
                         filled.append(Chunk(bytes: bytes, start: produced, count: count))
@@ -159,9 +162,10 @@ public final class ReadAheadReader: @unchecked Sendable {
                     } else {
                         free.append(bytes)
                     }
+                    failure = error
                     ended = end
                     monitor.broadcast()
-                    return end || stopped
+                    return end || error != nil || stopped
                 }
                 if finished { return }
             }
@@ -175,28 +179,39 @@ public final class ReadAheadReader: @unchecked Sendable {
             }
         }
 
-        /// The chunk holding uncompressed byte `position`, after dropping the chunks wholly
-        /// before it; nil at the end of the data. The chunk stays valid until the next call.
-        func chunk(holding position: Int64) throws -> Chunk? {
+        /// The chunk holding uncompressed byte `position`, for a read that starts at `start`
+        /// (at or before it); nil at the end of the data. The chunk stays valid until the next call.
+        ///
+        /// Chunks wholly before `start` are given back to the thread; the chunks from `start` on
+        /// stay, so that the next read may start anywhere in this one (a sequential pass reads a
+        /// window ahead, then the sample that straddled its end). When the thread waits for a
+        /// chunk to fill and `position` lies ahead of what it made, the chunks wholly before
+        /// `position` are given back too.
+        func chunk(holding position: Int64, readFrom start: Int64) throws -> Chunk? {
             try monitor.withLock { () throws -> Chunk? in
                 while true {
                     var dropped = false
-                    while let first = filled.first, first.start + Int64(first.count) <= position {
+                    while let first = filled.first, first.start + Int64(first.count) <= start {
                         free.append(filled.removeFirst().bytes)
                         dropped = true
                     }
                     if dropped { monitor.broadcast() }
-                    if let first = filled.first {
-                        guard position >= first.start else {
-                            throw decoder.input.error(.behindWindow(offset: position, windowStart: first.start))
-                        }
-                        return first
+                    if let first = filled.first, position < first.start {
+                        throw decoder.input.error(.behindWindow(offset: position, windowStart: first.start))
                     }
-                    if position < produced {
+                    if let held = filled.first(where: { position < $0.start + Int64($0.count) }) { return held }
+                    if filled.isEmpty && position < produced {
                         throw decoder.input.error(.behindWindow(offset: position, windowStart: produced))
                     }
                     if let failure { throw failure }
                     if ended { return nil }
+                    if starved && free.isEmpty {
+                        // Every chunk is held and lies before `position`: give them back.
+                        while let first = filled.first, first.start + Int64(first.count) <= position {
+                            free.append(filled.removeFirst().bytes)
+                        }
+                        monitor.broadcast()
+                    }
                     monitor.wait()
                 }
             }

@@ -250,7 +250,7 @@ final class ForwardStream: @unchecked Sendable {
     private func makeReader() throws(DecompressionError) -> Reader {
         // Smaller buffers than an ingest's: a pass may hold a few streams.
         readsAhead
-            ? .ahead(try ReadAheadReader(source: source, format: shard.format, chunkSize: 2 << 20, depth: 4))
+            ? .ahead(try ReadAheadReader(source: source, format: shard.format, chunkSize: 2 << 20, depth: 3))
             : .inline(try DecompressingReader(source: source, format: shard.format, bufferSize: 1 << 20))
     }
 

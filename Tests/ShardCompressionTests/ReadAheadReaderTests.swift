@@ -50,9 +50,10 @@ struct ReadAheadReaderTests {
 
     @Test("reads that skip ahead, re-read within the chunk still held, and go behind it")
     func skipsAndBehind() throws {
-        let path = try fixture.compressed(original, "zstd -c -q", name: "b.zst")
+        // gzip: chunks of exactly 64 KiB (zstd's grow to hold its window).
+        let path = try fixture.compressed(original, "gzip -c -6", name: "b.gz")
         let reader = try ReadAheadReader(
-            file: try ReadOnlyFile(path: path), format: .zstd, chunkSize: 64 << 10, depth: 3)
+            file: try ReadOnlyFile(path: path), format: .gzip, chunkSize: 64 << 10, depth: 3)
         #expect(try read(reader, at: 10, count: 100) == Array(original[10..<110]))
         // Ahead by several chunks: the ones between are dropped.
         let far = 700_000
@@ -69,6 +70,106 @@ struct ReadAheadReaderTests {
         }
         // The last bytes, then fewer than asked.
         #expect(try read(reader, at: original.count - 3, count: 10) == Array(original.suffix(3)))
+    }
+
+    @Test(
+        "the next read may start anywhere in the last one, across a chunk's end (a pass's window, then the sample that straddled it)"
+    )
+    func readsAgainFromTheLastStart() throws {
+        let path = try fixture.compressed(original, "gzip -c -6", name: "w.gz")
+        for depth in [2, 3] {
+            let reader = try ReadAheadReader(
+                file: try ReadOnlyFile(path: path), format: .gzip, chunkSize: 64 << 10, depth: depth)
+            // Chunk 0 ends at 65,536: this read starts in it and ends in chunk 1.
+            #expect(try read(reader, at: 60_000, count: 10_000) == Array(original[60_000..<70_000]))
+            #expect(try read(reader, at: 65_000, count: 10_000) == Array(original[65_000..<75_000]))
+            #expect(try read(reader, at: 60_500, count: 100) == Array(original[60_500..<60_600]))
+            // A read that starts in chunk 1 gives chunk 0 back.
+            #expect(try read(reader, at: 66_000, count: 100) == Array(original[66_000..<66_100]))
+            #expect {
+                _ = try read(reader, at: 65_000, count: 10)
+            } throws: { error in
+                guard let e = error as? DecompressionError, case .behindWindow(let offset, _) = e.kind else {
+                    return false
+                }
+                return offset == 65_000
+            }
+            // A read over more chunks than the reader holds still goes through.
+            let long = 400_000
+            #expect(try read(reader, at: 70_000, count: long) == Array(original[70_000..<(70_000 + long)]))
+        }
+    }
+
+    /// Text whose back-references reach far: 48 KiB of random words, then that text again and
+    /// again with a few bytes changed, so matches span up to a 64 KiB window and cross chunk ends.
+    private static func farReaching(_ count: Int) -> [UInt8] {
+        let base = CompressionFixture.data(48 << 10, seed: 5)
+        var rng = SplitMix64(seed: 9)
+        var out: [UInt8] = []
+        while out.count < count {
+            var copy = base
+            for _ in 0..<8 { copy[Int(rng.next(below: UInt64(copy.count)))] = UInt8(truncatingIfNeeded: rng.next()) }
+            out += copy
+        }
+        return Array(out.prefix(count))
+    }
+
+    @Test(
+        "zstd decodes in place into chunks that hold its window, and streams windows over 8 MiB",
+        arguments: [
+            // 64 KiB window: chunks of 192 KiB, references across every chunk's end.
+            "zstd -c -q --zstd=wlog=16",
+            // 2 MiB window (zstd -3's): one chunk holds the data.
+            "zstd -c -q -3",
+            // 16 MiB window: over 8 MiB, decoded by ZSTD_decompressStream into 64 KiB chunks.
+            "zstd -c -q --zstd=wlog=24",
+        ])
+    func inPlace(command: String) throws {
+        let data = Self.farReaching(3_000_000)
+        let path = try fixture.compressed(data, command, name: "p.zst")
+        for depth in [2, 3] {
+            let reader = try ReadAheadReader(
+                file: try ReadOnlyFile(path: path), format: .zstd, chunkSize: 64 << 10, depth: depth)
+            var out: [UInt8] = []
+            while true {
+                let got = try read(reader, at: out.count, count: 100_003)
+                if got.isEmpty { break }
+                out += got
+            }
+            #expect(out.count == data.count)
+            #expect(out == data, "\(command), depth \(depth)")
+        }
+    }
+
+    @Test("zstd in place: frames of odd sizes and different windows, skippable frames, one after another")
+    func inPlaceFrames() throws {
+        // The first frame's 64 KiB window sizes the chunks (192 KiB): frames of that window are
+        // decoded in place from wherever the last one ended (a chunk's end then falls short of a
+        // block's room), the 2 MiB and 16 MiB ones stream.
+        let frames = [
+            (700_000, "zstd -c -q --zstd=wlog=16"), (5000, "zstd -c -q --zstd=wlog=16"), (300_000, "zstd -c -q"),
+            (900_001, "zstd -c -q --zstd=wlog=16"), (200_000, "zstd -c -q --zstd=wlog=24"),
+            (333_333, "zstd -c -q --zstd=wlog=15"),
+        ]
+        let pieces = frames.enumerated().map { i, frame in Array(Self.farReaching(frame.0 + i).reversed()) }
+        var file: [UInt8] = []
+        let skippable: [UInt8] = [0x5a, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3]
+        for (i, (piece, command)) in zip(pieces, frames.map(\.1)).enumerated() {
+            // Skippable frames between data frames (the first frame's header sizes the chunks).
+            if i > 0 { file += skippable }
+            file += try CompressionFixture.read(try fixture.compressed(piece, command, name: "f.zst"))
+        }
+        let path = try fixture.file(file, name: "frames.zst")
+        let reader = try ReadAheadReader(
+            file: try ReadOnlyFile(path: path), format: .zstd, chunkSize: 64 << 10, depth: 2)
+        let all = pieces.flatMap { $0 }
+        var out: [UInt8] = []
+        while true {
+            let got = try read(reader, at: out.count, count: 65_521)
+            if got.isEmpty { break }
+            out += got
+        }
+        #expect(out == all)
     }
 
     @Test("damaged and truncated data: the read that reaches it throws the decompressor's error")
