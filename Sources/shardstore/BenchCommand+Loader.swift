@@ -81,7 +81,7 @@ extension BenchCommand {
         // Each batch is hashed on its reader thread; the consumer joins the hashes in order.
         let hashes = BatchHashes()
         options.map = { batch in
-            var part = Checksummer.Result(crc: 0, bytes: 0)
+            var part = Checksummer.Result()
             Checksummer.add(batch, to: &part)
             hashes.put(part, for: batch)
             return batch
@@ -92,15 +92,14 @@ extension BenchCommand {
 
         let started = clock.now
         try loader.setEpoch(epoch ?? 0)
-        var result = Checksummer.Result(crc: 0, bytes: 0)
+        var result = Checksummer.Result()
         var batches = 0
         var samples = 0
         var firstBatchSeconds: Double?
         while let batch = try loader.next() {
             if firstBatchSeconds == nil { firstBatchSeconds = (clock.now - started).seconds }
             let part = hashes.take(for: batch)
-            result.crc = Zlib.crc32Combine(result.crc, part.crc, length2: part.bytes)
-            result.bytes += part.bytes
+            result = result.joined(part)
             batches += 1
             samples += batch.count
         }
@@ -190,6 +189,6 @@ final class BatchHashes: Sendable {
     /// The checksum of `batch` (a map put it there before the loader returned the batch).
     func take(for batch: CollatedBatch) -> Checksummer.Result {
         parts.withLock { $0.removeValue(forKey: ObjectIdentifier(batch.positions)) }
-            ?? Checksummer.Result(crc: 0, bytes: 0)
+            ?? Checksummer.Result()
     }
 }

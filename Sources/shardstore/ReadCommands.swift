@@ -107,8 +107,11 @@ extension JSONObject {
     mutating func add(_ result: Checksummer.Result, peakRSS: Double, headerCheck: Bool) {
         add("bytes", int: result.bytes)
         add("peak_rss_mb", Format.fixed(peakRSS, 1))
-        add("touch", string: "crc32")
-        add("checksum", int: Int64(result.crc))
+        add("touch", string: result.touch.rawValue)
+        switch result.touch {
+        case .crc32: add("checksum", int: Int64(result.crc))
+        case .pages: add("checksum", "\(result.pageSum)")
+        }
         add("header_check", bool: headerCheck)
     }
 }
@@ -186,7 +189,7 @@ struct BenchCommand: ParsableCommand {
         abstract:
             "Time reads through a dataset: random samples, a sequential pass or a loader epoch; crc32 over the bytes.",
         discussion: """
-            Reads every member of each sample visited and runs zlib's crc32 over all of its bytes, chained in visit order (members in archive order), as the peer readers ShardStore is measured against do (webdataset, wids, ratarmountcore, and a C pread/mmap loop over the tars), so the work and the checksum are the same; tools/bench in a ShardStore checkout runs them side by side. Opening the dataset (building the location table and, for memory, the preload) is timed apart from the reads.
+            Reads every member of each sample visited and runs zlib's crc32 over all of its bytes, chained in visit order (members in archive order), as the peer readers ShardStore is measured against do (webdataset, wids, ratarmountcore, and a C pread/mmap loop over the tars), so the work and the checksum are the same; tools/bench in a ShardStore checkout runs them side by side. Opening the dataset (building the location table and, for memory, the preload) is timed apart from the reads. --touch pages sums the bytes at offsets 0, 4096, 8192, ... of each member instead (as the C loop's `none` touch over mmap does, so their checksums agree): the reads without the hashing, to compare with tools that do no work per byte, such as `zstd -dc > /dev/null`.
 
             Pick the samples with one of:
               --random K [--seed N]   K positions drawn with SplitMix64 from seed N
@@ -270,6 +273,12 @@ struct BenchCommand: ParsableCommand {
             valueName: "mode"))
     var collate: CollateMode?
 
+    @Option(
+        help: ArgumentHelp(
+            "What each member's bytes go through: crc32 (zlib's crc32 over every byte, chained; the default) or pages (the sum of the bytes at offsets 0, 4096, 8192, ... of each member: the reads without the hashing). Not with --loader.",
+            valueName: "touch"))
+    var touch: Touch = .crc32
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -291,6 +300,11 @@ struct BenchCommand: ParsableCommand {
         if let random, random > Self.maxRandom {
             throw ValidationError(
                 "Please give --random at most \(Self.maxRandom) (the positions are drawn up front, 8 bytes each), got \(random); run bench several times for more."
+            )
+        }
+        if loader, touch != .crc32 {
+            throw ValidationError(
+                "--touch \(touch.rawValue) applies to --random, --indices and --sequential; --loader hashes with crc32."
             )
         }
         if let threads, threads < 1 { throw ValidationError("--threads needs a positive count, got \(threads).") }
@@ -321,7 +335,8 @@ struct BenchCommand: ParsableCommand {
             let threads = self.threads ?? 1
             let started = clock.now
             let inFlight = self.inFlight ?? 1
-            let result = try Checksummer.run(dataset, positions: positions, threads: threads, inFlight: inFlight)
+            let result = try Checksummer.run(
+                dataset, positions: positions, threads: threads, inFlight: inFlight, touch: touch)
             let runSeconds = max((clock.now - started).seconds, 1e-9)
             let samples = positions?.count ?? dataset.count
             let rss = peakRSSMebibytes()
@@ -364,7 +379,10 @@ struct BenchCommand: ParsableCommand {
     /// The lines every mode's text ends with: peak RSS, the checksum, and headers not checked.
     static func printChecksum(_ result: Checksummer.Result, peakRSS: Double, _ dataset: Dataset) {
         Terminal.line("peak RSS   \(Format.fixed(peakRSS, 1)) MiB")
-        Terminal.line("checksum   \(result.crc) (crc32)")
+        switch result.touch {
+        case .crc32: Terminal.line("checksum   \(result.crc) (crc32)")
+        case .pages: Terminal.line("checksum   \(result.pageSum) (page sum)")
+        }
         if !dataset.verifiesHeaders { Terminal.line("headers    not checked (--no-header-check)") }
     }
 
@@ -419,22 +437,44 @@ enum IndicesFile {
     }
 }
 
-/// Reads samples and chains zlib's crc32 over their members' bytes.
+/// What `bench` does with each member's bytes.
+enum Touch: String, ExpressibleByArgument, CaseIterable {
+    /// zlib's crc32 over every byte, chained in visit order: the peers' work and checksum.
+    case crc32
+    /// The sum of the bytes at offsets 0, 4096, 8192, ... of each member (as a 64-bit integer
+    /// that wraps): every page of every member is reached, and nothing is hashed. The C loop's
+    /// `none` over mmap sums the same bytes, so the checksums agree.
+    case pages
+}
+
+/// Reads samples and chains zlib's crc32 over their members' bytes (or sums a byte a page).
 enum Checksummer {
     struct Result {
-        var crc: UInt32
-        var bytes: Int64
+        var crc: UInt32 = 0
+        var bytes: Int64 = 0
+        var touch: Touch = .crc32
+        var pageSum: UInt64 = 0
+
+        /// This result followed by `next` (read after it).
+        func joined(_ next: Result) -> Result {
+            Result(
+                crc: Zlib.crc32Combine(crc, next.crc, length2: next.bytes), bytes: bytes + next.bytes, touch: touch,
+                pageSum: pageSum &+ next.pageSum)
+        }
     }
 
     /// Reads `positions` (every sample in storage order when nil) with `threads` threads, as many
     /// as asked whatever the processor count (POSIX threads: with remote shards, each keeps a
     /// request in flight; Dispatch would run about one per processor). Each thread checksums a
-    /// contiguous part; the parts are joined with `crc32_combine`, so the result equals one
-    /// thread's. With `inFlight` above 1, each thread sends the range requests of that many remote
-    /// samples at once (``Dataset/withSamples(at:requestsInFlight:_:)``).
-    static func run(_ dataset: Dataset, positions: [Int]?, threads: Int, inFlight: Int = 1) throws -> Result {
+    /// contiguous part; the parts are joined with `crc32_combine` (or added, for `.pages`), so the
+    /// result equals one thread's. With `inFlight` above 1, each thread sends the range requests of
+    /// that many remote samples at once (``Dataset/withSamples(at:requestsInFlight:_:)``).
+    static func run(
+        _ dataset: Dataset, positions: [Int]?, threads: Int, inFlight: Int = 1, touch: Touch = .crc32
+    ) throws -> Result {
+        let empty = Result(touch: touch)
         if threads == 1 {
-            var result = Result(crc: 0, bytes: 0)
+            var result = empty
             if let positions {
                 try dataset.withSamples(at: positions, requestsInFlight: inFlight) { add($0, to: &result) }
             } else {
@@ -447,7 +487,7 @@ enum Checksummer {
         let results = Mutex([Result?](repeating: nil, count: threads))
         let failure = Mutex<(any Error)?>(nil)
         ParallelLoop.run(iterations: threads, width: threads) { t in
-            var part = Result(crc: 0, bytes: 0)
+            var part = empty
             do {
                 try dataset.withSamples(at: parts[t].lazy.map { order[$0] }, requestsInFlight: inFlight) {
                     add($0, to: &part)
@@ -458,19 +498,21 @@ enum Checksummer {
             }
         }
         if let error = failure.withLock({ $0 }) { throw error }
-        return results.withLock { parts in
-            parts.reduce(Result(crc: 0, bytes: 0)) { acc, part in
-                let p = part!
-                return Result(crc: Zlib.crc32Combine(acc.crc, p.crc, length2: p.bytes), bytes: acc.bytes + p.bytes)
-            }
-        }
+        return results.withLock { parts in parts.reduce(empty) { $0.joined($1!) } }
     }
 
     @inline(__always)
     static func add(_ view: SampleView, to result: inout Result) {
         for member in view {
             result.bytes += Int64(member.bytes.count)
-            result.crc = Zlib.crc32(result.crc, member.bytes)
+            switch result.touch {
+            case .crc32:
+                result.crc = Zlib.crc32(result.crc, member.bytes)
+            case .pages:
+                var sum = result.pageSum
+                for i in stride(from: 0, to: member.bytes.count, by: 4096) { sum &+= UInt64(member.bytes[i]) }
+                result.pageSum = sum
+            }
         }
     }
 }

@@ -91,6 +91,68 @@ struct ReadCLITests {
         #expect(try checksum(["--random", "40", "--seed", "4"]) != a)
     }
 
+    @Test(
+        "bench --touch pages: the sum of the bytes at every 4,096th offset of each member, for every mode, strategy and thread count"
+    )
+    func benchPages() throws {
+        let w = try Workspace()
+        try w.ingestAll()
+        let samples = w.allSamples
+        func pageSum(_ positions: [Int]) -> (sum: UInt64, bytes: Int) {
+            var sum: UInt64 = 0
+            var bytes = 0
+            for p in positions {
+                for m in samples[p].members {
+                    for i in stride(from: 0, to: m.data.count, by: 4096) { sum &+= UInt64(m.data[i]) }
+                    bytes += m.data.count
+                }
+            }
+            return (sum, bytes)
+        }
+        let every = pageSum(Array(samples.indices))
+        #expect(every.sum > 0)
+        for strategy in ["mmap", "pread", "memory"] {
+            let r = try expectRun(
+                ["bench", "index.sqlite", "--sequential", "--strategy", strategy, "--touch", "pages", "--json"],
+                in: w.path, stderr: "")
+            let o = try jsonObject(r.stdoutText)
+            #expect(o["touch"] as? String == "pages")
+            #expect((o["checksum"] as? NSNumber)?.uint64Value == every.sum, "\(strategy)")
+            #expect(int(o["bytes"]) == every.bytes)
+        }
+        let picks = [5, 0, 11, 5, 7, 2, 9, 9, 1]
+        var file: [UInt8] = []
+        for p in picks { withUnsafeBytes(of: Int64(p).littleEndian) { file += $0 } }
+        try Data(file).write(to: URL(fileURLWithPath: w.path + "/picks.bin"))
+        for threads in ["1", "3"] {
+            let o = try jsonObject(
+                try expectRun(
+                    [
+                        "bench", "index.sqlite", "--indices", "picks.bin", "--threads", threads, "--touch", "pages",
+                        "--json",
+                    ],
+                    in: w.path, stderr: ""
+                ).stdoutText)
+            #expect((o["checksum"] as? NSNumber)?.uint64Value == pageSum(picks).sum, "threads \(threads)")
+        }
+        let text = lines(
+            try expectRun(["bench", "index.sqlite", "--sequential", "--touch", "pages"], in: w.path, stderr: "")
+                .stdoutText)
+        #expect(text.last == "checksum   \(every.sum) (page sum)")
+        // crc32 stays the default, and the JSON says so.
+        let crc = try jsonObject(
+            try expectRun(["bench", "index.sqlite", "--sequential", "--json"], in: w.path).stdoutText)
+        #expect(crc["touch"] as? String == "crc32")
+        let loader = try expectRun(
+            ["bench", "index.sqlite", "--loader", "--batch-size", "4", "--touch", "pages"], in: w.path, status: 64,
+            stdout: "")
+        #expect(
+            loader.stderrText.hasPrefix(
+                "Error: --touch pages applies to --random, --indices and --sequential; --loader hashes with crc32.\n"))
+        let bad = try expectRun(["bench", "index.sqlite", "--sequential", "--touch", "md5"], in: w.path, status: 64)
+        #expect(bad.stderrText.contains("--touch"))
+    }
+
     @Test("bench: text output, and errors for bad arguments and files")
     func benchErrors() throws {
         let w = try Workspace()
