@@ -119,8 +119,11 @@ public final class ReadAheadReader: @unchecked Sendable {
         private var ended = false
         private var failure: DecompressionError?
         private var stopped = false
-        /// Whether the thread waits for a chunk to fill.
+        /// Whether the thread waits for a chunk it may fill.
         private var starved = false
+        /// The chunk the thread filled last: never the next one it fills, even when the reader has
+        /// given it back, since zstd's in-place decoding refers to it while it fills the next.
+        private var lastFilled: UnsafeMutableRawPointer?
 
         init(decoder: any ShardDecoder, chunkSize: Int, depth: Int) {
             self.decoder = decoder
@@ -141,13 +144,17 @@ public final class ReadAheadReader: @unchecked Sendable {
             }
             while true {
                 let next: UnsafeMutableRawBufferPointer? = monitor.withLock {
-                    while !stopped && free.isEmpty {
+                    while !stopped {
+                        if let i = free.firstIndex(where: { $0.baseAddress != lastFilled }) {
+                            starved = false
+                            return free.remove(at: i)
+                        }
                         starved = true
                         monitor.broadcast()
                         monitor.wait()
                     }
                     starved = false
-                    return stopped ? nil : free.removeLast()
+                    return nil
                 }
                 guard let bytes = next else { return }
                 // A chunk stays unchanged until the next one is full (the reader may give it back
@@ -159,6 +166,7 @@ public final class ReadAheadReader: @unchecked Sendable {
                     if count > 0 {
                         filled.append(Chunk(bytes: bytes, start: produced, count: count))
                         produced += Int64(count)
+                        lastFilled = bytes.baseAddress
                     } else {
                         free.append(bytes)
                     }
@@ -205,8 +213,9 @@ public final class ReadAheadReader: @unchecked Sendable {
                     }
                     if let failure { throw failure }
                     if ended { return nil }
-                    if starved && free.isEmpty {
-                        // Every chunk is held and lies before `position`: give them back.
+                    if starved && !free.contains(where: { $0.baseAddress != lastFilled }) {
+                        // Every chunk the thread may fill is held and lies before `position`:
+                        // give them back.
                         while let first = filled.first, first.start + Int64(first.count) <= position {
                             free.append(filled.removeFirst().bytes)
                         }

@@ -66,11 +66,14 @@ final class ZstdDecoder: ShardDecoder {
     /// full, filled through ``produceChunk(into:)`` only. Returns the chunk size to use: at least
     /// `chunkSize`, more when the first frame's window (up to ``inPlaceWindowMax``) needs it.
     ///
-    /// - Complexity: reads the first frame's header (at most 18 bytes).
+    /// - Complexity: reads the input's first chunk, for the first frame's header.
     func decodeInPlace(chunkSize: Int) -> Int {
         precondition(limit == nil && position == 0, "in-place decoding is for a forward pass, from its start")
         var size = chunkSize
         var header = ZSTD_frameHeader()
+        // The first chunk of input, which the decoding reads next anyway (a remote shard's header
+        // then costs no request of its own); a failure is left to the decoding to report.
+        _ = try? input.refill()
         if let bytes = try? input.peek(Int(ZSTD_FRAMEHEADERSIZE_MAX)),
             bytes.withUnsafeBytes({ ZSTD_getFrameHeader(&header, $0.baseAddress, $0.count) }) == 0,
             header.frameType == ZSTD_frame, header.windowSize <= UInt64(Self.inPlaceWindowMax)

@@ -141,6 +141,32 @@ struct ReadAheadReaderTests {
         }
     }
 
+    @Test(
+        "zstd in place, no frame checksum: reads longer than every chunk held and short reads get the exact bytes, at depth 2 and 3"
+    )
+    func inPlaceLongAndShortReads() throws {
+        // Long reads give every chunk back while the thread waits (and would hand it the chunk it
+        // filled last, the one its decoding refers to, if it did not skip that one).
+        let data = Self.farReaching(4_000_000)
+        // No content checksum: nothing but the bytes themselves shows a wrong one.
+        let path = try fixture.compressed(data, "zstd -c -q --no-check --zstd=wlog=16", name: "n.zst")
+        for depth in [2, 3] {
+            for size in [1_000_003, 65_537, 4096] {
+                let reader = try ReadAheadReader(
+                    file: try ReadOnlyFile(path: path), format: .zstd, chunkSize: 64 << 10, depth: depth)
+                var out: [UInt8] = []
+                out.reserveCapacity(data.count)
+                while true {
+                    let got = try read(reader, at: out.count, count: size)
+                    if got.isEmpty { break }
+                    out += got
+                }
+                #expect(out.count == data.count)
+                #expect(out == data, "depth \(depth), reads of \(size)")
+            }
+        }
+    }
+
     @Test("zstd in place: frames of odd sizes and different windows, skippable frames, one after another")
     func inPlaceFrames() throws {
         // The first frame's 64 KiB window sizes the chunks (192 KiB): frames of that window are
