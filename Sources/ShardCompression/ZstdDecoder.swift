@@ -30,7 +30,7 @@ final class ZstdDecoder: ShardDecoder {
     static let blockSizeMax = 128 << 10
     /// The most compressed bytes one buffer-less step takes: a block (at most its decoded size,
     /// 128 KiB, or zstd refuses it) or a frame header.
-    private static let stepMax = (128 << 10) + 64
+    private static let stepMax = blockSizeMax + 64
 
     private static let dataMagic: [UInt8] = [0x28, 0xb5, 0x2f, 0xfd]
     /// A frame start is recorded only this many compressed bytes after the last one recorded

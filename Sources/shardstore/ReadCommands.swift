@@ -108,10 +108,7 @@ extension JSONObject {
         add("bytes", int: result.bytes)
         add("peak_rss_mb", Format.fixed(peakRSS, 1))
         add("touch", string: result.touch.rawValue)
-        switch result.touch {
-        case .crc32: add("checksum", int: Int64(result.crc))
-        case .pages: add("checksum", "\(result.pageSum)")
-        }
+        add("checksum", "\(result.checksum)")
         add("header_check", bool: headerCheck)
     }
 }
@@ -379,10 +376,7 @@ struct BenchCommand: ParsableCommand {
     /// The lines every mode's text ends with: peak RSS, the checksum, and headers not checked.
     static func printChecksum(_ result: Checksummer.Result, peakRSS: Double, _ dataset: Dataset) {
         Terminal.line("peak RSS   \(Format.fixed(peakRSS, 1)) MiB")
-        switch result.touch {
-        case .crc32: Terminal.line("checksum   \(result.crc) (crc32)")
-        case .pages: Terminal.line("checksum   \(result.pageSum) (page sum)")
-        }
+        Terminal.line("checksum   \(result.checksum) (\(result.touch == .crc32 ? "crc32" : "page sum"))")
         if !dataset.verifiesHeaders { Terminal.line("headers    not checked (--no-header-check)") }
     }
 
@@ -454,6 +448,9 @@ enum Checksummer {
         var bytes: Int64 = 0
         var touch: Touch = .crc32
         var pageSum: UInt64 = 0
+
+        /// What `bench` prints: the crc32, or the page sum.
+        var checksum: UInt64 { touch == .crc32 ? UInt64(crc) : pageSum }
 
         /// This result followed by `next` (read after it).
         func joined(_ next: Result) -> Result {
